@@ -1,0 +1,10 @@
+module github.com/vigilhq/vigil
+
+go 1.26.0
+
+require (
+	github.com/patrickmn/go-cache v2.1.0+incompatible
+	go.uber.org/goleak v1.3.0
+)
+
+require github.com/stretchr/testify v1.12.1 // indirect

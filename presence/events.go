@@ -1,0 +1,81 @@
+package presence
+
+import (
+	"strconv"
+	"time"
+)
+
+// Transition says which way a client's presence changed.
+type Transition uint8
+
+// The transitions.
+const (
+	Online Transition = iota + 1
+	Offline
+)
+
+// String returns "online" or "offline".
+func (t Transition) String() string {
+	switch t {
+	case Online:
+		return "online"
+	case Offline:
+		return "offline"
+	}
+	return "transition(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Reason says why a session ended, and so why a client went offline.
+type Reason string
+
+// The reasons a session ends. Stores and transports may record others; these
+// are the ones vigil itself uses.
+const (
+	// ReasonConnect is the reason of every Online event.
+	ReasonConnect Reason = "connect"
+	// ReasonClosed: the client closed the session or left.
+	ReasonClosed Reason = "closed"
+	// ReasonTimeout: no beat arrived for TTL. Such a session goes at once,
+	// without Grace: it is already a TTL past its last beat.
+	ReasonTimeout Reason = "timeout"
+	// ReasonIdle: the client sent no application message for the idle
+	// timeout and the server closed the session.
+	ReasonIdle Reason = "idle"
+	// ReasonShutdown: the node shut down and closed its sessions.
+	ReasonShutdown Reason = "shutdown"
+	// ReasonNodeLost: the node that owned the session restarted (and
+	// cleared what it held before) or vanished.
+	ReasonNodeLost Reason = "node_lost"
+	// ReasonKicked: the application kicked the client or the session.
+	ReasonKicked Reason = "kicked"
+)
+
+// Event is one transition of one client. Exactly one Event is produced for
+// each change, across all nodes sharing a Store.
+type Event struct {
+	ClientID   string
+	Transition Transition
+	// Reason is ReasonConnect for Online, and for Offline the reason the
+	// client's last session ended.
+	Reason Reason
+	// Time is when the Store decided the transition, on the Store's clock.
+	Time time.Time
+	// LastSeen is the client's latest beat (for Online, Time).
+	LastSeen time.Time
+	// OnlineFor is how long the client was online; zero for Online.
+	OnlineFor time.Duration
+	// Node is the node that observed the transition and ran its hooks.
+	Node string
+	// SessionID is the session whose arrival or departure caused it.
+	SessionID string
+	// Seq numbers the client's transitions: it grows by one with each, so
+	// consumers can order events and drop duplicates. Online events have odd
+	// numbers for as long as the Store remembers the client.
+	Seq uint64
+}
+
+// ID returns a key that identifies the transition: the client ID and Seq.
+// Use it to de-duplicate deliveries.
+func (e Event) ID() string {
+	return e.ClientID + "#" + strconv.FormatUint(e.Seq, 10)
+}

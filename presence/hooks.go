@@ -1,0 +1,168 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Hook is a function called with each transition of one direction.
+type Hook func(ctx context.Context, ev Event)
+
+// hookEntry gives each registration its own identity, so that unregistering
+// one of two identical funcs removes the right one.
+type hookEntry struct{ fn Hook }
+
+// hooks delivers events to the registered hooks. Each client with events
+// waiting has one goroutine that calls the hooks for that client's events in
+// order, one at a time, and exits when the queue is empty; so a slow hook
+// delays only its own client, and nothing ever waits on user code while
+// holding a lock.
+type hooks struct {
+	log     *slog.Logger
+	timeout time.Duration
+	base    context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	panics   atomic.Uint64
+	timeouts atomic.Uint64
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	online  []*hookEntry // replaced, never modified in place
+	offline []*hookEntry
+	queues  map[string][]Event
+}
+
+func newHooks(log *slog.Logger, timeout time.Duration) *hooks {
+	base, cancel := context.WithCancel(context.Background())
+	return &hooks{log: log, timeout: timeout, base: base, cancel: cancel, queues: make(map[string][]Event)}
+}
+
+func (h *hooks) register(tr Transition, fn Hook) (unregister func()) {
+	if fn == nil {
+		panic("presence: nil hook")
+	}
+	e := &hookEntry{fn: fn}
+	h.mu.Lock()
+	list := &h.online
+	if tr == Offline {
+		list = &h.offline
+	}
+	*list = append(slices.Clip(*list), e)
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			*list = slices.DeleteFunc(slices.Clone(*list), func(x *hookEntry) bool { return x == e })
+			h.mu.Unlock()
+		})
+	}
+}
+
+// dispatch queues ev for its client's hooks. The caller must queue a
+// client's events in Seq order.
+func (h *hooks) dispatch(ev Event) {
+	h.mu.Lock()
+	q, running := h.queues[ev.ClientID]
+	h.queues[ev.ClientID] = append(q, ev)
+	if !running {
+		h.wg.Add(1)
+		go h.run(ev.ClientID)
+	}
+	h.mu.Unlock()
+}
+
+func (h *hooks) run(clientID string) {
+	defer h.wg.Done()
+	for {
+		h.mu.Lock()
+		q := h.queues[clientID]
+		if len(q) == 0 {
+			delete(h.queues, clientID)
+			h.mu.Unlock()
+			return
+		}
+		ev := q[0]
+		q[0] = Event{}
+		h.queues[clientID] = q[1:]
+		list := h.online
+		if ev.Transition == Offline {
+			list = h.offline
+		}
+		h.mu.Unlock()
+		for _, e := range list {
+			h.call(e.fn, ev)
+		}
+	}
+}
+
+// call runs one hook, abandoning it after the timeout.
+func (h *hooks) call(fn Hook, ev Event) {
+	if h.timeout < 0 {
+		h.invoke(h.base, fn, ev)
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.base, h.timeout)
+	defer cancel()
+	done := make(chan struct{})
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer close(done)
+		h.invoke(ctx, fn, ev)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			h.timeouts.Add(1)
+			h.log.LogAttrs(h.base, slog.LevelWarn, "presence: hook still running after timeout, abandoned",
+				append(eventAttrs(ev), slog.Duration("timeout", h.timeout))...)
+		}
+	}
+}
+
+func (h *hooks) invoke(ctx context.Context, fn Hook, ev Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.panics.Add(1)
+			h.log.LogAttrs(ctx, slog.LevelError, "presence: hook panicked",
+				append(eventAttrs(ev), slog.Any("panic", r))...)
+		}
+	}()
+	fn(ctx, ev)
+}
+
+// wait waits for every queued event to be delivered, or for ctx; then it
+// cancels the context of any hook still running.
+func (h *hooks) wait(ctx context.Context) error {
+	defer h.cancel()
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func eventAttrs(ev Event) []slog.Attr {
+	return []slog.Attr{
+		slog.String("client_id", ev.ClientID),
+		slog.String("transition", ev.Transition.String()),
+		slog.String("reason", string(ev.Reason)),
+		slog.Uint64("seq", ev.Seq),
+		slog.String("session_id", ev.SessionID),
+	}
+}

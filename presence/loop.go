@@ -1,0 +1,175 @@
+package presence
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// loop writes beats every half SweepInterval and sweeps every SweepInterval.
+func (t *Tracker) loop() {
+	defer close(t.loopDone)
+	tick := time.NewTicker(t.cfg.SweepInterval / 2)
+	defer tick.Stop()
+	// Local sessions that stopped beating are looked for every TTL/2: the
+	// Store already removed them (and fired the Offline); this only tells
+	// their owners and frees them.
+	scanEvery := max(1, int(t.cfg.TTL/t.cfg.SweepInterval))
+	ctx := t.loopCtx
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.retry(ctx)
+		t.flush(ctx)
+		if n%2 == 1 {
+			t.sweep(ctx)
+		}
+		if n%scanEvery == scanEvery-1 {
+			t.expireLocal(ctx)
+		}
+	}
+}
+
+// expireLocal ends the local sessions whose lease has run out.
+func (t *Tracker) expireLocal(ctx context.Context) {
+	limit := int64(t.cfg.TTL + t.cfg.SweepInterval)
+	now := t.now()
+	var expired []*Session
+	t.localMu.Lock()
+	for _, list := range t.local {
+		for _, s := range list {
+			if now-s.lastBeat.Load() > limit {
+				expired = append(expired, s)
+			}
+		}
+	}
+	var stored []*Session
+	for _, s := range expired {
+		if s.state == stateLive {
+			stored = append(stored, s)
+		}
+		s.state = stateEnded
+		s.reason = ReasonTimeout
+		t.unlink(s)
+	}
+	t.localMu.Unlock()
+	for _, s := range stored {
+		_ = t.endInStore(ctx, s) // usually ErrNotFound: the Store swept it
+	}
+	for _, s := range expired {
+		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session expired",
+			slog.String("client_id", s.clientID), slog.String("session_id", s.id))
+		s.gone(ReasonTimeout)
+	}
+}
+
+// flush writes the leases of the sessions beaten since their last write, in
+// one Touch, and closes the sessions the Store no longer holds.
+func (t *Tracker) flush(ctx context.Context) {
+	t.dirtyMu.Lock()
+	batch := t.dirty
+	t.dirty = t.spare[:0]
+	t.dirtyMu.Unlock()
+	if len(batch) == 0 {
+		t.spare = batch
+		return
+	}
+	now := t.now()
+	leases, owners := t.leases[:0], t.owners[:0]
+	t.localMu.Lock()
+	for _, s := range batch {
+		// Clear the mark before reading the beat: a beat racing with us
+		// queues the session again rather than being lost.
+		s.dirty.Store(false)
+		if s.state != stateLive {
+			continue // a pending session is written by its Add
+		}
+		age := time.Duration(now - s.lastBeat.Load())
+		if ttl := t.lease(age); ttl > 0 {
+			leases = append(leases, Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: ttl, Age: age})
+			owners = append(owners, s)
+		}
+	}
+	t.localMu.Unlock()
+	clear(batch)
+	t.spare = batch[:0]
+
+	if len(leases) > 0 {
+		gone, err := t.store.Touch(ctx, leases)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.storeFailed(ctx, "touch", err, nil)
+			}
+			for _, s := range owners {
+				s.queue() // write it again next time
+			}
+		} else {
+			for _, g := range gone {
+				t.drop(ctx, owners[g.Index], g.Reason)
+			}
+		}
+	}
+	clear(leases)
+	clear(owners)
+	t.leases, t.owners = leases[:0], owners[:0]
+}
+
+// drop ends a local session that the Store no longer holds as live.
+func (t *Tracker) drop(ctx context.Context, s *Session, reason Reason) {
+	t.localMu.Lock()
+	if s.state == stateEnded {
+		t.localMu.Unlock()
+		return
+	}
+	s.state = stateEnded
+	s.reason = reason
+	t.unlink(s)
+	t.localMu.Unlock()
+	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session dropped by store",
+		slog.String("client_id", s.clientID), slog.String("session_id", s.id), slog.String("reason", string(reason)))
+	s.gone(reason)
+}
+
+// retry repeats the Adds and Ends that failed for a transient reason.
+func (t *Tracker) retry(ctx context.Context) {
+	t.localMu.Lock()
+	pending, retries := t.pending, t.retries
+	t.pending, t.retries = nil, nil
+	t.localMu.Unlock()
+	for _, s := range pending {
+		t.localMu.Lock()
+		ended := s.state == stateEnded
+		t.localMu.Unlock()
+		if ended {
+			continue
+		}
+		if err := t.add(ctx, s); err != nil {
+			if permanent(err) {
+				t.drop(ctx, s, ReasonKicked)
+				continue
+			}
+			t.storeFailed(ctx, "add", err, s)
+			t.localMu.Lock()
+			t.pending = append(t.pending, s)
+			t.localMu.Unlock()
+		}
+	}
+	for _, s := range retries {
+		_ = t.endInStore(ctx, s) // requeues itself on a transient error
+	}
+}
+
+// sweep removes expired sessions from the Store and queues the Offline
+// events it reports to this node.
+func (t *Tracker) sweep(ctx context.Context) {
+	t.opsMu.Lock()
+	evs, err := t.store.Sweep(ctx)
+	t.emit(ctx, evs)
+	t.opsMu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		t.storeFailed(ctx, "sweep", err, nil)
+	}
+}

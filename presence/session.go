@@ -1,0 +1,70 @@
+package presence
+
+import (
+	"context"
+	"crypto/rand"
+	"sync/atomic"
+)
+
+const (
+	statePending = iota // not yet recorded by the Store
+	stateLive
+	stateEnded
+)
+
+// Session is one live channel of a client on this node: a WebSocket
+// connection or an HTTP-heartbeat instance. Get one from Tracker.Connect. It
+// is safe for concurrent use.
+type Session struct {
+	t        *Tracker
+	clientID string
+	id       string
+	onGone   func(Reason)
+
+	lastBeat atomic.Int64 // Tracker.now() of the latest beat
+	dirty    atomic.Bool  // queued in Tracker.dirty
+
+	// Guarded by t.localMu.
+	state  int
+	reason Reason
+}
+
+// ClientID returns the ID of the client the session belongs to.
+func (s *Session) ClientID() string { return s.clientID }
+
+// ID returns the session's ID.
+func (s *Session) ID() string { return s.id }
+
+// Beat records proof that the session is alive. It is cheap (no I/O, no
+// allocation): the Tracker writes beats to the Store in batches.
+func (s *Session) Beat() {
+	s.lastBeat.Store(s.t.now())
+	s.queue()
+}
+
+// queue marks the session for the next batch of writes.
+func (s *Session) queue() {
+	if s.dirty.Load() || s.dirty.Swap(true) {
+		return
+	}
+	t := s.t
+	t.dirtyMu.Lock()
+	t.dirty = append(t.dirty, s)
+	t.dirtyMu.Unlock()
+}
+
+// End ends the session with reason. Unless reason is ReasonTimeout, the
+// session lingers for the Tracker's Grace before it counts as gone. Ending a
+// session twice does nothing. When the Store cannot be reached, End returns
+// nil and the Tracker keeps trying.
+func (s *Session) End(ctx context.Context, reason Reason) error {
+	return s.t.end(ctx, s, reason)
+}
+
+func (s *Session) gone(reason Reason) {
+	if s.onGone != nil {
+		s.onGone(reason)
+	}
+}
+
+func newSessionID() string { return rand.Text() }

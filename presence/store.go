@@ -1,0 +1,137 @@
+package presence
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps the presence state that one or more Trackers (nodes) share.
+//
+// The Store, not the Tracker, decides every transition: each method that can
+// change whether a client is online does so atomically and returns the
+// transitions it decided, so that when several nodes share one Store every
+// change is reported to exactly one caller. Expiry is measured on the Store's
+// own clock; callers pass durations, never timestamps, so node clocks never
+// need to agree.
+//
+// Every method must be safe for concurrent use. Stores report the conditions
+// callers must tell apart with the sentinel errors of this package
+// (ErrInvalidID, ErrInvalidArgument, ErrLimit, ErrNotFound), wrapped or not;
+// any other error is treated as transient and the call is retried.
+//
+// store/storetest holds the conformance suite every implementation must pass.
+type Store interface {
+	// Add records a live session, or refreshes (and revives, if it was
+	// ending) the session with the same client and session ID. It returns
+	// an Online event when the client had no session before.
+	Add(ctx context.Context, l Lease) ([]Event, error)
+
+	// Touch extends the leases of many sessions in one call. It returns the
+	// sessions the Store no longer holds as live: removed (expired, kicked
+	// and gone) or ended by someone else (kicked, or cleared by a restart of
+	// their node). Their owner should close them. Touch never decides a
+	// transition.
+	Touch(ctx context.Context, leases []Lease) ([]Gone, error)
+
+	// End ends the sessions e selects. With a positive e.Grace they linger
+	// (still counted as live) for that long and are removed by a later
+	// Sweep; otherwise they are removed at once and End returns the Offline
+	// events of the clients that lost their last session. Ending selects
+	// nothing: ErrNotFound.
+	End(ctx context.Context, e Ending) ([]Event, error)
+
+	// Sweep removes every session whose lease or grace has run out on the
+	// Store's clock and returns the Offline events of the clients that lost
+	// their last session. Each removal is reported to exactly one caller,
+	// however many nodes sweep at once.
+	Sweep(ctx context.Context) ([]Event, error)
+
+	// Lookup reports the presence of each client ID, in the order given. A
+	// client the Store has never seen, or has forgotten, has a zero LastSeen.
+	Lookup(ctx context.Context, clientIDs []string) ([]Presence, error)
+
+	// Sessions lists a client's sessions, ending ones included.
+	Sessions(ctx context.Context, clientID string) ([]SessionInfo, error)
+
+	// List pages through the online clients. An empty cursor starts the
+	// walk; Page.Next is empty after the last page. A client online for the
+	// whole walk appears exactly once. limit must be positive.
+	List(ctx context.Context, cursor string, limit int) (Page, error)
+
+	// Count reports how many clients are online.
+	Count(ctx context.Context) (int, error)
+}
+
+// Lease describes a session's liveness as one node saw it.
+type Lease struct {
+	ClientID  string
+	SessionID string
+	// Node is the node that owns the session.
+	Node string
+	// TTL is how long from now, on the Store's clock, the session stays live
+	// without another Add or Touch. It must be positive.
+	TTL time.Duration
+	// Age is how long ago the session's last beat happened. The Store
+	// reports now-Age as the session's last-seen time.
+	Age time.Duration
+}
+
+// Gone names a session, from a Touch, that the Store no longer holds as live.
+type Gone struct {
+	// Index is the position of the session in the slice passed to Touch.
+	Index int
+	// Reason is why the session ended, when the Store still knows it;
+	// otherwise ReasonTimeout.
+	Reason Reason
+}
+
+// Ending selects the sessions End ends: one session (ClientID and
+// SessionID), all sessions of a client (ClientID), or all sessions a node
+// owns (Node alone).
+type Ending struct {
+	ClientID  string
+	SessionID string
+	Node      string
+	// Reason is recorded on the sessions and reported on the Offline event
+	// if one follows.
+	Reason Reason
+	// Grace is how long the sessions linger before they count as gone. A
+	// session already ending keeps the earlier of its deadline and the new
+	// one.
+	Grace time.Duration
+}
+
+// Presence is the state of one client.
+type Presence struct {
+	ClientID string
+	// Online reports whether the client has a session, ending ones included.
+	Online bool
+	// Since is when the client came online; zero while offline.
+	Since time.Time
+	// LastSeen is the latest beat of any of the client's sessions, or when
+	// it went offline. Zero for a client never seen or already forgotten.
+	LastSeen time.Time
+	// Sessions counts the client's sessions, ending ones included.
+	Sessions int
+}
+
+// SessionInfo describes one session of a client.
+type SessionInfo struct {
+	ClientID string
+	ID       string
+	Node     string
+	// LastSeen is the session's latest beat as written to the Store, or
+	// when it ended.
+	LastSeen time.Time
+	// Ending reports a session that ended and lingers through its grace.
+	Ending bool
+	// Reason is why an ending session ended.
+	Reason Reason
+}
+
+// Page is one page of online clients from List.
+type Page struct {
+	Clients []Presence
+	// Next is the cursor of the following page; empty after the last one.
+	Next string
+}

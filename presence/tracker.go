@@ -1,0 +1,465 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Tracker is one node's view of presence: it owns the sessions opened on this
+// node, writes their beats to the Store in batches, sweeps expired sessions
+// out of the Store, and calls the hooks for every transition the Store
+// reports to it.
+//
+// New starts one goroutine, which Close stops. A Tracker is safe for
+// concurrent use; its zero value is not usable.
+type Tracker struct {
+	store Store
+	cfg   Config
+	log   *slog.Logger
+	hooks *hooks
+	epoch time.Time // monotonic origin of now()
+	seed  maphash.Seed
+
+	// opsMu orders this node's events per client. Store calls that may
+	// decide a transition for one client hold that client's stripe and
+	// opsMu for reading, from the call until its events are queued; Sweep,
+	// which decides transitions for any client, holds opsMu for writing.
+	// So events are queued in the order the Store decided them.
+	opsMu   sync.RWMutex
+	stripes [64]sync.Mutex
+
+	// localMu guards the fields below and every Session's state.
+	localMu sync.Mutex
+	local   map[string][]*Session // by client ID
+	nlocal  int
+	pending []*Session // Add failed for a transient reason; retried
+	retries []*Session // End failed for a transient reason; retried
+	closed  bool
+
+	// dirtyMu guards dirty: sessions beaten since their last write.
+	dirtyMu sync.Mutex
+	dirty   []*Session
+
+	// Used only by the loop goroutine.
+	spare  []*Session
+	leases []Lease
+	owners []*Session
+
+	connects    atomic.Uint64
+	onlines     atomic.Uint64
+	offlines    atomic.Uint64
+	storeErrors atomic.Uint64
+
+	loopCtx    context.Context
+	stopLoop   context.CancelFunc
+	loopDone   chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+	closedChan chan struct{}
+}
+
+// New returns a Tracker for store. Before it returns, it ends, through
+// Grace, the sessions that a previous process with the same cfg.Node left in
+// the store, so a restarted node leaves no ghosts; their Offline events fire
+// from a later sweep, so register hooks right after New. It starts one
+// goroutine (beat writes and sweeps); call Close to stop it. ctx bounds only
+// the start-up work.
+func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidArgument)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	t := &Tracker{
+		store:      store,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		hooks:      newHooks(cfg.Logger, cfg.HookTimeout),
+		epoch:      time.Now(),
+		seed:       maphash.MakeSeed(),
+		local:      make(map[string][]*Session),
+		loopDone:   make(chan struct{}),
+		closedChan: make(chan struct{}),
+	}
+	// Linger at least one sweep, so that even with no Grace the Offline
+	// events come from the loop, after the caller has registered hooks.
+	clear := Ending{Node: cfg.Node, Reason: ReasonNodeLost, Grace: max(cfg.Grace, cfg.SweepInterval)}
+	if _, err := store.End(ctx, clear); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("presence: clear sessions of node %q: %w", cfg.Node, err)
+	}
+	t.loopCtx, t.stopLoop = context.WithCancel(context.Background())
+	go t.loop()
+	t.log.LogAttrs(ctx, slog.LevelInfo, "presence: tracker started",
+		slog.String("node", cfg.Node), slog.Duration("ttl", cfg.TTL), slog.Duration("grace", cfg.Grace))
+	return t, nil
+}
+
+// Node returns the node ID of this Tracker.
+func (t *Tracker) Node() string { return t.cfg.Node }
+
+// Config returns the Tracker's configuration, defaults filled in.
+func (t *Tracker) Config() Config { return t.cfg }
+
+// OnOnline registers fn to be called with every Online event this node
+// observes, and returns a function that unregisters it.
+//
+// Hooks run on goroutines of the Tracker, never while it holds a lock. For
+// one client, hook calls are serialised and follow the order of the events
+// (an Online always before the Offline that ends it); different clients'
+// hooks run concurrently. A hook may block, delaying only its own client's
+// later events, until Config.HookTimeout abandons it. A panic in a hook is
+// recovered and logged.
+func (t *Tracker) OnOnline(fn Hook) (unregister func()) { return t.hooks.register(Online, fn) }
+
+// OnOffline registers fn to be called with every Offline event this node
+// observes, and returns a function that unregisters it. See OnOnline for how
+// hooks are called.
+func (t *Tracker) OnOffline(fn Hook) (unregister func()) { return t.hooks.register(Offline, fn) }
+
+// SessionOptions tunes one session.
+type SessionOptions struct {
+	// ID names the session within its client; it must pass ValidateID.
+	// Default: a random ID.
+	ID string
+	// OnGone is called, once and without locks held, when the session ends
+	// other than by its own End: the application kicked it, the Store
+	// dropped it (kicked from another node, or expired while this node was
+	// stalled), or the Tracker closed. The owner should close the
+	// connection. It must not block. Default: nothing is called.
+	OnGone func(Reason)
+}
+
+// Connect opens a session for clientID on this node. The client goes online
+// if this is its first session. If this node already has a session with
+// opts.ID for the client, Connect beats it and returns it.
+//
+// When the Store cannot be reached, Connect still returns the session and
+// keeps trying to record it; hooks fire when the Store has recorded it. It
+// fails with ErrInvalidID, ErrLimit or ErrClosed.
+func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOptions) (*Session, error) {
+	if err := ValidateID(clientID); err != nil {
+		return nil, fmt.Errorf("presence: connect client: %w", err)
+	}
+	id := opts.ID
+	if id == "" {
+		id = newSessionID()
+	} else if err := ValidateID(id); err != nil {
+		return nil, fmt.Errorf("presence: connect session of %q: %w", clientID, err)
+	}
+	s := &Session{t: t, clientID: clientID, id: id, onGone: opts.OnGone, state: statePending}
+	s.lastBeat.Store(t.now())
+
+	t.localMu.Lock()
+	if t.closed {
+		t.localMu.Unlock()
+		return nil, ErrClosed
+	}
+	for _, old := range t.local[clientID] {
+		if old.id == id {
+			t.localMu.Unlock()
+			old.Beat()
+			return old, nil
+		}
+	}
+	t.local[clientID] = append(t.local[clientID], s)
+	t.nlocal++
+	t.localMu.Unlock()
+
+	if err := t.add(ctx, s); err != nil {
+		if permanent(err) {
+			t.localMu.Lock()
+			t.unlink(s)
+			s.state = stateEnded
+			t.localMu.Unlock()
+			return nil, fmt.Errorf("presence: connect %q: %w", clientID, err)
+		}
+		t.storeFailed(ctx, "add", err, s)
+		t.localMu.Lock()
+		t.pending = append(t.pending, s)
+		t.localMu.Unlock()
+	}
+	t.connects.Add(1)
+	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session connected",
+		slog.String("client_id", clientID), slog.String("session_id", id))
+	return s, nil
+}
+
+// add records s in the Store and queues the resulting events.
+func (t *Tracker) add(ctx context.Context, s *Session) error {
+	age := time.Duration(t.now() - s.lastBeat.Load())
+	l := Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: t.lease(age), Age: age}
+	mu := t.stripe(s.clientID)
+	mu.Lock()
+	t.opsMu.RLock()
+	evs, err := t.store.Add(ctx, l)
+	t.emit(ctx, evs)
+	t.opsMu.RUnlock()
+	mu.Unlock()
+	if err != nil {
+		return err
+	}
+	t.localMu.Lock()
+	ended := s.state == stateEnded
+	if !ended {
+		s.state = stateLive
+	}
+	t.localMu.Unlock()
+	if ended { // ended while the Add was in flight
+		return t.endInStore(ctx, s)
+	}
+	return nil
+}
+
+// lease is the TTL to write for a session whose last beat is age old: TTL
+// past the beat, plus one SweepInterval of slack for the batch that writes it.
+func (t *Tracker) lease(age time.Duration) time.Duration {
+	return t.cfg.TTL + t.cfg.SweepInterval - age
+}
+
+// end ends s with reason, unless it already ended.
+func (t *Tracker) end(ctx context.Context, s *Session, reason Reason) error {
+	t.localMu.Lock()
+	if s.state == stateEnded {
+		t.localMu.Unlock()
+		return nil
+	}
+	stored := s.state == stateLive
+	s.state = stateEnded
+	s.reason = reason
+	t.unlink(s)
+	t.localMu.Unlock()
+	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session ended",
+		slog.String("client_id", s.clientID), slog.String("session_id", s.id), slog.String("reason", string(reason)))
+	if !stored { // never recorded, or its Add is in flight and will end it
+		return nil
+	}
+	return t.endInStore(ctx, s)
+}
+
+// endInStore ends a session in the Store; a transient failure is retried by
+// the loop.
+func (t *Tracker) endInStore(ctx context.Context, s *Session) error {
+	grace := t.cfg.Grace
+	if s.reason == ReasonTimeout {
+		grace = 0
+	}
+	_, err := t.endSelected(ctx, Ending{ClientID: s.clientID, SessionID: s.id, Reason: s.reason, Grace: grace})
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound):
+		return nil
+	case permanent(err):
+		return err
+	}
+	t.storeFailed(ctx, "end", err, s)
+	t.localMu.Lock()
+	t.retries = append(t.retries, s)
+	t.localMu.Unlock()
+	return nil
+}
+
+// endSelected runs Store.End for one client (or one node) and queues the
+// events.
+func (t *Tracker) endSelected(ctx context.Context, e Ending) ([]Event, error) {
+	if e.ClientID != "" {
+		mu := t.stripe(e.ClientID)
+		mu.Lock()
+		defer mu.Unlock()
+		t.opsMu.RLock()
+		defer t.opsMu.RUnlock()
+	} else {
+		t.opsMu.Lock()
+		defer t.opsMu.Unlock()
+	}
+	evs, err := t.store.End(ctx, e)
+	t.emit(ctx, evs)
+	return evs, err
+}
+
+// Kick ends every session of clientID, on every node, with ReasonKicked.
+// The sessions linger for Grace like any ended session; sessions on this
+// node get their OnGone call at once, sessions on other nodes when their
+// node next writes their beats. It fails with ErrNotFound if the client has
+// no session.
+func (t *Tracker) Kick(ctx context.Context, clientID string) error {
+	return t.kick(ctx, clientID, "")
+}
+
+// KickSession ends one session of clientID, as Kick does.
+func (t *Tracker) KickSession(ctx context.Context, clientID, sessionID string) error {
+	if err := ValidateID(sessionID); err != nil {
+		return fmt.Errorf("presence: kick session: %w", err)
+	}
+	return t.kick(ctx, clientID, sessionID)
+}
+
+func (t *Tracker) kick(ctx context.Context, clientID, sessionID string) error {
+	if err := ValidateID(clientID); err != nil {
+		return fmt.Errorf("presence: kick: %w", err)
+	}
+	if t.isClosed() {
+		return ErrClosed
+	}
+	e := Ending{ClientID: clientID, SessionID: sessionID, Reason: ReasonKicked, Grace: t.cfg.Grace}
+	if _, err := t.endSelected(ctx, e); err != nil {
+		return fmt.Errorf("presence: kick %q: %w", clientID, err)
+	}
+	var gone []*Session
+	t.localMu.Lock()
+	for _, s := range t.local[clientID] {
+		if sessionID == "" || s.id == sessionID {
+			gone = append(gone, s)
+		}
+	}
+	for _, s := range gone {
+		s.state = stateEnded
+		s.reason = ReasonKicked
+		t.unlink(s)
+	}
+	t.localMu.Unlock()
+	for _, s := range gone {
+		s.gone(ReasonKicked)
+	}
+	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: kicked",
+		slog.String("client_id", clientID), slog.String("session_id", sessionID))
+	return nil
+}
+
+// emit stamps and queues events decided by the Store. Callers hold the locks
+// that order them (see opsMu).
+func (t *Tracker) emit(ctx context.Context, evs []Event) {
+	for _, ev := range evs {
+		ev.Node = t.cfg.Node
+		if ev.Transition == Online {
+			t.onlines.Add(1)
+		} else {
+			t.offlines.Add(1)
+		}
+		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: transition", eventAttrs(ev)...)
+		t.hooks.dispatch(ev)
+	}
+}
+
+func (t *Tracker) storeFailed(ctx context.Context, op string, err error, s *Session) {
+	t.storeErrors.Add(1)
+	attrs := []slog.Attr{slog.String("op", op), slog.Any("err", err)}
+	if s != nil {
+		attrs = append(attrs, slog.String("client_id", s.clientID), slog.String("session_id", s.id))
+	}
+	t.log.LogAttrs(ctx, slog.LevelWarn, "presence: store call failed, will retry", attrs...)
+}
+
+// unlink removes s from the local registry. localMu must be held.
+func (t *Tracker) unlink(s *Session) {
+	list := t.local[s.clientID]
+	for i, x := range list {
+		if x == s {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			t.nlocal--
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(t.local, s.clientID)
+	} else {
+		t.local[s.clientID] = list
+	}
+}
+
+func (t *Tracker) stripe(clientID string) *sync.Mutex {
+	return &t.stripes[maphash.String(t.seed, clientID)%uint64(len(t.stripes))]
+}
+
+// now is the time since the Tracker started, on the monotonic clock.
+func (t *Tracker) now() int64 { return int64(time.Since(t.epoch)) }
+
+func (t *Tracker) isClosed() bool {
+	t.localMu.Lock()
+	defer t.localMu.Unlock()
+	return t.closed
+}
+
+// Close ends every session of this node with ReasonShutdown, through Grace
+// (so clients that reconnect to another node in time never look offline),
+// calls their OnGone, stops the Tracker's goroutine and waits until the
+// hooks have seen every queued event, or until ctx is done; then it cancels
+// the context of hooks still running. Calling Close again returns the first
+// result.
+func (t *Tracker) Close(ctx context.Context) error {
+	t.closeOnce.Do(func() {
+		t.localMu.Lock()
+		t.closed = true
+		var all []*Session
+		for _, list := range t.local {
+			for _, s := range list {
+				s.state = stateEnded
+				s.reason = ReasonShutdown
+				all = append(all, s)
+			}
+		}
+		clear(t.local)
+		t.nlocal = 0
+		t.pending = nil
+		t.localMu.Unlock()
+
+		t.stopLoop()
+		<-t.loopDone
+
+		var errs []error
+		_, err := t.endSelected(ctx, Ending{Node: t.cfg.Node, Reason: ReasonShutdown, Grace: t.cfg.Grace})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, fmt.Errorf("presence: end sessions of node %q: %w", t.cfg.Node, err))
+		}
+		for _, s := range all {
+			s.gone(ReasonShutdown)
+		}
+		if err := t.hooks.wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("presence: wait for hooks: %w", err))
+		}
+		t.closeErr = errors.Join(errs...)
+		close(t.closedChan)
+		t.log.LogAttrs(ctx, slog.LevelInfo, "presence: tracker closed", slog.String("node", t.cfg.Node))
+	})
+	<-t.closedChan
+	return t.closeErr
+}
+
+// Stats is a snapshot of a Tracker's counters, for metrics.
+type Stats struct {
+	// Sessions is the number of sessions open on this node.
+	Sessions int
+	// Connects counts sessions opened on this node.
+	Connects uint64
+	// Onlines and Offlines count the transitions this node observed.
+	Onlines, Offlines uint64
+	// StoreErrors counts failed Store calls (each is retried).
+	StoreErrors uint64
+	// Pending is the number of sessions and ends waiting for a Store retry.
+	Pending int
+	// HookPanics and HookTimeouts count hook calls that panicked or were
+	// abandoned.
+	HookPanics, HookTimeouts uint64
+}
+
+// Stats returns the Tracker's counters.
+func (t *Tracker) Stats() Stats {
+	t.localMu.Lock()
+	st := Stats{Sessions: t.nlocal, Pending: len(t.pending) + len(t.retries)}
+	t.localMu.Unlock()
+	st.Connects = t.connects.Load()
+	st.Onlines = t.onlines.Load()
+	st.Offlines = t.offlines.Load()
+	st.StoreErrors = t.storeErrors.Load()
+	st.HookPanics = t.hooks.panics.Load()
+	st.HookTimeouts = t.hooks.timeouts.Load()
+	return st
+}

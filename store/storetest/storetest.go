@@ -1,0 +1,735 @@
+// Package storetest is the conformance suite of presence.Store: every store,
+// vigil's own and third-party ones, runs it to prove it keeps the contract
+// the Tracker relies on.
+//
+// A store's test calls Run with a function that makes a fresh, empty store:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, storetest.Config{
+//			New:      func(t *testing.T) presence.Store { return memory.MustNew(t) },
+//			Synctest: true,
+//		})
+//	}
+//
+// The suite drives the store through real Trackers (several of them, as
+// nodes sharing the store) and records every event their hooks see.
+//
+// # Time
+//
+// With Config.Synctest, each test runs in a testing/synctest bubble: time is
+// fake and the suite's waits take no real time. Use it for stores whose
+// clock is the process's own. A store whose clock lives elsewhere (a Redis
+// server) runs in real time, with durations scaled by Config.Unit.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// Config tells Run how to make and drive the store under test.
+type Config struct {
+	// New returns a fresh, empty store. It is called once per test, inside
+	// the bubble when Synctest is set; register cleanup with t.Cleanup.
+	New func(t *testing.T) presence.Store
+
+	// Synctest runs every test in a testing/synctest bubble, with fake
+	// time. Default: false (real time).
+	Synctest bool
+
+	// Unit scales every duration of the suite: TTL is 10 units, Grace 5,
+	// SweepInterval 2. It must not exceed 500ms. Default: 100ms with
+	// Synctest, 50ms without.
+	Unit time.Duration
+}
+
+// Run runs the conformance suite as subtests of t.
+func Run(t *testing.T, cfg Config) {
+	if cfg.Unit == 0 {
+		cfg.Unit = 50 * time.Millisecond
+		if cfg.Synctest {
+			cfg.Unit = 100 * time.Millisecond
+		}
+	}
+	tests := []struct {
+		name string
+		fn   func(*env)
+	}{
+		{"OnlineThenOfflineAfterGrace", testOnlineOffline},
+		{"ReconnectWithinGraceFiresNothing", testGraceReconnect},
+		{"SeveralSessionsOneTransition", testSeveralSessions},
+		{"ExpiryWithoutBeats", testExpiry},
+		{"BeatsKeepSessionAlive", testBeatsKeepAlive},
+		{"KickClientAndSession", testKick},
+		{"KickSeenByOwningNode", testKickOtherNode},
+		{"RestartClearsNodeSessions", testRestartCleanup},
+		{"TouchReportsGoneSessions", testTouchGone},
+		{"Queries", testQueries},
+		{"ListPaging", testListPaging},
+		{"BadArguments", testBadArguments},
+		{"ConcurrentNodesAlternate", testConcurrentNodes},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if cfg.Synctest {
+				synctest.Test(t, func(t *testing.T) { tc.fn(newEnv(t, cfg)) })
+				return
+			}
+			tc.fn(newEnv(t, cfg))
+		})
+	}
+}
+
+// env is one test's store, trackers and event recorder.
+type env struct {
+	*testing.T
+	cfg   Config
+	store presence.Store
+	u     time.Duration
+	ttl   time.Duration
+	grace time.Duration
+	sweep time.Duration
+	rec   *recorder
+	ctx   context.Context
+}
+
+func newEnv(t *testing.T, cfg Config) *env {
+	u := cfg.Unit
+	return &env{
+		T: t, cfg: cfg, store: cfg.New(t), u: u,
+		ttl: 10 * u, grace: 5 * u, sweep: 2 * u,
+		rec: &recorder{}, ctx: context.Background(),
+	}
+}
+
+// tracker starts a node on the shared store with hooks that record events.
+func (e *env) tracker(node string) *presence.Tracker {
+	e.Helper()
+	tr, err := presence.New(e.ctx, e.store, presence.Config{
+		Node: node, TTL: e.ttl, Grace: e.grace, SweepInterval: e.sweep,
+	})
+	if err != nil {
+		e.Fatalf("presence.New(%q): %v", node, err)
+	}
+	tr.OnOnline(e.rec.hook)
+	tr.OnOffline(e.rec.hook)
+	e.Cleanup(func() {
+		if err := tr.Close(context.Background()); err != nil {
+			e.Errorf("Close(%q): %v", node, err)
+		}
+	})
+	return tr
+}
+
+func (e *env) connect(tr *presence.Tracker, clientID string, opts presence.SessionOptions) *presence.Session {
+	e.Helper()
+	s, err := tr.Connect(e.ctx, clientID, opts)
+	if err != nil {
+		e.Fatalf("Connect(%q): %v", clientID, err)
+	}
+	return s
+}
+
+func (e *env) end(s *presence.Session, reason presence.Reason) {
+	e.Helper()
+	if err := s.End(e.ctx, reason); err != nil {
+		e.Fatalf("End(%q): %v", s.ClientID(), err)
+	}
+}
+
+// settle lets hooks and the trackers' goroutines catch up.
+func (e *env) settle() {
+	if e.cfg.Synctest {
+		synctest.Wait()
+		return
+	}
+	time.Sleep(e.u / 2)
+}
+
+// sleep lets d pass (fake time in a bubble), then settles.
+func (e *env) sleep(d time.Duration) {
+	time.Sleep(d)
+	e.settle()
+}
+
+// waitFor polls cond until it holds, failing the test after within.
+func (e *env) waitFor(within time.Duration, what string, cond func() bool) {
+	e.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if e.cfg.Synctest {
+			synctest.Wait()
+		}
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(e.u / 10)
+	}
+}
+
+// expect fails unless the events of clientID are exactly want, compared by
+// transition and reason.
+func (e *env) expect(clientID string, want ...string) {
+	e.Helper()
+	got := e.rec.kinds(clientID)
+	if !slices.Equal(got, want) {
+		e.Fatalf("events of %q = %v, want %v", clientID, got, want)
+	}
+}
+
+// recorder keeps every event the hooks of every tracker see.
+type recorder struct {
+	mu     sync.Mutex
+	events []presence.Event
+}
+
+func (r *recorder) hook(_ context.Context, ev presence.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
+
+func (r *recorder) of(clientID string) []presence.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []presence.Event
+	for _, ev := range r.events {
+		if ev.ClientID == clientID {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// kinds lists the events of clientID as "online/connect", "offline/closed"...
+func (r *recorder) kinds(clientID string) []string {
+	var out []string
+	for _, ev := range r.of(clientID) {
+		out = append(out, ev.Transition.String()+"/"+string(ev.Reason))
+	}
+	return out
+}
+
+const (
+	on        = "online/connect"
+	offClosed = "offline/closed"
+	offTime   = "offline/timeout"
+	offKick   = "offline/kicked"
+	offLost   = "offline/node_lost"
+)
+
+func testOnlineOffline(e *env) {
+	tr := e.tracker("n1")
+	s := e.connect(tr, "alice", presence.SessionOptions{})
+	e.settle()
+	e.expect("alice", on)
+	ev := e.rec.of("alice")[0]
+	if ev.Seq == 0 || ev.Node != "n1" || ev.SessionID != s.ID() || ev.Time.IsZero() {
+		e.Fatalf("online event = %+v: want Seq > 0, Node n1, SessionID %q, Time set", ev, s.ID())
+	}
+	e.sleep(3 * e.u)
+	e.end(s, presence.ReasonClosed)
+	e.sleep(e.grace - e.u)
+	e.expect("alice", on) // still lingering
+	if p, err := tr.Presence(e.ctx, "alice"); err != nil || !p.Online {
+		e.Fatalf("Presence during grace = %+v, %v; want online", p, err)
+	}
+	e.waitFor(e.u+2*e.sweep+e.u, "offline after grace", func() bool { return len(e.rec.of("alice")) == 2 })
+	e.expect("alice", on, offClosed)
+	off := e.rec.of("alice")[1]
+	if off.Seq != ev.Seq+1 {
+		e.Errorf("offline Seq = %d, want %d", off.Seq, ev.Seq+1)
+	}
+	if off.OnlineFor < 3*e.u {
+		e.Errorf("OnlineFor = %v, want at least %v", off.OnlineFor, 3*e.u)
+	}
+	if off.LastSeen.Before(ev.Time) || off.LastSeen.After(off.Time) {
+		e.Errorf("LastSeen %v not between online %v and offline %v", off.LastSeen, ev.Time, off.Time)
+	}
+	p, err := tr.Presence(e.ctx, "alice")
+	if err != nil || p.Online || p.LastSeen.IsZero() {
+		e.Fatalf("Presence after offline = %+v, %v; want offline with a last-seen time", p, err)
+	}
+	if n, err := tr.Count(e.ctx); err != nil || n != 0 {
+		e.Fatalf("Count = %d, %v; want 0", n, err)
+	}
+}
+
+func testGraceReconnect(e *env) {
+	tr := e.tracker("n1")
+	s := e.connect(tr, "bob", presence.SessionOptions{})
+	e.end(s, presence.ReasonClosed)
+	e.sleep(e.grace / 2)
+	s2 := e.connect(tr, "bob", presence.SessionOptions{})
+	for range 4 {
+		e.sleep(e.ttl / 2)
+		s2.Beat()
+	}
+	e.expect("bob", on)
+	e.end(s2, presence.ReasonClosed)
+	e.waitFor(e.grace+3*e.sweep, "offline after the second session", func() bool { return len(e.rec.of("bob")) == 2 })
+	e.expect("bob", on, offClosed)
+
+	// Same session ID coming back within grace (an HTTP-heartbeat tab that
+	// reloads) revives the session.
+	s3 := e.connect(tr, "bob", presence.SessionOptions{ID: "tab-1"})
+	e.end(s3, presence.ReasonClosed)
+	e.sleep(e.grace / 2)
+	e.connect(tr, "bob", presence.SessionOptions{ID: "tab-1"})
+	e.sleep(e.grace + 2*e.sweep)
+	e.expect("bob", on, offClosed, on)
+}
+
+func testSeveralSessions(e *env) {
+	a, b := e.tracker("n1"), e.tracker("n2")
+	s1 := e.connect(a, "carol", presence.SessionOptions{})
+	s2 := e.connect(b, "carol", presence.SessionOptions{})
+	s3 := e.connect(a, "carol", presence.SessionOptions{})
+	e.settle()
+	e.expect("carol", on)
+	if p, err := a.Presence(e.ctx, "carol"); err != nil || p.Sessions != 3 {
+		e.Fatalf("Presence = %+v, %v; want 3 sessions", p, err)
+	}
+	e.end(s1, presence.ReasonClosed)
+	e.end(s2, presence.ReasonTimeout)
+	e.sleep(e.grace + 2*e.sweep + e.u)
+	e.expect("carol", on)
+	e.end(s3, presence.ReasonClosed)
+	e.waitFor(e.grace+3*e.sweep, "offline after the last session", func() bool { return len(e.rec.of("carol")) == 2 })
+	e.expect("carol", on, offClosed)
+}
+
+func testExpiry(e *env) {
+	tr := e.tracker("n1")
+	gone := make(chan presence.Reason, 1)
+	e.connect(tr, "dave", presence.SessionOptions{OnGone: func(r presence.Reason) { gone <- r }})
+	start := time.Now()
+	e.sleep(e.ttl - e.u)
+	e.expect("dave", on)
+	e.waitFor(4*e.sweep, "offline by expiry", func() bool { return len(e.rec.of("dave")) == 2 })
+	e.expect("dave", on, offTime)
+	if d := time.Since(start); d < e.ttl {
+		e.Errorf("offline after %v, before TTL %v", d, e.ttl)
+	}
+	// The Tracker lets the owner know, so it can close the connection.
+	e.waitFor(e.ttl, "OnGone of the expired session", func() bool { return len(gone) == 1 })
+	if r := <-gone; r != presence.ReasonTimeout {
+		e.Errorf("OnGone reason = %q, want %q", r, presence.ReasonTimeout)
+	}
+}
+
+func testBeatsKeepAlive(e *env) {
+	tr := e.tracker("n1")
+	s := e.connect(tr, "erin", presence.SessionOptions{})
+	// Irregular beats, each less than TTL after the previous one.
+	for _, gap := range []time.Duration{e.ttl - e.u, e.u, e.ttl / 2, e.ttl - e.u, e.ttl - e.u} {
+		time.Sleep(gap)
+		s.Beat()
+	}
+	last := time.Now()
+	e.settle()
+	e.expect("erin", on)
+	e.waitFor(e.ttl+4*e.sweep, "offline after the beats stop", func() bool { return len(e.rec.of("erin")) == 2 })
+	e.expect("erin", on, offTime)
+	if d := time.Since(last); d < e.ttl {
+		e.Errorf("offline %v after the last beat, before TTL %v", d, e.ttl)
+	}
+}
+
+func testKick(e *env) {
+	tr := e.tracker("n1")
+	var mu sync.Mutex
+	var gone []string
+	onGone := func(id string) func(presence.Reason) {
+		return func(r presence.Reason) {
+			mu.Lock()
+			gone = append(gone, id+"/"+string(r))
+			mu.Unlock()
+		}
+	}
+	e.connect(tr, "frank", presence.SessionOptions{ID: "s1", OnGone: onGone("s1")})
+	e.connect(tr, "frank", presence.SessionOptions{ID: "s2", OnGone: onGone("s2")})
+	if err := tr.KickSession(e.ctx, "frank", "s1"); err != nil {
+		e.Fatalf("KickSession: %v", err)
+	}
+	mu.Lock()
+	if !slices.Equal(gone, []string{"s1/kicked"}) {
+		e.Errorf("OnGone after KickSession = %v, want [s1/kicked]", gone)
+	}
+	mu.Unlock()
+	e.sleep(e.grace + 2*e.sweep + e.u)
+	e.expect("frank", on)
+	if err := tr.Kick(e.ctx, "frank"); err != nil {
+		e.Fatalf("Kick: %v", err)
+	}
+	e.waitFor(e.grace+3*e.sweep, "offline after kick", func() bool { return len(e.rec.of("frank")) == 2 })
+	e.expect("frank", on, offKick)
+	mu.Lock()
+	if !slices.Equal(gone, []string{"s1/kicked", "s2/kicked"}) {
+		e.Errorf("OnGone = %v, want both sessions kicked", gone)
+	}
+	mu.Unlock()
+	if err := tr.Kick(e.ctx, "nobody"); !errors.Is(err, presence.ErrNotFound) {
+		e.Errorf("Kick(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func testKickOtherNode(e *env) {
+	a, b := e.tracker("n1"), e.tracker("n2")
+	gone := make(chan presence.Reason, 1)
+	s := e.connect(b, "gina", presence.SessionOptions{OnGone: func(r presence.Reason) { gone <- r }})
+	if err := a.Kick(e.ctx, "gina"); err != nil {
+		e.Fatalf("Kick from another node: %v", err)
+	}
+	s.Beat() // the owner learns when it next writes the session's beats
+	e.waitFor(2*e.sweep, "OnGone on the owning node", func() bool { return len(gone) == 1 })
+	if r := <-gone; r != presence.ReasonKicked {
+		e.Errorf("OnGone reason = %q, want kicked", r)
+	}
+	e.waitFor(e.grace+3*e.sweep, "offline", func() bool { return len(e.rec.of("gina")) == 2 })
+	e.expect("gina", on, offKick)
+}
+
+func testRestartCleanup(e *env) {
+	// What a crashed incarnation of node n1 left behind, and a live session
+	// of another node.
+	long := presence.Lease{Node: "n1", TTL: time.Hour}
+	for _, l := range []presence.Lease{
+		{ClientID: "henry", SessionID: "old-1"},
+		{ClientID: "iris", SessionID: "old-2"},
+		{ClientID: "iris", SessionID: "live", Node: "n2"},
+		{ClientID: "jack", SessionID: "old-3"},
+	} {
+		l.TTL = long.TTL
+		if l.Node == "" {
+			l.Node = long.Node
+		}
+		if _, err := e.store.Add(e.ctx, l); err != nil {
+			e.Fatalf("Add(%+v): %v", l, err)
+		}
+	}
+	tr := e.tracker("n1") // the restart
+	// jack reconnects within grace: no flap.
+	e.sleep(e.grace / 2)
+	e.connect(tr, "jack", presence.SessionOptions{})
+	e.waitFor(e.grace+3*e.sweep, "henry offline after restart", func() bool { return len(e.rec.of("henry")) == 1 })
+	e.sleep(2 * e.sweep)
+	e.expect("henry", offLost)
+	e.expect("iris") // still has a session on n2
+	e.expect("jack")
+	ps, err := tr.Lookup(e.ctx, []string{"henry", "iris", "jack"})
+	if err != nil {
+		e.Fatal(err)
+	}
+	if ps[0].Online || !ps[1].Online || !ps[2].Online {
+		e.Fatalf("Lookup after restart = %+v; want henry offline, iris and jack online", ps)
+	}
+}
+
+func testTouchGone(e *env) {
+	for _, l := range []presence.Lease{
+		{ClientID: "kim", SessionID: "a", Node: "n1", TTL: time.Hour},
+		{ClientID: "kim", SessionID: "b", Node: "n1", TTL: time.Hour},
+	} {
+		if _, err := e.store.Add(e.ctx, l); err != nil {
+			e.Fatal(err)
+		}
+	}
+	if _, err := e.store.End(e.ctx, presence.Ending{ClientID: "kim", SessionID: "b", Reason: presence.ReasonKicked, Grace: time.Hour}); err != nil {
+		e.Fatal(err)
+	}
+	gone, err := e.store.Touch(e.ctx, []presence.Lease{
+		{ClientID: "kim", SessionID: "a", Node: "n1", TTL: time.Hour},
+		{ClientID: "kim", SessionID: "b", Node: "n1", TTL: time.Hour},
+		{ClientID: "kim", SessionID: "never", Node: "n1", TTL: time.Hour},
+		{ClientID: "nobody", SessionID: "x", Node: "n1", TTL: time.Hour},
+	})
+	if err != nil {
+		e.Fatal(err)
+	}
+	want := []presence.Gone{{Index: 1, Reason: presence.ReasonKicked}, {Index: 2, Reason: presence.ReasonTimeout}, {Index: 3, Reason: presence.ReasonTimeout}}
+	if !slices.Equal(gone, want) {
+		e.Fatalf("Touch gone = %+v, want %+v", gone, want)
+	}
+	infos, err := e.store.Sessions(e.ctx, "kim")
+	if err != nil || len(infos) != 2 {
+		e.Fatalf("Sessions = %+v, %v; want 2", infos, err)
+	}
+	slices.SortFunc(infos, func(a, b presence.SessionInfo) int { return cmpString(a.ID, b.ID) })
+	if infos[0].Ending || !infos[1].Ending || infos[1].Reason != presence.ReasonKicked || infos[0].Node != "n1" {
+		e.Fatalf("Sessions = %+v; want a live, b ending (kicked), both on n1", infos)
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func testQueries(e *env) {
+	tr := e.tracker("n1")
+	e.connect(tr, "liam", presence.SessionOptions{ID: "one"})
+	e.connect(tr, "liam", presence.SessionOptions{ID: "two"})
+	m := e.connect(tr, "mia", presence.SessionOptions{})
+	e.end(m, presence.ReasonTimeout) // gone at once
+	e.settle()
+	ps, err := tr.Lookup(e.ctx, []string{"mia", "nobody", "liam"})
+	if err != nil {
+		e.Fatal(err)
+	}
+	if len(ps) != 3 || ps[0].ClientID != "mia" || ps[1].ClientID != "nobody" || ps[2].ClientID != "liam" {
+		e.Fatalf("Lookup order = %+v", ps)
+	}
+	if ps[0].Online || ps[0].LastSeen.IsZero() || !ps[0].Since.IsZero() {
+		e.Errorf("mia = %+v; want offline with LastSeen and no Since", ps[0])
+	}
+	if ps[1].Online || !ps[1].LastSeen.IsZero() {
+		e.Errorf("nobody = %+v; want never seen", ps[1])
+	}
+	if !ps[2].Online || ps[2].Sessions != 2 || ps[2].Since.IsZero() {
+		e.Errorf("liam = %+v; want online with 2 sessions and Since", ps[2])
+	}
+	if _, err := tr.Presence(e.ctx, "nobody"); !errors.Is(err, presence.ErrNotFound) {
+		e.Errorf("Presence(unknown) = %v, want ErrNotFound", err)
+	}
+	infos, err := tr.Sessions(e.ctx, "liam")
+	if err != nil || len(infos) != 2 {
+		e.Fatalf("Sessions = %+v, %v", infos, err)
+	}
+	ids := []string{infos[0].ID, infos[1].ID}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"one", "two"}) || infos[0].Node != "n1" || infos[0].ClientID != "liam" {
+		e.Errorf("Sessions = %+v; want one and two on n1", infos)
+	}
+	if _, err := tr.Sessions(e.ctx, "nobody"); !errors.Is(err, presence.ErrNotFound) {
+		e.Errorf("Sessions(unknown) = %v, want ErrNotFound", err)
+	}
+	if n, err := tr.Count(e.ctx); err != nil || n != 1 {
+		e.Errorf("Count = %d, %v; want 1", n, err)
+	}
+}
+
+func testListPaging(e *env) {
+	tr := e.tracker("n1")
+	want := map[string]bool{}
+	var sessions []*presence.Session
+	for i := range 150 {
+		id := fmt.Sprintf("user-%03d", i)
+		sessions = append(sessions, e.connect(tr, id, presence.SessionOptions{}))
+		want[id] = true
+	}
+	// Some go offline: they must not be listed.
+	for i := 0; i < 150; i += 10 {
+		e.end(sessions[i], presence.ReasonTimeout)
+		delete(want, sessions[i].ClientID())
+	}
+	seen := map[string]int{}
+	cursor, pages := "", 0
+	for {
+		page, err := tr.List(e.ctx, cursor, 7)
+		if err != nil {
+			e.Fatalf("List(%q): %v", cursor, err)
+		}
+		if len(page.Clients) > 7 {
+			e.Fatalf("page of %d, limit 7", len(page.Clients))
+		}
+		for _, p := range page.Clients {
+			seen[p.ClientID]++
+			if !p.Online || p.Sessions != 1 {
+				e.Errorf("listed %+v; want online with one session", p)
+			}
+		}
+		pages++
+		if page.Next == "" {
+			break
+		}
+		if pages > 150 {
+			e.Fatal("List never ends")
+		}
+		cursor = page.Next
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			e.Errorf("%s listed %d times, want once", id, seen[id])
+		}
+	}
+	for id := range seen {
+		if !want[id] {
+			e.Errorf("%s listed but offline", id)
+		}
+	}
+	if n, err := tr.Count(e.ctx); err != nil || n != len(want) {
+		e.Errorf("Count = %d, %v; want %d", n, err, len(want))
+	}
+}
+
+func testBadArguments(e *env) {
+	tr := e.tracker("n1")
+	long := string(make([]byte, presence.MaxIDLen+1))
+	for _, id := range []string{"", "a\x00b", "tab\there", "\xff\xfe", long} {
+		if _, err := tr.Connect(e.ctx, id, presence.SessionOptions{}); !errors.Is(err, presence.ErrInvalidID) {
+			e.Errorf("Connect(%q) = %v, want ErrInvalidID", id, err)
+		}
+		if _, err := e.store.Add(e.ctx, presence.Lease{ClientID: id, SessionID: "s", Node: "n1", TTL: time.Second}); !errors.Is(err, presence.ErrInvalidID) {
+			e.Errorf("store Add(client %q) = %v, want ErrInvalidID", id, err)
+		}
+		if _, err := e.store.Lookup(e.ctx, []string{"ok", id}); !errors.Is(err, presence.ErrInvalidID) {
+			e.Errorf("store Lookup(%q) = %v, want ErrInvalidID", id, err)
+		}
+		if _, err := e.store.Sessions(e.ctx, id); !errors.Is(err, presence.ErrInvalidID) {
+			e.Errorf("store Sessions(%q) = %v, want ErrInvalidID", id, err)
+		}
+	}
+	if _, err := tr.Connect(e.ctx, "ok", presence.SessionOptions{ID: "bad\nid"}); !errors.Is(err, presence.ErrInvalidID) {
+		e.Errorf("Connect with a bad session ID = %v, want ErrInvalidID", err)
+	}
+	for _, l := range []presence.Lease{
+		{ClientID: "ok", SessionID: "s", Node: "n1", TTL: 0},
+		{ClientID: "ok", SessionID: "s", Node: "n1", TTL: -time.Second},
+		{ClientID: "ok", SessionID: "s", Node: "n1", TTL: time.Second, Age: -time.Second},
+	} {
+		if _, err := e.store.Add(e.ctx, l); !errors.Is(err, presence.ErrInvalidArgument) {
+			e.Errorf("store Add(%+v) = %v, want ErrInvalidArgument", l, err)
+		}
+		if _, err := e.store.Touch(e.ctx, []presence.Lease{l}); !errors.Is(err, presence.ErrInvalidArgument) {
+			e.Errorf("store Touch(%+v) = %v, want ErrInvalidArgument", l, err)
+		}
+	}
+	for _, en := range []presence.Ending{{}, {SessionID: "s"}, {Reason: presence.ReasonClosed}} {
+		if _, err := e.store.End(e.ctx, en); !errors.Is(err, presence.ErrInvalidArgument) {
+			e.Errorf("store End(%+v) = %v, want ErrInvalidArgument", en, err)
+		}
+	}
+	if _, err := e.store.End(e.ctx, presence.Ending{ClientID: "ghost", Reason: presence.ReasonClosed}); !errors.Is(err, presence.ErrNotFound) {
+		e.Errorf("store End(unknown client) = %v, want ErrNotFound", err)
+	}
+	if _, err := e.store.End(e.ctx, presence.Ending{Node: "no-such-node"}); !errors.Is(err, presence.ErrNotFound) {
+		e.Errorf("store End(unknown node) = %v, want ErrNotFound", err)
+	}
+	for _, limit := range []int{0, -1} {
+		if _, err := e.store.List(e.ctx, "", limit); !errors.Is(err, presence.ErrInvalidArgument) {
+			e.Errorf("store List(limit %d) = %v, want ErrInvalidArgument", limit, err)
+		}
+	}
+	for _, cursor := range []string{"!!!", "\x00", "bm90IGEgY3Vyc29y"} {
+		if _, err := e.store.List(e.ctx, cursor, 10); !errors.Is(err, presence.ErrInvalidArgument) {
+			e.Errorf("store List(cursor %q) = %v, want ErrInvalidArgument", cursor, err)
+		}
+	}
+	// Nothing above disturbed the store.
+	if n, err := e.store.Count(e.ctx); err != nil || n != 0 {
+		e.Errorf("Count after bad calls = %d, %v; want 0", n, err)
+	}
+}
+
+// testConcurrentNodes churns sessions of a few clients from many goroutines
+// on four nodes and checks that, per client, the events of all nodes
+// together alternate strictly with no gap and no duplicate.
+func testConcurrentNodes(e *env) {
+	const (
+		nodes      = 4
+		goroutines = 64
+		clients    = 12
+		rounds     = 25
+	)
+	trs := make([]*presence.Tracker, nodes)
+	for i := range trs {
+		trs[i] = e.tracker(fmt.Sprintf("node-%d", i))
+	}
+	// Per node, the order in which its hooks saw each client's events.
+	perNode := make([]*recorder, nodes)
+	for i, tr := range trs {
+		perNode[i] = &recorder{}
+		tr.OnOnline(perNode[i].hook)
+		tr.OnOffline(perNode[i].hook)
+	}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 7))
+			for range rounds {
+				tr := trs[r.IntN(nodes)]
+				id := fmt.Sprintf("c%d", r.IntN(clients))
+				s, err := tr.Connect(e.ctx, id, presence.SessionOptions{})
+				if err != nil {
+					e.Errorf("Connect: %v", err)
+					return
+				}
+				time.Sleep(time.Duration(r.IntN(int(e.grace))))
+				switch r.IntN(10) {
+				case 0:
+					_ = tr.Kick(e.ctx, id) // may race with another kick: ErrNotFound is fine
+				case 1, 2:
+					err = s.End(e.ctx, presence.ReasonTimeout)
+				default:
+					s.Beat()
+					err = s.End(e.ctx, presence.ReasonClosed)
+				}
+				if err != nil {
+					e.Errorf("End: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	e.waitFor(e.grace+4*e.sweep+e.ttl, "every client offline", func() bool {
+		n, err := trs[0].Count(e.ctx)
+		return err == nil && n == 0
+	})
+	e.sleep(2 * e.sweep)
+
+	for c := range clients {
+		id := fmt.Sprintf("c%d", c)
+		evs := e.rec.of(id)
+		slices.SortFunc(evs, func(a, b presence.Event) int { return int(a.Seq) - int(b.Seq) })
+		if len(evs) == 0 {
+			continue
+		}
+		for i, ev := range evs {
+			want := presence.Online
+			if i%2 == 1 {
+				want = presence.Offline
+			}
+			if ev.Transition != want || ev.Seq != evs[0].Seq+uint64(i) {
+				e.Fatalf("client %s: event %d = %v seq %d, want %v seq %d (all: %v)",
+					id, i, ev.Transition, ev.Seq, want, evs[0].Seq+uint64(i), seqs(evs))
+			}
+		}
+		if evs[len(evs)-1].Transition != presence.Offline {
+			e.Errorf("client %s ends online", id)
+		}
+		for n, rec := range perNode {
+			local := rec.of(id)
+			if !slices.IsSortedFunc(local, func(a, b presence.Event) int { return int(a.Seq) - int(b.Seq) }) {
+				e.Errorf("node %d delivered %s's events out of order: %v", n, id, seqs(local))
+			}
+		}
+	}
+}
+
+func seqs(evs []presence.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, fmt.Sprintf("%d:%s@%s", ev.Seq, ev.Transition, ev.Node))
+	}
+	return out
+}
