@@ -201,6 +201,16 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.nsessions++
 	s.renew(x, l, now)
 	if len(c.sessions) > 1 {
+		// The new session keeps the client online: sessions lingering
+		// through their grace have done their job. Dropping them bounds
+		// what a client that reconnects in a loop can pile up.
+		c.sessions = slices.DeleteFunc(c.sessions, func(y *session) bool {
+			if y.ending {
+				heap.Remove(&s.expiry, y.index)
+				s.nsessions--
+			}
+			return y.ending
+		})
 		return nil, nil
 	}
 	if c.offline {
