@@ -70,6 +70,10 @@ func (h *hooks) register(tr Transition, fn Hook) (unregister func()) {
 // client's events in Seq order.
 func (h *hooks) dispatch(ev Event) {
 	h.mu.Lock()
+	if len(h.online) == 0 && len(h.offline) == 0 {
+		h.mu.Unlock()
+		return
+	}
 	q, running := h.queues[ev.ClientID]
 	h.queues[ev.ClientID] = append(q, ev)
 	if !running {

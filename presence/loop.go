@@ -39,8 +39,8 @@ func (t *Tracker) expireLocal(ctx context.Context) {
 	now := t.now()
 	var expired []*Session
 	t.localMu.Lock()
-	for _, list := range t.local {
-		for _, s := range list {
+	for _, s := range t.local {
+		for ; s != nil; s = s.next {
 			if now-s.lastBeat.Load() > limit {
 				expired = append(expired, s)
 			}
@@ -51,13 +51,11 @@ func (t *Tracker) expireLocal(ctx context.Context) {
 		if s.state == stateLive {
 			stored = append(stored, s)
 		}
-		s.state = stateEnded
-		s.reason = ReasonTimeout
-		t.unlink(s)
+		t.markEnded(s, ReasonTimeout)
 	}
 	t.localMu.Unlock()
 	for _, s := range stored {
-		_ = t.endInStore(ctx, s) // usually ErrNotFound: the Store swept it
+		_ = t.endInStore(ctx, s, ReasonTimeout) // usually ErrNotFound: the Store swept it
 	}
 	for _, s := range expired {
 		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session expired",
@@ -124,9 +122,7 @@ func (t *Tracker) drop(ctx context.Context, s *Session, reason Reason) {
 		t.localMu.Unlock()
 		return
 	}
-	s.state = stateEnded
-	s.reason = reason
-	t.unlink(s)
+	t.markEnded(s, reason)
 	t.localMu.Unlock()
 	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session dropped by store",
 		slog.String("client_id", s.clientID), slog.String("session_id", s.id), slog.String("reason", string(reason)))
@@ -157,8 +153,8 @@ func (t *Tracker) retry(ctx context.Context) {
 			t.localMu.Unlock()
 		}
 	}
-	for _, s := range retries {
-		_ = t.endInStore(ctx, s) // requeues itself on a transient error
+	for _, r := range retries {
+		_ = t.endInStore(ctx, r.s, r.reason) // requeues itself on a transient error
 	}
 }
 

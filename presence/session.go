@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"sync/atomic"
 )
 
@@ -24,9 +25,10 @@ type Session struct {
 	lastBeat atomic.Int64 // Tracker.now() of the latest beat
 	dirty    atomic.Bool  // queued in Tracker.dirty
 
-	// Guarded by t.localMu.
-	state  int
-	reason Reason
+	// Guarded by t.localMu. The layout keeps a Session in 80 bytes.
+	state  uint8
+	reason *Reason  // why it ended
+	next   *Session // the client's next session on this node
 }
 
 // ClientID returns the ID of the client the session belongs to.
@@ -67,4 +69,23 @@ func (s *Session) gone(reason Reason) {
 	}
 }
 
-func newSessionID() string { return rand.Text() }
+// newSessionID returns 64 random bits in 11 characters: unique enough per
+// client, and small, since a node may hold a million sessions.
+func newSessionID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+var knownReasons = [...]Reason{ReasonConnect, ReasonClosed, ReasonTimeout, ReasonIdle, ReasonShutdown, ReasonNodeLost, ReasonKicked}
+
+// internReason points at a shared copy of the usual reasons, so that ending
+// a session allocates nothing.
+func internReason(r Reason) *Reason {
+	for i := range knownReasons {
+		if knownReasons[i] == r {
+			return &knownReasons[i]
+		}
+	}
+	return &r
+}

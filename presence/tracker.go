@@ -36,10 +36,10 @@ type Tracker struct {
 
 	// localMu guards the fields below and every Session's state.
 	localMu sync.Mutex
-	local   map[string][]*Session // by client ID
+	local   map[uint64]*Session // by hash of client ID (see key), chained by Session.next
 	nlocal  int
 	pending []*Session // Add failed for a transient reason; retried
-	retries []*Session // End failed for a transient reason; retried
+	retries []endRetry // End failed for a transient reason; retried
 	closed  bool
 
 	// dirtyMu guards dirty: sessions beaten since their last write.
@@ -85,7 +85,7 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		hooks:      newHooks(cfg.Logger, cfg.HookTimeout),
 		epoch:      time.Now(),
 		seed:       maphash.MakeSeed(),
-		local:      make(map[string][]*Session),
+		local:      make(map[uint64]*Session),
 		loopDone:   make(chan struct{}),
 		closedChan: make(chan struct{}),
 	}
@@ -162,22 +162,23 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 		t.localMu.Unlock()
 		return nil, ErrClosed
 	}
-	for _, old := range t.local[clientID] {
-		if old.id == id {
+	k := t.key(clientID)
+	for old := t.local[k]; old != nil; old = old.next {
+		if old.id == id && old.clientID == clientID {
 			t.localMu.Unlock()
 			old.Beat()
 			return old, nil
 		}
 	}
-	t.local[clientID] = append(t.local[clientID], s)
+	s.next = t.local[k]
+	t.local[k] = s
 	t.nlocal++
 	t.localMu.Unlock()
 
 	if err := t.add(ctx, s); err != nil {
 		if permanent(err) {
 			t.localMu.Lock()
-			t.unlink(s)
-			s.state = stateEnded
+			t.markEnded(s, ReasonClosed)
 			t.localMu.Unlock()
 			return nil, fmt.Errorf("presence: connect %q: %w", clientID, err)
 		}
@@ -213,7 +214,7 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 	}
 	t.localMu.Unlock()
 	if ended { // ended while the Add was in flight
-		return t.endInStore(ctx, s)
+		return t.endInStore(ctx, s, *s.reason)
 	}
 	return nil
 }
@@ -232,26 +233,24 @@ func (t *Tracker) end(ctx context.Context, s *Session, reason Reason) error {
 		return nil
 	}
 	stored := s.state == stateLive
-	s.state = stateEnded
-	s.reason = reason
-	t.unlink(s)
+	t.markEnded(s, reason)
 	t.localMu.Unlock()
 	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session ended",
 		slog.String("client_id", s.clientID), slog.String("session_id", s.id), slog.String("reason", string(reason)))
 	if !stored { // never recorded, or its Add is in flight and will end it
 		return nil
 	}
-	return t.endInStore(ctx, s)
+	return t.endInStore(ctx, s, reason)
 }
 
 // endInStore ends a session in the Store; a transient failure is retried by
 // the loop.
-func (t *Tracker) endInStore(ctx context.Context, s *Session) error {
+func (t *Tracker) endInStore(ctx context.Context, s *Session, reason Reason) error {
 	grace := t.cfg.Grace
-	if s.reason == ReasonTimeout {
+	if reason == ReasonTimeout {
 		grace = 0
 	}
-	_, err := t.endSelected(ctx, Ending{ClientID: s.clientID, SessionID: s.id, Reason: s.reason, Grace: grace})
+	_, err := t.endSelected(ctx, Ending{ClientID: s.clientID, SessionID: s.id, Reason: reason, Grace: grace})
 	switch {
 	case err == nil, errors.Is(err, ErrNotFound):
 		return nil
@@ -260,7 +259,7 @@ func (t *Tracker) endInStore(ctx context.Context, s *Session) error {
 	}
 	t.storeFailed(ctx, "end", err, s)
 	t.localMu.Lock()
-	t.retries = append(t.retries, s)
+	t.retries = append(t.retries, endRetry{s, reason})
 	t.localMu.Unlock()
 	return nil
 }
@@ -313,15 +312,13 @@ func (t *Tracker) kick(ctx context.Context, clientID, sessionID string) error {
 	}
 	var gone []*Session
 	t.localMu.Lock()
-	for _, s := range t.local[clientID] {
-		if sessionID == "" || s.id == sessionID {
+	for s := t.local[t.key(clientID)]; s != nil; s = s.next {
+		if s.clientID == clientID && (sessionID == "" || s.id == sessionID) {
 			gone = append(gone, s)
 		}
 	}
 	for _, s := range gone {
-		s.state = stateEnded
-		s.reason = ReasonKicked
-		t.unlink(s)
+		t.markEnded(s, ReasonKicked)
 	}
 	t.localMu.Unlock()
 	for _, s := range gone {
@@ -356,27 +353,42 @@ func (t *Tracker) storeFailed(ctx context.Context, op string, err error, s *Sess
 	t.log.LogAttrs(ctx, slog.LevelWarn, "presence: store call failed, will retry", attrs...)
 }
 
-// unlink removes s from the local registry. localMu must be held.
-func (t *Tracker) unlink(s *Session) {
-	list := t.local[s.clientID]
-	for i, x := range list {
-		if x == s {
-			list[i] = list[len(list)-1]
-			list[len(list)-1] = nil
-			list = list[:len(list)-1]
-			t.nlocal--
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(t.local, s.clientID)
-	} else {
-		t.local[s.clientID] = list
-	}
+// endRetry is an End to repeat.
+type endRetry struct {
+	s      *Session
+	reason Reason
 }
 
+// markEnded ends s locally and removes it from the registry. localMu must
+// be held.
+func (t *Tracker) markEnded(s *Session, reason Reason) {
+	s.state = stateEnded
+	s.reason = internReason(reason)
+	k := t.key(s.clientID)
+	for p := t.local[k]; p != nil; p = p.next {
+		if p == s {
+			t.local[k] = s.next
+		} else if p.next == s {
+			p.next = s.next
+		} else {
+			continue
+		}
+		t.nlocal--
+		break
+	}
+	if t.local[k] == nil {
+		delete(t.local, k)
+	}
+	s.next = nil
+}
+
+// key is the local registry's key for a client: a hash rather than the ID
+// itself, which saves a third of the map's memory; colliding clients share a
+// chain.
+func (t *Tracker) key(clientID string) uint64 { return maphash.String(t.seed, clientID) }
+
 func (t *Tracker) stripe(clientID string) *sync.Mutex {
-	return &t.stripes[maphash.String(t.seed, clientID)%uint64(len(t.stripes))]
+	return &t.stripes[t.key(clientID)%uint64(len(t.stripes))]
 }
 
 // now is the time since the Tracker started, on the monotonic clock.
@@ -399,15 +411,14 @@ func (t *Tracker) Close(ctx context.Context) error {
 		t.localMu.Lock()
 		t.closed = true
 		var all []*Session
-		for _, list := range t.local {
-			for _, s := range list {
-				s.state = stateEnded
-				s.reason = ReasonShutdown
+		for _, s := range t.local {
+			for ; s != nil; s = s.next {
 				all = append(all, s)
 			}
 		}
-		clear(t.local)
-		t.nlocal = 0
+		for _, s := range all {
+			t.markEnded(s, ReasonShutdown)
+		}
 		t.pending = nil
 		t.localMu.Unlock()
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -56,7 +57,10 @@ type Store struct {
 	// mu makes every method atomic; it guards the fields below and every
 	// client and session.
 	mu        sync.Mutex
-	shards    [shards]*cache.Cache // client ID -> *client
+	shards    [shards]*cache.Cache                 // client ID -> *client
+	nodeIDs   []string                             // a session's node is an index here
+	nodeIdx   map[string]uint16                    // inverse of nodeIDs
+	reasons   map[presence.Reason]*presence.Reason // interned end reasons
 	nclients  int
 	online    int
 	nsessions int
@@ -79,10 +83,10 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
 	}
-	if cfg.MaxClients < 0 || cfg.MaxSessions < 0 {
-		return nil, fmt.Errorf("%w: memory: negative MaxClients or MaxSessions", presence.ErrInvalidArgument)
+	if cfg.MaxClients < 0 || cfg.MaxSessions < 0 || cfg.MaxSessions > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: memory: MaxClients %d or MaxSessions %d out of range", presence.ErrInvalidArgument, cfg.MaxClients, cfg.MaxSessions)
 	}
-	s := &Store{cfg: cfg, epoch: time.Now()}
+	s := &Store{cfg: cfg, epoch: time.Now(), nodeIdx: make(map[string]uint16), reasons: make(map[presence.Reason]*presence.Reason)}
 	for i := range s.shards {
 		// No janitor: go-cache's janitor runs on the wall clock, scans the
 		// whole map under its lock and cannot be stopped. Nothing here
@@ -92,27 +96,29 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// client and session are laid out to fit 64-byte allocations: a store may
+// hold a million of each.
 type client struct {
-	id       string
-	seq      uint64
-	since    int64 // now() it came online
-	seen     int64 // now() of its latest beat
-	sessions []*session
-	// While offline and remembered: its place in the Store's offline list.
-	offline    bool
-	offlineAt  int64
+	id  string
+	seq uint32 // 4 billion transitions: over a century at one a second
+	n   int32  // number of sessions; 0 means offline (and remembered)
+	// since is when it came online, or while offline when it went offline.
+	since int64
+	seen  int64    // now() of its latest beat
+	head  *session // its sessions, chained by session.next
+	// While offline: its place in the Store's offline list.
 	prev, next *client
 }
 
 type session struct {
 	c        *client
 	id       string
-	node     string
 	deadline int64 // now() past which Sweep removes it
 	seen     int64
-	ending   bool
-	reason   presence.Reason
-	index    int // in Store.expiry
+	reason   *presence.Reason // set while ending, interned
+	next     *session
+	index    int32  // in Store.expiry
+	node     uint16 // in Store.nodeIDs
 }
 
 // now is the time since the Store was made, on the monotonic clock, so that
@@ -141,12 +147,24 @@ func (s *Store) get(id string) *client {
 }
 
 func (c *client) find(id string) *session {
-	for _, x := range c.sessions {
+	for x := c.head; x != nil; x = x.next {
 		if x.id == id {
 			return x
 		}
 	}
 	return nil
+}
+
+// unlink removes x from its client's chain.
+func (c *client) unlink(x *session) {
+	for p := &c.head; *p != nil; p = &(*p).next {
+		if *p == x {
+			*p = x.next
+			x.next = nil
+			c.n--
+			return
+		}
+	}
 }
 
 func checkLease(l presence.Lease) error {
@@ -172,13 +190,17 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	node, err := s.node(l.Node)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	c := s.get(l.ClientID)
 	if c != nil {
 		if x := c.find(l.SessionID); x != nil {
-			x.ending, x.reason = false, ""
+			x.reason = nil
 			x.deadline = 0 // the lease, not an earlier grace, decides
-			s.renew(x, l, now)
+			s.renew(x, l, node, now)
 			return nil, nil
 		}
 	}
@@ -196,24 +218,28 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		s.shard(c.id).Set(c.id, c, cache.NoExpiration)
 		s.nclients++
 	}
-	x := &session{c: c, id: l.SessionID, index: -1}
-	c.sessions = append(c.sessions, x)
+	wasOffline := c.n == 0 && c.seq > 0
+	x := &session{c: c, id: l.SessionID, index: -1, next: c.head}
+	c.head = x
+	c.n++
 	s.nsessions++
-	s.renew(x, l, now)
-	if len(c.sessions) > 1 {
+	s.renew(x, l, node, now)
+	if c.n > 1 {
 		// The new session keeps the client online: sessions lingering
 		// through their grace have done their job. Dropping them bounds
 		// what a client that reconnects in a loop can pile up.
-		c.sessions = slices.DeleteFunc(c.sessions, func(y *session) bool {
-			if y.ending {
-				heap.Remove(&s.expiry, y.index)
+		for y := x.next; y != nil; {
+			next := y.next
+			if y.reason != nil {
+				heap.Remove(&s.expiry, int(y.index))
+				c.unlink(y)
 				s.nsessions--
 			}
-			return y.ending
-		})
+			y = next
+		}
 		return nil, nil
 	}
-	if c.offline {
+	if wasOffline {
 		s.unlinkOffline(c)
 	}
 	c.seq++
@@ -221,21 +247,48 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.online++
 	return []presence.Event{{
 		ClientID: c.id, Transition: presence.Online, Reason: presence.ReasonConnect,
-		Time: s.wall(now), LastSeen: s.wall(c.seen), SessionID: x.id, Seq: c.seq,
+		Time: s.wall(now), LastSeen: s.wall(c.seen), SessionID: x.id, Seq: uint64(c.seq),
 	}}, nil
 }
 
 // renew applies a lease to a live session.
-func (s *Store) renew(x *session, l presence.Lease, now int64) {
-	x.node = l.Node
+func (s *Store) renew(x *session, l presence.Lease, node uint16, now int64) {
+	x.node = node
 	x.deadline = max(x.deadline, now+int64(l.TTL))
 	x.seen = max(x.seen, now-int64(l.Age))
 	x.c.seen = max(x.c.seen, x.seen)
 	if x.index < 0 {
 		heap.Push(&s.expiry, x)
 	} else {
-		heap.Fix(&s.expiry, x.index)
+		heap.Fix(&s.expiry, int(x.index))
 	}
+}
+
+// node returns the index of a node ID.
+func (s *Store) node(id string) (uint16, error) {
+	i, ok := s.nodeIdx[id]
+	if !ok {
+		if len(s.nodeIDs) > math.MaxUint16 {
+			return 0, fmt.Errorf("%w: memory: more than %d node IDs", presence.ErrLimit, math.MaxUint16+1)
+		}
+		i = uint16(len(s.nodeIDs))
+		s.nodeIDs = append(s.nodeIDs, id)
+		s.nodeIdx[id] = i
+	}
+	return i, nil
+}
+
+// reason returns a shared copy of r, so ending sessions allocates nothing
+// for the usual reasons.
+func (s *Store) reason(r presence.Reason) *presence.Reason {
+	p, ok := s.reasons[r]
+	if !ok {
+		p = &r
+		if len(s.reasons) < 256 { // applications' own reasons: bound the table
+			s.reasons[r] = p
+		}
+	}
+	return p
 }
 
 // Touch implements presence.Store.
@@ -257,10 +310,14 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 		switch {
 		case x == nil:
 			gone = append(gone, presence.Gone{Index: i, Reason: presence.ReasonTimeout})
-		case x.ending:
-			gone = append(gone, presence.Gone{Index: i, Reason: x.reason})
+		case x.reason != nil:
+			gone = append(gone, presence.Gone{Index: i, Reason: *x.reason})
 		default:
-			s.renew(x, l, now)
+			node, err := s.node(l.Node)
+			if err != nil {
+				return gone, err
+			}
+			s.renew(x, l, node, now)
 		}
 	}
 	return gone, nil
@@ -280,7 +337,7 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	switch {
 	case e.ClientID != "":
 		if c := s.get(e.ClientID); c != nil {
-			for _, x := range c.sessions {
+			for x := c.head; x != nil; x = x.next {
 				if e.SessionID == "" || x.id == e.SessionID {
 					sel = append(sel, x)
 				}
@@ -288,7 +345,7 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 		}
 	default:
 		for _, x := range s.expiry {
-			if x.node == e.Node {
+			if s.nodeIDs[x.node] == e.Node {
 				sel = append(sel, x)
 			}
 		}
@@ -308,11 +365,11 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 			continue
 		}
 		deadline := now + int64(e.Grace)
-		if x.ending {
+		if x.reason != nil {
 			deadline = min(deadline, x.deadline)
 		}
-		x.ending, x.reason, x.deadline = true, e.Reason, deadline
-		heap.Fix(&s.expiry, x.index)
+		x.reason, x.deadline = s.reason(e.Reason), deadline
+		heap.Fix(&s.expiry, int(x.index))
 	}
 	return evs, nil
 }
@@ -343,12 +400,11 @@ func checkEnding(e presence.Ending) error {
 // remove deletes a session and appends the Offline event if it was its
 // client's last.
 func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason, now int64) []presence.Event {
-	heap.Remove(&s.expiry, x.index)
+	heap.Remove(&s.expiry, int(x.index))
 	c := x.c
-	i := slices.Index(c.sessions, x)
-	c.sessions = slices.Delete(c.sessions, i, i+1)
+	c.unlink(x)
 	s.nsessions--
-	if len(c.sessions) > 0 {
+	if c.n > 0 {
 		return evs
 	}
 	c.seq++
@@ -356,16 +412,14 @@ func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason,
 	evs = append(evs, presence.Event{
 		ClientID: c.id, Transition: presence.Offline, Reason: reason,
 		Time: s.wall(now), LastSeen: s.wall(c.seen), OnlineFor: time.Duration(now - c.since),
-		SessionID: x.id, Seq: c.seq,
+		SessionID: x.id, Seq: uint64(c.seq),
 	})
-	c.since = 0
-	c.sessions = nil
 	if s.cfg.Retention < 0 {
 		s.shard(c.id).Delete(c.id)
 		s.nclients--
 		return evs
 	}
-	c.offline, c.offlineAt = true, now
+	c.since = now
 	c.prev = s.newest
 	if s.newest != nil {
 		s.newest.next = c
@@ -387,7 +441,7 @@ func (s *Store) unlinkOffline(c *client) {
 	} else {
 		s.newest = c.prev
 	}
-	c.prev, c.next, c.offline = nil, nil, false
+	c.prev, c.next = nil, nil
 }
 
 // forget drops an offline client and its last-seen time.
@@ -406,12 +460,12 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	for len(s.expiry) > 0 && s.expiry[0].deadline <= now {
 		x := s.expiry[0]
 		reason := presence.ReasonTimeout
-		if x.ending {
-			reason = x.reason
+		if x.reason != nil {
+			reason = *x.reason
 		}
 		evs = s.remove(evs, x, reason, now)
 	}
-	for s.oldest != nil && s.oldest.offlineAt+int64(s.cfg.Retention) <= now {
+	for s.oldest != nil && s.oldest.since+int64(s.cfg.Retention) <= now {
 		s.forget(s.oldest)
 	}
 	return evs, nil
@@ -437,7 +491,7 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 }
 
 func (s *Store) presence(c *client) presence.Presence {
-	p := presence.Presence{ClientID: c.id, Online: len(c.sessions) > 0, LastSeen: s.wall(c.seen), Sessions: len(c.sessions)}
+	p := presence.Presence{ClientID: c.id, Online: c.n > 0, LastSeen: s.wall(c.seen), Sessions: int(c.n)}
 	if p.Online {
 		p.Since = s.wall(c.since)
 	}
@@ -455,9 +509,13 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	if c == nil {
 		return nil, fmt.Errorf("memory: sessions of %q: %w", clientID, presence.ErrNotFound)
 	}
-	out := make([]presence.SessionInfo, len(c.sessions))
-	for i, x := range c.sessions {
-		out[i] = presence.SessionInfo{ClientID: c.id, ID: x.id, Node: x.node, LastSeen: s.wall(x.seen), Ending: x.ending, Reason: x.reason}
+	out := make([]presence.SessionInfo, 0, c.n)
+	for x := c.head; x != nil; x = x.next {
+		info := presence.SessionInfo{ClientID: c.id, ID: x.id, Node: s.nodeIDs[x.node], LastSeen: s.wall(x.seen), Ending: x.reason != nil}
+		if info.Ending {
+			info.Reason = *x.reason
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }
@@ -478,7 +536,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 		ids := make([]string, 0, len(items))
 		s.mu.Lock()
 		for id, it := range items {
-			if c := it.Object.(*client); len(c.sessions) > 0 && (after == "" || id > after) {
+			if c := it.Object.(*client); c.n > 0 && (after == "" || id > after) {
 				ids = append(ids, id)
 			}
 		}
@@ -538,11 +596,11 @@ func (d deadlines) Len() int           { return len(d) }
 func (d deadlines) Less(i, j int) bool { return d[i].deadline < d[j].deadline }
 func (d deadlines) Swap(i, j int) {
 	d[i], d[j] = d[j], d[i]
-	d[i].index, d[j].index = i, j
+	d[i].index, d[j].index = int32(i), int32(j)
 }
 func (d *deadlines) Push(x any) {
 	e := x.(*session)
-	e.index = len(*d)
+	e.index = int32(len(*d))
 	*d = append(*d, e)
 }
 func (d *deadlines) Pop() any {
