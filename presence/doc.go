@@ -1,0 +1,71 @@
+// Package presence knows which clients are online: it is vigil's core,
+// with no HTTP in it.
+//
+// A client (a user or a device, named by a client ID) is online while it has
+// at least one session: a WebSocket connection, say, or one browser tab
+// sending HTTP heartbeats. A Tracker, one per process (a node), opens
+// sessions with Connect, keeps them alive with Session.Beat, ends them with
+// Session.End, and calls the hooks registered with OnOnline and OnOffline on
+// every transition. Several nodes may share one Store; the Store decides
+// every transition atomically, so each change of a client's state produces
+// exactly one Event across all of them, numbered by a per-client Seq.
+//
+//	store, _ := memory.New(memory.Config{})
+//	tr, _ := presence.New(ctx, store, presence.Config{Node: "web-1"})
+//	defer tr.Close(ctx)
+//	tr.OnOnline(func(ctx context.Context, ev presence.Event) { log.Println(ev.ClientID, "online") })
+//	s, _ := tr.Connect(ctx, "alice", presence.SessionOptions{})
+//	s.Beat()                          // on every pong or heartbeat
+//	s.End(ctx, presence.ReasonClosed) // when the connection closes
+//
+// Packages middleware (WebSocket and HTTP heartbeats) and adapters/chi
+// drive a Tracker for you; use this package directly for other transports.
+//
+// # Timeouts
+//
+// TTL is how long a session lives after its last beat; beats never more than
+// TTL apart keep it alive, whatever their rhythm. The middleware's ping
+// interval plus its pong timeout should not exceed TTL (the defaults, 25s +
+// 10s = 35s, match DefaultTTL). A session that stops beating expires and
+// its client goes offline at once, within TTL + 2×SweepInterval of the last
+// beat. A session that ends for any other reason (closed, left, kicked,
+// cleared when its node restarts, shut down) lingers for Grace first, so a
+// page reload or a reconnect to another node fires no Offline/Online pair.
+// Every Offline therefore lands within TTL + Grace + 2×SweepInterval (1s by
+// default) of the last beat.
+//
+// Beats are not Store writes: Session.Beat records the time in memory and
+// the Tracker writes the leases of all sessions beaten since, in one Touch,
+// every SweepInterval/2. Each lease runs TTL + SweepInterval past its beat,
+// so the batching never lets a live session expire. Expiry is measured on
+// the Store's clock: nodes pass durations, never timestamps.
+//
+// # Concurrency
+//
+// Tracker and Session methods are safe for concurrent use. Session.Beat does
+// no I/O and does not allocate; call it from any goroutine, as often as you
+// like. Connect, Session.End, Kick and the queries call the Store and may
+// block on it; they take a context.
+//
+// Hooks run on the Tracker's goroutines, never while it holds a lock, and
+// never on the goroutine that called Connect or End. For one client, hook
+// calls are serialised in event order (an Online always before the Offline
+// that ends it); different clients' hooks run concurrently. A slow hook
+// delays only its own client's later events; Config.HookTimeout bounds it.
+// A panicking hook is recovered and logged at Error level.
+//
+// # Failures
+//
+// When the Store fails (a Redis outage, say), sessions stay up and keep
+// beating; Connect and End succeed and the Tracker retries the Store calls
+// until they go through, then fires the transitions they decide. No false
+// Offline fires, since no node can sweep. Store errors are logged at Warn
+// level and counted in Stats.
+//
+// # Restarts
+//
+// New ends, through Grace, the sessions that a previous process with the
+// same Config.Node left in the Store, so a node that crashed and restarted
+// leaves no ghosts. A node that never comes back loses its sessions by TTL;
+// a surviving node's sweep fires their Offline events.
+package presence

@@ -1,0 +1,103 @@
+package presence_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
+)
+
+func Example() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tr, err := presence.New(ctx, store, presence.Config{Node: "web-1", Grace: -1})
+	if err != nil {
+		panic(err)
+	}
+	// Hooks run on the Tracker's goroutines; this example waits for them.
+	done := make(chan struct{})
+	tr.OnOnline(func(ctx context.Context, ev presence.Event) {
+		fmt.Println(ev.ClientID, ev.Transition, "seq", ev.Seq)
+		done <- struct{}{}
+	})
+	tr.OnOffline(func(ctx context.Context, ev presence.Event) {
+		fmt.Println(ev.ClientID, ev.Transition, ev.Reason, "seq", ev.Seq)
+		done <- struct{}{}
+	})
+
+	s, _ := tr.Connect(ctx, "alice", presence.SessionOptions{})
+	<-done
+	s.Beat() // on every pong or heartbeat
+	n, _ := tr.Count(ctx)
+	fmt.Println("online:", n)
+	s.End(ctx, presence.ReasonClosed) // Grace is off: offline at once
+	<-done
+	tr.Close(ctx)
+	// Output:
+	// alice online seq 1
+	// online: 1
+	// alice offline closed seq 2
+}
+
+func ExampleTracker_Lookup() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tr, _ := presence.New(ctx, store, presence.Config{Node: "web-1"})
+	defer tr.Close(ctx)
+	tr.Connect(ctx, "alice", presence.SessionOptions{})
+
+	ps, _ := tr.Lookup(ctx, []string{"alice", "bob"})
+	for _, p := range ps {
+		fmt.Println(p.ClientID, p.Online, p.LastSeen.IsZero())
+	}
+	// Output:
+	// alice true false
+	// bob false true
+}
+
+func ExampleTracker_List() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tr, _ := presence.New(ctx, store, presence.Config{Node: "web-1"})
+	defer tr.Close(ctx)
+	for _, id := range []string{"a", "b", "c"} {
+		tr.Connect(ctx, id, presence.SessionOptions{})
+	}
+	total := 0
+	for cursor := ""; ; {
+		page, err := tr.List(ctx, cursor, 2)
+		if err != nil {
+			panic(err)
+		}
+		total += len(page.Clients)
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	fmt.Println(total, "online")
+	// Output: 3 online
+}
+
+func ExampleTracker_Kick() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tr, _ := presence.New(ctx, store, presence.Config{Node: "web-1"})
+	defer tr.Close(ctx)
+	tr.Connect(ctx, "mallory", presence.SessionOptions{
+		OnGone: func(r presence.Reason) { fmt.Println("close the connection:", r) },
+	})
+	if err := tr.Kick(ctx, "mallory"); err != nil {
+		panic(err)
+	}
+	// Output: close the connection: kicked
+}
+
+func ExampleValidateID() {
+	fmt.Println(presence.ValidateID("alice"))
+	fmt.Println(presence.ValidateID("bad\x00id"))
+	// Output:
+	// <nil>
+	// presence: invalid id: control character at byte 3
+}
