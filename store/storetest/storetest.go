@@ -6,7 +6,13 @@
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, storetest.Config{
-//			New:      func(t *testing.T) presence.Store { return memory.MustNew(t) },
+//			New: func(t *testing.T) presence.Store {
+//				s, err := memory.New(memory.Config{})
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				return s
+//			},
 //			Synctest: true,
 //		})
 //	}
