@@ -33,22 +33,35 @@ type Reason string
 const (
 	// ReasonConnect is the reason of every Online event.
 	ReasonConnect Reason = "connect"
-	// ReasonClosed: the client closed the session or left.
+	// ReasonClosed: the connection closed (the client closed it, or the
+	// application's handler returned).
 	ReasonClosed Reason = "closed"
-	// ReasonTimeout: no beat arrived for TTL. Such a session goes at once,
-	// without Grace: it is already a TTL past its last beat.
-	ReasonTimeout Reason = "timeout"
+	// ReasonLeft: the client said it was leaving (an HTTP-heartbeat page
+	// sent its leave request on unload).
+	ReasonLeft Reason = "left"
+	// ReasonExpired: no beat arrived for TTL (the peer died, or stopped
+	// answering). Such a session goes at once, without Grace: it is already
+	// a TTL past its last beat.
+	ReasonExpired Reason = "expired"
 	// ReasonIdle: the client sent no application message for the idle
 	// timeout and the server closed the session.
 	ReasonIdle Reason = "idle"
-	// ReasonShutdown: the node shut down and closed its sessions.
+	// ReasonShutdown: the node shut down gracefully and closed its sessions.
 	ReasonShutdown Reason = "shutdown"
-	// ReasonNodeLost: the node that owned the session restarted (and
-	// cleared what it held before) or vanished.
+	// ReasonRestart: the node that owned the session restarted with the
+	// same node ID and cleared what its previous process left.
+	ReasonRestart Reason = "restart"
+	// ReasonNodeLost: the node that owned the session vanished, and its
+	// sessions were reaped by another node.
 	ReasonNodeLost Reason = "node_lost"
 	// ReasonKicked: the application kicked the client or the session.
 	ReasonKicked Reason = "kicked"
 )
+
+// ReasonTimeout is the former name of ReasonExpired.
+//
+// Deprecated: use ReasonExpired.
+const ReasonTimeout = ReasonExpired
 
 // Event is one transition of one client. Exactly one Event is produced for
 // each change, across all nodes sharing a Store.

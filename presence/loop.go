@@ -51,16 +51,16 @@ func (t *Tracker) expireLocal(ctx context.Context) {
 		if s.state == stateLive {
 			stored = append(stored, s)
 		}
-		t.markEnded(s, ReasonTimeout)
+		t.markEnded(s, ReasonExpired)
 	}
 	t.localMu.Unlock()
 	for _, s := range stored {
-		_ = t.endInStore(ctx, s, ReasonTimeout) // usually ErrNotFound: the Store swept it
+		_ = t.endInStore(ctx, s, ReasonExpired) // usually ErrNotFound: the Store swept it
 	}
 	for _, s := range expired {
 		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session expired",
 			slog.String("client_id", s.clientID), slog.String("session_id", s.id))
-		s.gone(ReasonTimeout)
+		s.gone(ReasonExpired)
 	}
 }
 

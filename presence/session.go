@@ -55,7 +55,7 @@ func (s *Session) queue() {
 	t.dirtyMu.Unlock()
 }
 
-// End ends the session with reason. Unless reason is ReasonTimeout, the
+// End ends the session with reason. Unless reason is ReasonExpired, the
 // session lingers for the Tracker's Grace before it counts as gone. Ending a
 // session twice does nothing. When the Store cannot be reached, End returns
 // nil and the Tracker keeps trying.
@@ -77,7 +77,7 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-var knownReasons = [...]Reason{ReasonConnect, ReasonClosed, ReasonTimeout, ReasonIdle, ReasonShutdown, ReasonNodeLost, ReasonKicked}
+var knownReasons = [...]Reason{ReasonConnect, ReasonClosed, ReasonLeft, ReasonExpired, ReasonIdle, ReasonShutdown, ReasonRestart, ReasonNodeLost, ReasonKicked}
 
 // internReason points at a shared copy of the usual reasons, so that ending
 // a session allocates nothing.

@@ -81,7 +81,7 @@ type Gone struct {
 	// Index is the position of the session in the slice passed to Touch.
 	Index int
 	// Reason is why the session ended, when the Store still knows it;
-	// otherwise ReasonTimeout.
+	// otherwise ReasonExpired.
 	Reason Reason
 }
 

@@ -91,7 +91,7 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 	}
 	// Linger at least one sweep, so that even with no Grace the Offline
 	// events come from the loop, after the caller has registered hooks.
-	clear := Ending{Node: cfg.Node, Reason: ReasonNodeLost, Grace: max(cfg.Grace, cfg.SweepInterval)}
+	clear := Ending{Node: cfg.Node, Reason: ReasonRestart, Grace: max(cfg.Grace, cfg.SweepInterval)}
 	if _, err := store.End(ctx, clear); err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("presence: clear sessions of node %q: %w", cfg.Node, err)
 	}
@@ -138,8 +138,10 @@ type SessionOptions struct {
 }
 
 // Connect opens a session for clientID on this node. The client goes online
-// if this is its first session. If this node already has a session with
-// opts.ID for the client, Connect beats it and returns it.
+// if this is its first session. If this node already has a live session
+// with opts.ID for the client, Connect beats it and returns it; one whose
+// last beat is more than TTL old is ended (OnGone is called with
+// ReasonExpired) and replaced.
 //
 // When the Store cannot be reached, Connect still returns the session and
 // keeps trying to record it; hooks fire when the Store has recorded it. It
@@ -164,11 +166,19 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 	}
 	k := t.key(clientID)
 	for old := t.local[k]; old != nil; old = old.next {
-		if old.id == id && old.clientID == clientID {
+		if old.id != id || old.clientID != clientID {
+			continue
+		}
+		if s.lastBeat.Load()-old.lastBeat.Load() <= int64(t.cfg.TTL) {
 			t.localMu.Unlock()
 			old.Beat()
 			return old, nil
 		}
+		// Its lease ran out (the Store expired it, or soon will): start
+		// afresh rather than beat a session the Store no longer holds.
+		t.markEnded(old, ReasonExpired)
+		defer old.gone(ReasonExpired)
+		break
 	}
 	s.next = t.local[k]
 	t.local[k] = s
@@ -247,7 +257,7 @@ func (t *Tracker) end(ctx context.Context, s *Session, reason Reason) error {
 // the loop.
 func (t *Tracker) endInStore(ctx context.Context, s *Session, reason Reason) error {
 	grace := t.cfg.Grace
-	if reason == ReasonTimeout {
+	if reason == ReasonExpired {
 		grace = 0
 	}
 	_, err := t.endSelected(ctx, Ending{ClientID: s.clientID, SessionID: s.id, Reason: reason, Grace: grace})

@@ -396,6 +396,17 @@ func TestConnectSameSessionIDBeats(t *testing.T) {
 		if st := tr.Stats(); st.Sessions != 1 || st.Connects != 1 {
 			t.Fatalf("Stats = %+v; want one session", st)
 		}
+		// A session whose lease ran out is replaced, not beaten.
+		gone := make(chan presence.Reason, 1)
+		c, _ := tr.Connect(ctx, "y", presence.SessionOptions{ID: "tab", OnGone: func(r presence.Reason) { gone <- r }})
+		time.Sleep(tr.Config().TTL + time.Millisecond)
+		d, _ := tr.Connect(ctx, "y", presence.SessionOptions{ID: "tab"})
+		if c == d {
+			t.Fatal("Connect beat a session past its TTL")
+		}
+		if r := <-gone; r != presence.ReasonExpired {
+			t.Fatalf("OnGone(%q), want expired", r)
+		}
 	})
 }
 

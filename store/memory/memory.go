@@ -309,7 +309,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 		}
 		switch {
 		case x == nil:
-			gone = append(gone, presence.Gone{Index: i, Reason: presence.ReasonTimeout})
+			gone = append(gone, presence.Gone{Index: i, Reason: presence.ReasonExpired})
 		case x.reason != nil:
 			gone = append(gone, presence.Gone{Index: i, Reason: *x.reason})
 		default:
@@ -356,7 +356,7 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	now := s.now()
 	var evs []presence.Event
 	for _, x := range sel {
-		if e.Reason != presence.ReasonTimeout && e.Reason != presence.ReasonNodeLost {
+		if e.Reason != presence.ReasonExpired && e.Reason != presence.ReasonNodeLost && e.Reason != presence.ReasonRestart {
 			x.seen = now // the client was there until it ended
 			x.c.seen = max(x.c.seen, now)
 		}
@@ -459,7 +459,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	var evs []presence.Event
 	for len(s.expiry) > 0 && s.expiry[0].deadline <= now {
 		x := s.expiry[0]
-		reason := presence.ReasonTimeout
+		reason := presence.ReasonExpired
 		if x.reason != nil {
 			reason = *x.reason
 		}

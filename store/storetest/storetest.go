@@ -229,11 +229,11 @@ func (r *recorder) kinds(clientID string) []string {
 }
 
 const (
-	on        = "online/connect"
-	offClosed = "offline/closed"
-	offTime   = "offline/timeout"
-	offKick   = "offline/kicked"
-	offLost   = "offline/node_lost"
+	on         = "online/connect"
+	offClosed  = "offline/closed"
+	offExp     = "offline/expired"
+	offKick    = "offline/kicked"
+	offRestart = "offline/restart"
 )
 
 func testOnlineOffline(e *env) {
@@ -309,7 +309,7 @@ func testSeveralSessions(e *env) {
 		e.Fatalf("Presence = %+v, %v; want 3 sessions", p, err)
 	}
 	e.end(s1, presence.ReasonClosed)
-	e.end(s2, presence.ReasonTimeout)
+	e.end(s2, presence.ReasonExpired)
 	e.sleep(e.grace + 2*e.sweep + e.u)
 	e.expect("carol", on)
 	e.end(s3, presence.ReasonClosed)
@@ -325,14 +325,14 @@ func testExpiry(e *env) {
 	e.sleep(e.ttl - e.u)
 	e.expect("dave", on)
 	e.waitFor(4*e.sweep, "offline by expiry", func() bool { return len(e.rec.of("dave")) == 2 })
-	e.expect("dave", on, offTime)
+	e.expect("dave", on, offExp)
 	if d := time.Since(start); d < e.ttl {
 		e.Errorf("offline after %v, before TTL %v", d, e.ttl)
 	}
 	// The Tracker lets the owner know, so it can close the connection.
 	e.waitFor(e.ttl, "OnGone of the expired session", func() bool { return len(gone) == 1 })
-	if r := <-gone; r != presence.ReasonTimeout {
-		e.Errorf("OnGone reason = %q, want %q", r, presence.ReasonTimeout)
+	if r := <-gone; r != presence.ReasonExpired {
+		e.Errorf("OnGone reason = %q, want %q", r, presence.ReasonExpired)
 	}
 }
 
@@ -348,7 +348,7 @@ func testBeatsKeepAlive(e *env) {
 	e.settle()
 	e.expect("erin", on)
 	e.waitFor(e.ttl+4*e.sweep, "offline after the beats stop", func() bool { return len(e.rec.of("erin")) == 2 })
-	e.expect("erin", on, offTime)
+	e.expect("erin", on, offExp)
 	if d := time.Since(last); d < e.ttl {
 		e.Errorf("offline %v after the last beat, before TTL %v", d, e.ttl)
 	}
@@ -432,7 +432,7 @@ func testRestartCleanup(e *env) {
 	e.connect(tr, "jack", presence.SessionOptions{})
 	e.waitFor(e.grace+3*e.sweep, "henry offline after restart", func() bool { return len(e.rec.of("henry")) == 1 })
 	e.sleep(2 * e.sweep)
-	e.expect("henry", offLost)
+	e.expect("henry", offRestart)
 	e.expect("iris") // still has a session on n2
 	e.expect("jack")
 	ps, err := tr.Lookup(e.ctx, []string{"henry", "iris", "jack"})
@@ -465,7 +465,7 @@ func testTouchGone(e *env) {
 	if err != nil {
 		e.Fatal(err)
 	}
-	want := []presence.Gone{{Index: 1, Reason: presence.ReasonKicked}, {Index: 2, Reason: presence.ReasonTimeout}, {Index: 3, Reason: presence.ReasonTimeout}}
+	want := []presence.Gone{{Index: 1, Reason: presence.ReasonKicked}, {Index: 2, Reason: presence.ReasonExpired}, {Index: 3, Reason: presence.ReasonExpired}}
 	if !slices.Equal(gone, want) {
 		e.Fatalf("Touch gone = %+v, want %+v", gone, want)
 	}
@@ -494,7 +494,7 @@ func testQueries(e *env) {
 	e.connect(tr, "liam", presence.SessionOptions{ID: "one"})
 	e.connect(tr, "liam", presence.SessionOptions{ID: "two"})
 	m := e.connect(tr, "mia", presence.SessionOptions{})
-	e.end(m, presence.ReasonTimeout) // gone at once
+	e.end(m, presence.ReasonExpired) // gone at once
 	e.settle()
 	ps, err := tr.Lookup(e.ctx, []string{"mia", "nobody", "liam"})
 	if err != nil {
@@ -543,7 +543,7 @@ func testListPaging(e *env) {
 	}
 	// Some go offline: they must not be listed.
 	for i := 0; i < 150; i += 10 {
-		e.end(sessions[i], presence.ReasonTimeout)
+		e.end(sessions[i], presence.ReasonExpired)
 		delete(want, sessions[i].ClientID())
 	}
 	seen := map[string]int{}
@@ -685,7 +685,7 @@ func testConcurrentNodes(e *env) {
 				case 0:
 					_ = tr.Kick(e.ctx, id) // may race with another kick: ErrNotFound is fine
 				case 1, 2:
-					err = s.End(e.ctx, presence.ReasonTimeout)
+					err = s.End(e.ctx, presence.ReasonExpired)
 				default:
 					s.Beat()
 					err = s.End(e.ctx, presence.ReasonClosed)
