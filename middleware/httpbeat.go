@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/vigilhq/vigil/presence"
 )
 
@@ -91,11 +93,12 @@ func (s *Server) leave(ctx context.Context, client, session string) (bool, error
 // client as a beat of its HTTP session (DefaultHTTPSession), so a client
 // that makes a request at least once per Tracker TTL stays online; one that
 // stops goes offline a TTL after its last request. Requests that Identify
-// rejects, or from a foreign Origin, are passed on uncounted. It never
-// changes the response.
+// rejects, from a foreign Origin, or asking for a WebSocket upgrade (the
+// connection has its own session) are passed on uncounted. It never changes
+// the response.
 func (s *Server) TrackRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.origins.check(r) {
+		if !websocket.IsWebSocketUpgrade(r) && s.origins.check(r) {
 			if id, _, err := s.identify(r); err == nil {
 				if err := s.beat(r.Context(), id, DefaultHTTPSession); err != nil {
 					s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request not counted",
