@@ -53,7 +53,7 @@ func TestAttach(t *testing.T) {
 	// Stop reading: the scheduler drops the silent client, the app's read
 	// fails, Finish ends the session as timed out.
 	ev := e.waitEvent(t, "legacy", 2*time.Second)
-	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonTimeout {
+	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonExpired {
 		t.Fatalf("event %+v, want offline timeout", ev)
 	}
 	if st := e.srv.Stats(); st.Open != 0 || st.HeartbeatTimeouts != 1 {

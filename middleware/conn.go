@@ -281,9 +281,9 @@ func (c *Conn) gone(r presence.Reason) {
 		ce.Code, ce.Text = CloseKicked, "kicked"
 	case presence.ReasonShutdown:
 		ce.Code, ce.Text = CloseGoingAway, "shutdown"
-	case presence.ReasonTimeout:
+	case presence.ReasonExpired:
 		ce.Code, ce.Text = CloseTimeout, "timeout"
-	case presence.ReasonNodeLost:
+	case presence.ReasonRestart, presence.ReasonNodeLost:
 		ce.Code, ce.Text = CloseRestart, "restart"
 	}
 	if len(ce.Text) > 123 {

@@ -49,7 +49,7 @@
 // Every frame the client sends (a pong, a message, an application "ping")
 // is a beat. A connection with no frame for PingInterval+PongTimeout (35s
 // by default) is dropped at once, without a close handshake a dead peer
-// would never answer, and its session ends with presence.ReasonTimeout,
+// would never answer, and its session ends with presence.ReasonExpired,
 // which skips Grace: the client goes offline right away. The Tracker's TTL
 // must be at least PingInterval+PongTimeout, so that beats of a live
 // connection always arrive within TTL; New checks it. HTTP-heartbeat

@@ -88,7 +88,7 @@ func TestDeadPeerDropped(t *testing.T) {
 	start := time.Now()
 	ev := e.waitEvent(t, "dead", 2*time.Second)
 	took := time.Since(start)
-	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonTimeout {
+	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonExpired {
 		t.Fatalf("event %+v, want offline timeout", ev)
 	}
 	if max := 300*time.Millisecond + 2*50*time.Millisecond + 50*time.Millisecond; took > max {

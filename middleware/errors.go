@@ -26,10 +26,6 @@ var (
 	ErrTooManyConns = errors.New("middleware: too many connections for client")
 )
 
-// ReasonLeft is the presence reason of an HTTP session that ended through
-// the leave endpoint.
-const ReasonLeft presence.Reason = "left"
-
 // Close codes the server sends. docs/PROTOCOL.md has the full table and what
 // a client should do on each.
 const (

@@ -119,7 +119,7 @@ func TestHeartbeatEndpoint(t *testing.T) {
 		}
 	}
 	ev := e.waitEvent(t, "carol", 2*time.Second)
-	if ev.Transition != presence.Offline || ev.Reason != middleware.ReasonLeft {
+	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonLeft {
 		t.Fatalf("event %+v, want offline left", ev)
 	}
 	if st := e.srv.Stats(); st.HTTPHeartbeats == 0 || st.Leaves != 2 {
@@ -136,7 +136,7 @@ func TestHeartbeatExpires(t *testing.T) {
 	post(t, ts.URL+"/presence/heartbeat?id=dave", "", "")
 	e.waitEvent(t, "dave", 2*time.Second)
 	ev := e.waitEvent(t, "dave", 2*time.Second)
-	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonTimeout {
+	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonExpired {
 		t.Fatalf("event %+v", ev)
 	}
 	if took := time.Since(start); took > 400*time.Millisecond+2*50*time.Millisecond+100*time.Millisecond {

@@ -86,7 +86,7 @@ func (s *Server) leave(ctx context.Context, client, session string) (bool, error
 	if !ok || h.sess == nil {
 		return false, nil
 	}
-	return true, h.sess.End(ctx, ReasonLeft)
+	return true, h.sess.End(ctx, presence.ReasonLeft)
 }
 
 // TrackRequests is middleware that counts every request of an identified

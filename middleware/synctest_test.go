@@ -178,7 +178,7 @@ func TestSynctestPongTimeout(t *testing.T) {
 		start := time.Now()
 		ev := b.next(t)
 		took := time.Since(start)
-		if ev.Transition != presence.Offline || ev.Reason != presence.ReasonTimeout {
+		if ev.Transition != presence.Offline || ev.Reason != presence.ReasonExpired {
 			t.Fatalf("event %+v, want offline timeout", ev)
 		}
 		// 3.2 s is the p99 target for P=1s, PongTimeout=2s.

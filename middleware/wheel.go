@@ -154,7 +154,7 @@ func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 	if now >= deadline {
 		// A dead peer will not answer a close handshake: drop TCP now.
 		w.s.stats.timeouts.Add(1)
-		c.closeWith(&CloseError{Code: CloseTimeout, Text: "timeout", Reason: presence.ReasonTimeout}, true)
+		c.closeWith(&CloseError{Code: CloseTimeout, Text: "timeout", Reason: presence.ReasonExpired}, true)
 		return 0, false
 	}
 	if cfg.IdleTimeout > 0 {

@@ -99,15 +99,6 @@ func openStore(o options) (presence.Store, error) {
 	return nil, fmt.Errorf("chat: -store %q: want memory or redis", o.store)
 }
 
-// logReason is the reason a log line gives for an offline: presence's
-// "timeout" is "expired" in the demo's log contract.
-func logReason(r presence.Reason) string {
-	if r == presence.ReasonTimeout {
-		return "expired"
-	}
-	return string(r)
-}
-
 func run(ctx context.Context, o options, log *slog.Logger) error {
 	store, err := openStore(o)
 	if err != nil {
@@ -127,7 +118,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 			slog.String("event", ev.Transition.String()),
 			slog.String("client", ev.ClientID),
 			slog.String("client_id", ev.ClientID),
-			slog.String("reason", logReason(ev.Reason)),
+			slog.String("reason", string(ev.Reason)),
 			slog.String("node", ev.Node),
 			slog.Uint64("seq", ev.Seq),
 		}
