@@ -104,3 +104,11 @@ func newStore(t testing.TB, rdb goredis.UniversalClient, cfg redisstore.Config) 
 }
 
 var _ presence.Store = (*redisstore.Store)(nil)
+
+// go-redis logs failed dials through its own logger; outage tests make
+// many on purpose.
+func init() { goredis.SetLogger(quiet{}) }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}

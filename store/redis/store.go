@@ -54,6 +54,7 @@ type Store struct {
 
 type knownSession struct {
 	node string
+	ttl  int64  // the last lease written, ms
 	gen  string // the bucket's generation when the session was last written
 }
 
@@ -151,7 +152,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, errReply)
 	}
 	gen, _ := v[0].(string)
-	s.remember(l.ClientID, l.SessionID, l.Node, gen)
+	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), gen: gen})
 	evs, err := s.events(b, v[1:])
 	if err != nil {
 		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, err)
@@ -159,14 +160,14 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	return evs, nil
 }
 
-func (s *Store) remember(clientID, sessionID, node, gen string) {
+func (s *Store) remember(clientID, sessionID string, k knownSession) {
 	s.knownMu.Lock()
 	m := s.known[clientID]
 	if m == nil {
 		m = make(map[string]knownSession, 1)
 		s.known[clientID] = m
 	}
-	m[sessionID] = knownSession{node: node, gen: gen}
+	m[sessionID] = k
 	s.knownMu.Unlock()
 }
 
@@ -297,7 +298,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 			m = make(map[string]knownSession, 1)
 			s.known[l.ClientID] = m
 		}
-		m[l.SessionID] = knownSession{node: l.Node, gen: gens[s.bucket(l.ClientID)]}
+		m[l.SessionID] = knownSession{node: l.Node, ttl: ms(l.TTL), gen: gens[s.bucket(l.ClientID)]}
 	}
 	s.knownMu.Unlock()
 	return gone, nil
@@ -340,21 +341,20 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	var calls []call
 	if e.ClientID != "" {
 		b := s.bucket(e.ClientID)
-		var kg, node string
+		var k knownSession
 		if e.SessionID != "" {
 			s.knownMu.Lock()
-			k := s.known[e.ClientID][e.SessionID]
+			k = s.known[e.ClientID][e.SessionID]
 			s.knownMu.Unlock()
-			kg, node = k.gen, k.node
 		}
 		bs = []int{b}
-		calls = []call{{keys: s.buckets[b], args: []any{"c", e.ClientID, e.SessionID, string(e.Reason), grace, kg,
-			s.retentionMS(), s.claimer(), s.cfg.JournalLen, node}}}
+		calls = []call{{keys: s.buckets[b], args: []any{"c", e.ClientID, e.SessionID, string(e.Reason), grace, k.gen,
+			s.retentionMS(), s.claimer(), s.cfg.JournalLen, k.node, k.ttl}}}
 	} else {
 		for b := range s.buckets {
 			bs = append(bs, b)
 			calls = append(calls, call{keys: s.buckets[b], args: []any{"n", e.Node, "", string(e.Reason), grace, "",
-				s.retentionMS(), s.claimer(), s.cfg.JournalLen, e.Node}})
+				s.retentionMS(), s.claimer(), s.cfg.JournalLen, e.Node, 0}})
 		}
 	}
 	replies, err := s.runAll(ctx, scriptEnd, calls)
@@ -374,9 +374,11 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 		}
 	}
 	s.knownMu.Lock()
-	if e.ClientID != "" {
+	if err != nil {
+		// Keep what we know: the caller retries.
+	} else if e.ClientID != "" {
 		s.forgetSession(e.ClientID, e.SessionID)
-	} else if err == nil {
+	} else {
 		for c, m := range s.known {
 			for sid, k := range m {
 				if k.node == e.Node {

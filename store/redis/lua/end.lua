@@ -2,7 +2,8 @@
 -- KEYS: one bucket. ARGV: mode ('c' client, 'n' node), client ID or node,
 -- session ID or '', reason, grace ms, known generation of the session (''
 -- if unknown), retention ms (negative: none), consumer, journal length,
--- node of the caller ('' if unknown).
+-- node of the session or caller ('' if unknown), and how long a session
+-- re-created after Redis lost it lingers at least (ms).
 -- Returns: generation, number of sessions ended, then the transitions.
 bucket(0)
 local g = gen()
@@ -18,9 +19,12 @@ if mode == 'c' then
     elseif kg ~= '' and kg ~= g and mayrecreate(who) then
       -- Held before Redis lost the bucket: re-create it silently, then
       -- end it like any other, so its client gets its one Offline.
+      -- It lingers at least a lease, so that the client's sessions on other
+      -- nodes are re-asserted before it is gone.
       local node = ARGV[10]
       addsession(who, sid, sk, node, NOW, NOW, true)
       sel[1] = sk
+      grace = math.max(grace, tonumber(ARGV[11]))
     end
   else
     sel = redis.call('ZRANGEBYLEX', B.k, '[' .. who .. '\0', '(' .. who .. '\1')
