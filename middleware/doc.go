@@ -68,11 +68,11 @@
 //
 // A connection ends with a close code and a presence reason: the client
 // closed it (its code; presence.ReasonClosed); the Handler returned (1000;
-// ReasonClosed); no frame in time (4000, dropped; ReasonTimeout); idle (4501;
+// ReasonClosed); no frame in time (4000, dropped; ReasonExpired); idle (4501;
 // ReasonIdle); kicked through Conn.Kick or Tracker.Kick (4500; ReasonKicked);
 // shutdown (1001; ReasonShutdown); a frame over ReadLimit (1009); invalid
 // UTF-8 in a text message (1007); slow consumer (4001). Every reason but
-// ReasonTimeout lets the session linger for the Tracker's Grace, so a
+// ReasonExpired lets the session linger for the Tracker's Grace, so a
 // reload or a reconnect fires no events.
 //
 // # Shutdown

@@ -32,6 +32,10 @@ type hooks struct {
 	panics   atomic.Uint64
 	timeouts atomic.Uint64
 
+	// delivered, if set before the first dispatch, is called after all
+	// hooks of an event ran (see journal.go).
+	delivered func(Event)
+
 	// mu guards the fields below.
 	mu      sync.Mutex
 	online  []*hookEntry // replaced, never modified in place
@@ -72,6 +76,9 @@ func (h *hooks) dispatch(ev Event) {
 	h.mu.Lock()
 	if len(h.online) == 0 && len(h.offline) == 0 {
 		h.mu.Unlock()
+		if h.delivered != nil {
+			h.delivered(ev) // nothing to run: delivered at once
+		}
 		return
 	}
 	q, running := h.queues[ev.ClientID]
@@ -103,6 +110,9 @@ func (h *hooks) run(clientID string) {
 		h.mu.Unlock()
 		for _, e := range list {
 			h.call(e.fn, ev)
+		}
+		if h.delivered != nil {
+			h.delivered(ev)
 		}
 	}
 }
