@@ -29,6 +29,9 @@ import (
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 //go:embed static
@@ -42,8 +45,8 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (port 0 picks a free port; the log says which)")
-	flag.StringVar(&o.store, "store", "memory", "presence store: memory (redis arrives with the Redis store)")
+	flag.StringVar(&o.addr, "addr", ":8080", "listen address (port 0 picks a free port; the log says which)")
+	flag.StringVar(&o.store, "store", "memory", "presence store: memory or redis (with -redis-url)")
 	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -store redis, e.g. redis://localhost:6379/0")
 	flag.StringVar(&o.nodeID, "node-id", "", "node ID, stable across restarts (default: host name)")
 	flag.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "protocol ping interval; HTTP clients beat this often")
@@ -85,25 +88,38 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("chat: -log-format %q: want text or json", format)
 }
 
-// openStore returns the presence store the flags ask for.
-func openStore(o options) (presence.Store, error) {
+// openStore returns the presence store the flags ask for, and what to close
+// when done with it.
+func openStore(o options) (presence.Store, func(), error) {
 	switch o.store {
 	case "memory":
-		return memory.New(memory.Config{})
+		s, err := memory.New(memory.Config{})
+		return s, func() {}, err
 	case "redis":
-		// store/redis arrives with the Redis issue. Wire it here:
-		//	opts, err := goredis.ParseURL(o.redisURL)
-		//	return redisstore.New(goredis.NewClient(opts), redisstore.Config{})
-		return nil, errors.New("chat: -store redis is not available yet: it arrives with the Redis store")
+		if o.redisURL == "" {
+			return nil, nil, errors.New("chat: -store redis needs -redis-url")
+		}
+		opts, err := goredis.ParseURL(o.redisURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("chat: -redis-url: %w", err)
+		}
+		rdb := goredis.NewClient(opts)
+		s, err := redisstore.New(rdb, redisstore.Config{})
+		if err != nil {
+			rdb.Close()
+			return nil, nil, err
+		}
+		return s, func() { rdb.Close() }, nil
 	}
-	return nil, fmt.Errorf("chat: -store %q: want memory or redis", o.store)
+	return nil, nil, fmt.Errorf("chat: -store %q: want memory or redis", o.store)
 }
 
 func run(ctx context.Context, o options, log *slog.Logger) error {
-	store, err := openStore(o)
+	store, closeStore, err := openStore(o)
 	if err != nil {
 		return err
 	}
+	defer closeStore()
 	tr, err := presence.New(ctx, store, presence.Config{
 		Node:   o.nodeID,
 		TTL:    o.pingInterval + o.pongTimeout,
