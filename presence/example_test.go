@@ -17,12 +17,16 @@ func Example() {
 	}
 	// Hooks run on the Tracker's goroutines; this example waits for them.
 	done := make(chan struct{})
+	var onlineSeq uint64
 	tr.OnOnline(func(ctx context.Context, ev presence.Event) {
-		fmt.Println(ev.ClientID, ev.Transition, "seq", ev.Seq)
+		fmt.Println(ev.ClientID, ev.Transition, "on node", ev.Node)
+		onlineSeq = ev.Seq
 		done <- struct{}{}
 	})
 	tr.OnOffline(func(ctx context.Context, ev presence.Event) {
-		fmt.Println(ev.ClientID, ev.Transition, ev.Reason, "seq", ev.Seq)
+		// Seq grows by one per transition: consumers order and de-duplicate
+		// with it (Event.ID).
+		fmt.Println(ev.ClientID, ev.Transition, ev.Reason, "next seq:", ev.Seq == onlineSeq+1)
 		done <- struct{}{}
 	})
 
@@ -35,9 +39,9 @@ func Example() {
 	<-done
 	tr.Close(ctx)
 	// Output:
-	// alice online seq 1
+	// alice online on node web-1
 	// online: 1
-	// alice offline closed seq 2
+	// alice offline closed next seq: true
 }
 
 func ExampleTracker_Lookup() {

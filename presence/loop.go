@@ -133,6 +133,18 @@ func (t *Tracker) drop(ctx context.Context, s *Session, reason Reason) {
 // retry repeats the Adds and Ends that failed for a transient reason.
 func (t *Tracker) retry(ctx context.Context) {
 	t.localMu.Lock()
+	mustClear := t.mustClear
+	t.localMu.Unlock()
+	if mustClear {
+		if err := t.clearNode(ctx); err != nil {
+			t.storeFailed(ctx, "clear node", err, nil)
+			return // nothing of this node may reach the Store before
+		}
+		t.localMu.Lock()
+		t.mustClear = false
+		t.localMu.Unlock()
+	}
+	t.localMu.Lock()
 	pending, retries := t.pending, t.retries
 	t.pending, t.retries = nil, nil
 	t.localMu.Unlock()

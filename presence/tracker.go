@@ -42,6 +42,9 @@ type Tracker struct {
 	pending []*Session // Add failed for a transient reason; retried
 	retries []endRetry // End failed for a transient reason; retried
 	closed  bool
+	// mustClear: the start-up clearing of this node's old sessions has not
+	// reached the Store yet; until it has, new sessions stay pending.
+	mustClear bool
 
 	// dirtyMu guards dirty: sessions beaten since their last write.
 	dirtyMu sync.Mutex
@@ -65,12 +68,13 @@ type Tracker struct {
 	closedChan chan struct{}
 }
 
-// New returns a Tracker for store. Before it returns, it ends, through
-// Grace, the sessions that a previous process with the same cfg.Node left in
-// the store, so a restarted node leaves no ghosts; their Offline events fire
-// from a later sweep, so register hooks right after New. It starts one
-// goroutine (beat writes and sweeps); call Close to stop it. ctx bounds only
-// the start-up work.
+// New returns a Tracker for store. It ends, through Grace, the sessions that
+// a previous process with the same cfg.Node left in the store, so a
+// restarted node leaves no ghosts; their Offline events fire from a later
+// sweep, so register hooks right after New. If the store is unreachable, New
+// still succeeds: the clearing is retried, and this node's sessions are
+// recorded only after it went through. It starts one goroutine (beat writes
+// and sweeps); call Close to stop it. ctx bounds only the start-up work.
 func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: nil store", ErrInvalidArgument)
@@ -91,11 +95,15 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		closedChan: make(chan struct{}),
 	}
 	t.initJournal(ctx)
-	// Linger at least one sweep, so that even with no Grace the Offline
-	// events come from the loop, after the caller has registered hooks.
-	clear := Ending{Node: cfg.Node, Reason: ReasonRestart, Grace: max(cfg.Grace, cfg.SweepInterval)}
-	if _, err := store.End(ctx, clear); err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("presence: clear sessions of node %q: %w", cfg.Node, err)
+	if err := t.clearNode(ctx); err != nil {
+		if permanent(err) {
+			return nil, fmt.Errorf("presence: clear sessions of node %q: %w", cfg.Node, err)
+		}
+		// The Store is unreachable: start anyway, hold this node's
+		// sessions back from the Store until the loop has cleared the
+		// previous process's (so the clearing cannot end them).
+		t.storeFailed(ctx, "clear node", err, nil)
+		t.mustClear = true
 	}
 	t.loopCtx, t.stopLoop = context.WithCancel(context.Background())
 	go t.loop()
@@ -185,19 +193,25 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 	s.next = t.local[k]
 	t.local[k] = s
 	t.nlocal++
+	held := t.mustClear // the loop records it once the node is cleared
+	if held {
+		t.pending = append(t.pending, s)
+	}
 	t.localMu.Unlock()
 
-	if err := t.add(ctx, s); err != nil {
-		if permanent(err) {
+	if !held {
+		if err := t.add(ctx, s); err != nil {
+			if permanent(err) {
+				t.localMu.Lock()
+				t.markEnded(s, ReasonClosed)
+				t.localMu.Unlock()
+				return nil, fmt.Errorf("presence: connect %q: %w", clientID, err)
+			}
+			t.storeFailed(ctx, "add", err, s)
 			t.localMu.Lock()
-			t.markEnded(s, ReasonClosed)
+			t.pending = append(t.pending, s)
 			t.localMu.Unlock()
-			return nil, fmt.Errorf("presence: connect %q: %w", clientID, err)
 		}
-		t.storeFailed(ctx, "add", err, s)
-		t.localMu.Lock()
-		t.pending = append(t.pending, s)
-		t.localMu.Unlock()
 	}
 	t.connects.Add(1)
 	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session connected",
@@ -227,6 +241,18 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 	t.localMu.Unlock()
 	if ended { // ended while the Add was in flight
 		return t.endInStore(ctx, s, *s.reason)
+	}
+	return nil
+}
+
+// clearNode ends, through Grace, the sessions a previous process with this
+// node ID left in the Store. They linger at least one sweep, so that even
+// with no Grace their Offline events come from the loop, after the caller of
+// New has registered hooks.
+func (t *Tracker) clearNode(ctx context.Context) error {
+	e := Ending{Node: t.cfg.Node, Reason: ReasonRestart, Grace: max(t.cfg.Grace, t.cfg.SweepInterval)}
+	if _, err := t.store.End(ctx, e); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
 	}
 	return nil
 }

@@ -438,3 +438,43 @@ func TestLookupLimits(t *testing.T) {
 		}
 	})
 }
+
+// A node that starts while its store is unreachable still starts; it clears
+// what its previous process left before recording any session of its own.
+func TestStartDuringOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &failing{Store: newStore(t)}
+		// What the previous process of node n1 left.
+		store.Add(ctx, presence.Lease{ClientID: "ghost", SessionID: "old", Node: "n1", TTL: time.Hour})
+		store.Add(ctx, presence.Lease{ClientID: "back", SessionID: "old", Node: "n1", TTL: time.Hour})
+		store.down.Store(true)
+		tr := newTracker(t, store, presence.Config{Node: "n1", Grace: time.Second})
+		rec := &events{}
+		tr.OnOnline(rec.hook)
+		tr.OnOffline(rec.hook)
+		s, err := tr.Connect(ctx, "back", presence.SessionOptions{})
+		if err != nil {
+			t.Fatalf("Connect during outage: %v", err)
+		}
+		time.Sleep(5 * time.Second)
+		s.Beat()
+		synctest.Wait()
+		if got := rec.list(); len(got) != 0 {
+			t.Fatalf("during outage: %v", got)
+		}
+		store.down.Store(false)
+		for range 4 {
+			time.Sleep(time.Second)
+			s.Beat()
+		}
+		synctest.Wait()
+		// The ghost goes; "back" reconnected, so its new session keeps it
+		// online through the clearing: no events at all.
+		if got := rec.list(); !equal(got, "ghost:offline") {
+			t.Fatalf("after outage: %v", got)
+		}
+		if p, err := tr.Presence(ctx, "back"); err != nil || !p.Online || p.Sessions != 1 {
+			t.Fatalf("back = %+v, %v; want online with its one new session", p, err)
+		}
+	})
+}

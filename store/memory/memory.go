@@ -24,6 +24,9 @@ const (
 	DefaultRetention   = 24 * time.Hour
 )
 
+// maxClientSessions is the most sessions one client may have.
+const maxClientSessions = 0xffff
+
 // shards is the number of go-cache maps clients are spread over. List walks
 // one shard at a time, so a page costs a shard's size, not the store's.
 const shards = 1024
@@ -37,7 +40,8 @@ type Config struct {
 	MaxClients int
 
 	// MaxSessions caps live and ending sessions; past it Add fails with
-	// presence.ErrLimit. Default: 2,000,000.
+	// presence.ErrLimit, as it does for a client's 65,536th session.
+	// Default: 2,000,000.
 	MaxSessions int
 
 	// Retention is how long an offline client's last-seen time is kept.
@@ -99,9 +103,11 @@ func New(cfg Config) (*Store, error) {
 // client and session are laid out to fit 64-byte allocations: a store may
 // hold a million of each.
 type client struct {
-	id  string
-	seq uint32 // 4 billion transitions: over a century at one a second
-	n   int32  // number of sessions; 0 means offline (and remembered)
+	id string
+	// sn packs the client's transition number (high 48 bits: see
+	// seqBase) and its number of sessions (low 16 bits; none means offline
+	// and remembered).
+	sn uint64
 	// since is when it came online, or while offline when it went offline.
 	since int64
 	seen  int64    // now() of its latest beat
@@ -146,6 +152,18 @@ func (s *Store) get(id string) *client {
 	return nil
 }
 
+func (c *client) sessions() int { return int(c.sn & 0xffff) }
+func (c *client) seq() uint64   { return c.sn >> 16 }
+
+// seqBase is the first transition number of a client record made at now:
+// seconds since 2023-11-14 times 2^16, so that a client forgotten and seen
+// again never reuses an Event.ID (unless it made 65,536 transitions a
+// second). Online numbers stay odd.
+func (s *Store) seqBase(now int64) uint64 {
+	sec := s.wall(now).Unix() - 1_700_000_000
+	return uint64(max(sec, 0)) << 16
+}
+
 func (c *client) find(id string) *session {
 	for x := c.head; x != nil; x = x.next {
 		if x.id == id {
@@ -161,7 +179,7 @@ func (c *client) unlink(x *session) {
 		if *p == x {
 			*p = x.next
 			x.next = nil
-			c.n--
+			c.sn--
 			return
 		}
 	}
@@ -204,9 +222,13 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 			return nil, nil
 		}
 	}
+	if c != nil && c.sessions() == maxClientSessions {
+		return nil, fmt.Errorf("%w: memory: %d sessions of client %q", presence.ErrLimit, maxClientSessions, c.id)
+	}
 	if s.nsessions >= s.cfg.MaxSessions {
 		return nil, fmt.Errorf("%w: memory: %d sessions", presence.ErrLimit, s.nsessions)
 	}
+	wasOffline := c != nil && c.sessions() == 0 // and so in the offline list
 	if c == nil {
 		if s.nclients >= s.cfg.MaxClients {
 			if s.oldest == nil {
@@ -214,17 +236,16 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 			}
 			s.forget(s.oldest)
 		}
-		c = &client{id: l.ClientID}
+		c = &client{id: l.ClientID, sn: s.seqBase(now) << 16}
 		s.shard(c.id).Set(c.id, c, cache.NoExpiration)
 		s.nclients++
 	}
-	wasOffline := c.n == 0 && c.seq > 0
 	x := &session{c: c, id: l.SessionID, index: -1, next: c.head}
 	c.head = x
-	c.n++
+	c.sn++
 	s.nsessions++
 	s.renew(x, l, node, now)
-	if c.n > 1 {
+	if c.sessions() > 1 {
 		// The new session keeps the client online: sessions lingering
 		// through their grace have done their job. Dropping them bounds
 		// what a client that reconnects in a loop can pile up.
@@ -242,12 +263,12 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	if wasOffline {
 		s.unlinkOffline(c)
 	}
-	c.seq++
+	c.sn += 1 << 16
 	c.since = now
 	s.online++
 	return []presence.Event{{
 		ClientID: c.id, Transition: presence.Online, Reason: presence.ReasonConnect,
-		Time: s.wall(now), LastSeen: s.wall(c.seen), SessionID: x.id, Seq: uint64(c.seq),
+		Time: s.wall(now), LastSeen: s.wall(c.seen), SessionID: x.id, Seq: c.seq(),
 	}}, nil
 }
 
@@ -404,15 +425,15 @@ func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason,
 	c := x.c
 	c.unlink(x)
 	s.nsessions--
-	if c.n > 0 {
+	if c.sessions() > 0 {
 		return evs
 	}
-	c.seq++
+	c.sn += 1 << 16
 	s.online--
 	evs = append(evs, presence.Event{
 		ClientID: c.id, Transition: presence.Offline, Reason: reason,
 		Time: s.wall(now), LastSeen: s.wall(c.seen), OnlineFor: time.Duration(now - c.since),
-		SessionID: x.id, Seq: uint64(c.seq),
+		SessionID: x.id, Seq: c.seq(),
 	})
 	if s.cfg.Retention < 0 {
 		s.shard(c.id).Delete(c.id)
@@ -491,7 +512,7 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 }
 
 func (s *Store) presence(c *client) presence.Presence {
-	p := presence.Presence{ClientID: c.id, Online: c.n > 0, LastSeen: s.wall(c.seen), Sessions: int(c.n)}
+	p := presence.Presence{ClientID: c.id, Online: c.sessions() > 0, LastSeen: s.wall(c.seen), Sessions: c.sessions()}
 	if p.Online {
 		p.Since = s.wall(c.since)
 	}
@@ -509,7 +530,7 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	if c == nil {
 		return nil, fmt.Errorf("memory: sessions of %q: %w", clientID, presence.ErrNotFound)
 	}
-	out := make([]presence.SessionInfo, 0, c.n)
+	out := make([]presence.SessionInfo, 0, c.sessions())
 	for x := c.head; x != nil; x = x.next {
 		info := presence.SessionInfo{ClientID: c.id, ID: x.id, Node: s.nodeIDs[x.node], LastSeen: s.wall(x.seen), Ending: x.reason != nil}
 		if info.Ending {
@@ -536,7 +557,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 		ids := make([]string, 0, len(items))
 		s.mu.Lock()
 		for id, it := range items {
-			if c := it.Object.(*client); c.n > 0 && (after == "" || id > after) {
+			if c := it.Object.(*client); c.sessions() > 0 && (after == "" || id > after) {
 				ids = append(ids, id)
 			}
 		}

@@ -29,6 +29,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -706,7 +707,7 @@ func testConcurrentNodes(e *env) {
 	for c := range clients {
 		id := fmt.Sprintf("c%d", c)
 		evs := e.rec.of(id)
-		slices.SortFunc(evs, func(a, b presence.Event) int { return int(a.Seq) - int(b.Seq) })
+		slices.SortFunc(evs, func(a, b presence.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 		if len(evs) == 0 {
 			continue
 		}
@@ -725,7 +726,7 @@ func testConcurrentNodes(e *env) {
 		}
 		for n, rec := range perNode {
 			local := rec.of(id)
-			if !slices.IsSortedFunc(local, func(a, b presence.Event) int { return int(a.Seq) - int(b.Seq) }) {
+			if !slices.IsSortedFunc(local, func(a, b presence.Event) int { return cmp.Compare(a.Seq, b.Seq) }) {
 				e.Errorf("node %d delivered %s's events out of order: %v", n, id, seqs(local))
 			}
 		}
