@@ -130,7 +130,7 @@ export class VigilSocket extends Base {
     if (this._ws || this.state == CLOSED) return; // never two sockets
     const o = this.opts;
     const ws = (this._ws = new this._WS(this.url, o.protocols));
-    this._started = this._last = this._now();
+    this._started = this._last = this._checked = this._now();
     this._pinged = -1;
     ws.onopen = () => {
       if (ws != this._ws) return;
@@ -152,7 +152,13 @@ export class VigilSocket extends Base {
   // timer to fire on time: hidden tabs run timers about once a minute.
   _check() {
     const ws = this._ws, o = this.opts, now = this._now();
+    // Woken late (a hidden, frozen or suspended page): the messages that
+    // arrived meanwhile may not have been handled yet, so probe afresh
+    // instead of judging on stale evidence.
+    const late = now - this._checked > o.pongTimeout;
+    this._checked = now;
     if (!ws) return;
+    if (late && ws.readyState == 1) return this._ping();
     if (ws.readyState == 0) {
       if (now - this._started > o.connectTimeout) this._kill(4000);
     } else if (this._pinged > this._last) {

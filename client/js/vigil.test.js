@@ -46,7 +46,11 @@ afterEach(() => mock.timers.reset());
 
 const opts = (o = {}) => ({ WebSocket: FakeWS, window: win, document: doc, navigator: nav, ...o });
 const last = () => FakeWS.all[FakeWS.all.length - 1];
-const tick = (ms) => mock.timers.tick(ms);
+// Advance in small steps: a mocked tick moves the clock to its end before it
+// runs the timers due, which would look to vigil.js like a page woken late.
+const tick = (ms) => {
+  for (let done = 0; done < ms; done += 25) mock.timers.tick(Math.min(25, ms - done));
+};
 function record(t) {
   const states = [];
   t.addEventListener("statechange", (e) => states.push(e.detail));
@@ -298,4 +302,20 @@ test("size: minified and gzipped at most 4 KB", () => {
   const gz = gzipSync(min, { level: 9 }).length;
   console.log(`vigil.js: ${raw.length} B source, ${min.length} B minified, ${gz} B minified+gzipped`);
   assert.ok(gz <= 4096, `${gz} B gzipped`);
+});
+
+test("a page woken late probes before it judges the socket dead", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 1000, pongTimeout: 500 }));
+  last().open();
+  tick(1150); // ping sent; the page freezes before the pong is handled
+  assert.deepEqual(last().sent, ["ping"]);
+  mock.timers.setTime(Date.now() + 30000);
+  tick(125); // the first late tick: a fresh ping, not a verdict
+  assert.equal(s.state, OPEN);
+  assert.deepEqual(last().sent, ["ping", "ping"]);
+  last().recv("pong"); // the queued answer is handled
+  tick(1000);
+  assert.equal(s.state, OPEN);
+  assert.equal(FakeWS.all.length, 1);
+  s.close();
 });
