@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/vigilhq/vigil/client/js"
 	"github.com/vigilhq/vigil/middleware"
 )
 
@@ -23,16 +24,23 @@ import (
 //	POST prefix/leave      end an HTTP session (navigator.sendBeacon)
 //	GET  prefix            the online clients, cursor-paged
 //	GET  prefix/{id}       one client's presence
+//	GET  prefix/vigil.js   the browser client (and prefix/vigil.d.ts)
+//
+// The live presence feed needs a middleware.Feed, which the app owns and
+// closes: mount it with r.Method("GET", prefix+"/feed", feed).
 //
 // The status routes list every client: mount them inside a chi Group with
 // the app's authorisation middleware if that matters, or mount the handlers
 // one by one. Because chi matches static segments first, the clients named
-// "ws", "heartbeat" or "leave" are reachable only through the Tracker.
+// "ws", "heartbeat", "leave", "vigil.js" and "vigil.d.ts" (and "feed", if
+// mounted) are reachable only through the Tracker.
 func Mount(r chi.Router, prefix string, srv *middleware.Server, h middleware.Handler) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	r.Method("GET", prefix+"/ws", srv.WebSocket(h))
 	r.Method("POST", prefix+"/heartbeat", srv.HeartbeatEndpoint())
 	r.Method("POST", prefix+"/leave", srv.LeaveEndpoint())
+	r.Method("GET", prefix+"/vigil.js", js.Handler())
+	r.Method("GET", prefix+"/vigil.d.ts", js.Handler())
 	root := prefix
 	if root == "" {
 		root = "/"

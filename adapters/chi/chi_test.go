@@ -109,3 +109,16 @@ func TestMountBehindChiLogger(t *testing.T) {
 		t.Fatalf("count %d", n)
 	}
 }
+
+func TestMountServesScript(t *testing.T) {
+	_, srv := setup(t)
+	r := chi.NewRouter()
+	vigilchi.Mount(r, "/presence", srv, nil)
+	for _, p := range []string{"/presence/vigil.js", "/presence/vigil.d.ts"} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		if rec.Code != 200 || rec.Body.Len() == 0 {
+			t.Errorf("GET %s = %d, %d bytes", p, rec.Code, rec.Body.Len())
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigilhq/vigil/client/js"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
@@ -157,6 +158,13 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	room := &room{conns: make(map[*middleware.Conn]struct{})}
+	// The page's online list: a snapshot, then each join and leave.
+	feed, err := middleware.NewFeed(tr, middleware.FeedConfig{Logger: log})
+	if err != nil {
+		_ = tr.Close(context.Background())
+		return err
+	}
+	defer feed.Close()
 
 	page, _ := fs.Sub(static, "static")
 	mux := http.NewServeMux()
@@ -164,6 +172,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	mux.Handle("GET /ws", vs.WebSocket(room.serve))
 	mux.Handle("GET /presence", vs.OnlineEndpoint())
 	mux.Handle("GET /presence/{id}", vs.PresenceEndpoint())
+	mux.Handle("GET /presence/feed", feed)
+	mux.Handle("GET /vigil/", js.Handler())
+	mux.Handle("GET /vigil.js", js.Handler())
 	mux.Handle("POST /presence/heartbeat", vs.HeartbeatEndpoint())
 	mux.Handle("POST /presence/leave", vs.LeaveEndpoint())
 	mux.Handle("GET /metrics", vs.MetricsHandler())
@@ -191,6 +202,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
+		_ = feed.Close()
 		_ = vs.Shutdown(context.Background())
 		_ = tr.Close(context.Background())
 		return err
@@ -201,6 +213,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	// http.Server.Shutdown leaves hijacked WebSockets alone: the vigil
 	// Server drains them (1001, spread over -drain-window), then the
 	// Tracker hands presence over through Grace.
+	_ = feed.Close() // ends the feed streams, which hs.Shutdown would wait for
 	go func() { _ = hs.Shutdown(sctx) }()
 	errs := []error{vs.Shutdown(sctx), tr.Close(sctx)}
 	log.Info("stopped", "event", "stopped", "node", tr.Node())

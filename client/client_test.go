@@ -1,0 +1,344 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
+)
+
+func TestSendReceiveAndPresence(t *testing.T) {
+	n := newNode(t, fastTracker(), fastServer(), echo)
+	c := dialT(t, n.url(), Config{ClientID: "alice"})
+	n.waitEvent("alice", presence.Online, 2*time.Second)
+	for i := range 3 {
+		if err := c.Send(context.Background(), Text, []byte(fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if m := recvT(t, c, 2*time.Second); string(m.Data) != fmt.Sprint("m", i) || m.Type != Text {
+			t.Fatalf("got %v %q, want m%d", m.Type, m.Data, i)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ev := n.waitEvent("alice", presence.Offline, 2*time.Second); ev.Reason != presence.ReasonClosed {
+		t.Errorf("offline reason %q, want closed", ev.Reason)
+	}
+	if err := c.Send(context.Background(), Text, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close: %v, want ErrClosed", err)
+	}
+	if _, err := c.Receive(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Receive after Close: %v, want ErrClosed", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// With a short ping interval and an otherwise silent connection, the
+// client's application pings (answered with "pong", never delivered) keep
+// its presence, and the server's protocol pings are answered.
+func TestHeartbeatKeepsSilentClientOnline(t *testing.T) {
+	n := newNode(t, fastTracker(), fastServer(), nil)
+	c := dialT(t, n.url(), Config{ClientID: "bob", PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
+	n.waitEvent("bob", presence.Online, 2*time.Second)
+	// Five TTLs of silence from the application.
+	select {
+	case ev := <-n.events:
+		t.Fatalf("unexpected event %+v", ev)
+	case <-time.After(5 * n.tcfg.TTL):
+	}
+	if c.State() != Open || n.srv.Stats().AppPings == 0 {
+		t.Fatalf("state %v, app pings %d: want open and some pings", c.State(), n.srv.Stats().AppPings)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if m, err := c.Receive(ctx); err == nil {
+		t.Fatalf("Receive returned %q: pongs must not be delivered", m.Data)
+	}
+}
+
+// A server that accepts the connection and then never sends anything (a
+// frozen process, or a half-open socket) is dropped within PingInterval +
+// PongTimeout, and the client reconnects.
+func TestDeadServerDetected(t *testing.T) {
+	var mu sync.Mutex
+	var held []*websocket.Conn
+	up := websocket.Upgrader{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		held = append(held, ws) // never read, never answered
+		mu.Unlock()
+	}))
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		ts.Close()
+		mu.Lock()
+		for _, ws := range held {
+			ws.Close()
+		}
+		mu.Unlock()
+	})
+	st := newStates()
+	const ping, pong = 100 * time.Millisecond, 150 * time.Millisecond
+	c := dialT(t, "ws"+strings.TrimPrefix(ts.URL, "http"), Config{PingInterval: ping, PongTimeout: pong, WriteTimeout: 300 * time.Millisecond, OnState: st.record})
+	start := time.Now()
+	sc := st.wait(t, Reconnecting, 3*time.Second)
+	took := time.Since(start)
+	if !errors.Is(sc.Err, ErrTimeout) {
+		t.Errorf("reconnecting because of %v, want ErrTimeout", sc.Err)
+	}
+	if took < ping+pong || took > ping+pong+pong {
+		t.Errorf("dead server noticed after %v, want within [%v, %v]", took, ping+pong, ping+2*pong)
+	}
+	st.wait(t, Open, 3*time.Second)
+	_ = c
+}
+
+// The node crashes and comes back on the same address: the client shows
+// Reconnecting, comes back by itself with a bounded number of attempts,
+// and its presence is right afterwards.
+func TestReconnectAfterServerRestart(t *testing.T) {
+	n := newNode(t, fastTracker(), fastServer(), echo)
+	st := newStates()
+	c := dialT(t, n.url(), Config{ClientID: "carol", BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, OnState: st.record})
+	n.waitEvent("carol", presence.Online, 2*time.Second)
+	st.wait(t, Open, time.Second)
+
+	n.crash()
+	sc := st.wait(t, Reconnecting, 2*time.Second)
+	var ce *CloseError
+	if !errors.As(sc.Err, &ce) || ce.Code != websocket.CloseAbnormalClosure {
+		t.Errorf("reconnecting because of %v, want 1006", sc.Err)
+	}
+	down := 500 * time.Millisecond
+	<-time.After(down) // the node stays down for a while: attempts fail meanwhile
+	dialsDown := c.dials.Load()
+	n.restart()
+	st.wait(t, Open, 3*time.Second)
+	// With base 50ms doubling to 400ms, 500ms of downtime allow a handful
+	// of attempts, never a tight loop.
+	if dialsDown > 1+8 {
+		t.Errorf("%d dials while the server was down for %v: a tight loop", dialsDown, down)
+	}
+	if err := c.Send(context.Background(), Text, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvT(t, c, 2*time.Second); string(m.Data) != "after" {
+		t.Fatalf("got %q after reconnect", m.Data)
+	}
+	p, err := n.tr.Presence(context.Background(), "carol")
+	if err != nil || !p.Online {
+		t.Fatalf("presence after reconnect: %+v, %v", p, err)
+	}
+}
+
+// Messages sent while reconnecting are queued and sent, in order, once the
+// client is back.
+func TestSendQueuedWhileReconnecting(t *testing.T) {
+	n := newNode(t, fastTracker(), fastServer(), echo)
+	st := newStates()
+	c := dialT(t, n.url(), Config{ClientID: "dave", BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond, SendQueueSize: 3, OnState: st.record})
+	st.wait(t, Open, time.Second)
+	n.crash()
+	st.wait(t, Reconnecting, 2*time.Second)
+	for i := range 3 {
+		if err := c.Send(context.Background(), Text, []byte(fmt.Sprint("q", i))); err != nil {
+			t.Fatalf("Send %d while reconnecting: %v", i, err)
+		}
+	}
+	if err := c.Send(context.Background(), Text, []byte("x")); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("fourth Send: %v, want ErrQueueFull", err)
+	}
+	n.restart()
+	for i := range 3 {
+		if m := recvT(t, c, 3*time.Second); string(m.Data) != fmt.Sprint("q", i) {
+			t.Fatalf("got %q, want q%d", m.Data, i)
+		}
+	}
+}
+
+func TestCloseCodes(t *testing.T) {
+	tests := []struct {
+		code  int
+		retry bool
+	}{
+		{1000, false}, {1001, true}, {1006, true}, {1007, false}, {1008, false},
+		{1009, false}, {1011, true}, {1012, true}, {1013, true}, {4000, true},
+		{4001, true}, {4499, true}, {4500, false}, {4501, false}, {4999, false}, {3000, true},
+	}
+	for _, tt := range tests {
+		if got := Retryable(tt.code); got != tt.retry {
+			t.Errorf("Retryable(%d) = %v, want %v", tt.code, got, tt.retry)
+		}
+	}
+}
+
+// Kicked (4500): the client stops, reports the close, and makes no further
+// attempt.
+func TestKickedDoesNotReconnect(t *testing.T) {
+	kick := make(chan struct{})
+	h := func(ctx context.Context, c *middleware.Conn) {
+		go func() {
+			select {
+			case <-kick:
+				c.Kick()
+			case <-ctx.Done():
+			}
+		}()
+		echo(ctx, c)
+	}
+	n := newNode(t, fastTracker(), fastServer(), h)
+	st := newStates()
+	c := dialT(t, n.url(), Config{ClientID: "eve", BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, OnState: st.record})
+	st.wait(t, Open, time.Second)
+	close(kick)
+	sc := st.wait(t, Closed, 2*time.Second)
+	var ce *CloseError
+	if !errors.As(sc.Err, &ce) || ce.Code != middleware.CloseKicked {
+		t.Fatalf("closed with %v, want 4500", sc.Err)
+	}
+	<-c.Done()
+	if !errors.As(c.Err(), &ce) {
+		t.Errorf("Err() = %v", c.Err())
+	}
+	if d := c.dials.Load(); d != 1 {
+		t.Errorf("%d dials, want 1: a kicked client must not retry", d)
+	}
+	if got := len(n.upgrades()); got != 1 {
+		t.Errorf("server saw %d upgrades, want 1", got)
+	}
+}
+
+// Going away (1001, the node drains): the client reconnects by itself, its
+// first attempt spread over DrainWindow.
+func TestGoingAwayReconnectsWithJitter(t *testing.T) {
+	n := newNode(t, fastTracker(), fastServer(), echo)
+	st := newStates()
+	const window = 300 * time.Millisecond
+	c := dialT(t, n.url(), Config{ClientID: "frank", DrainWindow: window, OnState: st.record})
+	st.wait(t, Open, time.Second)
+	n.shutdown(5 * time.Second)
+	sc := st.wait(t, Reconnecting, 2*time.Second)
+	var ce *CloseError
+	if !errors.As(sc.Err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("reconnecting because of %v, want 1001", sc.Err)
+	}
+	if sc.Delay < 0 || sc.Delay >= window {
+		t.Errorf("first delay %v, want in [0, %v)", sc.Delay, window)
+	}
+	n.restart()
+	st.wait(t, Open, 5*time.Second)
+	_ = c
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	tests := []struct {
+		status    int
+		permanent bool
+	}{
+		{http.StatusUnauthorized, true},
+		{http.StatusForbidden, true},
+		{http.StatusNotFound, true},
+		{http.StatusTooManyRequests, false},
+		{http.StatusServiceUnavailable, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
+			var mu sync.Mutex
+			calls := 0
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				calls++
+				mu.Unlock()
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "no", tt.status)
+			}))
+			t.Cleanup(ts.Close)
+			st := newStates()
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			_, err := Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), Config{BackoffBase: 10 * time.Millisecond, OnState: st.record})
+			var he *HandshakeError
+			if tt.permanent {
+				if !errors.As(err, &he) || he.Status != tt.status {
+					t.Fatalf("Dial: %v, want HandshakeError %d", err, tt.status)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if calls != 1 {
+					t.Errorf("%d attempts, want 1", calls)
+				}
+				return
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Dial: %v, want the context's deadline", err)
+			}
+			// The second attempt waits for Retry-After (1s), past the deadline.
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if len(st.all) != 2 || st.all[1].Delay < time.Second {
+				t.Errorf("state changes %+v: want a second attempt after Retry-After", st.all)
+			}
+		})
+	}
+}
+
+func TestGiveUp(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "busy", http.StatusBadGateway)
+	}))
+	t.Cleanup(ts.Close)
+	_, err := Dial(context.Background(), "ws"+strings.TrimPrefix(ts.URL, "http"), Config{BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, MaxAttempts: 3})
+	if !errors.Is(err, ErrGaveUp) {
+		t.Fatalf("Dial: %v, want ErrGaveUp", err)
+	}
+}
+
+// Close, from any state, leaves no goroutine behind.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	n := newNode(t, fastTracker(), fastServer(), echo)
+	// The first client starts the server's ping scheduler; its echo shows
+	// that its own reader runs.
+	first := dialT(t, n.url(), Config{ClientID: "first"})
+	first.Send(context.Background(), Text, []byte("x"))
+	recvT(t, first, 2*time.Second)
+	base := goleak.IgnoreCurrent()
+	var cs []*Client
+	for i := range 5 {
+		cs = append(cs, dialT(t, n.url(), Config{ClientID: fmt.Sprint("g", i), BackoffBase: 200 * time.Millisecond}))
+	}
+	st := newStates()
+	cs = append(cs, dialT(t, n.url(), Config{ClientID: "g-recon", OnState: st.record, BackoffBase: time.Hour, BackoffMax: time.Hour}))
+	go cs[0].Send(context.Background(), Text, []byte("x"))
+	// One client is in a long backoff wait when it is closed.
+	cs[5].mu.Lock()
+	ws := cs[5].ws
+	cs[5].mu.Unlock()
+	ws.NetConn().Close()
+	st.wait(t, Reconnecting, time.Second)
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
+	goleak.VerifyNone(t, base)
+}

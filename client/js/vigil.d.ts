@@ -1,0 +1,125 @@
+// Type declarations for vigil.js, the browser client of vigil.
+
+export type State = "connecting" | "open" | "reconnecting" | "offline" | "closed";
+export declare const CONNECTING: "connecting";
+export declare const OPEN: "open";
+export declare const RECONNECTING: "reconnecting";
+export declare const OFFLINE: "offline";
+export declare const CLOSED: "closed";
+
+/** Whether to reconnect after close code `code` (docs/PROTOCOL.md). */
+export declare function retryable(code: number): boolean;
+/** Full-jitter delay in ms before attempt n: uniform in [0, min(max, base·2^n)). */
+export declare function backoff(n: number, base?: number, max?: number, rnd?: () => number): number;
+
+export interface Options {
+  /** ms of silence before an application ping. Default 25000. */
+  pingInterval?: number;
+  /** ms to wait for any message after a ping before the socket counts as dead. Default 10000. */
+  pongTimeout?: number;
+  /** ms for a socket to open. Default 10000. */
+  connectTimeout?: number;
+  /** Application ping and pong texts. Default "ping" and "pong". */
+  ping?: string;
+  pong?: string;
+  /** Backoff base and cap in ms. Default 500 and 30000. */
+  backoffBase?: number;
+  backoffMax?: number;
+  /** ms a connection must stay open for the attempt counter to reset. Default 10000. */
+  stableAfter?: number;
+  /** ms over which the first attempt after a 1001 is spread. Default 5000. */
+  drainWindow?: number;
+  /** Give up after this many failed attempts in a row; 0: never. Default 0. */
+  maxAttempts?: number;
+  /** Messages held by send() while not open; 0: none. Default 64. */
+  queue?: number;
+  /** WebSocket subprotocols. */
+  protocols?: string | string[];
+  /** For tests and other runtimes: the WebSocket class, the clock, and the objects that fire online/offline/pagehide and visibilitychange. */
+  WebSocket?: typeof WebSocket;
+  now?: () => number;
+  window?: EventTarget | null;
+  document?: (EventTarget & { visibilityState?: string }) | null;
+  navigator?: { onLine?: boolean; sendBeacon?(url: string, data?: BodyInit): boolean } | null;
+}
+
+export interface StateDetail {
+  state: State;
+  prev: State;
+  /** Failed attempts since the last stable connection. */
+  attempt: number;
+  /** ms until the next attempt (reconnecting). */
+  delay?: number;
+  /** Close code and reason of the connection that ended. */
+  code?: number;
+  reason?: string;
+  /** HTTP status of a failed heartbeat (VigilHeartbeat). */
+  status?: number;
+  gaveUp?: boolean;
+}
+
+export type StateEvent = CustomEvent<StateDetail>;
+
+interface StateEvents {
+  statechange: StateEvent;
+  connecting: StateEvent;
+  open: StateEvent;
+  reconnecting: StateEvent;
+  offline: StateEvent;
+  closed: StateEvent;
+}
+
+/** A WebSocket that stays connected. */
+export declare class VigilSocket extends EventTarget {
+  constructor(url: string, opts?: Options);
+  readonly url: string;
+  readonly state: State;
+  readonly attempt: number;
+  /** Sends, or queues while not open; false when neither. */
+  send(data: string | ArrayBufferLike | Blob | ArrayBufferView): boolean;
+  /** Closes cleanly; never reconnects. */
+  close(code?: number, reason?: string): void;
+  addEventListener<K extends keyof StateEvents>(type: K, listener: (ev: StateEvents[K]) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: "message", listener: (ev: MessageEvent) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+}
+
+export interface HeartbeatOptions extends Options {
+  /** The session (tab) ID. Default: random. */
+  session?: string;
+  fetch?: typeof fetch;
+}
+
+/** HTTP heartbeats for pages without a WebSocket, with a leave beacon on pagehide. */
+export declare class VigilHeartbeat extends EventTarget {
+  constructor(prefix: string, opts?: HeartbeatOptions);
+  readonly prefix: string;
+  readonly session: string;
+  readonly state: State;
+  /** The server's interval_ms, once known. */
+  readonly interval: number;
+  readonly ttl?: number;
+  /** Stops; with leave (default) tells the server the session ended. */
+  stop(leave?: boolean): void;
+  addEventListener<K extends keyof StateEvents>(type: K, listener: (ev: StateEvents[K]) => void, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+}
+
+export interface FeedClient {
+  id: string;
+  /** RFC 3339. */
+  since?: string;
+  seq?: number;
+  reason?: string;
+}
+
+/** The live presence feed: who is online, kept current over Server-Sent Events. */
+export declare class PresenceFeed extends EventTarget {
+  constructor(url: string, opts?: { withCredentials?: boolean; EventSource?: typeof EventSource });
+  readonly online: Map<string, FeedClient>;
+  close(): void;
+  addEventListener(type: "snapshot", listener: (ev: CustomEvent<{ clients: FeedClient[]; truncated?: boolean }>) => void): void;
+  addEventListener(type: "online" | "offline", listener: (ev: CustomEvent<FeedClient>) => void): void;
+  addEventListener(type: "change", listener: (ev: CustomEvent<Map<string, FeedClient>>) => void): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+}

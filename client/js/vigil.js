@@ -1,0 +1,351 @@
+// vigil.js: the browser client of vigil (github.com/vigilhq/vigil).
+// One ES module, no dependencies. Same semantics as the Go client package
+// `client`, following docs/PROTOCOL.md. Types: vigil.d.ts.
+
+export const CONNECTING = "connecting";
+export const OPEN = "open";
+export const RECONNECTING = "reconnecting";
+export const OFFLINE = "offline";
+export const CLOSED = "closed";
+
+const G = globalThis;
+
+// retryable reports whether to reconnect after close code `code`
+// (docs/PROTOCOL.md): 1000, 1007, 1008, 1009 and 4500-4999 mean no.
+export const retryable = (code) =>
+  !(code == 1000 || (code > 1006 && code < 1010) || (code >= 4500 && code < 5000));
+
+// backoff is the delay before attempt n: full jitter over
+// [0, min(max, base * 2^n)).
+export const backoff = (n, base = 500, max = 30000, rnd = Math.random) =>
+  rnd() * Math.min(max, base * 2 ** n);
+
+const DEFAULTS = {
+  pingInterval: 25000, // ms of silence before an application ping
+  pongTimeout: 10000, // ms to wait for any message after a ping
+  connectTimeout: 10000, // ms for a socket to open
+  ping: "ping",
+  pong: "pong",
+  backoffBase: 500,
+  backoffMax: 30000,
+  stableAfter: 10000, // ms open before the attempt counter resets
+  drainWindow: 5000, // spread of the first attempt after 1001
+  maxAttempts: 0, // 0: never give up
+  queue: 64, // messages held while not open; 0: none
+};
+
+const on = (t, type, fn) => t && t.addEventListener && t.addEventListener(type, fn);
+const off = (t, type, fn) => t && t.removeEventListener && t.removeEventListener(type, fn);
+
+// Base: an EventTarget with a state, 'statechange' and per-state events, and
+// the browser's online/offline/visibility signals.
+class Base extends EventTarget {
+  constructor(opts) {
+    super();
+    this.opts = opts = { ...DEFAULTS, ...opts };
+    this.state = CONNECTING;
+    this.attempt = 0;
+    this._now = opts.now || Date.now;
+    this._win = "window" in opts ? opts.window : G.window;
+    this._doc = "document" in opts ? opts.document : G.document;
+    this._h = {
+      online: () => this._online(),
+      offline: () => this._offline(),
+      visibilitychange: () => this._visible(),
+      pageshow: () => this._visible(),
+      pagehide: () => this._pagehide(),
+    };
+    for (const k in this._h) on(k == "visibilitychange" ? this._doc : this._win, k, this._h[k]);
+  }
+  _isOffline() {
+    const n = this.opts.navigator || G.navigator;
+    return !!n && n.onLine === false;
+  }
+  _set(state, detail = {}) {
+    const prev = this.state;
+    this.state = state;
+    detail = { state, prev, attempt: this.attempt, ...detail };
+    this.dispatchEvent(new CustomEvent("statechange", { detail }));
+    if (prev != state) this.dispatchEvent(new CustomEvent(state, { detail }));
+  }
+  _unlisten() {
+    for (const k in this._h) off(k == "visibilitychange" ? this._doc : this._win, k, this._h[k]);
+    clearTimeout(this._timer);
+  }
+  // _delay returns the wait before the next attempt and counts it, or -1
+  // when maxAttempts is reached.
+  _delay(code) {
+    const o = this.opts;
+    if (o.maxAttempts > 0 && this.attempt >= o.maxAttempts) return -1;
+    const d = code == 1001 && !this.attempt ? Math.random() * o.drainWindow : backoff(this.attempt, o.backoffBase, o.backoffMax);
+    this.attempt++;
+    return d;
+  }
+  _pagehide() {}
+}
+
+// VigilSocket is a WebSocket that stays connected: application pings,
+// dead-server detection by message age, reconnects with full-jitter backoff,
+// offline awareness, and a clean close. Events: 'statechange' and one per
+// state (detail: {state, prev, attempt, delay, code, reason}), 'message'
+// (MessageEvent), 'open'.
+export class VigilSocket extends Base {
+  constructor(url, opts = {}) {
+    super(opts);
+    this.url = url;
+    this._q = [];
+    this._ws = null;
+    this._WS = opts.WebSocket || G.WebSocket;
+    this._isOffline() ? this._set(OFFLINE) : this._connect();
+  }
+
+  // send sends data, or queues it while not open. It returns false when
+  // the message was neither sent nor queued.
+  send(data) {
+    const ws = this._ws;
+    if (this.state == OPEN && ws && ws.readyState == 1) return ws.send(data), true;
+    if (this.state == CLOSED || this._q.length >= this.opts.queue) return false;
+    this._q.push(data);
+    return true;
+  }
+
+  // close closes the connection cleanly and never reconnects.
+  close(code = 1000, reason = "") {
+    if (this.state == CLOSED) return;
+    const ws = this._ws;
+    this._stop();
+    if (ws) ws.close(code, reason);
+    this._set(CLOSED, { code, reason });
+  }
+
+  _stop() {
+    this._unlisten();
+    clearInterval(this._tick);
+    this._ws = null;
+    this._q = [];
+  }
+
+  _connect() {
+    clearTimeout(this._timer);
+    if (this._ws || this.state == CLOSED) return; // never two sockets
+    const o = this.opts;
+    const ws = (this._ws = new this._WS(this.url, o.protocols));
+    this._started = this._last = this._checked = this._now();
+    this._pinged = -1;
+    ws.onopen = () => {
+      if (ws != this._ws) return;
+      this._opened = this._last = this._now();
+      for (const m of this._q.splice(0)) ws.send(m);
+      this._set(OPEN);
+    };
+    ws.onmessage = (e) => {
+      if (ws != this._ws) return;
+      this._last = this._now(); // any message is proof of life
+      if (e.data !== o.pong) this.dispatchEvent(new MessageEvent("message", { data: e.data }));
+    };
+    ws.onclose = (e) => ws == this._ws && this._dropped(e.code, e.reason);
+    clearInterval(this._tick);
+    this._tick = setInterval(() => this._check(), Math.max(100, Math.min(o.pingInterval, o.pongTimeout) / 4));
+  }
+
+  // _check looks at the age of the last message rather than trusting a
+  // timer to fire on time: hidden tabs run timers about once a minute.
+  _check() {
+    const ws = this._ws, o = this.opts, now = this._now();
+    // Woken late (a hidden, frozen or suspended page): the messages that
+    // arrived meanwhile may not have been handled yet, so probe afresh
+    // instead of judging on stale evidence.
+    const late = now - this._checked > o.pongTimeout;
+    this._checked = now;
+    if (!ws) return;
+    if (late && ws.readyState == 1) return this._ping();
+    if (ws.readyState == 0) {
+      if (now - this._started > o.connectTimeout) this._kill(4000);
+    } else if (this._pinged > this._last) {
+      if (now - this._pinged >= o.pongTimeout) this._kill(4000);
+    } else if (now - this._last >= o.pingInterval) this._ping();
+  }
+
+  _ping() {
+    const ws = this._ws;
+    if (ws && ws.readyState == 1) ws.send(this.opts.ping), (this._pinged = this._now());
+  }
+
+  // _kill abandons a dead socket without waiting for its close event (a
+  // dead server never answers the close handshake), and reconnects once.
+  _kill(code) {
+    const ws = this._ws;
+    this._ws = null;
+    ws.onclose = ws.onmessage = ws.onopen = null;
+    try {
+      ws.close(code);
+    } catch {}
+    this._dropped(code == 4000 ? 1006 : code, "timeout");
+  }
+
+  _dropped(code, reason) {
+    this._ws = null;
+    clearInterval(this._tick);
+    if (this.state == CLOSED) return;
+    if (this.state == OPEN && this._now() - this._opened >= this.opts.stableAfter) this.attempt = 0;
+    if (!retryable(code)) return this._stop(), this._set(CLOSED, { code, reason });
+    if (this._isOffline()) return this._set(OFFLINE, { code, reason });
+    const delay = this._delay(code);
+    if (delay < 0) return this._stop(), this._set(CLOSED, { code, reason, gaveUp: true });
+    this._due = this._now() + delay;
+    this._set(RECONNECTING, { code, reason, delay });
+    this._timer = setTimeout(() => this._connect(), delay);
+  }
+
+  _online() {
+    if (this.state == OFFLINE || this.state == RECONNECTING) {
+      this.attempt = 0;
+      this._connect(); // at once: the network is back
+    } else if (this.state == OPEN) this._ping(); // probe a socket that may be dead
+  }
+
+  _offline() {
+    if (this.state == CLOSED) return;
+    clearTimeout(this._timer);
+    if (this._ws) {
+      const ws = this._ws;
+      this._ws = null;
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      ws.close();
+      clearInterval(this._tick);
+    }
+    this._set(OFFLINE);
+  }
+
+  _visible() {
+    if (this._doc && this._doc.visibilityState == "hidden") return;
+    this._check();
+    // A hidden tab's reconnect timer may be late: go now if it is due.
+    if (this.state == RECONNECTING && !this._ws && this._now() >= this._due) this._connect();
+  }
+}
+
+// VigilHeartbeat keeps a page online without a WebSocket: it POSTs to
+// `${prefix}/heartbeat` every interval_ms the server returns, and sends a
+// beacon to `${prefix}/leave` on pagehide. States and events as VigilSocket.
+export class VigilHeartbeat extends Base {
+  constructor(prefix, opts = {}) {
+    super(opts);
+    this.prefix = prefix.replace(/\/$/, "");
+    this.session = opts.session || "tab-" + Math.random().toString(36).slice(2, 12);
+    this.interval = 0;
+    this._fetch = opts.fetch || G.fetch.bind(G);
+    this._isOffline() ? this._set(OFFLINE) : this._beat();
+  }
+
+  _body() {
+    return JSON.stringify({ session: this.session, ts: this._now() });
+  }
+
+  async _beat() {
+    clearTimeout(this._timer);
+    if (this.state == CLOSED || this.state == OFFLINE) return;
+    this._sent = this._now();
+    let res;
+    try {
+      res = await this._fetch(this.prefix + "/heartbeat", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: this._body(),
+        credentials: "same-origin",
+      });
+    } catch {
+      return this._failed(0, 0);
+    }
+    if (this.state == CLOSED) return;
+    if (res.ok) {
+      const j = await res.json().catch(() => ({}));
+      this.interval = j.interval_ms || this.opts.pingInterval;
+      this.ttl = j.ttl_ms;
+      this.attempt = 0;
+      if (this.state != OPEN) this._set(OPEN);
+      this._timer = setTimeout(() => this._beat(), this.interval);
+    } else this._failed(res.status, +res.headers.get("Retry-After") || 0);
+  }
+
+  _failed(status, retryAfter) {
+    if (this.state == CLOSED) return;
+    if (status && status != 408 && status != 429 && status < 500) return this.stop(false, status);
+    if (this._isOffline()) return this._set(OFFLINE);
+    const delay = this._delay(0);
+    if (delay < 0) return this.stop(false, status);
+    this._set(RECONNECTING, { status, delay: delay + retryAfter * 1000 });
+    this._timer = setTimeout(() => this._beat(), delay + retryAfter * 1000);
+  }
+
+  // stop ends the heartbeats; with leave (default), it tells the server the
+  // session has ended.
+  stop(leave = true, status) {
+    if (this.state == CLOSED) return;
+    this._unlisten();
+    if (leave) this._leave();
+    this._set(CLOSED, { status });
+  }
+
+  _leave() {
+    const n = this.opts.navigator || G.navigator, url = this.prefix + "/leave";
+    const body = JSON.stringify({ session: this.session });
+    if (!(n && n.sendBeacon && n.sendBeacon(url, body)))
+      this._fetch(url, { method: "POST", body, keepalive: true, credentials: "same-origin" }).catch(() => {});
+  }
+
+  _pagehide() {
+    this._leave();
+  }
+
+  _online() {
+    if (this.state != OPEN && this.state != CLOSED) (this.state = CONNECTING), this._beat();
+  }
+
+  _offline() {
+    if (this.state == CLOSED) return;
+    clearTimeout(this._timer);
+    this._set(OFFLINE);
+  }
+
+  // A hidden tab's timer may have fired late: beat at once if one is due.
+  _visible() {
+    if (this.state == OPEN && this._now() - this._sent >= this.interval) this._beat();
+  }
+}
+
+// PresenceFeed follows the server's live presence feed (Server-Sent
+// Events): `online` is a Map of client ID to {id, since}, replaced by each
+// snapshot and updated by each join and leave. Events: 'snapshot',
+// 'online', 'offline' (detail: the client), and 'change' after each.
+export class PresenceFeed extends EventTarget {
+  constructor(url, opts = {}) {
+    super();
+    this.online = new Map();
+    this._seq = new Map();
+    const ES = opts.EventSource || G.EventSource;
+    const es = (this._es = new ES(url, { withCredentials: !!opts.withCredentials }));
+    const emit = (type, detail) => {
+      this.dispatchEvent(new CustomEvent(type, { detail }));
+      this.dispatchEvent(new CustomEvent("change", { detail: this.online }));
+    };
+    es.addEventListener("snapshot", (e) => {
+      const s = JSON.parse(e.data);
+      this.online = new Map(s.clients.map((c) => [c.id, c]));
+      this._seq.clear();
+      emit("snapshot", s);
+    });
+    for (const type of ["online", "offline"])
+      es.addEventListener(type, (e) => {
+        const c = JSON.parse(e.data);
+        if (c.seq <= (this._seq.get(c.id) || 0)) return; // a duplicate or late event
+        this._seq.set(c.id, c.seq);
+        type == "online" ? this.online.set(c.id, c) : this.online.delete(c.id);
+        emit(type, c);
+      });
+  }
+
+  close() {
+    this._es.close();
+  }
+}

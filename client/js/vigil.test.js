@@ -1,0 +1,321 @@
+// Node test suite of vigil.js: node --test client/js (no browser). A fake
+// WebSocket and mocked timers drive the state machine; the browser tests
+// (Go, build tag browser) run the real thing in Chromium.
+import { test, mock, beforeEach, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync, existsSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { fileURLToPath } from "node:url";
+import {
+  VigilSocket, VigilHeartbeat, PresenceFeed, retryable, backoff,
+  CONNECTING, OPEN, RECONNECTING, OFFLINE, CLOSED,
+} from "./vigil.js";
+
+const dir = fileURLToPath(new URL(".", import.meta.url));
+
+// FakeWS records every socket made; at most one may be live at a time.
+class FakeWS {
+  static all = [];
+  static live() { return FakeWS.all.filter((s) => s.readyState < 2); }
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeWS.all.push(this);
+    assert.ok(FakeWS.live().length <= 1, "two sockets at once");
+  }
+  send(d) { assert.equal(this.readyState, 1, "send on a socket not open"); this.sent.push(d); }
+  close(code = 1005, reason = "") { if (this.readyState > 1) return; this.readyState = 2; this.closedWith = code; }
+  // Test side.
+  open() { this.readyState = 1; this.onopen?.({}); }
+  recv(data) { this.onmessage?.({ data }); }
+  drop(code = 1006, reason = "") { this.readyState = 3; this.onclose?.({ code, reason }); }
+}
+
+let win, doc, nav;
+beforeEach(() => {
+  FakeWS.all = [];
+  mock.timers.enable({ apis: ["setTimeout", "setInterval", "Date"], now: 1_000_000 });
+  win = new EventTarget();
+  doc = new EventTarget();
+  doc.visibilityState = "visible";
+  nav = { onLine: true };
+});
+afterEach(() => mock.timers.reset());
+
+const opts = (o = {}) => ({ WebSocket: FakeWS, window: win, document: doc, navigator: nav, ...o });
+const last = () => FakeWS.all[FakeWS.all.length - 1];
+// Advance in small steps: a mocked tick moves the clock to its end before it
+// runs the timers due, which would look to vigil.js like a page woken late.
+const tick = (ms) => {
+  for (let done = 0; done < ms; done += 25) mock.timers.tick(Math.min(25, ms - done));
+};
+function record(t) {
+  const states = [];
+  t.addEventListener("statechange", (e) => states.push(e.detail));
+  return states;
+}
+
+test("retryable follows the close-code table", () => {
+  const table = { 1000: false, 1001: true, 1006: true, 1007: false, 1008: false, 1009: false, 1011: true, 1012: true, 1013: true, 4000: true, 4001: true, 4499: true, 4500: false, 4501: false, 4999: false, 3000: true };
+  for (const [code, want] of Object.entries(table)) assert.equal(retryable(+code), want, `code ${code}`);
+});
+
+test("backoff is full jitter under a cap", () => {
+  assert.equal(backoff(0, 500, 30000, () => 0), 0);
+  assert.ok(backoff(0, 500, 30000, () => 0.999999) < 500);
+  assert.ok(backoff(3, 500, 30000, () => 0.999999) < 4000);
+  assert.ok(backoff(50, 500, 30000, () => 0.999999) < 30000);
+  let sum = 0;
+  for (let i = 0; i < 10000; i++) sum += backoff(2, 500, 30000);
+  assert.ok(Math.abs(sum / 10000 - 1000) < 50, "mean of uniform [0, 2000)");
+});
+
+test("connects, delivers messages, hides pongs, pings when silent", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 1000, pongTimeout: 500 }));
+  const states = record(s), msgs = [];
+  s.addEventListener("message", (e) => msgs.push(e.data));
+  assert.equal(s.state, CONNECTING);
+  last().open();
+  assert.equal(s.state, OPEN);
+  last().recv("hello");
+  last().recv("pong");
+  assert.deepEqual(msgs, ["hello"]);
+  tick(900);
+  assert.deepEqual(last().sent, []); // not silent long enough
+  tick(250);
+  assert.deepEqual(last().sent, ["ping"]);
+  last().recv("pong");
+  tick(400);
+  assert.equal(s.state, OPEN);
+  assert.deepEqual(states.map((d) => d.state), [OPEN]);
+  s.close();
+  assert.equal(s.state, CLOSED);
+  assert.equal(last().closedWith, 1000);
+});
+
+test("a dead server is dropped after pongTimeout and replaced by exactly one socket", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 1000, pongTimeout: 500, backoffBase: 100 }));
+  const states = record(s);
+  const first = last();
+  first.open();
+  tick(1250); // ping sent
+  assert.deepEqual(first.sent, ["ping"]);
+  tick(500); // no answer
+  assert.equal(s.state, RECONNECTING);
+  assert.equal(states.at(-1).code, 1006);
+  // The abandoned socket's late close event must not start a second reconnect
+  // (the classic heartCheck bug).
+  first.drop(1006);
+  tick(200);
+  assert.equal(FakeWS.all.length, 2);
+  assert.equal(FakeWS.live().length, 1);
+  last().open();
+  assert.equal(s.state, OPEN);
+  s.close();
+});
+
+test("hidden tab: timers fire once a minute, replies keep it open", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 25000, pongTimeout: 10000 }));
+  last().open();
+  const ws = last();
+  // Throttled: move the clock a minute at a time with no interval ticks in
+  // between, then one tick; the ping sent on it is answered at once.
+  for (let i = 0; i < 5; i++) {
+    mock.timers.setTime(Date.now() + 60000);
+    tick(2500);
+    assert.equal(ws.sent.length, i + 1, "one ping per late tick");
+    ws.recv("pong");
+  }
+  assert.equal(s.state, OPEN);
+  assert.equal(FakeWS.all.length, 1);
+  s.close();
+});
+
+test("close codes: kicked stops, going away reconnects within the drain window", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ drainWindow: 300 }));
+  const states = record(s);
+  last().open();
+  last().drop(1001, "shutdown");
+  const d = states.at(-1);
+  assert.equal(d.state, RECONNECTING);
+  assert.ok(d.delay >= 0 && d.delay < 300, `delay ${d.delay}`);
+  tick(300);
+  assert.equal(FakeWS.all.length, 2);
+  last().open();
+  last().drop(4500, "kicked");
+  assert.equal(s.state, CLOSED);
+  assert.equal(states.at(-1).code, 4500);
+  tick(60000);
+  assert.equal(FakeWS.all.length, 2, "no attempt after 4500");
+});
+
+test("backoff grows per failed attempt and resets after a stable connection", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ backoffBase: 100, backoffMax: 1000, stableAfter: 5000 }));
+  const states = record(s);
+  last().open();
+  for (let i = 0; i < 6; i++) {
+    last().drop(1006);
+    const d = states.at(-1);
+    assert.equal(d.attempt, i + 1);
+    assert.ok(d.delay < Math.min(1000, 100 * 2 ** i), `attempt ${i}: ${d.delay}`);
+    tick(1000);
+  }
+  last().open();
+  tick(5000);
+  last().drop(1006);
+  assert.ok(states.at(-1).delay < 100, "reset after stableAfter");
+  s.close();
+});
+
+test("maxAttempts gives up", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ maxAttempts: 2, backoffBase: 10 }));
+  last().drop(1006);
+  tick(20);
+  last().drop(1006);
+  tick(40);
+  last().drop(1006);
+  assert.equal(s.state, CLOSED);
+});
+
+test("send queues while reconnecting and flushes in order", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ queue: 2, backoffBase: 10 }));
+  assert.ok(s.send("a")); // before the first open
+  last().open();
+  assert.deepEqual(last().sent, ["a"]);
+  last().drop(1006);
+  assert.ok(s.send("b"));
+  assert.ok(s.send("c"));
+  assert.equal(s.send("d"), false, "queue full");
+  tick(20);
+  last().open();
+  assert.deepEqual(last().sent, ["b", "c"]);
+  s.close();
+  assert.equal(s.send("e"), false);
+});
+
+test("offline pauses, online reconnects at once", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ backoffBase: 10000 }));
+  last().open();
+  nav.onLine = false;
+  win.dispatchEvent(new Event("offline"));
+  assert.equal(s.state, OFFLINE);
+  assert.equal(FakeWS.live().length, 0);
+  tick(120000);
+  assert.equal(FakeWS.all.length, 1, "no attempts while offline");
+  nav.onLine = true;
+  win.dispatchEvent(new Event("online"));
+  assert.equal(FakeWS.all.length, 2, "reconnects at once");
+  last().open();
+  assert.equal(s.state, OPEN);
+  s.close();
+});
+
+test("a page becoming visible runs a due reconnect at once", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ backoffBase: 1000 }));
+  last().open();
+  last().drop(1006);
+  // The timer is throttled: time passes but it does not fire.
+  mock.timers.setTime(Date.now() + 5000);
+  assert.equal(FakeWS.all.length, 1);
+  doc.dispatchEvent(new Event("visibilitychange"));
+  assert.equal(FakeWS.all.length, 2);
+  s.close();
+});
+
+test("close() never reconnects, even when the close event comes later", () => {
+  const s = new VigilSocket("ws://x/ws", opts());
+  last().open();
+  const ws = last();
+  s.close(1000, "bye");
+  ws.drop(1000);
+  tick(120000);
+  assert.equal(FakeWS.all.length, 1);
+  assert.equal(s.state, CLOSED);
+});
+
+test("HTTP heartbeat: server interval, Retry-After, leave beacon on pagehide", async () => {
+  const calls = [];
+  let reply = { status: 200, body: { online: true, interval_ms: 2000, ttl_ms: 5000 } };
+  const fetch = async (url, init) => {
+    calls.push({ url, body: JSON.parse(init.body) });
+    const r = reply;
+    return { ok: r.status == 200, status: r.status, headers: new Map(Object.entries(r.headers || {})), json: async () => r.body };
+  };
+  const beacons = [];
+  nav.sendBeacon = (url, data) => (beacons.push({ url, data: JSON.parse(data) }), true);
+  const flush = () => new Promise((r) => setImmediate(r));
+  const h = new VigilHeartbeat("/presence/", opts({ fetch, session: "tab-1" }));
+  await flush();
+  assert.equal(h.state, OPEN);
+  assert.equal(h.interval, 2000);
+  assert.equal(calls[0].url, "/presence/heartbeat");
+  assert.equal(calls[0].body.session, "tab-1");
+  tick(1999);
+  assert.equal(calls.length, 1);
+  reply = { status: 503, headers: { "Retry-After": "3" } };
+  tick(1);
+  await flush();
+  assert.equal(calls.length, 2);
+  assert.equal(h.state, RECONNECTING);
+  tick(2999);
+  await flush();
+  assert.equal(calls.length, 2, "waits for Retry-After");
+  reply = { status: 200, body: { interval_ms: 2000 } };
+  tick(600);
+  await flush();
+  assert.equal(calls.length, 3);
+  assert.equal(h.state, OPEN);
+  win.dispatchEvent(new Event("pagehide"));
+  assert.deepEqual(beacons, [{ url: "/presence/leave", data: { session: "tab-1" } }]);
+  reply = { status: 401 };
+  tick(2000);
+  await flush();
+  assert.equal(h.state, CLOSED, "401 stops");
+});
+
+test("presence feed: snapshot, joins, leaves, duplicates ignored", () => {
+  class FakeES extends EventTarget {
+    constructor(url) { super(); this.url = url; FakeES.last = this; }
+    emit(type, data) { const e = new Event(type); e.data = JSON.stringify(data); this.dispatchEvent(e); }
+    close() { this.closed = true; }
+  }
+  const f = new PresenceFeed("/presence/feed", { EventSource: FakeES });
+  const seen = [];
+  f.addEventListener("change", (e) => seen.push([...e.detail.keys()].sort().join(",")));
+  FakeES.last.emit("snapshot", { clients: [{ id: "a" }, { id: "b" }] });
+  FakeES.last.emit("online", { id: "c", seq: 1 });
+  FakeES.last.emit("offline", { id: "a", seq: 4 });
+  FakeES.last.emit("online", { id: "a", seq: 3 }); // late: dropped
+  FakeES.last.emit("offline", { id: "c", seq: 2 });
+  assert.deepEqual(seen, ["a,b", "a,b,c", "b,c", "b"]);
+  f.close();
+  assert.ok(FakeES.last.closed);
+});
+
+test("size: minified and gzipped at most 4 KB", () => {
+  const esbuild = `${dir}testdata/node_modules/.bin/esbuild`;
+  assert.ok(existsSync(esbuild), "esbuild missing: run npm ci in client/js/testdata (scripts/test does)");
+  const min = execFileSync(esbuild, [`${dir}vigil.js`, "--minify", "--format=esm"]);
+  const raw = readFileSync(`${dir}vigil.js`);
+  const gz = gzipSync(min, { level: 9 }).length;
+  console.log(`vigil.js: ${raw.length} B source, ${min.length} B minified, ${gz} B minified+gzipped`);
+  assert.ok(gz <= 4096, `${gz} B gzipped`);
+});
+
+test("a page woken late probes before it judges the socket dead", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 1000, pongTimeout: 500 }));
+  last().open();
+  tick(1150); // ping sent; the page freezes before the pong is handled
+  assert.deepEqual(last().sent, ["ping"]);
+  mock.timers.setTime(Date.now() + 30000);
+  tick(125); // the first late tick: a fresh ping, not a verdict
+  assert.equal(s.state, OPEN);
+  assert.deepEqual(last().sent, ["ping", "ping"]);
+  last().recv("pong"); // the queued answer is handled
+  tick(1000);
+  assert.equal(s.state, OPEN);
+  assert.equal(FakeWS.all.length, 1);
+  s.close();
+});

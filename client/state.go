@@ -1,0 +1,49 @@
+package client
+
+import (
+	"strconv"
+	"time"
+)
+
+// State is where a Client is in its life.
+type State uint8
+
+// The states. A Client starts Connecting, is Open while it has a
+// connection, Reconnecting between connections, and Closed at the end.
+const (
+	Connecting State = iota + 1
+	Open
+	Reconnecting
+	Closed
+)
+
+// String returns the state's name, as the browser client spells it.
+func (s State) String() string {
+	switch s {
+	case Connecting:
+		return "connecting"
+	case Open:
+		return "open"
+	case Reconnecting:
+		return "reconnecting"
+	case Closed:
+		return "closed"
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// StateChange is passed to Config.OnState.
+type StateChange struct {
+	// From and To are the states before and after. They are equal when
+	// the Client makes another attempt in Connecting or Reconnecting.
+	From, To State
+	// Attempt counts the failed attempts since the last stable connection:
+	// 0 for the first attempt after a drop.
+	Attempt int
+	// Delay is how long the Client waits before the attempt it announces
+	// (Connecting and Reconnecting).
+	Delay time.Duration
+	// Err is why the previous connection or attempt ended; for Closed, why
+	// the Client stopped (ErrClosed after Close).
+	Err error
+}

@@ -1,0 +1,87 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A node with N clients crashes and restarts at once. With the default
+// backoff (full jitter over [0, 500ms) for the first attempt) the clients'
+// reconnects spread over the backoff window instead of arriving together.
+func TestReconnectStormIsSpread(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200 clients")
+	}
+	const N = 200
+	tcfg := fastTracker()
+	tcfg.TTL = 2 * time.Second
+	n := newNode(t, tcfg, fastServer(), nil)
+	var wg sync.WaitGroup
+	opened := make(chan struct{}, 2*N)
+	clients := make([]*Client, N)
+	for i := range N {
+		wg.Go(func() {
+			clients[i] = dialT(t, n.url(), Config{ClientID: fmt.Sprint("s", i), OnState: func(sc StateChange) {
+				if sc.To == Open {
+					opened <- struct{}{}
+				}
+			}})
+		})
+	}
+	wg.Wait()
+	for range N {
+		<-opened
+	}
+
+	crashed := time.Now()
+	n.crash()
+	n.restart()
+	timeout := time.After(20 * time.Second)
+	for range N {
+		select {
+		case <-opened:
+		case <-timeout:
+			t.Fatalf("only some of %d clients reconnected", N)
+		}
+	}
+	arr := n.upgrades()
+	if len(arr) < N {
+		t.Fatalf("%d upgrades, want %d", len(arr), N)
+	}
+	offs := make([]time.Duration, len(arr))
+	for i, a := range arr {
+		offs[i] = a.Sub(crashed)
+	}
+	slices.Sort(offs)
+	pct := func(p int) time.Duration { return offs[(len(offs)-1)*p/100] }
+	// The most arrivals in any 50ms window.
+	busiest := 0
+	for i, j := 0, 0; i < len(offs); i++ {
+		for offs[i]-offs[j] >= 50*time.Millisecond {
+			j++
+		}
+		busiest = max(busiest, i-j+1)
+	}
+	t.Logf("%d clients, %d upgrades after the restart: first %v, p10 %v, p50 %v, p90 %v, last %v; busiest 50ms window %d",
+		N, len(offs), offs[0].Round(time.Millisecond), pct(10).Round(time.Millisecond), pct(50).Round(time.Millisecond),
+		pct(90).Round(time.Millisecond), offs[len(offs)-1].Round(time.Millisecond), busiest)
+	// Uniform over 500ms would put N/10 in each 50ms window.
+	if busiest > N/4 {
+		t.Errorf("%d of %d reconnects within 50ms: a storm", busiest, N)
+	}
+	if spread := pct(90) - pct(10); spread < 250*time.Millisecond {
+		t.Errorf("p10–p90 spread %v, want most of the 500ms window", spread)
+	}
+	ctx := context.Background()
+	if c, err := n.tr.Count(ctx); err != nil || c != N {
+		t.Errorf("%d online after the restart (%v), want %d", c, err, N)
+	}
+	for i := range N {
+		wg.Go(func() { clients[i].Close() })
+	}
+	wg.Wait()
+}

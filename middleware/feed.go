@@ -1,0 +1,281 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// Defaults of FeedConfig.
+const (
+	DefaultFeedKeepAlive   = 15 * time.Second
+	DefaultFeedBuffer      = 256
+	DefaultFeedMaxSnapshot = 10000
+	DefaultFeedRetry       = 2 * time.Second
+)
+
+// FeedConfig tunes a Feed. Every zero field takes the default its comment
+// names.
+type FeedConfig struct {
+	// KeepAlive is how often an idle stream gets a comment line, so that
+	// proxies do not cut it (nginx cuts idle proxied connections after
+	// 60s). Negative: none. Default: 15s.
+	KeepAlive time.Duration
+	// Buffer is how many events wait for one subscriber. A subscriber that
+	// falls further behind has its stream ended; its EventSource
+	// reconnects and starts again from a fresh snapshot. Default: 256.
+	Buffer int
+	// MaxSnapshot caps the clients listed in a snapshot; a longer list is
+	// cut and marked "truncated". Default: 10000.
+	MaxSnapshot int
+	// Retry is the reconnection delay the stream asks EventSource to use.
+	// Default: 2s.
+	Retry time.Duration
+	// WriteTimeout bounds each write to a subscriber. Default: 10s.
+	WriteTimeout time.Duration
+	// Logger receives the Feed's logs. Nil: nothing is logged.
+	Logger *slog.Logger
+}
+
+// Feed is the live presence feed for user interfaces: an http.Handler (GET)
+// that streams Server-Sent Events, first a snapshot of the clients online,
+// then each transition as it happens:
+//
+//	event: snapshot
+//	data: {"clients":[{"id":"alice","online":true,"sessions":1,"since":…,"last_seen":…}],"truncated":false}
+//
+//	event: online
+//	data: {"id":"bob","seq":1,"time":…,"node":"web-1"}
+//
+//	event: offline
+//	data: {"id":"bob","seq":2,"time":…,"node":"web-1","reason":"closed"}
+//
+// The snapshot is read from the Store, so it covers every node. Events come
+// from Tracker.Watch: with a Store that journals transitions (store/redis),
+// those of every node; otherwise those this node observes. Clients
+// apply events in Seq order per client and drop those with a Seq they have
+// already seen (the browser's PresenceFeed does).
+//
+// It lists every online client ID: mount it behind the application's
+// authorisation. A Feed is safe for concurrent use. Its hooks run until
+// Close, which also ends every stream; http.Server.Shutdown waits for open
+// streams, so call Close first (or from RegisterOnShutdown).
+type Feed struct {
+	tr  *presence.Tracker
+	cfg FeedConfig
+	log *slog.Logger
+
+	unwatch   func()
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	// mu guards subs.
+	mu   sync.Mutex
+	subs map[*feedSub]struct{}
+}
+
+type feedSub struct {
+	ch   chan presence.Event
+	over chan struct{} // closed when the subscriber fell behind
+}
+
+// NewFeed returns a Feed of tr's transitions; it registers a Watch hook on
+// tr, which Close removes.
+func NewFeed(tr *presence.Tracker, cfg FeedConfig) (*Feed, error) {
+	if tr == nil {
+		return nil, fmt.Errorf("%w: nil tracker", ErrInvalidConfig)
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultFeedKeepAlive
+	}
+	if cfg.Buffer == 0 {
+		cfg.Buffer = DefaultFeedBuffer
+	}
+	if cfg.MaxSnapshot == 0 {
+		cfg.MaxSnapshot = DefaultFeedMaxSnapshot
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = DefaultFeedRetry
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Buffer < 0 || cfg.MaxSnapshot < 0 || cfg.Retry < 0 || cfg.WriteTimeout < 0 {
+		return nil, fmt.Errorf("%w: feed Buffer, MaxSnapshot, Retry and WriteTimeout must not be negative", ErrInvalidConfig)
+	}
+	f := &Feed{tr: tr, cfg: cfg, log: cfg.Logger, closed: make(chan struct{}), subs: make(map[*feedSub]struct{})}
+	f.unwatch = tr.Watch(func(_ context.Context, ev presence.Event) { f.Publish(ev) })
+	return f, nil
+}
+
+// Publish sends ev to every subscriber. It never blocks: a subscriber whose
+// buffer is full is dropped (see FeedConfig.Buffer). The Feed calls it from
+// its Watch hook; call it with events from other sources.
+func (f *Feed) Publish(ev presence.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.subs {
+		select {
+		case s.ch <- ev:
+		default:
+			delete(f.subs, s)
+			close(s.over)
+		}
+	}
+}
+
+// Close unregisters the Feed's hooks, ends every stream and waits for their
+// handlers to return. Calling it again is safe.
+func (f *Feed) Close() error {
+	f.closeOnce.Do(func() {
+		f.unwatch()
+		f.mu.Lock() // subscribe checks closed and adds to wg under mu
+		close(f.closed)
+		f.mu.Unlock()
+	})
+	f.wg.Wait()
+	return nil
+}
+
+// feedEvent is the JSON form of a transition on the feed.
+type feedEvent struct {
+	ID     string `json:"id"`
+	Seq    uint64 `json:"seq"`
+	Time   string `json:"time"`
+	Node   string `json:"node,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+type feedSnapshot struct {
+	Clients   []ClientStatus `json:"clients"`
+	Truncated bool           `json:"truncated"`
+}
+
+func (f *Feed) subscribe() (*feedSub, bool) {
+	s := &feedSub{ch: make(chan presence.Event, f.cfg.Buffer), over: make(chan struct{})}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.closed:
+		return nil, false
+	default:
+	}
+	f.subs[s] = struct{}{}
+	f.wg.Add(1)
+	return s, true
+}
+
+func (f *Feed) unsubscribe(s *feedSub) {
+	f.mu.Lock()
+	delete(f.subs, s)
+	f.mu.Unlock()
+	f.wg.Done()
+}
+
+// snapshot lists the online clients, at most MaxSnapshot of them.
+func (f *Feed) snapshot(ctx context.Context) (feedSnapshot, error) {
+	snap := feedSnapshot{Clients: []ClientStatus{}}
+	cursor := ""
+	for {
+		limit := min(MaxPageSize, f.cfg.MaxSnapshot-len(snap.Clients))
+		if limit <= 0 {
+			snap.Truncated = cursor != ""
+			return snap, nil
+		}
+		page, err := f.tr.List(ctx, cursor, limit)
+		if err != nil {
+			return snap, err
+		}
+		for _, p := range page.Clients {
+			snap.Clients = append(snap.Clients, statusOf(p))
+		}
+		if cursor = page.Next; cursor == "" {
+			return snap, nil
+		}
+	}
+}
+
+// ServeHTTP streams the feed to one subscriber until it goes away, falls
+// behind, or the Feed closes.
+func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	// Subscribe before reading the snapshot, so that no transition falls
+	// between the two; one that the snapshot already shows is applied
+	// twice, which changes nothing.
+	sub, ok := f.subscribe()
+	if !ok {
+		http.Error(w, "feed closed", http.StatusServiceUnavailable)
+		return
+	}
+	defer f.unsubscribe(sub)
+	snap, err := f.snapshot(r.Context())
+	if err != nil {
+		f.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: feed snapshot", slog.Any("err", err))
+		http.Error(w, "presence unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	send := func(chunks ...[]byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(f.cfg.WriteTimeout))
+		for _, c := range chunks {
+			if _, err := w.Write(c); err != nil {
+				return false
+			}
+		}
+		return rc.Flush() == nil
+	}
+	data, _ := json.Marshal(snap)
+	if !send(fmt.Appendf(nil, "retry: %d\n\nevent: snapshot\ndata: ", f.cfg.Retry.Milliseconds()), data, []byte("\n\n")) {
+		return
+	}
+	var keepAlive <-chan time.Time
+	if f.cfg.KeepAlive > 0 {
+		t := time.NewTicker(f.cfg.KeepAlive)
+		defer t.Stop()
+		keepAlive = t.C
+	}
+	for {
+		select {
+		case ev := <-sub.ch:
+			fe := feedEvent{ID: ev.ClientID, Seq: ev.Seq, Time: ev.Time.UTC().Format(time.RFC3339Nano), Node: ev.Node}
+			if ev.Transition == presence.Offline {
+				fe.Reason = string(ev.Reason)
+			}
+			data, _ := json.Marshal(fe)
+			if !send([]byte("event: "+ev.Transition.String()+"\ndata: "), data, []byte("\n\n")) {
+				return
+			}
+		case <-keepAlive:
+			if !send([]byte(": keepalive\n\n")) {
+				return
+			}
+		case <-sub.over:
+			f.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: feed subscriber fell behind, stream ended",
+				slog.String("remote_addr", r.RemoteAddr))
+			return
+		case <-r.Context().Done():
+			return
+		case <-f.closed:
+			return
+		}
+	}
+}
