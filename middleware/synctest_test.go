@@ -256,6 +256,7 @@ func TestSynctestDrainSpread(t *testing.T) {
 		for range n {
 			b.next(t)
 		}
+		synctest.Wait() // every connection registered with the server
 		if err := b.srv.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
