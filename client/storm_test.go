@@ -48,7 +48,12 @@ func TestReconnectStormIsSpread(t *testing.T) {
 			t.Fatalf("only some of %d clients reconnected", N)
 		}
 	}
+	// A client sees its connection open a moment before the server's
+	// handler records the upgrade.
 	arr := n.upgrades()
+	for deadline := time.Now().Add(5 * time.Second); len(arr) < N && time.Now().Before(deadline); arr = n.upgrades() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(arr) < N {
 		t.Fatalf("%d upgrades, want %d", len(arr), N)
 	}
