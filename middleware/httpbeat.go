@@ -1,0 +1,258 @@
+package middleware
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// DefaultHTTPSession is the session ID of HTTP heartbeats that name none,
+// and of requests counted by TrackRequests: one session per client.
+const DefaultHTTPSession = "http"
+
+type httpKey struct{ client, session string }
+
+// httpSession holds one HTTP-heartbeat session; its identity tells a stale
+// OnGone from a current one.
+type httpSession struct{ sess *presence.Session }
+
+// beat beats the HTTP session (client, session), opening it if this node
+// holds none. It fails with ErrTooManyConns or the Tracker's error.
+func (s *Server) beat(ctx context.Context, client, session string) error {
+	k := httpKey{client, session}
+	s.mu.Lock()
+	if h, ok := s.httpSess[k]; ok && h.sess != nil {
+		s.mu.Unlock()
+		h.sess.Beat()
+		s.stats.beats.Add(1)
+		return nil
+	}
+	if err := s.admit(client); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.perClient[client]++
+	s.mu.Unlock()
+
+	h := &httpSession{}
+	sess, err := s.tr.Connect(ctx, client, presence.SessionOptions{ID: session, OnGone: func(presence.Reason) { s.forget(k, h) }})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.uncount(client)
+		return err
+	}
+	s.stats.beats.Add(1)
+	if cur, ok := s.httpSess[k]; ok && cur.sess != nil {
+		s.uncount(client) // a concurrent beat opened it first
+		return nil
+	}
+	h.sess = sess
+	s.httpSess[k] = h
+	return nil
+}
+
+// forget drops an HTTP session that ended, unless a newer one replaced it.
+func (s *Server) forget(k httpKey, h *httpSession) {
+	s.mu.Lock()
+	if s.httpSess[k] == h {
+		delete(s.httpSess, k)
+		s.uncount(k.client)
+	}
+	s.mu.Unlock()
+}
+
+// leave ends the HTTP session (client, session) through Grace; it reports
+// whether this node held it.
+func (s *Server) leave(ctx context.Context, client, session string) (bool, error) {
+	k := httpKey{client, session}
+	s.mu.Lock()
+	h, ok := s.httpSess[k]
+	if ok {
+		delete(s.httpSess, k)
+		s.uncount(client)
+	}
+	s.mu.Unlock()
+	if !ok || h.sess == nil {
+		return false, nil
+	}
+	return true, h.sess.End(ctx, ReasonLeft)
+}
+
+// TrackRequests is middleware that counts every request of an identified
+// client as a beat of its HTTP session (DefaultHTTPSession), so a client
+// that makes a request at least once per Tracker TTL stays online; one that
+// stops goes offline a TTL after its last request. Requests that Identify
+// rejects, from a foreign Origin, or asking for a WebSocket upgrade (the
+// connection has its own session) are passed on uncounted. It never changes
+// the response.
+func (s *Server) TrackRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsWebSocketUpgrade(r) && s.origins.check(r) {
+			if id, _, err := s.identify(r); err == nil {
+				if err := s.beat(r.Context(), id, DefaultHTTPSession); err != nil {
+					s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request not counted",
+						slog.String("client_id", id), slog.Any("err", err))
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// heartbeatReply is the answer of the heartbeat endpoint.
+type heartbeatReply struct {
+	Online       bool  `json:"online"`
+	IntervalMS   int64 `json:"interval_ms"`
+	TTLMS        int64 `json:"ttl_ms"`
+	ServerTimeMS int64 `json:"server_time_ms"`
+}
+
+// HeartbeatEndpoint returns the handler of the HTTP connection-heartbeat
+// endpoint (POST) for pages without a WebSocket: each request beats the
+// client's session and answers
+// {"online":true,"interval_ms":…,"ttl_ms":…,"server_time_ms":…}; the client
+// sends the next heartbeat after interval_ms (PingInterval), and is offline
+// ttl_ms (the Tracker's TTL) after its last one. The session is named by the
+// "session" field of the optional JSON body ({"session":"tab-1","ts":…}) or
+// the "session" query parameter; without either the client has one session,
+// DefaultHTTPSession. Errors: 400 malformed body or session ID, 401 no
+// identity, 403 foreign Origin, 405 not POST, 413 body over MaxBodyBytes,
+// 429 over MaxConnsPerClient (with Retry-After).
+func (s *Server) HeartbeatEndpoint() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, session, ok := s.httpPrelude(w, r)
+		if !ok {
+			return
+		}
+		if err := s.beat(r.Context(), id, session); err != nil {
+			switch {
+			case errors.Is(err, ErrTooManyConns):
+				w.Header().Set("Retry-After", s.retryAfter())
+				s.refuse(w, r, http.StatusTooManyRequests, err.Error())
+			case errors.Is(err, presence.ErrClosed), errors.Is(err, presence.ErrLimit):
+				w.Header().Set("Retry-After", s.retryAfter())
+				s.refuse(w, r, http.StatusServiceUnavailable, err.Error())
+			default:
+				s.refuse(w, r, http.StatusInternalServerError, err.Error())
+			}
+			return
+		}
+		s.stats.httpBeats.Add(1)
+		writeJSON(w, http.StatusOK, heartbeatReply{
+			Online:       true,
+			IntervalMS:   s.cfg.PingInterval.Milliseconds(),
+			TTLMS:        s.tr.Config().TTL.Milliseconds(),
+			ServerTimeMS: time.Now().UnixMilli(),
+		})
+	})
+}
+
+// LeaveEndpoint returns the handler of the leave endpoint (POST): it ends
+// the client's HTTP session, named as for HeartbeatEndpoint, through Grace,
+// and answers 204, also when this node holds no such session. It accepts
+// any Content-Type, so navigator.sendBeacon can call it on page unload.
+// Errors as for HeartbeatEndpoint.
+func (s *Server) LeaveEndpoint() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, session, ok := s.httpPrelude(w, r)
+		if !ok {
+			return
+		}
+		if _, err := s.leave(r.Context(), id, session); err != nil {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: leave",
+				slog.String("client_id", id), slog.Any("err", err))
+		}
+		s.stats.leaves.Add(1)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// httpPrelude checks method, Origin, identity and body of a heartbeat or
+// leave request; it answers and returns false when one fails.
+func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, session string, ok bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+		return "", "", false
+	}
+	if !s.origins.check(r) {
+		s.refuse(w, r, http.StatusForbidden, "origin not allowed")
+		return "", "", false
+	}
+	id, status, err := s.identify(r)
+	if err != nil {
+		s.refuse(w, r, status, err.Error())
+		return "", "", false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.refuse(w, r, http.StatusRequestEntityTooLarge, err.Error())
+		} else {
+			s.refuse(w, r, http.StatusBadRequest, err.Error())
+		}
+		return "", "", false
+	}
+	session, err = parseSession(body, queryValue(r.URL.RawQuery, "session"))
+	if err != nil {
+		s.refuse(w, r, http.StatusBadRequest, err.Error())
+		return "", "", false
+	}
+	return id, session, true
+}
+
+// beatBody is the optional JSON body of heartbeat and leave requests.
+type beatBody struct {
+	Session *string  `json:"session"`
+	TS      *float64 `json:"ts"` // client time in ms; checked, not used
+}
+
+// parseSession reads the session ID from a heartbeat or leave body (empty,
+// or a JSON object) and the "session" query parameter; when both name one
+// they must agree. Without either it returns DefaultHTTPSession.
+func parseSession(body []byte, query string) (string, error) {
+	session := query
+	if len(bytes.TrimSpace(body)) > 0 {
+		var b beatBody
+		dec := json.NewDecoder(bytes.NewReader(body))
+		if err := dec.Decode(&b); err != nil {
+			return "", fmt.Errorf("middleware: heartbeat body: %w", err)
+		}
+		if dec.More() {
+			return "", errors.New("middleware: heartbeat body: data after the JSON object")
+		}
+		if b.Session != nil && *b.Session != "" {
+			if query != "" && query != *b.Session {
+				return "", errors.New("middleware: heartbeat: body and query name different sessions")
+			}
+			session = *b.Session
+		}
+	}
+	if session == "" {
+		return DefaultHTTPSession, nil
+	}
+	if err := presence.ValidateID(session); err != nil {
+		return "", fmt.Errorf("middleware: heartbeat session: %w", err)
+	}
+	return session, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

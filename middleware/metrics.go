@@ -1,0 +1,184 @@
+package middleware
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
+
+// closeCodes are the close codes counted by code; others count as "other",
+// so a client cannot grow the label set.
+var closeCodes = [...]int{1000, 1001, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 4000, 4001, 4500, 4501}
+
+// rejectStatuses are the HTTP statuses counted by status.
+var rejectStatuses = [...]int{400, 401, 403, 405, 413, 426, 429, 500, 503}
+
+type counters struct {
+	open        atomic.Int64
+	upgrades    atomic.Uint64
+	beats       atomic.Uint64
+	pings       atomic.Uint64
+	timeouts    atomic.Uint64
+	idle        atomic.Uint64
+	appPings    atomic.Uint64
+	messagesIn  atomic.Uint64
+	messagesOut atomic.Uint64
+	slow        atomic.Uint64
+	tooBig      atomic.Uint64
+	invalidUTF8 atomic.Uint64
+	panics      atomic.Uint64
+	httpBeats   atomic.Uint64
+	leaves      atomic.Uint64
+	closes      [len(closeCodes) + 1]atomic.Uint64
+	rejects     [len(rejectStatuses) + 1]atomic.Uint64
+}
+
+func (c *counters) closed(code int) {
+	for i, k := range closeCodes {
+		if k == code {
+			c.closes[i].Add(1)
+			return
+		}
+	}
+	c.closes[len(closeCodes)].Add(1)
+}
+
+func (c *counters) rejected(status int) {
+	for i, k := range rejectStatuses {
+		if k == status {
+			c.rejects[i].Add(1)
+			return
+		}
+	}
+	c.rejects[len(rejectStatuses)].Add(1)
+}
+
+// Stats is a snapshot of a Server's counters.
+type Stats struct {
+	// Open is the number of open WebSocket connections.
+	Open int64
+	// Upgrades counts WebSocket connections opened.
+	Upgrades uint64
+	// Beats counts proofs of life: frames and pongs received, HTTP
+	// heartbeats and tracked requests.
+	Beats uint64
+	// Pings counts protocol pings sent.
+	Pings uint64
+	// HeartbeatTimeouts counts connections dropped for silence
+	// (PingInterval+PongTimeout without a frame).
+	HeartbeatTimeouts uint64
+	// IdleTimeouts counts connections closed by IdleTimeout.
+	IdleTimeouts uint64
+	// AppPings counts application pings answered.
+	AppPings uint64
+	// MessagesIn and MessagesOut count application messages.
+	MessagesIn, MessagesOut uint64
+	// SlowConsumers counts connections closed with 4001.
+	SlowConsumers uint64
+	// TooBig and InvalidUTF8 count connections closed with 1009 and 1007.
+	TooBig, InvalidUTF8 uint64
+	// HandlerPanics counts recovered Handler panics.
+	HandlerPanics uint64
+	// HTTPHeartbeats and Leaves count the HTTP endpoints' requests served.
+	HTTPHeartbeats, Leaves uint64
+	// Closes counts ended connections by close code; code 0 stands for
+	// codes outside the documented table.
+	Closes map[int]uint64
+	// Rejected counts refused requests by HTTP status; 0 stands for
+	// others.
+	Rejected map[int]uint64
+}
+
+// Stats returns the Server's counters.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	st := Stats{
+		Open: c.open.Load(), Upgrades: c.upgrades.Load(), Beats: c.beats.Load(), Pings: c.pings.Load(),
+		HeartbeatTimeouts: c.timeouts.Load(), IdleTimeouts: c.idle.Load(), AppPings: c.appPings.Load(),
+		MessagesIn: c.messagesIn.Load(), MessagesOut: c.messagesOut.Load(), SlowConsumers: c.slow.Load(),
+		TooBig: c.tooBig.Load(), InvalidUTF8: c.invalidUTF8.Load(), HandlerPanics: c.panics.Load(),
+		HTTPHeartbeats: c.httpBeats.Load(), Leaves: c.leaves.Load(),
+		Closes: make(map[int]uint64), Rejected: make(map[int]uint64),
+	}
+	for i := range c.closes {
+		code := 0
+		if i < len(closeCodes) {
+			code = closeCodes[i]
+		}
+		if n := c.closes[i].Load(); n > 0 {
+			st.Closes[code] = n
+		}
+	}
+	for i := range c.rejects {
+		status := 0
+		if i < len(rejectStatuses) {
+			status = rejectStatuses[i]
+		}
+		if n := c.rejects[i].Load(); n > 0 {
+			st.Rejected[status] = n
+		}
+	}
+	return st
+}
+
+// MetricsHandler serves the Server's and its Tracker's counters in the
+// Prometheus text exposition format (version 0.0.4), for a scraper or a
+// human. Metric names start with vigil_; no label carries a client ID. The
+// online-client gauge costs one Store.Count per scrape.
+func (s *Server) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		b := bufio.NewWriter(w)
+		defer b.Flush()
+		c := &s.stats
+		ts := s.tr.Stats()
+		metric := func(name, typ, help string, v uint64) {
+			b.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n" +
+				name + " " + strconv.FormatUint(v, 10) + "\n")
+		}
+		metric("vigil_ws_connections", "gauge", "Open WebSocket connections on this node.", uint64(max(0, c.open.Load())))
+		metric("vigil_ws_upgrades_total", "counter", "WebSocket connections opened.", c.upgrades.Load())
+		metric("vigil_beats_total", "counter", "Beats received: frames, pongs, HTTP heartbeats and tracked requests.", c.beats.Load())
+		metric("vigil_ws_pings_total", "counter", "Protocol pings sent.", c.pings.Load())
+		metric("vigil_ws_heartbeat_timeouts_total", "counter", "Connections dropped for sending no frame within the pong timeout.", c.timeouts.Load())
+		metric("vigil_ws_idle_timeouts_total", "counter", "Connections closed for sending no application message within the idle timeout.", c.idle.Load())
+		metric("vigil_ws_app_pings_total", "counter", "Application pings answered.", c.appPings.Load())
+		metric("vigil_ws_messages_received_total", "counter", "Application messages received.", c.messagesIn.Load())
+		metric("vigil_ws_messages_sent_total", "counter", "Application messages sent.", c.messagesOut.Load())
+		metric("vigil_ws_slow_consumers_total", "counter", "Connections closed as slow consumers (4001).", c.slow.Load())
+		metric("vigil_ws_handler_panics_total", "counter", "Recovered WebSocket handler panics.", c.panics.Load())
+		metric("vigil_http_heartbeats_total", "counter", "HTTP heartbeats served.", c.httpBeats.Load())
+		metric("vigil_http_leaves_total", "counter", "HTTP leaves served.", c.leaves.Load())
+
+		b.WriteString("# HELP vigil_ws_closes_total Connections ended, by close code (sent or received; 1006: dropped).\n# TYPE vigil_ws_closes_total counter\n")
+		for i := range c.closes {
+			code := "other"
+			if i < len(closeCodes) {
+				code = strconv.Itoa(closeCodes[i])
+			}
+			b.WriteString(`vigil_ws_closes_total{code="` + code + `"} ` + strconv.FormatUint(c.closes[i].Load(), 10) + "\n")
+		}
+		b.WriteString("# HELP vigil_http_rejected_total Requests refused before any upgrade or beat, by HTTP status.\n# TYPE vigil_http_rejected_total counter\n")
+		for i := range c.rejects {
+			st := "other"
+			if i < len(rejectStatuses) {
+				st = strconv.Itoa(rejectStatuses[i])
+			}
+			b.WriteString(`vigil_http_rejected_total{status="` + st + `"} ` + strconv.FormatUint(c.rejects[i].Load(), 10) + "\n")
+		}
+
+		metric("vigil_presence_sessions", "gauge", "Presence sessions open on this node.", uint64(ts.Sessions))
+		metric("vigil_presence_connects_total", "counter", "Presence sessions opened on this node.", ts.Connects)
+		b.WriteString("# HELP vigil_presence_transitions_total Presence transitions observed by this node.\n# TYPE vigil_presence_transitions_total counter\n" +
+			`vigil_presence_transitions_total{to="online"} ` + strconv.FormatUint(ts.Onlines, 10) + "\n" +
+			`vigil_presence_transitions_total{to="offline"} ` + strconv.FormatUint(ts.Offlines, 10) + "\n")
+		metric("vigil_presence_store_errors_total", "counter", "Failed store calls (each is retried).", ts.StoreErrors)
+		metric("vigil_presence_store_pending", "gauge", "Sessions and ends waiting for a store retry.", uint64(ts.Pending))
+		metric("vigil_presence_hook_panics_total", "counter", "Recovered hook panics.", ts.HookPanics)
+		metric("vigil_presence_hook_timeouts_total", "counter", "Hook calls abandoned after the hook timeout.", ts.HookTimeouts)
+		if n, err := s.tr.Count(r.Context()); err == nil {
+			metric("vigil_presence_online_clients", "gauge", "Clients online on all nodes sharing the store.", uint64(n))
+		}
+	})
+}

@@ -1,0 +1,308 @@
+package middleware
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// Server adds connection heartbeats, deadlines and presence to an HTTP
+// application: WebSocket endpoints (WebSocket, Attach), HTTP-heartbeat
+// endpoints and middleware (HeartbeatEndpoint, LeaveEndpoint,
+// TrackRequests), status endpoints (OnlineEndpoint, PresenceEndpoint) and
+// metrics (MetricsHandler). Sessions are kept in the Tracker passed to New.
+//
+// A Server starts one goroutine, the ping scheduler, when its first
+// WebSocket connection opens; Shutdown stops it. A Server is safe for
+// concurrent use; use New to make one.
+type Server struct {
+	tr      *presence.Tracker
+	cfg     Config
+	log     *slog.Logger
+	origins originChecker
+	up      websocket.Upgrader
+	epoch   time.Time // monotonic origin of now()
+	pongMsg []byte
+	stats   counters
+	sched   *wheel
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	conns     map[*Conn]struct{}
+	perClient map[string]int // WebSocket connections plus HTTP sessions
+	httpSess  map[httpKey]*httpSession
+	draining  bool
+	wg        sync.WaitGroup // connections, from reserve to finish
+
+	shutdownOnce sync.Once
+	shutdownDone chan struct{}
+	shutdownErr  error
+}
+
+// New returns a Server that records presence in tr. It checks cfg (see
+// Config) against tr's configuration and fails with ErrInvalidConfig.
+func New(tr *presence.Tracker, cfg Config) (*Server, error) {
+	if tr == nil {
+		return nil, fmt.Errorf("%w: nil tracker", ErrInvalidConfig)
+	}
+	cfg, err := cfg.withDefaults(tr.Config())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		tr:           tr,
+		cfg:          cfg,
+		log:          cfg.Logger,
+		origins:      newOriginChecker(cfg),
+		epoch:        time.Now(),
+		pongMsg:      []byte(cfg.AppPong),
+		conns:        make(map[*Conn]struct{}),
+		perClient:    make(map[string]int),
+		httpSess:     make(map[httpKey]*httpSession),
+		shutdownDone: make(chan struct{}),
+	}
+	s.up = websocket.Upgrader{
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferPool:  writePool,
+		HandshakeTimeout: cfg.WriteTimeout,
+		// The Origin was checked before Upgrade, by s.origins.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			s.stats.rejected(status)
+			s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: handshake refused",
+				slog.Int("status", status), slog.String("remote_addr", r.RemoteAddr), slog.Any("err", reason))
+			http.Error(w, http.StatusText(status), status)
+		},
+	}
+	s.sched = newWheel(s)
+	return s, nil
+}
+
+// MustNew is New that panics on error, for setup code.
+func MustNew(tr *presence.Tracker, cfg Config) *Server {
+	s, err := New(tr, cfg)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Config returns the Server's configuration, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// Tracker returns the Tracker the Server records presence in.
+func (s *Server) Tracker() *presence.Tracker { return s.tr }
+
+// writePool lends write buffers to connections only while they write, so
+// idle connections hold none.
+var writePool = &sync.Pool{}
+
+// now is the time since the Server started, on the monotonic clock.
+func (s *Server) now() int64 { return int64(time.Since(s.epoch)) }
+
+// Handler is the application's side of one WebSocket connection. It runs on
+// the connection's only goroutine, which is also the one that reads: it
+// must call c.Receive in a loop until it fails, because reading is what
+// processes pongs, close frames and application pings. A Handler that stops
+// reading for PingInterval+PongTimeout has its connection dropped as dead.
+// ctx is cancelled when the connection starts closing; the Handler should
+// then return promptly. When it returns, the connection is closed (1000
+// unless it was already closing) and the session ends.
+type Handler func(ctx context.Context, c *Conn)
+
+// discard is the Handler of a presence-only endpoint.
+func discard(ctx context.Context, c *Conn) {
+	for {
+		if _, err := c.Receive(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// WebSocket returns the handler of a WebSocket endpoint. For each request it
+// checks the Origin (403), identifies the client (401 without identity, 400
+// for an invalid ID), applies MaxConnsPerClient (429) and Shutdown (503),
+// upgrades, opens a presence session, and returns from the HTTP handler; h
+// then runs on the connection's own goroutine. A nil h gives a
+// presence-only endpoint that reads and discards application messages.
+func (s *Server) WebSocket(h Handler) http.Handler {
+	if h == nil {
+		h = discard
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveWS(w, r, h) })
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	if !s.origins.check(r) {
+		s.refuse(w, r, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	id, status, err := s.identify(r)
+	if err != nil {
+		s.refuse(w, r, status, err.Error())
+		return
+	}
+	if err := s.reserve(id); err != nil {
+		s.refuseReserve(w, r, err)
+		return
+	}
+	ws, err := s.up.Upgrade(hijackable{w}, r, nil)
+	if err != nil {
+		s.release(id) // gorilla has answered
+		return
+	}
+	s.stats.upgrades.Add(1)
+	c := s.newConn(ws, id)
+	sess, err := s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.gone})
+	if err != nil {
+		code, text := CloseInternal, "presence"
+		switch {
+		case errors.Is(err, presence.ErrClosed):
+			code, text = CloseGoingAway, "shutdown"
+		case errors.Is(err, presence.ErrLimit):
+			code, text = CloseTryLater, "limit"
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: session refused",
+			slog.String("client_id", id), slog.Any("err", err))
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.cfg.controlTimeout()))
+		_ = ws.Close()
+		s.stats.closed(code)
+		s.release(id)
+		return
+	}
+	c.sess = sess
+	if s.cfg.ConnContext != nil {
+		c.ctx = s.cfg.ConnContext(c.ctx, r)
+	}
+	s.register(c)
+	go c.run(h)
+}
+
+// identify runs Config.Identify and validates the ID; on error it returns the
+// HTTP status to answer.
+func (s *Server) identify(r *http.Request) (string, int, error) {
+	id, err := s.cfg.Identify(r)
+	if err != nil {
+		if errors.Is(err, presence.ErrInvalidID) {
+			return "", http.StatusBadRequest, err
+		}
+		return "", http.StatusUnauthorized, err
+	}
+	if err := presence.ValidateID(id); err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	return id, 0, nil
+}
+
+// reserve counts a connection of client id that is about to open. It fails
+// with ErrDraining or ErrTooManyConns. A successful reserve must be followed
+// by release or by a registered connection's finish.
+func (s *Server) reserve(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return ErrDraining
+	}
+	if err := s.admit(id); err != nil {
+		return err
+	}
+	s.perClient[id]++
+	s.wg.Add(1)
+	return nil
+}
+
+// admit checks the per-client cap. s.mu must be held.
+func (s *Server) admit(id string) error {
+	if max := s.cfg.MaxConnsPerClient; max > 0 && s.perClient[id] >= max {
+		return ErrTooManyConns
+	}
+	return nil
+}
+
+func (s *Server) release(id string) {
+	s.mu.Lock()
+	s.uncount(id)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// uncount forgets one connection or session of id. s.mu must be held.
+func (s *Server) uncount(id string) {
+	if n := s.perClient[id] - 1; n > 0 {
+		s.perClient[id] = n
+	} else {
+		delete(s.perClient, id)
+	}
+}
+
+func (s *Server) register(c *Conn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	draining := s.draining
+	s.mu.Unlock()
+	s.stats.open.Add(1)
+	if draining { // Shutdown started while we upgraded
+		c.closeAsync(&CloseError{Code: CloseGoingAway, Text: "shutdown", Reason: presence.ReasonShutdown})
+		return
+	}
+	s.sched.add(c)
+}
+
+func (s *Server) unregister(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.uncount(c.clientID)
+	s.mu.Unlock()
+	s.stats.open.Add(-1)
+	s.wg.Done()
+}
+
+func (s *Server) refuseReserve(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Retry-After", s.retryAfter())
+	if errors.Is(err, ErrDraining) {
+		s.refuse(w, r, http.StatusServiceUnavailable, "draining")
+		return
+	}
+	s.refuse(w, r, http.StatusTooManyRequests, "too many connections")
+}
+
+func (s *Server) retryAfter() string {
+	secs := (s.cfg.RetryAfter + time.Second - 1) / time.Second
+	return strconv.Itoa(max(1, int(secs)))
+}
+
+// refuse answers a request the Server will not serve.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	s.stats.rejected(status)
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request refused",
+		slog.Int("status", status), slog.String("remote_addr", r.RemoteAddr), slog.String("err", msg))
+	http.Error(w, http.StatusText(status), status)
+}
+
+// hijackable lets gorilla (which type-asserts http.Hijacker) upgrade through
+// ResponseWriter wrappers that only expose Unwrap, such as loggers and
+// tracing middleware: it reaches the connection through
+// http.ResponseController.
+type hijackable struct{ http.ResponseWriter }
+
+func (h hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }

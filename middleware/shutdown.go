@@ -1,0 +1,120 @@
+package middleware
+
+import (
+	"context"
+	"time"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// Shutdown drains the Server: from now on it refuses WebSocket upgrades
+// (503 with Retry-After), closes every open connection with 1001 "shutdown",
+// spreading the close frames evenly over Config.DrainWindow so that clients
+// do not all reconnect at once, and waits until every connection has ended.
+// Each session ends with presence.ReasonShutdown and lingers for the
+// Tracker's Grace, so a client that reconnects to another node in time never
+// looks offline. HTTP endpoints keep working.
+//
+// If ctx ends first, the connections not yet closed are dropped at once and
+// Shutdown returns ctx's error without waiting further. Calling it again
+// waits for the first call.
+//
+// http.Server.Shutdown does not close hijacked connections such as
+// WebSockets; call both, for instance:
+//
+//	go httpServer.Shutdown(ctx) // stops listeners, waits for plain requests
+//	err := vigilServer.Shutdown(ctx)
+//	tracker.Close(ctx)
+//
+// or register it: httpServer.RegisterOnShutdown(func() { vigilServer.Shutdown(ctx) })
+// (RegisterOnShutdown does not wait for it: wait for Done before exiting).
+func (s *Server) Shutdown(ctx context.Context) error {
+	first := false
+	s.shutdownOnce.Do(func() { first = true })
+	if !first {
+		select {
+		case <-s.shutdownDone:
+			return s.shutdownErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	s.draining = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	bye := &CloseError{Code: CloseGoingAway, Text: "shutdown", Reason: presence.ReasonShutdown}
+	start := time.Now()
+	n := time.Duration(len(conns))
+	var err error
+	for i, c := range conns {
+		if err == nil && s.cfg.DrainWindow > 0 {
+			at := start.Add(s.cfg.DrainWindow * time.Duration(i) / n)
+			if d := time.Until(at); d > time.Millisecond {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					err = ctx.Err()
+				}
+			}
+		}
+		if err != nil {
+			c.closeAsyncDrop(bye)
+			continue
+		}
+		c.closeAsync(bye)
+	}
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.nc.Close()
+		}
+		s.mu.Unlock()
+		go func() { // the handlers return on their own
+			<-done
+			s.sched.shutdown()
+		}()
+		s.shutdownErr = err
+		close(s.shutdownDone)
+		return err
+	}
+	s.sched.shutdown()
+	s.shutdownErr = err
+	close(s.shutdownDone)
+	return err
+}
+
+// Done returns a channel closed when Shutdown has finished.
+func (s *Server) Done() <-chan struct{} { return s.shutdownDone }
+
+// Draining reports whether Shutdown has started.
+func (s *Server) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// closeAsyncDrop closes with ce and drops TCP without waiting for the
+// client's answer.
+func (c *Conn) closeAsyncDrop(ce *CloseError) {
+	if c.closing.Load() {
+		_ = c.nc.Close()
+		return
+	}
+	go c.closeWith(ce, true)
+}

@@ -1,0 +1,191 @@
+package middleware
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// wheel is the one ping scheduler of a Server: a timing wheel that wakes once
+// per tick and visits the connections due then. A visit sends the ping that
+// is due, drops a connection whose client sent no frame for
+// PingInterval+PongTimeout, closes one idle for IdleTimeout, and schedules
+// the next visit. No connection has a timer or goroutine of its own for
+// this.
+type wheel struct {
+	s    *Server
+	tick int64 // nanoseconds
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	slots   [][]*Conn
+	cur     int64 // the last tick processed
+	running bool
+	stop    chan struct{}
+	done    chan struct{}
+
+	// Used only by the wheel goroutine.
+	work []*Conn
+}
+
+func newWheel(s *Server) *wheel {
+	tick := int64(s.cfg.tick())
+	horizon := int64(s.cfg.PingInterval + s.cfg.PongTimeout)
+	n := min(horizon/tick+2, 1<<14)
+	return &wheel{s: s, tick: tick, slots: make([][]*Conn, n)}
+}
+
+// add schedules c's first visit and starts the wheel if it is not running.
+func (w *wheel) add(c *Conn) {
+	due := c.nextPing
+	w.mu.Lock()
+	if !w.running {
+		w.running = true
+		w.cur = w.s.now() / w.tick
+		w.stop = make(chan struct{})
+		w.done = make(chan struct{})
+		go w.loop(w.stop, w.done)
+	}
+	w.insert(c, due)
+	w.mu.Unlock()
+}
+
+// insert files c under the tick of due, never in the past. w.mu must be held.
+func (w *wheel) insert(c *Conn, due int64) {
+	t := max((due+w.tick-1)/w.tick, w.cur+1)
+	c.due = t
+	i := t % int64(len(w.slots))
+	w.slots[i] = append(w.slots[i], c)
+}
+
+// shutdown stops the wheel goroutine and waits for it.
+func (w *wheel) shutdown() {
+	w.mu.Lock()
+	if !w.running {
+		w.mu.Unlock()
+		return
+	}
+	w.running = false
+	stop, done := w.stop, w.done
+	for i := range w.slots {
+		clear(w.slots[i])
+		w.slots[i] = nil
+	}
+	w.mu.Unlock()
+	close(stop)
+	<-done
+}
+
+func (w *wheel) loop(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(time.Duration(w.tick))
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		w.advance()
+	}
+}
+
+// advance processes every tick up to now.
+func (w *wheel) advance() {
+	now := w.s.now()
+	target := now / w.tick
+	for {
+		w.mu.Lock()
+		if !w.running || w.cur >= target {
+			w.mu.Unlock()
+			return
+		}
+		w.cur++
+		i := w.cur % int64(len(w.slots))
+		slot := w.slots[i]
+		keep := slot[:0]
+		for _, c := range slot {
+			switch {
+			case c.ended.Load():
+			case c.due > w.cur:
+				keep = append(keep, c) // a later turn of the wheel
+			default:
+				w.work = append(w.work, c)
+			}
+		}
+		clear(slot[len(keep):])
+		if len(keep) == 0 {
+			keep = nil // let an emptied slot's array go
+		}
+		w.slots[i] = keep
+		w.mu.Unlock()
+
+		for j, c := range w.work {
+			w.work[j] = nil
+			if next, ok := w.visit(c, now); ok {
+				w.mu.Lock()
+				if w.running {
+					w.insert(c, next)
+				}
+				w.mu.Unlock()
+			}
+		}
+		w.work = w.work[:0]
+	}
+}
+
+// visit does what is due on c at now and returns when to visit it next, or
+// false to forget it.
+func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
+	cfg := &w.s.cfg
+	if c.ended.Load() {
+		return 0, false
+	}
+	if c.closing.Load() {
+		// The reader waits for the close frame with a read deadline; look
+		// again in case it never gets there (an attached connection).
+		return now + int64(cfg.closeWait()), true
+	}
+	last := c.lastRead.Load()
+	deadline := last + int64(cfg.PingInterval+cfg.PongTimeout)
+	if now >= deadline {
+		// A dead peer will not answer a close handshake: drop TCP now.
+		w.s.stats.timeouts.Add(1)
+		c.closeWith(&CloseError{Code: CloseTimeout, Text: "timeout", Reason: presence.ReasonTimeout}, true)
+		return 0, false
+	}
+	if cfg.IdleTimeout > 0 {
+		idleAt := c.lastApp.Load() + int64(cfg.IdleTimeout)
+		if now >= idleAt {
+			w.s.stats.idle.Add(1)
+			ce := &CloseError{Code: CloseIdle, Text: "idle", Reason: presence.ReasonIdle}
+			if c.flushing.Load() {
+				c.closeAsync(ce) // its write could wait behind the flush
+			} else {
+				c.closeWith(ce, false)
+			}
+			return now + int64(cfg.closeWait()), true
+		}
+		deadline = min(deadline, idleAt)
+	}
+	if now >= c.nextPing {
+		// A connection busy writing data needs no ping to stay open
+		// through proxies, and its ping would wait behind the data.
+		if !c.flushing.Load() {
+			err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.controlTimeout()))
+			if err != nil {
+				c.closeWith(&CloseError{Code: closeAbnormal, Reason: presence.ReasonClosed}, true)
+				return 0, false
+			}
+			w.s.stats.pings.Add(1)
+		}
+		c.nextPing += int64(cfg.PingInterval)
+		if c.nextPing <= now {
+			c.nextPing = now + int64(cfg.PingInterval)
+		}
+	}
+	return min(deadline, c.nextPing), true
+}
