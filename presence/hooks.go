@@ -32,6 +32,10 @@ type hooks struct {
 	panics   atomic.Uint64
 	timeouts atomic.Uint64
 
+	// delivered, if set before the first dispatch, is called after all
+	// hooks of an event ran (see journal.go).
+	delivered func(Event)
+
 	// mu guards the fields below.
 	mu      sync.Mutex
 	online  []*hookEntry // replaced, never modified in place
@@ -103,6 +107,9 @@ func (h *hooks) run(clientID string) {
 		h.mu.Unlock()
 		for _, e := range list {
 			h.call(e.fn, ev)
+		}
+		if h.delivered != nil {
+			h.delivered(ev)
 		}
 	}
 }

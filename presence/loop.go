@@ -27,6 +27,7 @@ func (t *Tracker) loop() {
 		if n%2 == 1 {
 			t.sweep(ctx)
 		}
+		t.journalTick(ctx, n%2 == 1)
 		if n%scanEvery == scanEvery-1 {
 			t.expireLocal(ctx)
 		}

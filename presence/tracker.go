@@ -23,6 +23,7 @@ type Tracker struct {
 	cfg   Config
 	log   *slog.Logger
 	hooks *hooks
+	jn    journal   // see journal.go
 	epoch time.Time // monotonic origin of now()
 	seed  maphash.Seed
 
@@ -89,6 +90,7 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		loopDone:   make(chan struct{}),
 		closedChan: make(chan struct{}),
 	}
+	t.initJournal(ctx)
 	// Linger at least one sweep, so that even with no Grace the Offline
 	// events come from the loop, after the caller has registered hooks.
 	clear := Ending{Node: cfg.Node, Reason: ReasonNodeLost, Grace: max(cfg.Grace, cfg.SweepInterval)}
@@ -341,6 +343,9 @@ func (t *Tracker) emit(ctx context.Context, evs []Event) {
 		}
 		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: transition", eventAttrs(ev)...)
 		t.hooks.dispatch(ev)
+		if t.jn.j == nil { // else Watch hooks read the Journal
+			t.jn.watch.dispatch(ev)
+		}
 	}
 }
 
@@ -435,6 +440,10 @@ func (t *Tracker) Close(ctx context.Context) error {
 		}
 		if err := t.hooks.wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("presence: wait for hooks: %w", err))
+		}
+		t.flushAcks(ctx)
+		if err := t.jn.watch.wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("presence: wait for watch hooks: %w", err))
 		}
 		t.closeErr = errors.Join(errs...)
 		close(t.closedChan)

@@ -1,0 +1,137 @@
+# shellcheck shell=bash
+# Redis for the integration tests: source this file, then call
+#
+#   redis_setup        # install if missing, start a standalone server and a
+#                      # 3-master Cluster, export REDIS_ADDR and
+#                      # REDIS_CLUSTER_ADDRS, stop everything on exit
+#
+# or the pieces: redis_install, redis_start_standalone,
+# redis_start_cluster, redis_stop_all. Servers listen on free loopback
+# ports, keep nothing on disk (no RDB, no AOF) and live under a temporary
+# directory that redis_stop_all removes.
+
+REDIS_TMP="${REDIS_TMP:-}"
+REDIS_PIDFILES=()
+
+# redis_install installs Debian's redis-server (and redis-cli) when missing.
+redis_install() {
+	if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+		return 0
+	fi
+	if [ "$(id -u)" != 0 ]; then
+		echo "redis.sh: redis-server is missing and we are not root to install it" >&2
+		return 1
+	fi
+	echo "redis.sh: installing redis-server" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q redis-server >/dev/null ||
+		{ apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }
+	# Debian starts a service on 6379; we use our own instances only.
+	if command -v systemctl >/dev/null; then systemctl stop redis-server 2>/dev/null || true; fi
+	command -v redis-server >/dev/null
+}
+
+# redis_port_free PORT: true when nothing listens on 127.0.0.1:PORT.
+redis_port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# redis_free_port: prints a free port whose cluster bus port (+10000) is
+# free too.
+redis_free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + RANDOM % 25000))
+		if redis_port_free "$p" && redis_port_free $((p + 10000)); then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "redis.sh: no free port" >&2
+	return 1
+}
+
+redis_tmp() {
+	if [ -z "$REDIS_TMP" ]; then
+		REDIS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/vigil-redis.XXXXXX")
+	fi
+}
+
+# redis_wait PORT: waits until the server on PORT answers PING.
+redis_wait() {
+	local i
+	for i in $(seq 1 100); do
+		if [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; then return 0; fi
+		sleep 0.05
+	done
+	echo "redis.sh: server on port $1 did not start" >&2
+	return 1
+}
+
+# redis_server PORT DIR [ARGS...]: starts one daemonized server.
+redis_server() {
+	local port=$1 dir=$2
+	shift 2
+	mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+		--dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+		--daemonize yes "$@"
+	REDIS_PIDFILES+=("$dir/redis.pid")
+	redis_wait "$port"
+}
+
+# redis_start_standalone: starts one server; exports REDIS_ADDR.
+redis_start_standalone() {
+	redis_tmp
+	local port
+	port=$(redis_free_port) || return 1
+	redis_server "$port" "$REDIS_TMP/standalone" || return 1
+	export REDIS_ADDR="127.0.0.1:$port"
+}
+
+# redis_start_cluster: starts three masters and joins them in a Cluster;
+# exports REDIS_CLUSTER_ADDRS (comma-separated).
+redis_start_cluster() {
+	redis_tmp
+	local ports=() addrs=() p i
+	for i in 1 2 3; do
+		p=$(redis_free_port) || return 1
+		redis_server "$p" "$REDIS_TMP/cluster-$i" --cluster-enabled yes \
+			--cluster-config-file nodes.conf --cluster-node-timeout 2000 || return 1
+		ports+=("$p")
+		addrs+=("127.0.0.1:$p")
+	done
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$REDIS_TMP/cluster-create.log" 2>&1 ||
+		{ cat "$REDIS_TMP/cluster-create.log" >&2; return 1; }
+	for p in "${ports[@]}"; do
+		for i in $(seq 1 100); do
+			if redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok'; then break; fi
+			sleep 0.1
+		done
+	done
+	REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${addrs[*]}")
+	export REDIS_CLUSTER_ADDRS
+}
+
+# redis_stop_all: stops every server started here and removes their files.
+redis_stop_all() {
+	local f
+	for f in "${REDIS_PIDFILES[@]}"; do
+		if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
+	done
+	REDIS_PIDFILES=()
+	if [ -n "$REDIS_TMP" ]; then
+		sleep 0.2
+		rm -rf "$REDIS_TMP"
+		REDIS_TMP=
+	fi
+}
+
+# redis_setup: everything the integration tests need; stops it all on exit.
+redis_setup() {
+	redis_install || return 1
+	trap redis_stop_all EXIT
+	redis_start_standalone || return 1
+	redis_start_cluster || return 1
+	echo "redis.sh: REDIS_ADDR=$REDIS_ADDR REDIS_CLUSTER_ADDRS=$REDIS_CLUSTER_ADDRS" >&2
+}

@@ -1,0 +1,101 @@
+package redis
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// Defaults of Config.
+const (
+	DefaultPrefix       = "vigil"
+	DefaultBuckets      = 32
+	DefaultRetention    = 24 * time.Hour
+	DefaultJournalLen   = 10_000
+	DefaultReclaimAfter = 30 * time.Second
+)
+
+// MaxBuckets is the largest Config.Buckets.
+const MaxBuckets = 4096
+
+// sweepBatch bounds the sessions (and forgotten clients) one bucket removes
+// in one script call, so one call never blocks Redis for long; Sweep calls
+// again while a bucket has more due.
+const sweepBatch = 1000
+
+// Config tunes a Store. The zero value is ready to use. Every node sharing
+// a namespace must use the same Prefix and Buckets.
+type Config struct {
+	// Prefix names the namespace: every key of the Store starts with
+	// "{" + Prefix + ":b". It must be 1 to 64 bytes with no braces, spaces
+	// or control characters. Default: "vigil".
+	Prefix string
+
+	// Buckets is the number of hash-tagged buckets clients are spread over.
+	// Each bucket is one Redis Cluster slot, so more buckets spread a
+	// namespace over more shards; fewer buckets make fewer commands per
+	// beat on a Cluster, where each bucket written in a batch costs one
+	// command. Changing it orphans the data of the old layout. At most
+	// MaxBuckets. Default: 32.
+	Buckets int
+
+	// Retention is how long an offline client's last-seen time (and its
+	// Seq) is kept. Sweep forgets clients offline for longer. Negative:
+	// forget a client as soon as it goes offline. Default: 24h.
+	Retention time.Duration
+
+	// JournalLen is about how many transitions each bucket's journal
+	// stream keeps (XADD MAXLEN ~): the history a lagging watcher or a
+	// reclaim can still read. Default: 10,000.
+	JournalLen int
+
+	// ReclaimAfter is how long a transition may stay unacknowledged (its
+	// hooks not yet run by the node that claimed it) before a Sweep of any
+	// node claims it again to deliver it: a node that died between claiming
+	// a transition and running its hooks loses nothing. Keep it above the
+	// longest time hooks may take, or live nodes' events are delivered
+	// twice. Negative: transitions are never left pending and never
+	// reclaimed. Default: 30s.
+	ReclaimAfter time.Duration
+
+	// Logger receives the Store's logs: data loss detected in Redis,
+	// reclaimed transitions. Nil: nothing is logged.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Buckets == 0 {
+		c.Buckets = DefaultBuckets
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.JournalLen == 0 {
+		c.JournalLen = DefaultJournalLen
+	}
+	if c.ReclaimAfter == 0 {
+		c.ReclaimAfter = DefaultReclaimAfter
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(c.Prefix) > 64 || strings.ContainsFunc(c.Prefix, func(r rune) bool {
+		return r == '{' || r == '}' || unicode.IsSpace(r) || unicode.IsControl(r) || r == 0xFFFD
+	}) {
+		return c, fmt.Errorf("%w: redis: config Prefix %q", presence.ErrInvalidArgument, c.Prefix)
+	}
+	if c.Buckets < 0 || c.Buckets > MaxBuckets {
+		return c, fmt.Errorf("%w: redis: config Buckets %d not in [1, %d]", presence.ErrInvalidArgument, c.Buckets, MaxBuckets)
+	}
+	if c.JournalLen < 0 {
+		return c, fmt.Errorf("%w: redis: config JournalLen %d", presence.ErrInvalidArgument, c.JournalLen)
+	}
+	return c, nil
+}

@@ -1,0 +1,25 @@
+//go:build integration
+
+package redis_test
+
+import (
+	"testing"
+
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+	"github.com/vigilhq/vigil/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	rdb := standalone(t)
+	storetest.Run(t, storetest.Config{
+		New: func(t *testing.T) presence.Store { return newStore(t, rdb, redisstore.Config{}) },
+	})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	rdb := cluster(t)
+	storetest.Run(t, storetest.Config{
+		New: func(t *testing.T) presence.Store { return newStore(t, rdb, redisstore.Config{}) },
+	})
+}

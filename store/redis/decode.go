@@ -1,0 +1,200 @@
+package redis
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// eventFields is the number of fields of one transition in a script reply:
+// kind, client, session, reason, seq, time, last seen, online for (ms),
+// journal entry ID.
+const eventFields = 9
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return ""
+}
+
+// decodeEvent reads one transition of a script reply.
+func decodeEvent(v []any) (presence.Event, string, error) {
+	if len(v) < eventFields {
+		return presence.Event{}, "", errReply
+	}
+	f := make([]string, eventFields)
+	for i := range f {
+		f[i] = str(v[i])
+	}
+	ev, err := makeEvent(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7])
+	return ev, f[8], err
+}
+
+// decodeEntry reads a journal stream entry, given as field, value, field,
+// value... Unknown fields are ignored.
+func decodeEntry(fields []string) (presence.Event, error) {
+	if len(fields)%2 != 0 {
+		return presence.Event{}, fmt.Errorf("%w: odd field list", errReply)
+	}
+	m := make(map[string]string, len(fields)/2)
+	for i := 0; i < len(fields); i += 2 {
+		m[fields[i]] = fields[i+1]
+	}
+	ev, err := makeEvent(m["t"], m["c"], m["s"], m["r"], m["q"], m["tm"], m["ls"], m["of"])
+	ev.Node = m["n"]
+	return ev, err
+}
+
+func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor string) (presence.Event, error) {
+	ev := presence.Event{ClientID: client, SessionID: session, Reason: presence.Reason(reason)}
+	switch kind {
+	case "online":
+		ev.Transition = presence.Online
+	case "offline":
+		ev.Transition = presence.Offline
+	default:
+		return presence.Event{}, fmt.Errorf("%w: transition %q", errReply, kind)
+	}
+	if presence.ValidateID(client) != nil || presence.ValidateID(session) != nil {
+		return presence.Event{}, fmt.Errorf("%w: event ids", errReply)
+	}
+	q, err1 := strconv.ParseUint(seq, 10, 64)
+	t, err2 := strconv.ParseInt(tm, 10, 64)
+	ls, err3 := strconv.ParseInt(seen, 10, 64)
+	of, err4 := strconv.ParseInt(onlineFor, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || q == 0 || of < 0 || of > 1<<40 {
+		return presence.Event{}, fmt.Errorf("%w: event numbers", errReply)
+	}
+	ev.Seq = q
+	ev.Time = time.UnixMilli(t)
+	ev.LastSeen = time.UnixMilli(ls)
+	ev.OnlineFor = time.Duration(of) * time.Millisecond
+	return ev, nil
+}
+
+// decodeClient reads a client record, "seq|since|seen|sessions".
+func decodeClient(id, rec string) (presence.Presence, error) {
+	parts := strings.Split(rec, "|")
+	if len(parts) != 4 {
+		return presence.Presence{}, fmt.Errorf("%w: client record of %q", errReply, id)
+	}
+	var n [4]int64
+	for i, p := range parts {
+		v, err := strconv.ParseInt(p, 10, 64)
+		if err != nil {
+			return presence.Presence{}, fmt.Errorf("%w: client record of %q", errReply, id)
+		}
+		n[i] = v
+	}
+	p := presence.Presence{ClientID: id, Online: n[3] > 0, Sessions: int(n[3]), LastSeen: time.UnixMilli(n[2])}
+	if p.Online {
+		p.Since = time.UnixMilli(n[1])
+	}
+	return p, nil
+}
+
+// splitSeen reads a session record, "seen|node".
+func splitSeen(rec string) (int64, string, bool) {
+	seen, node, ok := strings.Cut(rec, "|")
+	if !ok {
+		return 0, "", false
+	}
+	v, err := strconv.ParseInt(seen, 10, 64)
+	return v, node, err == nil
+}
+
+// List cursors: base64url of a version byte 'L', the bucket (uvarint) and
+// the last client ID returned.
+
+func encodeListCursor(bucket int, after string) string {
+	b := binary.AppendUvarint([]byte{'L'}, uint64(bucket))
+	return base64.RawURLEncoding.EncodeToString(append(b, after...))
+}
+
+func decodeListCursor(cursor string, buckets int) (int, string, error) {
+	if cursor == "" {
+		return 0, "", nil
+	}
+	bad := fmt.Errorf("%w: redis: unreadable cursor", presence.ErrInvalidArgument)
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) < 2 || b[0] != 'L' {
+		return 0, "", bad
+	}
+	bucket, n := binary.Uvarint(b[1:])
+	if n <= 0 || bucket >= uint64(buckets) {
+		return 0, "", bad
+	}
+	after := string(b[1+n:])
+	if after != "" && presence.ValidateID(after) != nil {
+		return 0, "", bad
+	}
+	return int(bucket), after, nil
+}
+
+// Journal cursors: base64url of a version byte 'J', the number of buckets
+// and, per bucket, the last stream entry ID read, as two uvarints.
+
+type entryID struct{ ms, seq uint64 }
+
+func (e entryID) String() string {
+	return strconv.FormatUint(e.ms, 10) + "-" + strconv.FormatUint(e.seq, 10)
+}
+
+func parseEntryID(s string) (entryID, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return entryID{}, false
+	}
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	return entryID{ms, seq}, err1 == nil && err2 == nil
+}
+
+func encodeJournalCursor(ids []entryID) string {
+	b := binary.AppendUvarint([]byte{'J'}, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, id.ms)
+		b = binary.AppendUvarint(b, id.seq)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeJournalCursor(cursor string, buckets int) ([]entryID, error) {
+	bad := fmt.Errorf("%w: redis: unreadable journal cursor", presence.ErrInvalidArgument)
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) < 2 || b[0] != 'J' {
+		return nil, bad
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n != uint64(buckets) {
+		return nil, bad
+	}
+	b = b[k:]
+	ids := make([]entryID, buckets)
+	for i := range ids {
+		ms, k1 := binary.Uvarint(b)
+		if k1 <= 0 {
+			return nil, bad
+		}
+		seq, k2 := binary.Uvarint(b[k1:])
+		if k2 <= 0 {
+			return nil, bad
+		}
+		ids[i] = entryID{ms, seq}
+		b = b[k1+k2:]
+	}
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return ids, nil
+}

@@ -1,0 +1,37 @@
+-- add.lua: Store.Add for one session. KEYS: one bucket.
+-- ARGV: client, session, node, ttl ms, age ms, known generation of a
+-- sibling session ('' if none), consumer, journal length.
+-- Returns: generation, then the transitions.
+bucket(0)
+local g = gen()
+local id, sid, node = ARGV[1], ARGV[2], ARGV[3]
+local ttl, age = tonumber(ARGV[4]), tonumber(ARGV[5])
+local lost = ARGV[6] ~= '' and ARGV[6] ~= g
+J.consumer, J.maxlen, J.node = ARGV[7], tonumber(ARGV[8]), node
+local sk = id .. '\0' .. sid
+local seen = NOW - age
+local x = gets(sk)
+if x then
+  -- The same session again: revive it if ending; the lease, not an
+  -- earlier grace, decides its deadline.
+  redis.call('HDEL', B.r, sk)
+  redis.call('ZADD', B.x, NOW + ttl, sk)
+  if x.node ~= node then
+    redis.call('ZREM', B.n, x.node .. '\0' .. sk)
+    redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
+  end
+  seen = math.max(seen, x.seen)
+  redis.call('HSET', B.s, sk, fmt(seen) .. '|' .. node)
+  local c = getc(id)
+  if c then
+    c.seen = math.max(c.seen, seen)
+    putc(id, c)
+  end
+  return { g }
+end
+-- A client this node knew online before Redis lost the bucket comes back
+-- without an event.
+addsession(id, sid, sk, node, NOW + ttl, seen, lost and getc(id) == nil)
+local r = { g }
+for i = 1, #out do r[#r + 1] = out[i] end
+return r

@@ -1,0 +1,162 @@
+-- common.lua: prepended to every script of the store.
+--
+-- Each bucket has KN keys, passed in this order (see keys.go):
+--   g   string  generation marker: set when the bucket is first written, so a
+--               node can tell that Redis lost the bucket's data since
+--   s   hash    session key -> "seen|node"
+--   x   zset    session key -> deadline (ms, Redis clock): the expiry index
+--   k   zset    session key, score 0: a client's sessions by lex range
+--   n   zset    node .. "\0" .. session key, score 0: a node's sessions
+--   r   hash    session key -> reason, for ending sessions only
+--   c   hash    client ID -> "seq|since|seen|sessions"
+--   o   zset    offline client ID -> when it went offline (ms)
+--   on  zset    online client ID, score 0: List and Count
+--   j   stream  the journal of transitions, with consumer group "hooks"
+-- A session key is client ID .. "\0" .. session ID: IDs have no control
+-- characters, so the pair is unambiguous, and IDs are only ever fields and
+-- members, never parts of key names.
+
+local KN = 10
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+-- A client record created from nothing starts its seq at a multiple of
+-- SEQ_UNIT taken from the Redis clock, so it is above any seq an earlier
+-- record of the same client (forgotten, or lost in a restart) reached.
+local SEQ_UNIT = 2097152
+local SEQ_EPOCH = 1700000000
+
+local B = {}
+
+local function fmt(n) return string.format('%.0f', n) end
+
+local function bucket(i)
+  local o = i * KN
+  B.g, B.s, B.x, B.k, B.n = KEYS[o + 1], KEYS[o + 2], KEYS[o + 3], KEYS[o + 4], KEYS[o + 5]
+  B.r, B.c, B.o, B.on, B.j = KEYS[o + 6], KEYS[o + 7], KEYS[o + 8], KEYS[o + 9], KEYS[o + 10]
+end
+
+-- gen returns the bucket's generation, creating it (and the journal's
+-- consumer group) when the bucket is new or its data was lost.
+local function gen()
+  local g = redis.call('GET', B.g)
+  if not g then
+    g = T[1] .. '.' .. T[2]
+    redis.call('SET', B.g, g)
+    redis.pcall('XGROUP', 'CREATE', B.j, 'hooks', '$', 'MKSTREAM')
+  end
+  return g
+end
+
+local function newseq()
+  return (tonumber(T[1]) - SEQ_EPOCH) * SEQ_UNIT
+end
+
+local function getc(id)
+  local v = redis.call('HGET', B.c, id)
+  if not v then return nil end
+  local seq, since, seen, n = string.match(v, '^(%d+)|(%d+)|(%d+)|(%d+)$')
+  return { seq = tonumber(seq), since = tonumber(since), seen = tonumber(seen), n = tonumber(n) }
+end
+
+local function putc(id, c)
+  redis.call('HSET', B.c, id, fmt(c.seq) .. '|' .. fmt(c.since) .. '|' .. fmt(c.seen) .. '|' .. fmt(c.n))
+end
+
+local function gets(sk)
+  local v = redis.call('HGET', B.s, sk)
+  if not v then return nil end
+  local seen, node = string.match(v, '^(%d+)|(.*)$')
+  return { seen = tonumber(seen), node = node }
+end
+
+local function clientof(sk)
+  local i = string.find(sk, '\0', 1, true)
+  return string.sub(sk, 1, i - 1), string.sub(sk, i + 1)
+end
+
+-- Journal settings, set by each script from its arguments.
+local J = { consumer = '', maxlen = 10000, node = '' }
+
+-- out collects transitions: 9 fields each.
+local out = {}
+
+-- transition records a transition in the journal, claims it for this
+-- caller (so it is pending until the caller acknowledges it) and appends it
+-- to out.
+local function transition(kind, id, sid, reason, c, onlinefor)
+  local f = { 'c', id, 't', kind, 's', sid, 'r', reason, 'q', fmt(c.seq), 'tm', fmt(NOW),
+    'ls', fmt(c.seen), 'of', fmt(onlinefor), 'n', J.node }
+  local eid = redis.call('XADD', B.j, 'MAXLEN', '~', J.maxlen, '*', unpack(f))
+  if J.consumer ~= '' then
+    redis.call('XCLAIM', B.j, 'hooks', J.consumer, 0, eid, 'FORCE', 'JUSTID')
+  end
+  local e = { kind, id, sid, reason, fmt(c.seq), fmt(NOW), fmt(c.seen), fmt(onlinefor), eid }
+  for i = 1, #e do out[#out + 1] = e[i] end
+end
+
+-- addsession writes a new session and returns its client's record, online.
+-- Online reports whether the client came online: it did unless silent,
+-- which re-creates a client lost with Redis's data without an event.
+local function addsession(id, sid, sk, node, deadline, seen, silent)
+  redis.call('HSET', B.s, sk, fmt(seen) .. '|' .. node)
+  redis.call('ZADD', B.x, deadline, sk)
+  redis.call('ZADD', B.k, 0, sk)
+  redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
+  local c = getc(id)
+  if c and c.n > 0 then
+    c.n = c.n + 1
+    c.seen = math.max(c.seen, seen)
+    putc(id, c)
+    return
+  end
+  if not c then
+    c = { seq = newseq(), since = 0, seen = 0, n = 0 }
+  else
+    redis.call('ZREM', B.o, id)
+  end
+  c.n, c.since, c.seen = 1, NOW, math.max(c.seen, seen)
+  c.seq = c.seq + 1
+  redis.call('ZADD', B.on, 0, id)
+  putc(id, c)
+  if not silent then
+    transition('online', id, sid, 'connect', c, 0)
+  end
+end
+
+-- remove deletes a session; the last session of a client takes it offline.
+local function remove(sk, reason, retention)
+  local x = gets(sk)
+  if not x then return end
+  redis.call('HDEL', B.s, sk)
+  redis.call('ZREM', B.x, sk)
+  redis.call('ZREM', B.k, sk)
+  redis.call('ZREM', B.n, x.node .. '\0' .. sk)
+  redis.call('HDEL', B.r, sk)
+  local id, sid = clientof(sk)
+  local c = getc(id)
+  if not c then return end
+  c.n = c.n - 1
+  if c.n > 0 then
+    putc(id, c)
+    return
+  end
+  c.seq = c.seq + 1
+  local onlinefor = NOW - c.since
+  c.since = 0
+  redis.call('ZREM', B.on, id)
+  if retention < 0 then
+    redis.call('HDEL', B.c, id)
+  else
+    putc(id, c)
+    redis.call('ZADD', B.o, NOW, id)
+  end
+  transition('offline', id, sid, reason, c, onlinefor)
+end
+
+-- mayrecreate reports whether a session that a node held before Redis lost
+-- the bucket's data may be re-created: not if its client is now known to
+-- be offline (another node ended the client's last session since).
+local function mayrecreate(id)
+  local c = getc(id)
+  return c == nil or c.n > 0
+end

@@ -1,0 +1,63 @@
+-- end.lua: Store.End in one bucket.
+-- KEYS: one bucket. ARGV: mode ('c' client, 'n' node), client ID or node,
+-- session ID or '', reason, grace ms, known generation of the session (''
+-- if unknown), retention ms (negative: none), consumer, journal length,
+-- node of the session or caller ('' if unknown), and how long a session
+-- re-created after Redis lost it lingers at least (ms).
+-- Returns: generation, number of sessions ended, then the transitions.
+bucket(0)
+local g = gen()
+local mode, who, sid, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local grace, kg, retention = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+J.consumer, J.maxlen, J.node = ARGV[8], tonumber(ARGV[9]), ARGV[10]
+local sel = {}
+if mode == 'c' then
+  if sid ~= '' then
+    local sk = who .. '\0' .. sid
+    if redis.call('HEXISTS', B.s, sk) == 1 then
+      sel[1] = sk
+    elseif kg ~= '' and kg ~= g and mayrecreate(who) then
+      -- Held before Redis lost the bucket: re-create it silently, then
+      -- end it like any other, so its client gets its one Offline.
+      -- It lingers at least a lease, so that the client's sessions on other
+      -- nodes are re-asserted before it is gone.
+      local node = ARGV[10]
+      addsession(who, sid, sk, node, NOW, NOW, true)
+      sel[1] = sk
+      grace = math.max(grace, tonumber(ARGV[11]))
+    end
+  else
+    sel = redis.call('ZRANGEBYLEX', B.k, '[' .. who .. '\0', '(' .. who .. '\1')
+  end
+else
+  local m = redis.call('ZRANGEBYLEX', B.n, '[' .. who .. '\0', '(' .. who .. '\1')
+  local p = #who + 2
+  for i = 1, #m do sel[i] = string.sub(m[i], p) end
+end
+local keep = reason == 'timeout' or reason == 'node_lost'
+for _, sk in ipairs(sel) do
+  if not keep then
+    -- The client was there until the session ended.
+    local x = gets(sk)
+    redis.call('HSET', B.s, sk, fmt(NOW) .. '|' .. x.node)
+    local id = clientof(sk)
+    local c = getc(id)
+    if c and NOW > c.seen then
+      c.seen = NOW
+      putc(id, c)
+    end
+  end
+  if grace <= 0 then
+    remove(sk, reason, retention)
+  else
+    local deadline = NOW + grace
+    if redis.call('HEXISTS', B.r, sk) == 1 then
+      deadline = math.min(deadline, tonumber(redis.call('ZSCORE', B.x, sk)))
+    end
+    redis.call('HSET', B.r, sk, reason)
+    redis.call('ZADD', B.x, deadline, sk)
+  end
+end
+local r = { g, #sel }
+for i = 1, #out do r[#r + 1] = out[i] end
+return r

@@ -1,0 +1,18 @@
+-- sessions.lua: Store.Sessions. KEYS: one bucket. ARGV: client ID.
+-- Returns: nil if the client is unknown; otherwise per session its ID,
+-- "seen|node" and reason ('' if live).
+bucket(0)
+local id = ARGV[1]
+if redis.call('HEXISTS', B.c, id) == 0 then return false end
+local r = {}
+local sks = redis.call('ZRANGEBYLEX', B.k, '[' .. id .. '\0', '(' .. id .. '\1')
+for _, sk in ipairs(sks) do
+  local v = redis.call('HGET', B.s, sk)
+  if v then
+    local _, sid = clientof(sk)
+    r[#r + 1] = sid
+    r[#r + 1] = v
+    r[#r + 1] = redis.call('HGET', B.r, sk) or ''
+  end
+end
+return r

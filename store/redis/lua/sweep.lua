@@ -1,0 +1,50 @@
+-- sweep.lua: Store.Sweep for one or more buckets: removes the sessions
+-- whose deadline passed on Redis's clock, forgets clients offline for
+-- longer than the retention, and claims journal entries left unacknowledged
+-- for longer than the reclaim delay (their claimer died).
+-- KEYS: the buckets. ARGV: retention ms (negative: none), batch limit,
+-- consumer, journal length, reclaim delay ms (negative: never).
+-- Returns: number of buckets with more due ("more"), then the
+-- transitions, then the reclaimed entries: count, then per entry its ID and
+-- field count and fields.
+local retention, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+J.consumer, J.maxlen = ARGV[3], tonumber(ARGV[4])
+local reclaim = tonumber(ARGV[5])
+local more = 0
+local claimed = {}
+local nb = #KEYS / KN
+for b = 0, nb - 1 do
+  bucket(b)
+  gen()
+  local due = redis.call('ZRANGEBYSCORE', B.x, '-inf', NOW, 'LIMIT', 0, limit)
+  for _, sk in ipairs(due) do
+    local reason = redis.call('HGET', B.r, sk) or 'timeout'
+    remove(sk, reason, retention)
+  end
+  local full = #due == limit
+  if retention >= 0 then
+    local old = redis.call('ZRANGEBYSCORE', B.o, '-inf', NOW - retention, 'LIMIT', 0, limit)
+    for _, id in ipairs(old) do
+      local c = getc(id)
+      if c and c.n == 0 then redis.call('HDEL', B.c, id) end
+      redis.call('ZREM', B.o, id)
+    end
+    full = full or #old == limit
+  end
+  if full then more = more + 1 end
+  if reclaim >= 0 and J.consumer ~= '' then
+    local ac = redis.call('XAUTOCLAIM', B.j, 'hooks', J.consumer, reclaim, '0-0', 'COUNT', 100)
+    for _, e in ipairs(ac[2]) do
+      if e[2] then claimed[#claimed + 1] = e end
+    end
+  end
+end
+local r = { more }
+for i = 1, #out do r[#r + 1] = out[i] end
+r[#r + 1] = '|'
+for _, e in ipairs(claimed) do
+  r[#r + 1] = e[1]
+  r[#r + 1] = #e[2]
+  for i = 1, #e[2] do r[#r + 1] = e[2][i] end
+end
+return r

@@ -1,0 +1,81 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"errors"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+//go:embed lua/*.lua
+var luaFS embed.FS
+
+// The store's scripts, each lua/common.lua followed by its own file. They
+// run by SHA (EVALSHA); a server that does not know one (first use, or a
+// restart flushed its script cache) gets it again through EVAL.
+var (
+	scriptAdd      = newScript("add.lua")
+	scriptTouch    = newScript("touch.lua")
+	scriptEnd      = newScript("end.lua")
+	scriptSweep    = newScript("sweep.lua")
+	scriptSessions = newScript("sessions.lua")
+	scriptList     = newScript("list.lua")
+)
+
+func newScript(name string) *goredis.Script {
+	common, err := luaFS.ReadFile("lua/common.lua")
+	if err != nil {
+		panic(err)
+	}
+	body, err := luaFS.ReadFile("lua/" + name)
+	if err != nil {
+		panic(err)
+	}
+	return goredis.NewScript(string(common) + "\n" + string(body))
+}
+
+// call is one script invocation of a batch.
+type call struct {
+	keys []string
+	args []any
+}
+
+// runAll runs script once per call, in one pipeline when there are several
+// (go-redis splits a Cluster pipeline by shard and sends the parts in
+// parallel). Calls that found the script missing are run again one by one
+// through EVAL. It returns the replies in order (nil for a call that
+// failed) and the first error: a batch that fails half way still reports
+// what the calls that ran decided.
+func (s *Store) runAll(ctx context.Context, script *goredis.Script, calls []call) ([]any, error) {
+	out := make([]any, len(calls))
+	if len(calls) == 1 {
+		v, err := script.Run(ctx, s.rdb, calls[0].keys, calls[0].args...).Result()
+		out[0] = v
+		return out, err
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*goredis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	var first error
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			v, err = script.Run(ctx, s.rdb, calls[i].keys, calls[i].args...).Result()
+		}
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		out[i] = v
+	}
+	return out, first
+}
+
+// errReply reports a script reply of an unexpected shape: a bug, or keys of
+// the namespace written by something else.
+var errReply = errors.New("redis: unexpected reply")

@@ -1,0 +1,628 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// Store is a presence.Store kept in Redis, shared by every node of an
+// application: a single server, a Sentinel-managed primary or a Cluster,
+// through the goredis.UniversalClient the caller passes in. It is also a
+// presence.Journal: every transition is recorded in a Redis stream by the
+// script that decides it.
+//
+// Every decision is one Lua script over one bucket (one Cluster slot),
+// timed by Redis's own clock. The Store starts no goroutine and holds no
+// connection of its own: closing the client is the caller's business. A
+// Store is safe for concurrent use; use New to make one.
+//
+// The Store remembers, in process memory, which Redis generation each
+// session it wrote was last seen in, so that after Redis loses its data
+// (a restart without persistence) a Touch or End of such a session restores
+// it silently instead of reporting it gone; that costs about a hundred bytes
+// per live session of the nodes using this Store value.
+type Store struct {
+	rdb goredis.UniversalClient
+	cfg Config
+	log *slog.Logger
+	// single: the client talks to one server (not a Cluster or Ring), so
+	// one script may span every bucket and a batch is one command.
+	single   bool
+	buckets  [][]string
+	consumer string // this Store's name in the journal's consumer group
+
+	// knownMu guards known: client ID -> session ID -> what this Store
+	// last wrote of the session.
+	knownMu sync.Mutex
+	known   map[string]map[string]knownSession
+
+	// journalMu guards the fields below.
+	journalMu sync.Mutex
+	pending   map[string]pendingEntry // by Event.ID(): returned, not acknowledged
+	reclaimed []presence.Event        // claimed by Sweep, not yet handed out
+}
+
+type knownSession struct {
+	node string
+	ttl  int64  // the last lease written, ms
+	gen  string // the bucket's generation when the session was last written
+}
+
+type pendingEntry struct {
+	bucket int
+	id     string // stream entry ID
+	at     time.Time
+}
+
+var (
+	_ presence.Store   = (*Store)(nil)
+	_ presence.Journal = (*Store)(nil)
+)
+
+// New returns a Store over rdb. It does no I/O: the scripts are loaded on
+// first use.
+func New(rdb goredis.UniversalClient, cfg Config) (*Store, error) {
+	if rdb == nil {
+		return nil, fmt.Errorf("%w: redis: nil client", presence.ErrInvalidArgument)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		rdb:      rdb,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		consumer: "c-" + rand.Text(),
+		known:    make(map[string]map[string]knownSession),
+		pending:  make(map[string]pendingEntry),
+	}
+	_, s.single = rdb.(*goredis.Client)
+	s.buckets = make([][]string, cfg.Buckets)
+	for b := range s.buckets {
+		s.buckets[b] = bucketKeys(cfg.Prefix, b)
+	}
+	return s, nil
+}
+
+func (s *Store) bucket(clientID string) int { return bucketOf(clientID, s.cfg.Buckets) }
+
+func (s *Store) claimer() string {
+	if s.cfg.ReclaimAfter < 0 {
+		return ""
+	}
+	return s.consumer
+}
+
+func (s *Store) retentionMS() int64 {
+	if s.cfg.Retention < 0 {
+		return -1
+	}
+	return s.cfg.Retention.Milliseconds()
+}
+
+func checkLease(l presence.Lease) error {
+	if err := presence.ValidateID(l.ClientID); err != nil {
+		return fmt.Errorf("redis: client: %w", err)
+	}
+	if err := presence.ValidateID(l.SessionID); err != nil {
+		return fmt.Errorf("redis: session: %w", err)
+	}
+	if err := presence.ValidateID(l.Node); err != nil {
+		return fmt.Errorf("redis: node: %w", err)
+	}
+	if l.TTL <= 0 || l.Age < 0 {
+		return fmt.Errorf("%w: redis: lease ttl %v age %v", presence.ErrInvalidArgument, l.TTL, l.Age)
+	}
+	return nil
+}
+
+// ms rounds a duration up to whole milliseconds, Redis's resolution here.
+func ms(d time.Duration) int64 { return int64((d + time.Millisecond - 1) / time.Millisecond) }
+
+// Add implements presence.Store.
+func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, error) {
+	if err := checkLease(l); err != nil {
+		return nil, err
+	}
+	b := s.bucket(l.ClientID)
+	s.knownMu.Lock()
+	var sibling string
+	for _, k := range s.known[l.ClientID] {
+		sibling = k.gen
+		break
+	}
+	s.knownMu.Unlock()
+	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], l.ClientID, l.SessionID, l.Node,
+		ms(l.TTL), l.Age.Milliseconds(), sibling, s.claimer(), s.cfg.JournalLen).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, err)
+	}
+	if len(v) < 1 {
+		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, errReply)
+	}
+	gen, _ := v[0].(string)
+	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), gen: gen})
+	evs, err := s.events(b, v[1:])
+	if err != nil {
+		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, err)
+	}
+	return evs, nil
+}
+
+func (s *Store) remember(clientID, sessionID string, k knownSession) {
+	s.knownMu.Lock()
+	m := s.known[clientID]
+	if m == nil {
+		m = make(map[string]knownSession, 1)
+		s.known[clientID] = m
+	}
+	m[sessionID] = k
+	s.knownMu.Unlock()
+}
+
+// forgetSession drops what this Store knew of one session, or of every
+// session of a client when sessionID is empty. knownMu must be held.
+func (s *Store) forgetSession(clientID, sessionID string) {
+	if sessionID == "" {
+		delete(s.known, clientID)
+		return
+	}
+	if m := s.known[clientID]; m != nil {
+		delete(m, sessionID)
+		if len(m) == 0 {
+			delete(s.known, clientID)
+		}
+	}
+}
+
+// groups splits bucket numbers into script calls: all in one on a single
+// server, one per bucket (one per slot) otherwise.
+func (s *Store) groups(bs []int) [][]int {
+	if s.single {
+		return [][]int{bs}
+	}
+	out := make([][]int, len(bs))
+	for i, b := range bs {
+		out[i] = []int{b}
+	}
+	return out
+}
+
+func (s *Store) keysOf(bs []int) []string {
+	keys := make([]string, 0, len(bs)*keysPerBucket)
+	for _, b := range bs {
+		keys = append(keys, s.buckets[b]...)
+	}
+	return keys
+}
+
+// Touch implements presence.Store. It writes all the leases in one script
+// call on a single server, and in one call per bucket, pipelined, on a
+// Cluster.
+func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.Gone, error) {
+	for _, l := range leases {
+		if err := checkLease(l); err != nil {
+			return nil, err
+		}
+	}
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	byBucket := make(map[int][]int) // bucket -> lease indexes
+	for i, l := range leases {
+		b := s.bucket(l.ClientID)
+		byBucket[b] = append(byBucket[b], i)
+	}
+	bs := make([]int, 0, len(byBucket))
+	for b := range byBucket {
+		bs = append(bs, b)
+	}
+	slices.Sort(bs)
+	groups := s.groups(bs)
+	calls := make([]call, len(groups))
+	s.knownMu.Lock()
+	for gi, g := range groups {
+		args := []any{s.claimer(), s.cfg.JournalLen}
+		for _, b := range g {
+			idx := byBucket[b]
+			args = append(args, len(idx))
+			for _, i := range idx {
+				l := leases[i]
+				kg := s.known[l.ClientID][l.SessionID].gen
+				args = append(args, i, l.ClientID, l.SessionID, l.Node, ms(l.TTL), l.Age.Milliseconds(), kg)
+			}
+		}
+		calls[gi] = call{keys: s.keysOf(g), args: args}
+	}
+	s.knownMu.Unlock()
+	replies, err := s.runAll(ctx, scriptTouch, calls)
+	if err != nil {
+		return nil, fmt.Errorf("redis: touch %d sessions: %w", len(leases), err)
+	}
+	var gone []presence.Gone
+	gens := make(map[int]string, len(bs))
+	restored := 0
+	for gi, g := range groups {
+		v, _ := replies[gi].([]any)
+		for _, b := range g {
+			if len(v) < 2 {
+				return nil, fmt.Errorf("redis: touch: %w", errReply)
+			}
+			gens[b], _ = v[0].(string)
+			m, _ := v[1].(int64)
+			v = v[2:]
+			if int64(len(v)) < 2*m {
+				return nil, fmt.Errorf("redis: touch: %w", errReply)
+			}
+			for j := int64(0); j < m; j++ {
+				is, _ := v[2*j].(string)
+				reason, _ := v[2*j+1].(string)
+				i, err := strconv.Atoi(is)
+				if err != nil || i < 0 || i >= len(leases) {
+					return nil, fmt.Errorf("redis: touch: %w", errReply)
+				}
+				if reason == "!" {
+					restored++
+					continue
+				}
+				gone = append(gone, presence.Gone{Index: i, Reason: presence.Reason(reason)})
+			}
+			v = v[2*m:]
+		}
+	}
+	if restored > 0 {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "redis: restored sessions that Redis lost", slog.Int("sessions", restored))
+	}
+	slices.SortFunc(gone, func(a, b presence.Gone) int { return a.Index - b.Index })
+	s.knownMu.Lock()
+	gi := 0
+	for i, l := range leases {
+		if gi < len(gone) && gone[gi].Index == i {
+			s.forgetSession(l.ClientID, l.SessionID)
+			gi++
+			continue
+		}
+		m := s.known[l.ClientID]
+		if m == nil {
+			m = make(map[string]knownSession, 1)
+			s.known[l.ClientID] = m
+		}
+		m[l.SessionID] = knownSession{node: l.Node, ttl: ms(l.TTL), gen: gens[s.bucket(l.ClientID)]}
+	}
+	s.knownMu.Unlock()
+	return gone, nil
+}
+
+func checkEnding(e presence.Ending) error {
+	switch {
+	case e.ClientID != "":
+		if err := presence.ValidateID(e.ClientID); err != nil {
+			return fmt.Errorf("redis: end client: %w", err)
+		}
+		if e.SessionID != "" {
+			if err := presence.ValidateID(e.SessionID); err != nil {
+				return fmt.Errorf("redis: end session: %w", err)
+			}
+		}
+	case e.SessionID != "":
+		return fmt.Errorf("%w: redis: end session %q without its client", presence.ErrInvalidArgument, e.SessionID)
+	case e.Node != "":
+		if err := presence.ValidateID(e.Node); err != nil {
+			return fmt.Errorf("redis: end node: %w", err)
+		}
+	default:
+		return fmt.Errorf("%w: redis: end selects nothing", presence.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// End implements presence.Store. Ending a node's sessions runs one script
+// per bucket, pipelined.
+func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, error) {
+	if err := checkEnding(e); err != nil {
+		return nil, err
+	}
+	if e.Reason == "" {
+		e.Reason = presence.ReasonClosed
+	}
+	grace := ms(e.Grace)
+	var bs []int
+	var calls []call
+	if e.ClientID != "" {
+		b := s.bucket(e.ClientID)
+		var k knownSession
+		if e.SessionID != "" {
+			s.knownMu.Lock()
+			k = s.known[e.ClientID][e.SessionID]
+			s.knownMu.Unlock()
+		}
+		bs = []int{b}
+		calls = []call{{keys: s.buckets[b], args: []any{"c", e.ClientID, e.SessionID, string(e.Reason), grace, k.gen,
+			s.retentionMS(), s.claimer(), s.cfg.JournalLen, k.node, k.ttl}}}
+	} else {
+		for b := range s.buckets {
+			bs = append(bs, b)
+			calls = append(calls, call{keys: s.buckets[b], args: []any{"n", e.Node, "", string(e.Reason), grace, "",
+				s.retentionMS(), s.claimer(), s.cfg.JournalLen, e.Node, 0}})
+		}
+	}
+	replies, err := s.runAll(ctx, scriptEnd, calls)
+	var evs []presence.Event
+	var n int64
+	for i, r := range replies {
+		v, _ := r.([]any)
+		if len(v) < 2 {
+			continue // failed; err says why
+		}
+		k, _ := v[1].(int64)
+		n += k
+		more, perr := s.events(bs[i], v[2:])
+		evs = append(evs, more...)
+		if perr != nil && err == nil {
+			err = perr
+		}
+	}
+	s.knownMu.Lock()
+	if err != nil {
+		// Keep what we know: the caller retries.
+	} else if e.ClientID != "" {
+		s.forgetSession(e.ClientID, e.SessionID)
+	} else {
+		for c, m := range s.known {
+			for sid, k := range m {
+				if k.node == e.Node {
+					delete(m, sid)
+				}
+			}
+			if len(m) == 0 {
+				delete(s.known, c)
+			}
+		}
+	}
+	s.knownMu.Unlock()
+	if err != nil {
+		return evs, fmt.Errorf("redis: end %q/%q node %q: %w", e.ClientID, e.SessionID, e.Node, err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("redis: end %q/%q node %q: %w", e.ClientID, e.SessionID, e.Node, presence.ErrNotFound)
+	}
+	return evs, nil
+}
+
+// Sweep implements presence.Store. On a single server one script call
+// sweeps every bucket; on a Cluster one call per bucket, pipelined. It also
+// claims the journal entries left unacknowledged for Config.ReclaimAfter,
+// which Reclaim hands out.
+func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
+	all := make([]int, len(s.buckets))
+	for b := range all {
+		all[b] = b
+	}
+	s.prunePending()
+	groups := s.groups(all)
+	var evs []presence.Event
+	var claimed []presence.Event
+	for round := 0; len(groups) > 0 && round < 100; round++ {
+		calls := make([]call, len(groups))
+		for i, g := range groups {
+			reclaim := int64(-1)
+			if s.cfg.ReclaimAfter >= 0 && round == 0 {
+				reclaim = s.cfg.ReclaimAfter.Milliseconds()
+			}
+			calls[i] = call{keys: s.keysOf(g), args: []any{s.retentionMS(), sweepBatch, s.claimer(), s.cfg.JournalLen, reclaim}}
+		}
+		replies, err := s.runAll(ctx, scriptSweep, calls)
+		var next [][]int
+		for i, r := range replies {
+			v, _ := r.([]any)
+			if len(v) < 2 {
+				continue
+			}
+			more, _ := v[0].(int64)
+			if more > 0 {
+				next = append(next, groups[i])
+			}
+			ev, cl, perr := s.sweepReply(groups[i], v[1:])
+			evs = append(evs, ev...)
+			claimed = append(claimed, cl...)
+			if perr != nil && err == nil {
+				err = perr
+			}
+		}
+		if len(claimed) > 0 {
+			s.stashReclaimed(ctx, claimed)
+			claimed = nil
+		}
+		if err != nil {
+			return evs, fmt.Errorf("redis: sweep: %w", err)
+		}
+		groups = next
+	}
+	return evs, nil
+}
+
+// sweepReply splits a sweep reply into transitions and reclaimed entries.
+// A transition's bucket is its client's; so is a reclaimed entry's.
+func (s *Store) sweepReply(_ []int, v []any) (evs, claimed []presence.Event, err error) {
+	sep := slices.Index(v, any("|"))
+	if sep < 0 {
+		return nil, nil, errReply
+	}
+	for i := 0; i+eventFields <= sep; i += eventFields {
+		ev, eid, err := decodeEvent(v[i : i+eventFields])
+		if err != nil {
+			return evs, claimed, err
+		}
+		evs = append(evs, ev)
+		s.addPending(s.bucket(ev.ClientID), ev, eid)
+	}
+	rest := v[sep+1:]
+	for len(rest) >= 2 {
+		eid, _ := rest[0].(string)
+		nf, _ := rest[1].(int64)
+		if nf < 0 || int64(len(rest)-2) < nf {
+			return evs, claimed, errReply
+		}
+		fields := make([]string, nf)
+		for i := range fields {
+			fields[i], _ = rest[2+i].(string)
+		}
+		rest = rest[2+nf:]
+		ev, err := decodeEntry(fields)
+		if err != nil {
+			s.log.Warn("redis: unreadable journal entry", slog.String("entry", eid), slog.Any("err", err))
+			continue
+		}
+		claimed = append(claimed, ev)
+		s.addPending(s.bucket(ev.ClientID), ev, eid)
+	}
+	return evs, claimed, nil
+}
+
+// Lookup implements presence.Store: one HMGET per bucket, pipelined.
+func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Presence, error) {
+	for _, id := range clientIDs {
+		if err := presence.ValidateID(id); err != nil {
+			return nil, fmt.Errorf("redis: lookup: %w", err)
+		}
+	}
+	out := make([]presence.Presence, len(clientIDs))
+	if len(clientIDs) == 0 {
+		return out, nil
+	}
+	byBucket := make(map[int][]int)
+	for i, id := range clientIDs {
+		out[i].ClientID = id
+		b := s.bucket(id)
+		byBucket[b] = append(byBucket[b], i)
+	}
+	pipe := s.rdb.Pipeline()
+	type q struct {
+		idx []int
+		cmd *goredis.SliceCmd
+	}
+	var qs []q
+	for b, idx := range byBucket {
+		fields := make([]string, len(idx))
+		for j, i := range idx {
+			fields[j] = clientIDs[i]
+		}
+		qs = append(qs, q{idx, pipe.HMGet(ctx, s.buckets[b][keyClients], fields...)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
+	}
+	for _, q := range qs {
+		for j, v := range q.cmd.Val() {
+			rec, ok := v.(string)
+			if !ok {
+				continue
+			}
+			p, err := decodeClient(clientIDs[q.idx[j]], rec)
+			if err != nil {
+				return nil, fmt.Errorf("redis: lookup: %w", err)
+			}
+			out[q.idx[j]] = p
+		}
+	}
+	return out, nil
+}
+
+// Sessions implements presence.Store.
+func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.SessionInfo, error) {
+	if err := presence.ValidateID(clientID); err != nil {
+		return nil, fmt.Errorf("redis: sessions: %w", err)
+	}
+	v, err := scriptSessions.Run(ctx, s.rdb, s.buckets[s.bucket(clientID)], clientID).Slice()
+	if err == goredis.Nil {
+		return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, presence.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, err)
+	}
+	out := make([]presence.SessionInfo, 0, len(v)/3)
+	for i := 0; i+3 <= len(v); i += 3 {
+		sid, _ := v[i].(string)
+		rec, _ := v[i+1].(string)
+		reason, _ := v[i+2].(string)
+		seen, node, ok := splitSeen(rec)
+		if !ok {
+			return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, errReply)
+		}
+		out = append(out, presence.SessionInfo{
+			ClientID: clientID, ID: sid, Node: node, LastSeen: time.UnixMilli(seen),
+			Ending: reason != "", Reason: presence.Reason(reason),
+		})
+	}
+	return out, nil
+}
+
+// List implements presence.Store. Clients come bucket by bucket, in ID
+// (byte) order within a bucket; the cursor holds the bucket and the last ID
+// returned.
+func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Page, error) {
+	if limit <= 0 {
+		return presence.Page{}, fmt.Errorf("%w: redis: page limit %d", presence.ErrInvalidArgument, limit)
+	}
+	b, after, err := decodeListCursor(cursor, len(s.buckets))
+	if err != nil {
+		return presence.Page{}, err
+	}
+	var page presence.Page
+	for ; b < len(s.buckets); b, after = b+1, "" {
+		need := limit - len(page.Clients)
+		v, err := scriptList.Run(ctx, s.rdb, s.buckets[b], after, need+1).Slice()
+		if err != nil {
+			return presence.Page{}, fmt.Errorf("redis: list: %w", err)
+		}
+		n := len(v) / 2
+		for i := 0; i < n && i < need; i++ {
+			id, _ := v[2*i].(string)
+			rec, _ := v[2*i+1].(string)
+			p, err := decodeClient(id, rec)
+			if err != nil {
+				return presence.Page{}, fmt.Errorf("redis: list: %w", err)
+			}
+			page.Clients = append(page.Clients, p)
+		}
+		switch {
+		case n > need: // more in this bucket
+			page.Next = encodeListCursor(b, page.Clients[len(page.Clients)-1].ClientID)
+			return page, nil
+		case n == need:
+			if b+1 < len(s.buckets) {
+				page.Next = encodeListCursor(b+1, "")
+			}
+			return page, nil
+		}
+	}
+	return page, nil
+}
+
+// Count implements presence.Store: one ZCARD per bucket, pipelined.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*goredis.IntCmd, len(s.buckets))
+	for b, keys := range s.buckets {
+		cmds[b] = pipe.ZCard(ctx, keys[keyOnline])
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("redis: count: %w", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
