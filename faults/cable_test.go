@@ -57,12 +57,7 @@ func TestPulledCable(t *testing.T) {
 	l.cut(t)
 	time.Sleep(300 * time.Millisecond) // the fault under test is the length of the outage
 	l.mend(t)
-	quiet := time.NewTimer(2 * (ping + pong))
-	select {
-	case p := <-cl.lines:
-		t.Fatalf("after a 300ms blip the client reported %v", p.M)
-	case <-quiet.C:
-	}
+	cl.quiet(2*(ping+pong), "after a 300ms blip the client reported")
 	if got := n.rec.count("cable", 0); got != 1 {
 		t.Fatalf("after a 300ms blip: %d transitions, want only the first online: %v", got, n.rec.all())
 	}

@@ -328,14 +328,20 @@ func removeBins() {
 	}
 }
 
-// proc is a helper process that prints JSON lines on stdout.
+// proc is a helper process that prints JSON lines on stdout; they are
+// kept, in order, with the time each arrived.
 type proc struct {
 	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	lines chan procLine
 	done  chan struct{} // closed when the process has exited
 	err   error
+
+	mu     sync.Mutex
+	got    []procLine
+	cursor int           // next() looks from here
+	notify chan struct{} // closed and replaced on each line, and at exit
+	exited bool
 }
 
 // procLine is one JSON line and when it arrived.
@@ -352,7 +358,7 @@ func (l procLine) num(k string) float64 { f, _ := l.M[k].(float64); return f }
 // stdin stays open until then (the helpers exit when it closes).
 func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, cmd: exec.Command(name, args...), lines: make(chan procLine, 4096), done: make(chan struct{})}
+	p := &proc{t: t, cmd: exec.Command(name, args...), notify: make(chan struct{}), done: make(chan struct{})}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -371,11 +377,19 @@ func startProc(t testing.TB, name string, args ...string) *proc {
 		for sc.Scan() {
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.lines <- procLine{m, time.Now()}
+				p.mu.Lock()
+				p.got = append(p.got, procLine{m, time.Now()})
+				close(p.notify)
+				p.notify = make(chan struct{})
+				p.mu.Unlock()
 			}
 		}
 		p.err = p.cmd.Wait()
-		close(p.lines)
+		p.mu.Lock()
+		p.exited = true
+		close(p.notify)
+		p.notify = make(chan struct{})
+		p.mu.Unlock()
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -391,27 +405,90 @@ func startProc(t testing.TB, name string, args ...string) *proc {
 func (p *proc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_ = p.stdin.Close()
-	for range p.lines {
-	}
 	<-p.done
 }
 
-// next returns the next line satisfying pred, failing after d.
+// lines returns every line so far.
+func (p *proc) lines() []procLine {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]procLine(nil), p.got...)
+}
+
+// next returns the first line after the previous next's that satisfies
+// pred, and moves past it; it fails the test after d.
 func (p *proc) next(d time.Duration, what string, pred func(procLine) bool) procLine {
 	p.t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
-		select {
-		case l, ok := <-p.lines:
-			if !ok {
-				p.t.Fatalf("waiting for %s: process exited: %v", what, p.err)
-			}
-			if pred(l) {
+		p.mu.Lock()
+		for i := p.cursor; i < len(p.got); i++ {
+			if pred(p.got[i]) {
+				p.cursor = i + 1
+				l := p.got[i]
+				p.mu.Unlock()
 				return l
 			}
+		}
+		ch, exited := p.notify, p.exited
+		p.mu.Unlock()
+		if exited {
+			p.t.Fatalf("waiting for %s: process exited: %v", what, p.err)
+		}
+		select {
+		case <-ch:
 		case <-timer.C:
 			p.t.Fatalf("no %s within %v", what, d)
+		}
+	}
+}
+
+// find returns the first line, from the start, that satisfies pred; it
+// fails the test after d. It does not move the cursor.
+func (p *proc) find(d time.Duration, what string, pred func(procLine) bool) procLine {
+	p.t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		for _, l := range p.got {
+			if pred(l) {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		ch, exited := p.notify, p.exited
+		p.mu.Unlock()
+		if exited {
+			p.t.Fatalf("waiting for %s: process exited: %v", what, p.err)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			p.t.Fatalf("no %s within %v", what, d)
+		}
+	}
+}
+
+// quiet fails the test if a line arrives after the cursor within d.
+func (p *proc) quiet(d time.Duration, what string) {
+	p.t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		if p.cursor < len(p.got) {
+			l := p.got[p.cursor]
+			p.mu.Unlock()
+			p.t.Fatalf("%s: got %v", what, l.M)
+		}
+		ch := p.notify
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
 		}
 	}
 }
