@@ -574,3 +574,10 @@ func fmtIDs(m map[string]bool) string {
 	}
 	return fmt.Sprint(s)
 }
+
+func writeFile(t testing.TB, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
