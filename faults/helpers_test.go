@@ -169,6 +169,7 @@ func startNode(t testing.TB, st presence.Store, tc presence.Config, mc middlewar
 	n.ln = ln
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", n.srv.WebSocket(nil))
+	mux.Handle("GET /echo", n.srv.WebSocket(echo))
 	mux.Handle("/heartbeat", n.srv.HeartbeatEndpoint())
 	mux.Handle("GET /online", n.srv.OnlineEndpoint())
 	mux.Handle("GET /presence/{id}", n.srv.PresenceEndpoint())
@@ -186,6 +187,19 @@ func startNode(t testing.TB, st presence.Store, tc presence.Config, mc middlewar
 		}
 	})
 	return n
+}
+
+// echo is a Handler that sends every message back.
+func echo(ctx context.Context, c *middleware.Conn) {
+	for {
+		m, err := c.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if c.Send(m.Type, m.Data) != nil {
+			return
+		}
+	}
 }
 
 // readHeaderTimeout is the http.Server.ReadHeaderTimeout of every node in

@@ -13,10 +13,9 @@ import (
 // where in-process servers listen) and a namespace of its own (where helper
 // processes run, with `ip netns exec`): a veth pair with a /30 on it.
 type link struct {
-	ns             string
-	hostIf, nsIf   string
-	hostIP, nsIP   string
-	cutHost, cutNS bool
+	ns           string
+	hostIf, nsIf string
+	hostIP, nsIP string
 }
 
 // newLink creates the namespace and the veth pair; both go when the test
