@@ -1,58 +1,257 @@
-// Command chat is vigil's demo. Until the middleware lands it only starts a
-// Tracker on the in-memory store and serves a page that says what it is.
+// Command chat is vigil's demo: a chat page where each browser tab picks a
+// name and sees, live, who is online.
+//
+//	go run ./examples/chat
+//
+// then open http://localhost:8080 in two tabs. README.md in this directory
+// documents the flags, routes and log lines, which are a stable contract:
+// other tools drive the demo through them.
 package main
 
 import (
 	"context"
+	"embed"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
 )
 
+//go:embed static
+var static embed.FS
+
+type options struct {
+	addr, store, redisURL, nodeID, logFormat, logLevel, debugAddr string
+	pingInterval, pongTimeout, idleTimeout, grace, drainWindow    time.Duration
+	maxConnsPerClient                                             int
+}
+
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	node := flag.String("node-id", "", "node ID (default: host name)")
+	var o options
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (port 0 picks a free port; the log says which)")
+	flag.StringVar(&o.store, "store", "memory", "presence store: memory (redis arrives with the Redis store)")
+	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -store redis, e.g. redis://localhost:6379/0")
+	flag.StringVar(&o.nodeID, "node-id", "", "node ID, stable across restarts (default: host name)")
+	flag.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "protocol ping interval; HTTP clients beat this often")
+	flag.DurationVar(&o.pongTimeout, "pong-timeout", 20*time.Second, "wait for a frame after a ping; TTL is ping-interval + pong-timeout")
+	flag.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close connections without a chat message for this long (0: off)")
+	flag.DurationVar(&o.grace, "grace", 5*time.Second, "how long an ended session lingers before its client goes offline (negative: none)")
+	flag.DurationVar(&o.drainWindow, "drain-window", 5*time.Second, "on shutdown, spread the 1001 closes over this window")
+	flag.IntVar(&o.maxConnsPerClient, "max-conns-per-client", 0, "connections plus HTTP sessions per client (0: no cap)")
+	flag.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	flag.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	flag.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address (default: off)")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*addr, *node, log); err != nil {
-		log.Error("chat: exit", "err", err)
+
+	log, err := newLogger(o.logFormat, o.logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, log); err != nil {
+		log.Error("chat: exit", "event", "error", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, node string, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	store, err := memory.New(memory.Config{})
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("chat: -log-level %q: %w", level, err)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho)), nil
+	}
+	return nil, fmt.Errorf("chat: -log-format %q: want text or json", format)
+}
+
+// openStore returns the presence store the flags ask for.
+func openStore(o options) (presence.Store, error) {
+	switch o.store {
+	case "memory":
+		return memory.New(memory.Config{})
+	case "redis":
+		// store/redis arrives with the Redis issue. Wire it here:
+		//	opts, err := goredis.ParseURL(o.redisURL)
+		//	return redisstore.New(goredis.NewClient(opts), redisstore.Config{})
+		return nil, errors.New("chat: -store redis is not available yet: it arrives with the Redis store")
+	}
+	return nil, fmt.Errorf("chat: -store %q: want memory or redis", o.store)
+}
+
+// logReason is the reason a log line gives for an offline: presence's
+// "timeout" is "expired" in the demo's log contract.
+func logReason(r presence.Reason) string {
+	if r == presence.ReasonTimeout {
+		return "expired"
+	}
+	return string(r)
+}
+
+func run(ctx context.Context, o options, log *slog.Logger) error {
+	store, err := openStore(o)
 	if err != nil {
 		return err
 	}
-	tr, err := presence.New(ctx, store, presence.Config{Node: node, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer tr.Close(context.Background())
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		n, _ := tr.Count(r.Context())
-		fmt.Fprintf(w, "vigil chat demo (placeholder: the WebSocket chat arrives with the middleware)\nnode %s, %d clients online\n", tr.Node(), n)
+	tr, err := presence.New(ctx, store, presence.Config{
+		Node:   o.nodeID,
+		TTL:    o.pingInterval + o.pongTimeout,
+		Grace:  o.grace,
+		Logger: log,
 	})
-	srv := &http.Server{Addr: addr, Handler: mux}
-	go func() {
-		<-ctx.Done()
-		srv.Shutdown(context.Background())
-	}()
-	log.Info("chat: listening", "addr", addr, "node", tr.Node())
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err != nil {
 		return err
 	}
-	return nil
+	logEvent := func(ctx context.Context, ev presence.Event) {
+		attrs := []slog.Attr{
+			slog.String("event", ev.Transition.String()),
+			slog.String("client", ev.ClientID),
+			slog.String("client_id", ev.ClientID),
+			slog.String("reason", logReason(ev.Reason)),
+			slog.String("node", ev.Node),
+			slog.Uint64("seq", ev.Seq),
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, ev.Transition.String(), attrs...)
+	}
+	tr.OnOnline(logEvent)
+	tr.OnOffline(logEvent)
+
+	vs, err := middleware.New(tr, middleware.Config{
+		Identify:          middleware.IdentifyQuery("id"), // a demo: real apps use their auth
+		PingInterval:      o.pingInterval,
+		PongTimeout:       o.pongTimeout,
+		IdleTimeout:       o.idleTimeout,
+		DrainWindow:       o.drainWindow,
+		MaxConnsPerClient: o.maxConnsPerClient,
+		Logger:            log,
+	})
+	if err != nil {
+		_ = tr.Close(context.Background())
+		return err
+	}
+	room := &room{conns: make(map[*middleware.Conn]struct{})}
+
+	page, _ := fs.Sub(static, "static")
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", http.FileServerFS(page))
+	mux.Handle("GET /ws", vs.WebSocket(room.serve))
+	mux.Handle("GET /presence", vs.OnlineEndpoint())
+	mux.Handle("GET /presence/{id}", vs.PresenceEndpoint())
+	mux.Handle("POST /presence/heartbeat", vs.HeartbeatEndpoint())
+	mux.Handle("POST /presence/leave", vs.LeaveEndpoint())
+	mux.Handle("GET /metrics", vs.MetricsHandler())
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		_ = tr.Close(context.Background())
+		return err
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if o.debugAddr != "" {
+		dbg, err := serveDebug(o.debugAddr, log)
+		if err != nil {
+			ln.Close()
+			_ = tr.Close(context.Background())
+			return err
+		}
+		defer dbg.Close()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("listening", "event", "listening", "addr", ln.Addr().String(), "node", tr.Node(),
+		"ping_interval", o.pingInterval, "pong_timeout", o.pongTimeout, "ttl", o.pingInterval+o.pongTimeout, "grace", o.grace)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		_ = vs.Shutdown(context.Background())
+		_ = tr.Close(context.Background())
+		return err
+	}
+	log.Info("shutting down", "event", "shutdown", "node", tr.Node())
+	sctx, cancel := context.WithTimeout(context.Background(), o.drainWindow+10*time.Second)
+	defer cancel()
+	// http.Server.Shutdown leaves hijacked WebSockets alone: the vigil
+	// Server drains them (1001, spread over -drain-window), then the
+	// Tracker hands presence over through Grace.
+	go func() { _ = hs.Shutdown(sctx) }()
+	errs := []error{vs.Shutdown(sctx), tr.Close(sctx)}
+	log.Info("stopped", "event", "stopped", "node", tr.Node())
+	return errors.Join(errs...)
+}
+
+func serveDebug(addr string, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("debug listening", "event", "debug_listening", "addr", ln.Addr().String())
+	return srv, nil
+}
+
+// room broadcasts every chat message to every connection.
+type room struct {
+	mu    sync.Mutex
+	conns map[*middleware.Conn]struct{}
+}
+
+// chatMessage is what the server sends for each chat message.
+type chatMessage struct {
+	From string `json:"from"`
+	Text string `json:"text"`
+	TS   int64  `json:"ts"`
+}
+
+func (rm *room) serve(ctx context.Context, c *middleware.Conn) {
+	rm.mu.Lock()
+	rm.conns[c] = struct{}{}
+	rm.mu.Unlock()
+	defer func() {
+		rm.mu.Lock()
+		delete(rm.conns, c)
+		rm.mu.Unlock()
+	}()
+	for {
+		m, err := c.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if m.Type != middleware.Text {
+			continue
+		}
+		data, _ := json.Marshal(chatMessage{From: c.ClientID(), Text: string(m.Data), TS: time.Now().UnixMilli()})
+		rm.mu.Lock()
+		for other := range rm.conns {
+			_ = other.Send(middleware.Text, data) // a slow reader is closed with 4001, not waited for
+		}
+		rm.mu.Unlock()
+	}
 }

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// demo is the chat binary running as a process, with its JSON log lines.
+type demo struct {
+	cmd  *exec.Cmd
+	addr string
+
+	mu    sync.Mutex
+	lines []map[string]any
+	cond  *sync.Cond
+	done  chan struct{}
+}
+
+func startDemo(t *testing.T, args ...string) *demo {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chat")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	d := &demo{done: make(chan struct{})}
+	d.cond = sync.NewCond(&d.mu)
+	d.cmd = exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...)...)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(d.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Errorf("log line is not JSON: %q", sc.Text())
+				continue
+			}
+			d.mu.Lock()
+			d.lines = append(d.lines, m)
+			d.cond.Broadcast()
+			d.mu.Unlock()
+		}
+		d.mu.Lock()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		d.cmd.Wait()
+	})
+	listening := d.wait(t, map[string]string{"event": "listening"})
+	d.addr = listening["addr"].(string)
+	return d
+}
+
+// wait returns the first log line with all the attributes of want, waiting
+// up to 10s for it.
+func (d *demo) wait(t *testing.T, want map[string]string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	timer := time.AfterFunc(10*time.Second, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
+	defer timer.Stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		for _, l := range d.lines {
+			if matches(l, want) {
+				return l
+			}
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("demo exited without logging %v", want)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line %v within 10s", want)
+		}
+		d.cond.Wait()
+	}
+}
+
+func matches(l map[string]any, want map[string]string) bool {
+	for k, v := range want {
+		if s, _ := l[k].(string); s != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *demo) index(want map[string]string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, l := range d.lines {
+		if matches(l, want) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (d *demo) get(t *testing.T, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get("http://" + d.addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil && resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type client struct {
+	ws   *websocket.Conn
+	msgs chan string
+	code chan int
+}
+
+func (d *demo) connect(t *testing.T, name string) *client {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws?id="+name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{ws: ws, msgs: make(chan string, 10), code: make(chan int, 1)}
+	go func() {
+		for {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				code := 1006
+				if ce, ok := err.(*websocket.CloseError); ok {
+					code = ce.Code
+				}
+				c.code <- code
+				return
+			}
+			c.msgs <- string(data)
+		}
+	}()
+	t.Cleanup(func() { ws.Close() })
+	return c
+}
+
+type status struct {
+	ID       string `json:"id"`
+	Online   bool   `json:"online"`
+	Sessions int    `json:"sessions"`
+	LastSeen string `json:"last_seen"`
+}
+
+func TestDemo(t *testing.T) {
+	d := startDemo(t, "-ping-interval", "1s", "-pong-timeout", "1s", "-grace", "300ms", "-drain-window", "200ms")
+	if st := d.get(t, "/", nil); st != 200 {
+		t.Fatalf("page: %d", st)
+	}
+	alice := d.connect(t, "alice")
+	bob := d.connect(t, "bob")
+	d.wait(t, map[string]string{"event": "online", "client": "alice", "client_id": "alice"})
+	d.wait(t, map[string]string{"event": "online", "client": "bob"})
+
+	// Each sees the other online through the status endpoint.
+	var page struct {
+		Clients []status `json:"clients"`
+		Next    string   `json:"next"`
+	}
+	if st := d.get(t, "/presence", &page); st != 200 {
+		t.Fatalf("presence: %d", st)
+	}
+	seen := map[string]bool{}
+	for _, c := range page.Clients {
+		if c.Online && c.Sessions == 1 && c.LastSeen != "" {
+			seen[c.ID] = true
+		}
+	}
+	if !seen["alice"] || !seen["bob"] || len(page.Clients) != 2 {
+		t.Fatalf("online list %+v", page)
+	}
+
+	// Chat: alice's message reaches both.
+	alice.ws.WriteMessage(websocket.TextMessage, []byte("hello bob"))
+	for _, c := range []*client{alice, bob} {
+		select {
+		case m := <-c.msgs:
+			var cm struct{ From, Text string }
+			json.Unmarshal([]byte(m), &cm)
+			if cm.From != "alice" || cm.Text != "hello bob" {
+				t.Fatalf("message %q", m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no chat message")
+		}
+	}
+	// The app ping is answered, not broadcast.
+	bob.ws.WriteMessage(websocket.TextMessage, []byte("ping"))
+	if m := <-bob.msgs; m != "pong" {
+		t.Fatalf("got %q, want pong", m)
+	}
+
+	// Bad input gets a clear answer.
+	if _, resp, _ := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws?id=%00", nil); resp == nil || resp.StatusCode != 400 {
+		t.Fatalf("invalid id: %+v", resp)
+	}
+	resp, err := http.Post("http://"+d.addr+"/presence/heartbeat?id=carol", "application/json", strings.NewReader("{"))
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("malformed heartbeat: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if st := d.get(t, "/presence/nobody", nil); st != 404 {
+		t.Fatalf("unknown client: %d", st)
+	}
+
+	// HTTP heartbeat client, then leave.
+	resp, err = http.Post("http://"+d.addr+"/presence/heartbeat?id=carol&session=tab", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("heartbeat: %v %v", resp, err)
+	}
+	var hb map[string]any
+	json.NewDecoder(resp.Body).Decode(&hb)
+	resp.Body.Close()
+	if hb["online"] != true || hb["interval_ms"] != float64(1000) || hb["ttl_ms"] != float64(2000) {
+		t.Fatalf("heartbeat reply %v", hb)
+	}
+	d.wait(t, map[string]string{"event": "online", "client": "carol"})
+	resp, _ = http.Post("http://"+d.addr+"/presence/leave?id=carol&session=tab", "text/plain", nil)
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("leave: %d", resp.StatusCode)
+	}
+	d.wait(t, map[string]string{"event": "offline", "client": "carol", "reason": "left"})
+
+	// Bob leaves: offline after Grace, and 200 with online false after.
+	bob.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+	d.wait(t, map[string]string{"event": "offline", "client": "bob", "client_id": "bob", "reason": "closed"})
+	var one status
+	if st := d.get(t, "/presence/bob", &one); st != 200 || one.Online {
+		t.Fatalf("bob after leaving: %d %+v", st, one)
+	}
+	for _, who := range []string{"bob", "carol"} {
+		on := d.index(map[string]string{"event": "online", "client": who})
+		off := d.index(map[string]string{"event": "offline", "client": who})
+		if on < 0 || off < on {
+			t.Errorf("%s: online at line %d, offline at %d", who, on, off)
+		}
+	}
+	var metrics string
+	if resp, err := http.Get("http://" + d.addr + "/metrics"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+	}
+	if !strings.Contains(metrics, "vigil_ws_connections 1\n") {
+		t.Errorf("metrics:\n%s", metrics)
+	}
+
+	// SIGTERM drains: alice gets 1001 and the process exits cleanly.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case code := <-alice.code:
+		if code != 1001 {
+			t.Errorf("alice closed with %d, want 1001", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("alice not closed")
+	}
+	d.wait(t, map[string]string{"event": "stopped"})
+	<-d.done
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("demo exit: %v", err)
+	}
+}

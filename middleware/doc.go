@@ -1,0 +1,102 @@
+// Package middleware adds connection heartbeats, dead-peer detection, idle
+// timeouts and presence to an existing net/http application, for WebSocket
+// and plain-HTTP clients. It is built on github.com/gorilla/websocket and
+// records presence in a presence.Tracker.
+//
+// Make one Server per process with New, then mount what you need; every
+// piece is an http.Handler or a func(http.Handler) http.Handler, so
+// net/http's ServeMux and chi (see adapters/chi) take them as they are:
+//
+//	srv, err := middleware.New(tracker, middleware.Config{Identify: middleware.IdentifyCookie("uid")})
+//	mux.Handle("GET /ws", srv.WebSocket(handler))               // WebSocket endpoint
+//	mux.Handle("POST /presence/heartbeat", srv.HeartbeatEndpoint()) // pages without WebSockets
+//	mux.Handle("POST /presence/leave", srv.LeaveEndpoint())     // navigator.sendBeacon on unload
+//	mux.Handle("GET /presence", srv.OnlineEndpoint())           // who is online, paged
+//	mux.Handle("GET /presence/{id}", srv.PresenceEndpoint())    // one client
+//	mux.Handle("GET /metrics", srv.MetricsHandler())            // Prometheus text format
+//	handler = srv.TrackRequests(handler)                        // every request is a beat
+//
+// docs/PROTOCOL.md describes the wire protocol and the close codes for
+// client authors.
+//
+// # Identity and origin
+//
+// Config.Identify derives the client ID from each request before anything
+// else happens; IdentifyHeader, IdentifyQuery, IdentifyCookie and
+// IdentifyContext cover the usual places. No identity is answered 401, an
+// ID that presence.ValidateID rejects 400. Browser requests must come from
+// the request's own origin (scheme, host and port) or one listed in
+// Config.AllowedOrigins, else 403: this stops other sites from opening
+// connections with your users' cookies. Behind a proxy that terminates TLS,
+// list your public https origin in AllowedOrigins.
+//
+// # Connections
+//
+// After the upgrade the HTTP handler returns, and the connection lives on
+// one goroutine of its own that runs the application's Handler, which reads
+// with Conn.Receive. Conn.Send queues a message and returns; a short-lived
+// goroutine writes queued messages and exits when the queue is empty. Pings,
+// dead-peer checks and idle checks for all connections come from one shared
+// scheduler goroutine, so an idle connection costs one goroutine, a 1 KiB
+// read buffer and no write buffer (writes borrow one from a pool). Apps
+// that upgrade connections themselves keep their code and call
+// Server.Attach.
+//
+// # Timeouts
+//
+// The server sends a protocol ping every PingInterval (25s by default, well
+// under the 60s after which proxies such as nginx cut silent connections).
+// Every frame the client sends (a pong, a message, an application "ping")
+// is a beat. A connection with no frame for PingInterval+PongTimeout (35s
+// by default) is dropped at once, without a close handshake a dead peer
+// would never answer, and its session ends with presence.ReasonTimeout,
+// which skips Grace: the client goes offline right away. The Tracker's TTL
+// must be at least PingInterval+PongTimeout, so that beats of a live
+// connection always arrive within TTL; New checks it. HTTP-heartbeat
+// sessions have the same TTL and are told to beat every PingInterval.
+//
+// IdleTimeout, when set, closes connections (4501 "idle") whose client sent
+// no application message for that long; pongs and application pings do not
+// count. It must be longer than PingInterval. WriteTimeout bounds every
+// write: a client that does not take a message within it, or whose send
+// queue (SendQueueSize messages) overflows, is a slow consumer and is closed
+// with 4001. All timing is checked by the scheduler once per tick (1/16 of
+// the shorter of PingInterval and PongTimeout, between 5ms and 500ms), which
+// bounds how late a deadline can be noticed.
+//
+// # Ending
+//
+// A connection ends with a close code and a presence reason: the client
+// closed it (its code; presence.ReasonClosed); the Handler returned (1000;
+// ReasonClosed); no frame in time (4000, dropped; ReasonTimeout); idle (4501;
+// ReasonIdle); kicked through Conn.Kick or Tracker.Kick (4500; ReasonKicked);
+// shutdown (1001; ReasonShutdown); a frame over ReadLimit (1009); invalid
+// UTF-8 in a text message (1007); slow consumer (4001). Every reason but
+// ReasonTimeout lets the session linger for the Tracker's Grace, so a
+// reload or a reconnect fires no events.
+//
+// # Shutdown
+//
+// http.Server.Shutdown does not touch hijacked connections. Call
+// Server.Shutdown as well: it refuses new upgrades with 503 and Retry-After,
+// closes every connection with 1001 spread over DrainWindow, and waits; then
+// close the Tracker. See Server.Shutdown for the wiring.
+//
+// # Concurrency
+//
+// A Server and its handlers are safe for concurrent use. On a Conn, Send,
+// Close, Kick and the accessors may be called from any goroutine; Receive
+// only from one goroutine at a time, normally the Handler's. A Handler that
+// does not call Receive stops the connection's reading, so pongs go unseen
+// and the connection is dropped after PingInterval+PongTimeout. Hooks
+// registered on the Tracker never run on a connection's goroutine.
+//
+// # Logging and metrics
+//
+// Config.Logger receives Debug lines per connection and refused request
+// (attributes client_id, session_id, remote_addr, close_code, reason, err);
+// nil logs nothing. Server.Stats and Server.MetricsHandler expose counters:
+// open connections, beats, pings, closes by code, timeouts, idle closes,
+// refused requests by status, and the Tracker's transitions and store
+// errors. No metric label carries a client ID.
+package middleware

@@ -1,0 +1,129 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
+)
+
+// A chat endpoint and the presence endpoints on net/http's ServeMux (Go
+// 1.22 patterns), with no adapter, and the shutdown wiring.
+func Example() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tracker, err := presence.New(ctx, store, presence.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tracker.OnOnline(func(ctx context.Context, ev presence.Event) { fmt.Println(ev.ClientID, "online") })
+	vs, err := middleware.New(tracker, middleware.Config{
+		Identify: middleware.IdentifyQuery("id"), // real apps: their auth (cookie, context)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", vs.WebSocket(func(ctx context.Context, c *middleware.Conn) {
+		for {
+			m, err := c.Receive(ctx)
+			if err != nil {
+				return // the client left, timed out, went idle, or we shut down
+			}
+			_ = c.Send(m.Type, m.Data)
+		}
+	}))
+	mux.Handle("POST /presence/heartbeat", vs.HeartbeatEndpoint())
+	mux.Handle("POST /presence/leave", vs.LeaveEndpoint())
+	mux.Handle("GET /presence", vs.OnlineEndpoint())
+	mux.Handle("GET /presence/{id}", vs.PresenceEndpoint())
+	mux.Handle("GET /metrics", vs.MetricsHandler())
+
+	hs := &http.Server{Addr: "127.0.0.1:0", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.ListenAndServe()
+
+	// On SIGTERM: stop listening, drain WebSockets with 1001, hand presence
+	// over through Grace.
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	go hs.Shutdown(sctx)
+	_ = vs.Shutdown(sctx)
+	_ = tracker.Close(sctx)
+	// Output:
+}
+
+// Counting every request of a signed-in user as a beat, with the user ID
+// the app's authentication middleware put in the request context.
+func ExampleServer_TrackRequests() {
+	type userKey struct{}
+	store, _ := memory.New(memory.Config{})
+	tracker, _ := presence.New(context.Background(), store, presence.Config{})
+	defer tracker.Close(context.Background())
+	vs := middleware.MustNew(tracker, middleware.Config{Identify: middleware.IdentifyContext(userKey{})})
+	defer vs.Shutdown(context.Background())
+
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	auth := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, "alice")))
+		})
+	}
+	handler := auth(vs.TrackRequests(app))
+	handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	n, _ := tracker.Count(context.Background())
+	fmt.Println(n, "online")
+	// Output: 1 online
+}
+
+// An existing gorilla handler keeps its Upgrader and read loop, and gets
+// heartbeats, dead-peer detection and presence from Attach.
+func ExampleServer_Attach() {
+	store, _ := memory.New(memory.Config{})
+	tracker, _ := presence.New(context.Background(), store, presence.Config{})
+	defer tracker.Close(context.Background())
+	vs := middleware.MustNew(tracker, middleware.Config{Identify: middleware.IdentifyQuery("id")})
+	defer vs.Shutdown(context.Background())
+	upgrader := websocket.Upgrader{}
+	mux := http.NewServeMux()
+
+	mux.HandleFunc("/legacy", func(w http.ResponseWriter, r *http.Request) {
+		user := r.URL.Query().Get("id") // the app's own authentication
+		ws, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c, err := vs.Attach(r, user, ws)
+		if err != nil {
+			ws.Close()
+			return
+		}
+		for {
+			typ, data, err := ws.ReadMessage()
+			if err != nil {
+				c.Finish(err)
+				return
+			}
+			if !c.Received(typ, data) {
+				continue
+			}
+			_ = c.Send(middleware.MessageType(typ), data)
+		}
+	})
+	// Output:
+}
+
+func ExampleCloseError() {
+	var err error = &middleware.CloseError{Code: middleware.CloseIdle, Text: "idle", Reason: presence.ReasonIdle}
+	var ce *middleware.CloseError
+	fmt.Println(errors.Is(err, middleware.ErrClosed), errors.As(err, &ce) && ce.Code == 4501)
+	// Output: true true
+}

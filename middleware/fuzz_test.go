@@ -1,0 +1,109 @@
+package middleware
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+func FuzzParseSession(f *testing.F) {
+	for _, seed := range [][2]string{
+		{``, ``}, {`{}`, ``}, {`{"session":"tab-1","ts":1700000000000}`, ``},
+		{`{"session":"a"}`, `a`}, {`{"session":"a"}`, `b`}, {`null`, ``}, {`[]`, ``},
+		{`{"session":"\u0000"}`, ``}, {`{"ts":"x"}`, ``}, {`{} {}`, ``}, {"  \n", "q"},
+	} {
+		f.Add([]byte(seed[0]), seed[1])
+	}
+	f.Fuzz(func(t *testing.T, body []byte, query string) {
+		s, err := parseSession(body, query)
+		if err != nil {
+			return
+		}
+		if s != DefaultHTTPSession && presence.ValidateID(s) != nil {
+			t.Fatalf("accepted invalid session %q", s)
+		}
+	})
+}
+
+func FuzzQueryValue(f *testing.F) {
+	for _, seed := range []string{"id=alice", "a=1&id=b%20c", "id=%zz", "id", "i%64=x", "id=a+b&id=c", "&&id=", "x=1;id=2"} {
+		f.Add(seed, "id")
+	}
+	f.Fuzz(func(t *testing.T, raw, key string) {
+		got := queryValue(raw, key)
+		if key == "" {
+			return
+		}
+		vals, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		if want := vals.Get(key); got != want {
+			t.Fatalf("queryValue(%q, %q) = %q, url.ParseQuery says %q", raw, key, got, want)
+		}
+	})
+}
+
+func FuzzIdentify(f *testing.F) {
+	for _, seed := range []string{"alice", "", "a\x00b", "\xff", strings.Repeat("x", 300), "%41", "ü"} {
+		f.Add(seed)
+	}
+	s := &Server{cfg: Config{Identify: IdentifyQuery("id")}}
+	f.Fuzz(func(t *testing.T, v string) {
+		r := &http.Request{URL: &url.URL{RawQuery: "id=" + url.QueryEscape(v)}, Header: http.Header{}}
+		id, status, err := s.identify(r)
+		switch {
+		case err == nil:
+			if id != v || presence.ValidateID(id) != nil {
+				t.Fatalf("identified %q from %q", id, v)
+			}
+		case v == "":
+			if status != http.StatusUnauthorized || !errors.Is(err, ErrNoIdentity) {
+				t.Fatalf("empty id: %d %v", status, err)
+			}
+		default:
+			if status != http.StatusBadRequest || presence.ValidateID(v) == nil {
+				t.Fatalf("refused %q with %d %v", v, status, err)
+			}
+		}
+	})
+}
+
+func FuzzOrigin(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"https://app.example", "app.example"}, {"http://app.example:80", "app.example"},
+		{"null", "x"}, {"https://evil.example", "app.example"}, {"http://[::1]:8080", "[::1]:8080"},
+		{"http://user@app.example", "app.example"}, {"javascript:alert(1)", "x"}, {"HTTP://APP.EXAMPLE", "app.example:80"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	oc := originChecker{}
+	f.Fuzz(func(t *testing.T, o, host string) {
+		r := &http.Request{Host: host, Header: http.Header{"Origin": {o}}}
+		if !oc.check(r) {
+			return
+		}
+		// Accepted: it must name the request's own host, over http.
+		po, ok := parseOrigin(o)
+		self, ok2 := requestOrigin(r)
+		if !ok || !ok2 || po != self || po.scheme != "http" {
+			t.Fatalf("accepted Origin %q for Host %q", o, host)
+		}
+	})
+}
+
+func FuzzPageParams(f *testing.F) {
+	for _, seed := range []string{"", "limit=10", "limit=0", "limit=-1", "limit=99999999999999999999", "cursor=abc&limit=5", "limit=1e3"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		_, limit, err := pageParams(raw)
+		if err == nil && (limit <= 0 || limit > MaxPageSize) {
+			t.Fatalf("limit %d from %q", limit, raw)
+		}
+	})
+}

@@ -1,0 +1,288 @@
+package middleware_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
+)
+
+// pipeListener is a net.Listener of net.Pipe connections, so a whole
+// client-server exchange runs inside a synctest bubble on fake time.
+type pipeListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80} }
+
+func (l *pipeListener) dial(context.Context, string, string) (net.Conn, error) {
+	a, b := net.Pipe()
+	select {
+	case l.ch <- a:
+		return b, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// bubble is a Tracker, a Server and an http.Server on a pipe listener, all
+// inside the current synctest bubble.
+type bubble struct {
+	*env
+	l    *pipeListener
+	hs   *http.Server
+	dial websocket.Dialer
+}
+
+func newBubble(t *testing.T, tcfg presence.Config, cfg middleware.Config, h middleware.Handler) *bubble {
+	t.Helper()
+	st, _ := memory.New(memory.Config{})
+	tcfg.Node = "n1"
+	tr, err := presence.New(context.Background(), st, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{tr: tr, evCh: make(chan presence.Event, 1000)}
+	rec := func(_ context.Context, ev presence.Event) { e.evCh <- ev }
+	tr.OnOnline(rec)
+	tr.OnOffline(rec)
+	cfg.Identify = middleware.IdentifyQuery("id")
+	if e.srv, err = middleware.New(tr, cfg); err != nil {
+		t.Fatal(err)
+	}
+	b := &bubble{env: e, l: newPipeListener()}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", e.srv.WebSocket(h))
+	b.hs = &http.Server{Handler: mux}
+	go b.hs.Serve(b.l)
+	b.dial = websocket.Dialer{NetDialContext: b.l.dial}
+	return b
+}
+
+// close shuts everything down; call it before the bubble's function returns.
+func (b *bubble) close(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	b.hs.Close()
+	if err := b.srv.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+	if err := b.tr.Close(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+func (b *bubble) connect(t *testing.T, id string) *websocket.Conn {
+	t.Helper()
+	c, _, err := b.dial.Dial("ws://pipe/ws?id="+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (b *bubble) next(t *testing.T) presence.Event {
+	t.Helper()
+	select {
+	case ev := <-b.evCh:
+		return ev
+	case <-time.After(time.Hour):
+		t.Fatal("no event within an hour")
+		return presence.Event{}
+	}
+}
+
+// The server pings every PingInterval on the dot, and a client that answers
+// stays online indefinitely.
+func TestSynctestPingCadence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, presence.Config{}, middleware.Config{}, nil)
+		c := b.connect(t, "p")
+		var mu sync.Mutex
+		var at []time.Duration
+		start := time.Now()
+		c.SetPingHandler(func(data string) error {
+			mu.Lock()
+			at = append(at, time.Since(start))
+			mu.Unlock()
+			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		b.next(t) // online
+		time.Sleep(10*middleware.DefaultPingInterval + time.Second)
+		mu.Lock()
+		got := append([]time.Duration(nil), at...)
+		mu.Unlock()
+		if len(got) != 10 {
+			t.Fatalf("%d pings in 10 intervals: %v", len(got), got)
+		}
+		tick := 500 * time.Millisecond
+		for i, d := range got {
+			want := time.Duration(i+1) * middleware.DefaultPingInterval
+			if d < want || d > want+tick {
+				t.Errorf("ping %d at %v, want %v (+ one %v tick)", i, d, want, tick)
+			}
+		}
+		select {
+		case ev := <-b.evCh:
+			t.Fatalf("unexpected event %+v", ev)
+		default:
+		}
+		c.Close()
+		b.close(t)
+	})
+}
+
+// A client that reads but never answers is dropped when PingInterval +
+// PongTimeout passed since its last frame, and goes offline at once.
+func TestSynctestPongTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := middleware.Config{PingInterval: time.Second, PongTimeout: 2 * time.Second}
+		b := newBubble(t, presence.Config{TTL: 3 * time.Second}, cfg, nil)
+		c := b.connect(t, "mute")
+		go io.Copy(io.Discard, c.NetConn()) // the kernel takes the pings; nobody answers
+		b.next(t)
+		start := time.Now()
+		ev := b.next(t)
+		took := time.Since(start)
+		if ev.Transition != presence.Offline || ev.Reason != presence.ReasonTimeout {
+			t.Fatalf("event %+v, want offline timeout", ev)
+		}
+		// 3.2 s is the p99 target for P=1s, PongTimeout=2s.
+		if took < 3*time.Second || took > 3200*time.Millisecond {
+			t.Errorf("offline after %v, want within [3s, 3.2s]", took)
+		}
+		c.Close()
+		b.close(t)
+	})
+}
+
+// Pongs keep a connection alive but are not activity: IdleTimeout closes it
+// with 4501 "idle".
+func TestSynctestIdleTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := middleware.Config{IdleTimeout: time.Minute}
+		b := newBubble(t, presence.Config{}, cfg, nil)
+		c := b.connect(t, "idle")
+		start := time.Now()
+		b.next(t)
+		errc := make(chan error, 1)
+		go func() { // answers pings until the close
+			_, _, err := c.ReadMessage()
+			errc <- err
+		}()
+		// A message after 30s resets the idle clock.
+		time.Sleep(30 * time.Second)
+		c.WriteMessage(websocket.TextMessage, []byte("hello"))
+		err := <-errc
+		ce, ok := err.(*websocket.CloseError)
+		if !ok || ce.Code != middleware.CloseIdle || ce.Text != "idle" {
+			t.Fatalf("read: %v, want close 4501 idle", err)
+		}
+		took := time.Since(start)
+		if took < 90*time.Second || took > 91*time.Second {
+			t.Errorf("idle close after %v, want 90s", took)
+		}
+		ev := b.next(t)
+		if ev.Transition != presence.Offline || ev.Reason != presence.ReasonIdle {
+			t.Fatalf("event %+v, want offline idle", ev)
+		}
+		if ev.Time.Sub(start) < 90*time.Second+presence.DefaultGrace {
+			t.Errorf("offline at %v, before Grace", ev.Time.Sub(start))
+		}
+		c.Close()
+		b.close(t)
+	})
+}
+
+// Shutdown spreads its 1001 closes evenly over the drain window.
+func TestSynctestDrainSpread(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := middleware.Config{DrainWindow: 2 * time.Second}
+		b := newBubble(t, presence.Config{}, cfg, nil)
+		const n = 10
+		var mu sync.Mutex
+		var at []time.Duration
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := range n {
+			c := b.connect(t, string(rune('a'+i)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, err := c.ReadMessage()
+				if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1001 {
+					t.Errorf("read: %v, want 1001", err)
+				}
+				mu.Lock()
+				at = append(at, time.Since(start))
+				mu.Unlock()
+				c.Close()
+			}()
+		}
+		for range n {
+			b.next(t)
+		}
+		if err := b.srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for i, d := range sortDurations(at) {
+			want := time.Duration(i) * 200 * time.Millisecond
+			if d < want || d > want+10*time.Millisecond {
+				t.Errorf("close %d at %v, want %v", i, d, want)
+			}
+		}
+		select {
+		case ev := <-b.evCh:
+			t.Fatalf("event %+v during drain: sessions should linger through Grace", ev)
+		default:
+		}
+		b.close(t)
+	})
+}
+
+func sortDurations(d []time.Duration) []time.Duration {
+	out := append([]time.Duration(nil), d...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
