@@ -95,6 +95,9 @@ func New(rdb goredis.UniversalClient, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// Config returns the Store's configuration, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
 func (s *Store) bucket(clientID string) int { return bucketOf(clientID, s.cfg.Buckets) }
 
 func (s *Store) claimer() string {

@@ -4,7 +4,23 @@
 -- age ms, known generation.
 -- Returns per bucket: generation, number of gone sessions m, then m times:
 -- index, reason ('!' for re-created sessions, which are not gone).
+--
+-- Reads and expiry writes are batched per bucket (HMGET, multi-member ZADD
+-- GT), so a lease costs a fraction of a Redis call.
 J.consumer, J.maxlen = ARGV[1], tonumber(ARGV[2])
+-- Last-seen times are written at most once a second per session.
+local SEEN_STEP = 1000
+local CHUNK = 1000
+
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, CHUNK do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
 local a = 3
 local res = {}
 local nb = #KEYS / KN
@@ -12,43 +28,54 @@ for b = 0, nb - 1 do
   bucket(b)
   local g = gen()
   local m = tonumber(ARGV[a]); a = a + 1
-  local gone = {}
-  for _ = 1, m do
-    local idx, id, sid, node = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-    local ttl, age, kg = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6]
+  local first = a
+  local sks = {}
+  for i = 1, m do
+    sks[i] = ARGV[a + 1] .. '\0' .. ARGV[a + 2]
     a = a + 7
-    local sk = id .. '\0' .. sid
+  end
+  local recs = hmget(B.s, sks)
+  local reasons = hmget(B.r, sks)
+  local gone = {}
+  local z = {}
+  for i = 1, m do
+    local p = first + (i - 1) * 7
+    local idx, id, sid, node = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
+    local ttl, age, kg = tonumber(ARGV[p + 4]), tonumber(ARGV[p + 5]), ARGV[p + 6]
+    local sk = sks[i]
     local seen = NOW - age
-    local x = gets(sk)
-    if not x then
-      if kg ~= '' and kg ~= g and mayrecreate(id) then
+    local rec = recs[i]
+    if not rec then
+      if kg ~= '' and kg ~= g and redis.call('HEXISTS', B.s, sk) == 0 and mayrecreate(id) then
         -- Held before Redis lost the bucket: re-assert it silently.
         addsession(id, sid, sk, node, NOW + ttl, seen, true)
         gone[#gone + 1] = idx; gone[#gone + 1] = '!'
       else
         gone[#gone + 1] = idx; gone[#gone + 1] = 'timeout'
       end
+    elseif reasons[i] then
+      gone[#gone + 1] = idx; gone[#gone + 1] = reasons[i]
     else
-      local reason = redis.call('HGET', B.r, sk)
-      if reason then
-        gone[#gone + 1] = idx; gone[#gone + 1] = reason
-      else
-        redis.call('ZADD', B.x, 'GT', NOW + ttl, sk)
-        if x.node ~= node then
-          redis.call('ZREM', B.n, x.node .. '\0' .. sk)
+      z[#z + 1] = NOW + ttl; z[#z + 1] = sk
+      local xseen, xnode = string.match(rec, '^(%d+)|(.*)$')
+      xseen = tonumber(xseen)
+      if seen >= xseen + SEEN_STEP or xnode ~= node then
+        if xnode ~= node then
+          redis.call('ZREM', B.n, xnode .. '\0' .. sk)
           redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
         end
-        if seen > x.seen or x.node ~= node then
-          seen = math.max(seen, x.seen)
-          redis.call('HSET', B.s, sk, fmt(seen) .. '|' .. node)
-          local c = getc(id)
-          if c and seen > c.seen then
-            c.seen = seen
-            putc(id, c)
-          end
+        seen = math.max(seen, xseen)
+        redis.call('HSET', B.s, sk, fmt(seen) .. '|' .. node)
+        local c = getc(id)
+        if c and seen > c.seen then
+          c.seen = seen
+          putc(id, c)
         end
       end
     end
+  end
+  for i = 1, #z, 2 * CHUNK do
+    redis.call('ZADD', B.x, 'GT', unpack(z, i, math.min(i + 2 * CHUNK - 1, #z)))
   end
   res[#res + 1] = g
   res[#res + 1] = #gone / 2

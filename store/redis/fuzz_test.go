@@ -1,0 +1,104 @@
+package redis
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+func FuzzJournalCursor(f *testing.F) {
+	f.Add(encodeJournalCursor([]entryID{{1, 0}, {1795640278516, 7}, {0, 0}}), 3)
+	f.Add(encodeJournalCursor(make([]entryID, 32)), 32)
+	f.Add("", 1)
+	f.Add("!!!", 2)
+	f.Fuzz(func(t *testing.T, cursor string, buckets int) {
+		if buckets <= 0 || buckets > MaxBuckets {
+			return
+		}
+		ids, err := decodeJournalCursor(cursor, buckets)
+		if err != nil {
+			if !errors.Is(err, presence.ErrInvalidArgument) {
+				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
+			}
+			return
+		}
+		if len(ids) != buckets {
+			t.Fatalf("%d ids for %d buckets", len(ids), buckets)
+		}
+		again, err := decodeJournalCursor(encodeJournalCursor(ids), buckets)
+		if err != nil || len(again) != len(ids) {
+			t.Fatalf("round trip: %v", err)
+		}
+		for i := range ids {
+			if again[i] != ids[i] {
+				t.Fatalf("round trip changed id %d: %v -> %v", i, ids[i], again[i])
+			}
+		}
+	})
+}
+
+func FuzzListCursor(f *testing.F) {
+	f.Add(encodeListCursor(0, ""), 32)
+	f.Add(encodeListCursor(31, "user-{1}:*"), 32)
+	f.Add("bm90IGEgY3Vyc29y", 32)
+	f.Fuzz(func(t *testing.T, cursor string, buckets int) {
+		if buckets <= 0 || buckets > MaxBuckets {
+			return
+		}
+		b, after, err := decodeListCursor(cursor, buckets)
+		if err != nil {
+			if !errors.Is(err, presence.ErrInvalidArgument) {
+				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
+			}
+			return
+		}
+		if b < 0 || b >= buckets || (after != "" && presence.ValidateID(after) != nil) {
+			t.Fatalf("accepted bucket %d after %q", b, after)
+		}
+		b2, after2, err := decodeListCursor(encodeListCursor(b, after), buckets)
+		if err != nil || b2 != b || after2 != after {
+			t.Fatalf("round trip: %d %q %v", b2, after2, err)
+		}
+	})
+}
+
+// FuzzDecodeEntry feeds journal stream entries, as "field=value" lines.
+func FuzzDecodeEntry(f *testing.F) {
+	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=201326593\ntm=1795640278516\nls=1795640278516\nof=0\nn=a")
+	f.Add("c={x}\nt=offline\ns=*\nr=timeout\nq=2\ntm=1\nls=1\nof=5\nn=")
+	f.Add("t=sideways")
+	f.Fuzz(func(t *testing.T, in string) {
+		var fields []string
+		for _, line := range strings.Split(in, "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			fields = append(fields, k, v)
+		}
+		ev, err := decodeEntry(fields)
+		if err != nil {
+			return
+		}
+		if ev.Transition != presence.Online && ev.Transition != presence.Offline {
+			t.Fatalf("transition %v", ev.Transition)
+		}
+		if presence.ValidateID(ev.ClientID) != nil || ev.Seq == 0 || ev.OnlineFor < 0 {
+			t.Fatalf("accepted %+v", ev)
+		}
+	})
+}
+
+func FuzzDecodeClient(f *testing.F) {
+	f.Add("3|1795640278516|1795640278516|2")
+	f.Add("2|0|1795640278516|0")
+	f.Add("|||")
+	f.Fuzz(func(t *testing.T, rec string) {
+		p, err := decodeClient("id", rec)
+		if err != nil {
+			return
+		}
+		if p.Online != (p.Sessions > 0) || (!p.Online && !p.Since.IsZero()) {
+			t.Fatalf("inconsistent %+v from %q", p, rec)
+		}
+	})
+}

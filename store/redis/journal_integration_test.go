@@ -1,0 +1,71 @@
+//go:build integration
+
+package redis_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+)
+
+// TestReclaimFromDeadNode: a node claims a transition (the Store decided
+// it and returned it) and dies before its hooks run. Another node delivers
+// it, with the same ID.
+func TestReclaimFromDeadNode(t *testing.T) {
+	rdb := standalone(t)
+	p := prefix(t, rdb)
+	cfg := redisstore.Config{Prefix: p, ReclaimAfter: time.Second}
+	dead := newStore(t, rdb, cfg)
+	ctx := context.Background()
+	evs, err := dead.Add(ctx, presence.Lease{ClientID: "zed", SessionID: "s1", Node: "dead", TTL: time.Hour})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("Add = %v, %v; want one online", evs, err)
+	}
+	// "dead" never runs its hooks nor acknowledges.
+	rec := &events{}
+	start := time.Now()
+	live := startTracker(t, newStore(t, rdb, cfg), "live", fast, rec)
+	_ = live
+	waitUntil(t, cfg.ReclaimAfter+10*fast.sweep, "the survivor delivers the online", func() bool {
+		return len(rec.of("zed")) == 1
+	})
+	rec.mu.Lock()
+	got := rec.all[0]
+	rec.mu.Unlock()
+	if got.ID() != evs[0].ID() || got.Transition != presence.Online || got.Node != "live" {
+		t.Errorf("reclaimed %+v; want ID %s online, run by node live", got, evs[0].ID())
+	}
+	t.Logf("delivered by the survivor %v after it started (ReclaimAfter %v)", time.Since(start), cfg.ReclaimAfter)
+	waitUntil(t, time.Second, "acknowledged", func() bool {
+		n, err := rdb.XPending(ctx, "{"+p+":b"+itoa(bucketOfTest("zed", redisstore.DefaultBuckets))+"}:j", "hooks").Result()
+		return err == nil && n.Count == 0
+	})
+}
+
+// TestWatchSeesEveryNode: Watch hooks on one node see the transitions that
+// other nodes observed, in order per client.
+func TestWatchSeesEveryNode(t *testing.T) {
+	rdb := cluster(t)
+	p := prefix(t, rdb)
+	a := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "a", fast, nil)
+	b := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "b", fast, nil)
+	watched := &events{}
+	b.Watch(watched.hook)
+	ctx := context.Background()
+	s := connect(t, a, "wanda")
+	waitUntil(t, time.Second, "b watches wanda online", func() bool { return len(watched.of("wanda")) == 1 })
+	if err := s.End(ctx, presence.ReasonClosed); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, fast.grace+2*time.Second, "b watches wanda offline", func() bool { return len(watched.of("wanda")) == 2 })
+	if got := watched.of("wanda"); !slices.Equal(got, []string{"online/connect", "offline/closed"}) {
+		t.Errorf("watched %v", got)
+	}
+	if s := watched.seqs("wanda"); s[1] != s[0]+1 {
+		t.Errorf("seqs %v", s)
+	}
+}

@@ -1,0 +1,154 @@
+//go:build integration
+
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+)
+
+// TestDeadNode: a node that vanishes (its Redis link gone for good) loses
+// its sessions by TTL, and a survivor fires exactly one offline for each
+// client that had no other session; a client also on the survivor stays
+// online with no event. A restart of the dead node leaves no ghost.
+func TestDeadNode(t *testing.T) {
+	rdb := standalone(t)
+	p := prefix(t, rdb)
+	rec := &events{}
+	// Node a has a client of its own, so it can be cut off alone.
+	ownA := goredis.NewClient(&goredis.Options{Addr: rdb.Options().Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = ownA.Close() })
+	a := startTracker(t, newStore(t, ownA, redisstore.Config{Prefix: p}), "a", fast, rec)
+	b := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "b", fast, rec)
+	solo := connect(t, a, "solo")
+	both := connect(t, a, "both")
+	bothB := connect(t, b, "both")
+	beater(t, 300*time.Millisecond, solo, both, bothB)
+	waitUntil(t, time.Second, "online", func() bool { return len(rec.of("solo")) == 1 && len(rec.of("both")) == 1 })
+
+	_ = ownA.Close() // node a is gone: no beats, no ends, no sweeps
+	died := time.Now()
+	waitUntil(t, fast.ttl+fast.sweep*4, "solo offline", func() bool { return len(rec.of("solo")) == 2 })
+	took := time.Since(died)
+	time.Sleep(fast.ttl / 2)
+	if got := rec.of("solo"); !slices.Equal(got, []string{"online/connect", "offline/timeout"}) {
+		t.Errorf("solo: %v", got)
+	}
+	if got := rec.of("both"); !slices.Equal(got, []string{"online/connect"}) {
+		t.Errorf("both: %v", got)
+	}
+	t.Logf("offline on the survivor %v after the node died (TTL %v)", took, fast.ttl)
+
+	// a restarts with the same node ID: nothing it held survives.
+	a2 := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "a", fast, rec)
+	time.Sleep(fast.grace + 3*fast.sweep)
+	ps, err := a2.Lookup(context.Background(), []string{"solo", "both"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps[0].Online || !ps[1].Online || ps[1].Sessions != 1 {
+		t.Errorf("after restart: %+v; want solo offline, both online once", ps)
+	}
+}
+
+// TestExactlyOnceFourNodes churns sessions on four nodes, each with a Store
+// value (and so a journal consumer) of its own, and checks that per client
+// all nodes' hooks together see strictly alternating transitions with
+// consecutive Seq, and that every transition was acknowledged.
+func TestExactlyOnceFourNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rdb  func(*testing.T) goredis.UniversalClient
+	}{
+		{"standalone", func(t *testing.T) goredis.UniversalClient { return standalone(t) }},
+		{"cluster", func(t *testing.T) goredis.UniversalClient { return cluster(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := tc.rdb(t)
+			p := prefix(t, rdb)
+			rec := &events{}
+			tm := timing{ttl: time.Second, grace: 200 * time.Millisecond, sweep: 100 * time.Millisecond}
+			var trs []*presence.Tracker
+			var stores []*redisstore.Store
+			for i := range 4 {
+				st := newStore(t, rdb, redisstore.Config{Prefix: p, Buckets: 8})
+				stores = append(stores, st)
+				trs = append(trs, startTracker(t, st, fmt.Sprintf("node-%d", i), tm, rec))
+			}
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			for g := range 32 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := rand.New(rand.NewPCG(uint64(g), 3))
+					for range 15 {
+						tr := trs[r.IntN(len(trs))]
+						id := fmt.Sprintf("c%d", r.IntN(24))
+						s, err := tr.Connect(ctx, id, presence.SessionOptions{})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						time.Sleep(time.Duration(r.IntN(int(tm.grace))))
+						switch r.IntN(6) {
+						case 0:
+							_ = tr.Kick(ctx, id)
+						case 1:
+							_ = s.End(ctx, presence.ReasonTimeout)
+						default:
+							_ = s.End(ctx, presence.ReasonClosed)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			waitUntil(t, tm.ttl+tm.grace+10*tm.sweep, "all offline", func() bool {
+				n, err := trs[0].Count(ctx)
+				return err == nil && n == 0
+			})
+			time.Sleep(4 * tm.sweep) // hooks run, acks flushed
+			rec.mu.Lock()
+			byClient := map[string][]presence.Event{}
+			for _, ev := range rec.all {
+				byClient[ev.ClientID] = append(byClient[ev.ClientID], ev)
+			}
+			rec.mu.Unlock()
+			total := 0
+			for id, evs := range byClient {
+				slices.SortFunc(evs, func(a, b presence.Event) int { return int(a.Seq - b.Seq) })
+				for i, ev := range evs {
+					want := presence.Online
+					if i%2 == 1 {
+						want = presence.Offline
+					}
+					if ev.Transition != want || ev.Seq != evs[0].Seq+uint64(i) {
+						t.Fatalf("%s: event %d = %v seq %d; want %v seq %d", id, i, ev.Transition, ev.Seq, want, evs[0].Seq+uint64(i))
+					}
+				}
+				total += len(evs)
+			}
+			if total == 0 {
+				t.Fatal("no events")
+			}
+			for b := range 8 {
+				key := fmt.Sprintf("{%s:b%d}:j", p, b)
+				waitUntil(t, 2*time.Second, "no pending journal entries in "+key, func() bool {
+					n, err := rdb.XPending(ctx, key, "hooks").Result()
+					return err == nil && n.Count == 0
+				})
+			}
+			t.Logf("%d transitions, each delivered once and acknowledged", total)
+		})
+	}
+}
