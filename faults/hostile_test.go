@@ -386,6 +386,8 @@ func TestCrossSiteHijacking(t *testing.T) {
 			t.Errorf("Origin %s: status %d, want %d", tc.origin, st, tc.want)
 		}
 	}
+	// The server counts an upgrade after writing its 101: wait for it.
+	n.rec.wait(t, 0, 5*time.Second, "online of victim", func(ev stamped) bool { return ev.ClientID == "victim" })
 	if up := n.srv.Stats().Upgrades; up != 1 {
 		t.Errorf("%d upgrades, want only the same-origin one", up)
 	}
