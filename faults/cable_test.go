@@ -1,0 +1,115 @@
+//go:build faults
+
+package faults
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
+)
+
+// R2: a pulled cable. The server runs in-process on the host side of a veth
+// pair, the client (faultclient: reconnecting, with a silence watchdog) in a
+// namespace of its own. A blip shorter than the heartbeat changes nothing;
+// then every packet is dropped both ways while both TCP stacks keep the
+// connection open. The server must drop the session and fire Offline
+// (reason timeout) within PingInterval + PongTimeout + one sweep step; the
+// client must see the server dead within its own timeout; and when the
+// cable is back the client reconnects and is online again, with strictly
+// alternating transitions.
+func TestPulledCable(t *testing.T) {
+	t.Parallel()
+	const (
+		ping, pong    = time.Second, time.Second
+		sweep         = 100 * time.Millisecond
+		clientTimeout = 2 * time.Second
+		// slack covers hook dispatch and the scheduler of a loaded 2-core
+		// machine under the race detector.
+		slack = 250 * time.Millisecond
+	)
+	l := newLink(t)
+	ln, err := net.Listen("tcp", l.hostIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, st,
+		presence.Config{TTL: 2500 * time.Millisecond, Grace: time.Second, SweepInterval: sweep},
+		middleware.Config{PingInterval: ping, PongTimeout: pong}, ln)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	cl := startProc(t, "ip", "netns", "exec", l.ns, helperBin(t, "faultclient"),
+		"-url", "ws://"+l.hostIP+":"+port+"/ws?id=cable",
+		"-timeout", clientTimeout.String(), "-dial-timeout", "1s",
+		"-min-backoff", "100ms", "-max-backoff", "500ms")
+	kind := func(k string) func(procLine) bool { return func(p procLine) bool { return p.str("kind") == k } }
+	cl.next(10*time.Second, "client connected", kind("connected"))
+	n.rec.wait(t, 0, 5*time.Second, "online", func(ev stamped) bool { return ev.Transition == presence.Online })
+
+	// A blip well under the heartbeat: TCP retransmits, nothing happens.
+	l.cut(t)
+	time.Sleep(300 * time.Millisecond) // the fault under test is the length of the outage
+	l.mend(t)
+	cl.quiet(2*(ping+pong), "after a 300ms blip the client reported")
+	if got := n.rec.count("cable", 0); got != 1 {
+		t.Fatalf("after a 300ms blip: %d transitions, want only the first online: %v", got, n.rec.all())
+	}
+
+	// Pull the cable for good.
+	mark := len(n.rec.all())
+	l.cut(t)
+	cutAt := time.Now()
+	off := n.rec.wait(t, mark, ping+pong+sweep+2*time.Second, "offline after the cut", func(ev stamped) bool {
+		return ev.ClientID == "cable" && ev.Transition == presence.Offline
+	})
+	serverDetect := off.At.Sub(cutAt)
+	if off.Reason != presence.ReasonTimeout {
+		t.Errorf("offline reason %q, want %q", off.Reason, presence.ReasonTimeout)
+	}
+	if bound := ping + pong + sweep + slack; serverDetect > bound {
+		t.Errorf("offline %v after the cut, want within PingInterval+PongTimeout+SweepInterval = %v (+%v slack)", serverDetect, ping+pong+sweep, slack)
+	}
+	if got := n.srv.Stats().HeartbeatTimeouts; got != 1 {
+		t.Errorf("%d heartbeat timeouts, want 1", got)
+	}
+	dead := cl.next(clientTimeout+2*time.Second, "client sees the server dead", func(p procLine) bool {
+		return p.str("kind") == "dead" || p.str("kind") == "closed"
+	})
+	clientDetect := dead.At.Sub(cutAt)
+	if dead.str("kind") != "dead" {
+		t.Fatalf("client: %v, want a dead connection (no frame within its timeout)", dead.M)
+	}
+	if clientDetect > clientTimeout+slack {
+		t.Errorf("client saw the server dead %v after the cut, want within its timeout %v", clientDetect, clientTimeout)
+	}
+
+	// Keep it unplugged a while: reconnect attempts fail, nothing
+	// connects, presence stays offline.
+	time.Sleep(2 * time.Second) // the fault under test is the length of the outage
+	if online(t, n.tr, "cable") {
+		t.Fatal("client online while the cable is out")
+	}
+	l.mend(t)
+	mendAt := time.Now()
+	up := cl.next(5*time.Second, "client reconnected", kind("connected"))
+	on := n.rec.wait(t, mark, 5*time.Second, "online after the cable is back", func(ev stamped) bool {
+		return ev.ClientID == "cable" && ev.Transition == presence.Online
+	})
+	if !online(t, n.tr, "cable") {
+		t.Fatal("client not online after reconnecting")
+	}
+	checkAlternation(t, n.rec.all())
+	if got := n.rec.count("cable", presence.Offline); got != 1 {
+		t.Errorf("%d offline events, want exactly 1", got)
+	}
+	t.Logf("FIGURE cable: server offline %v after the cut (bound %v); client dead %v after the cut (timeout %v, silent %vms); reconnected %v and online %v after the mend",
+		serverDetect.Round(time.Millisecond), ping+pong+sweep, clientDetect.Round(time.Millisecond), clientTimeout,
+		dead.num("silent_ms"), up.At.Sub(mendAt).Round(time.Millisecond), on.At.Sub(mendAt).Round(time.Millisecond))
+}

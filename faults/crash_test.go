@@ -1,0 +1,257 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+)
+
+// Timings of the crash tests' nodes.
+const (
+	crashPing  = 500 * time.Millisecond
+	crashPong  = 500 * time.Millisecond
+	crashTTL   = 1500 * time.Millisecond
+	crashGrace = 3 * time.Second
+	crashSweep = 100 * time.Millisecond
+)
+
+// startFaultNode runs faultnode on addr with the crash tests' timings and
+// waits until it listens.
+func startFaultNode(t testing.TB, addr, nodeID string, store ...string) *proc {
+	t.Helper()
+	args := append([]string{"-addr", addr, "-node-id", nodeID,
+		"-ping", crashPing.String(), "-pong", crashPong.String(), "-ttl", crashTTL.String(),
+		"-grace", crashGrace.String(), "-sweep", crashSweep.String()}, store...)
+	p := startProc(t, helperBin(t, "faultnode"), args...)
+	p.next(20*time.Second, "node listening", func(l procLine) bool { return l.str("ev") == "listening" })
+	return p
+}
+
+func isEv(ev, client string) func(procLine) bool {
+	return func(l procLine) bool { return l.str("ev") == ev && (client == "" || l.str("client") == client) }
+}
+
+// crashAndRestart is the crash scenario on one store. Seven clients are
+// online on a node; it is killed with SIGKILL; two clients vanish with it
+// (they never come back); the node restarts on the same address with the
+// same node ID; the five others reconnect by themselves. Then exactly the
+// five are online, on the node's own status endpoint, and stay so; nobody
+// else is; and the hooks of both incarnations together saw strictly
+// alternating transitions per client.
+//
+// With shared (Redis) presence the alternation must hold across both
+// incarnations; with memory presence, which dies with the process, each
+// incarnation starts afresh (acrossRestart false).
+func crashAndRestart(t *testing.T, acrossRestart bool, store ...string) (reconnect time.Duration, ghostsGone time.Duration, events []procLine) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n1 := startFaultNode(t, addr, "crash", store...)
+	stay := []string{"s1", "s2", "s3", "s4", "s5"}
+	gone := []string{"g1", "g2"}
+	clients := map[string]*wsclient.Client{}
+	for _, id := range append(append([]string{}, stay...), gone...) {
+		clients[id] = startClient(t, wsclient.Config{URL: "ws://" + addr + "/ws?id=" + id,
+			Timeout: crashPing + crashPong, DialTimeout: time.Second,
+			MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	}
+	for id := range clients {
+		n1.find(10*time.Second, "online of "+id, isEv("online", id))
+	}
+
+	// Crash: SIGKILL, no shutdown, no close frames.
+	if err := n1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-n1.done
+	for _, id := range gone {
+		clients[id].Close()
+	}
+	n2 := startFaultNode(t, addr, "crash", store...)
+	base := "http://" + addr
+	want := map[string]bool{}
+	for _, id := range stay {
+		want[id] = true
+	}
+	sameSet := func() bool {
+		got := onlineIDs(t, base)
+		if len(got) != len(want) {
+			return false
+		}
+		for id := range want {
+			if !got[id] {
+				return false
+			}
+		}
+		return true
+	}
+	up := time.Now()
+	for _, id := range stay {
+		waitState(t, clients[id], wsclient.Closed, 5*time.Second)
+		st := waitState(t, clients[id], wsclient.Connected, 10*time.Second)
+		reconnect = max(reconnect, st.At.Sub(up))
+	}
+	// The sessions the dead incarnation left are cleared through Grace.
+	eventually(t, crashGrace+crashTTL+2*time.Second, "ghosts cleared", sameSet)
+	ghostsGone = time.Since(up)
+	// And it stays that way for longer than TTL + Grace.
+	hold := time.Now().Add(crashTTL + crashGrace)
+	for time.Now().Before(hold) {
+		if !sameSet() {
+			t.Fatalf("online set changed to %s, want %s", fmtIDs(onlineIDs(t, base)), fmtIDs(want))
+		}
+		time.Sleep(200 * time.Millisecond) // sampling a state that must not change
+	}
+	for _, id := range stay {
+		var cs middleware.ClientStatus
+		if httpGet(t, base+"/presence/"+id, &cs) != http.StatusOK || !cs.Online || cs.Sessions != 1 {
+			t.Errorf("client %s: %+v, want online with its one new session", id, cs)
+		}
+	}
+	events = append(n1.lines(), n2.lines()...)
+	// Per client, the hooks alternate strictly.
+	last := map[string]string{}
+	for i, l := range events {
+		if i == len(n1.lines()) && !acrossRestart {
+			clear(last)
+		}
+		ev, c := l.str("ev"), l.str("client")
+		if ev != "online" && ev != "offline" {
+			continue
+		}
+		if last[c] == ev || (last[c] == "" && ev != "online") {
+			t.Errorf("client %s: %s after %q", c, ev, last[c])
+		}
+		last[c] = ev
+	}
+	for _, id := range stay {
+		if last[id] != "online" {
+			t.Errorf("client %s: last transition %q, want online", id, last[id])
+		}
+	}
+	return reconnect, ghostsGone, events
+}
+
+// R14, memory store: a node killed with SIGKILL and restarted with the same
+// node ID. Memory presence dies with the process, so the restarted node
+// starts empty; the clients that reconnect are online again and the ones
+// that vanished are not. (No Offline hook ever fires for those: no process
+// is left to fire it. docs/RELIABILITY.md says so.)
+func TestCrashRestartMemory(t *testing.T) {
+	t.Parallel()
+	reconnect, ghosts, _ := crashAndRestart(t, false, "-store", "memory")
+	t.Logf("FIGURE crash-memory: 5/5 clients online again %v after the restart; exact online set after %v",
+		reconnect.Round(time.Millisecond), ghosts.Round(time.Millisecond))
+}
+
+// R14, Redis store: presence outlives the node. The restarted node clears
+// what its previous incarnation left, through Grace: the clients that
+// reconnect in time never look offline (no transition at all), and the two
+// that vanished get exactly one Offline each (reason node_lost) from the
+// restarted node.
+func TestCrashRestartRedis(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	pfx := uniq("crash")
+	reconnect, ghosts, events := crashAndRestart(t, true, "-store", "redis", "-redis", r.addr(), "-prefix", pfx)
+	offline := map[string][]string{}
+	for _, l := range events {
+		if l.str("ev") == "offline" {
+			offline[l.str("client")] = append(offline[l.str("client")], l.str("reason"))
+		}
+	}
+	for _, id := range []string{"s1", "s2", "s3", "s4", "s5"} {
+		if len(offline[id]) != 0 {
+			t.Errorf("client %s reconnected within Grace but went offline: %v", id, offline[id])
+		}
+	}
+	for _, id := range []string{"g1", "g2"} {
+		if len(offline[id]) != 1 || offline[id][0] != string(presence.ReasonNodeLost) {
+			t.Errorf("client %s vanished with the node: offline events %v, want one node_lost", id, offline[id])
+		}
+	}
+	t.Logf("FIGURE crash-redis: 5/5 clients online again %v after the restart, none ever offline; the 2 vanished ones offline once (node_lost), exact online set after %v",
+		reconnect.Round(time.Millisecond), ghosts.Round(time.Millisecond))
+}
+
+// R14, a node that dies for good: its clients move to a surviving node
+// sharing the Redis store, and the clients that vanished with it are
+// declared offline by the survivor's sweep once their leases run out
+// (TTL), exactly once each; the ones that moved never look offline.
+func TestNodeDiesForGood(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	pfx := uniq("dead")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	a := startFaultNode(t, addr, "node-a", "-store", "redis", "-redis", r.addr(), "-prefix", pfx)
+	st, err := redisstore.New(redisClient(t, r.addr()), redisstore.Config{Prefix: pfx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, st,
+		presence.Config{Node: "node-b", TTL: crashTTL, Grace: crashGrace, SweepInterval: crashSweep},
+		middleware.Config{PingInterval: crashPing, PongTimeout: crashPong}, nil)
+	var onA []*wsclient.Client
+	for _, id := range []string{"m1", "m2", "v1", "v2"} {
+		onA = append(onA, startClient(t, wsclient.Config{URL: "ws://" + addr + "/ws?id=" + id,
+			Timeout: time.Minute, Once: true}))
+		a.next(10*time.Second, "online of "+id, isEv("online", id))
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	killed := time.Now()
+	for _, c := range onA {
+		c.Close()
+	}
+	// m1 and m2 move to node b at once (a load balancer's retry).
+	for _, id := range []string{"m1", "m2"} {
+		c := startClient(t, wsclient.Config{URL: b.wsURL(id), Timeout: time.Minute, Once: true})
+		waitState(t, c, wsclient.Connected, 5*time.Second)
+	}
+	for _, id := range []string{"v1", "v2"} {
+		ev := b.rec.wait(t, 0, crashTTL+crashSweep+3*time.Second, "offline of "+id, func(ev stamped) bool {
+			return ev.ClientID == id && ev.Transition == presence.Offline
+		})
+		if d := ev.At.Sub(killed); d > crashTTL+2*crashSweep+time.Second {
+			t.Errorf("%s offline %v after the kill, want within TTL (%v) + sweep", id, d, crashTTL)
+		}
+		if ev.Reason != presence.ReasonTimeout {
+			t.Errorf("%s offline reason %q, want timeout", id, ev.Reason)
+		}
+	}
+	// Let every lease of the dead node run out, then check.
+	time.Sleep(crashTTL) // leases expire on Redis's clock: nothing to wait on
+	for _, id := range []string{"m1", "m2"} {
+		if !online(t, b.tr, id) {
+			t.Errorf("%s moved to node b but is not online", id)
+		}
+		if n := b.rec.count(id, presence.Offline); n != 0 {
+			t.Errorf("%s moved to node b but went offline %d times", id, n)
+		}
+	}
+	for _, id := range []string{"v1", "v2"} {
+		if n := b.rec.count(id, presence.Offline); n != 1 {
+			t.Errorf("%s: %d offline events on the survivor, want 1", id, n)
+		}
+		if online(t, b.tr, id) {
+			t.Errorf("%s vanished but is online", id)
+		}
+	}
+	var worst time.Duration
+	for _, ev := range b.rec.all() {
+		if ev.Transition == presence.Offline {
+			worst = max(worst, ev.At.Sub(killed))
+		}
+	}
+	t.Logf("FIGURE node-dead: vanished clients offline on the survivor at most %v after the kill (TTL %v); moved clients never offline",
+		worst.Round(time.Millisecond), crashTTL)
+}

@@ -1,0 +1,15 @@
+// Package faults is vigil's disconnect suite: tests that break connections
+// for real (a proxy that cuts quiet WebSockets, a pulled cable between two
+// network namespaces, a node killed with SIGKILL, redis-server killed,
+// paused and failed over) and feed the server hostile input, then check
+// what vigil promises. docs/RELIABILITY.md lists each fault, the promise,
+// the test that proves it and the figure it measured.
+//
+// The tests carry the build tag faults and need root, nginx (the address in
+// VIGIL_NGINX_ADDR), redis-server and redis-sentinel; ./scripts/test
+// installs and starts what is missing. With the tag set and a prerequisite
+// missing, a test fails and says which; it never skips.
+//
+//	./scripts/test                                    # everything
+//	go test -race -tags faults -run Cable ./faults/   # one fault
+package faults

@@ -1,0 +1,597 @@
+//go:build faults
+
+package faults
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
+)
+
+// stamped is a hook event with the time the hook saw it.
+type stamped struct {
+	presence.Event
+	At time.Time
+}
+
+// recorder records the events a Tracker's hooks see.
+type recorder struct {
+	mu     sync.Mutex
+	events []stamped
+	notify chan struct{} // closed and replaced on each event
+}
+
+func record(tr *presence.Tracker) *recorder {
+	r := &recorder{notify: make(chan struct{})}
+	fn := func(_ context.Context, ev presence.Event) {
+		r.mu.Lock()
+		r.events = append(r.events, stamped{ev, time.Now()})
+		close(r.notify)
+		r.notify = make(chan struct{})
+		r.mu.Unlock()
+	}
+	tr.OnOnline(fn)
+	tr.OnOffline(fn)
+	return r
+}
+
+func (r *recorder) all() []stamped {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]stamped(nil), r.events...)
+}
+
+// count returns how many events of client (any client if "") and
+// transition tr (any if 0) were seen.
+func (r *recorder) count(client string, tr presence.Transition) int {
+	n := 0
+	for _, ev := range r.all() {
+		if (client == "" || ev.ClientID == client) && (tr == 0 || ev.Transition == tr) {
+			n++
+		}
+	}
+	return n
+}
+
+// wait returns the first event after index from that satisfies pred, or
+// fails the test after d.
+func (r *recorder) wait(t testing.TB, from int, d time.Duration, what string, pred func(stamped) bool) stamped {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		for _, ev := range r.events[min(from, len(r.events)):] {
+			if pred(ev) {
+				r.mu.Unlock()
+				return ev
+			}
+		}
+		ch := r.notify
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("no %s within %v; events: %v", what, d, r.all())
+		}
+	}
+}
+
+// checkAlternation fails unless every client's events alternate strictly,
+// starting with Online, with growing Seq.
+func checkAlternation(t testing.TB, evs []stamped) {
+	t.Helper()
+	last := map[string]presence.Event{}
+	for _, ev := range evs {
+		prev, seen := last[ev.ClientID]
+		switch {
+		case !seen && ev.Transition != presence.Online:
+			t.Errorf("client %s: first event is %v", ev.ClientID, ev.Transition)
+		case seen && prev.Transition == ev.Transition:
+			t.Errorf("client %s: %v twice in a row (seq %d, %d)", ev.ClientID, ev.Transition, prev.Seq, ev.Seq)
+		case seen && ev.Seq <= prev.Seq:
+			t.Errorf("client %s: seq %d after %d", ev.ClientID, ev.Seq, prev.Seq)
+		}
+		last[ev.ClientID] = ev.Event
+	}
+}
+
+// eventually polls cond every 10ms until it holds or d passes, and returns
+// how long it took. It fails the test on timeout.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
+	return time.Since(start)
+}
+
+// node is one in-process vigil node: Tracker, Server and http.Server.
+type node struct {
+	tr  *presence.Tracker
+	srv *middleware.Server
+	rec *recorder
+	hs  *http.Server
+	ln  net.Listener
+}
+
+// startNode serves a node on ln (127.0.0.1:0 if nil) until the test ends.
+func startNode(t testing.TB, st presence.Store, tc presence.Config, mc middleware.Config, ln net.Listener) *node {
+	t.Helper()
+	if tc.Node == "" {
+		tc.Node = "n1"
+	}
+	tr, err := presence.New(context.Background(), st, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{tr: tr, rec: record(tr)}
+	if mc.Identify == nil {
+		mc.Identify = middleware.IdentifyQuery("id")
+	}
+	n.srv, err = middleware.New(tr, mc)
+	if err != nil {
+		_ = tr.Close(context.Background())
+		t.Fatal(err)
+	}
+	if ln == nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.ln = ln
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", n.srv.WebSocket(nil))
+	mux.Handle("GET /echo", n.srv.WebSocket(echo))
+	mux.Handle("/heartbeat", n.srv.HeartbeatEndpoint())
+	mux.Handle("GET /online", n.srv.OnlineEndpoint())
+	mux.Handle("GET /presence/{id}", n.srv.PresenceEndpoint())
+	n.hs = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	go func() { _ = n.hs.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.hs.Shutdown(ctx)
+		if err := n.srv.Shutdown(ctx); err != nil {
+			t.Errorf("Server.Shutdown: %v", err)
+		}
+		if err := tr.Close(ctx); err != nil {
+			t.Errorf("Tracker.Close: %v", err)
+		}
+	})
+	return n
+}
+
+// echo is a Handler that sends every message back.
+func echo(ctx context.Context, c *middleware.Conn) {
+	for {
+		m, err := c.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if c.Send(m.Type, m.Data) != nil {
+			return
+		}
+	}
+}
+
+// readHeaderTimeout is the http.Server.ReadHeaderTimeout of every node in
+// the suite (docs/RELIABILITY.md recommends it for every server that mounts
+// vigil).
+const readHeaderTimeout = 2 * time.Second
+
+func (n *node) addr() string { return n.ln.Addr().String() }
+
+func (n *node) wsURL(id string) string { return "ws://" + n.addr() + "/ws?id=" + id }
+
+// sessions reports how many sessions this node holds.
+func (n *node) sessions() int { return n.tr.Stats().Sessions }
+
+// online reports whether the Store says client is online.
+func online(t testing.TB, tr *presence.Tracker, client string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p, err := tr.Lookup(ctx, []string{client})
+	if err != nil {
+		return false
+	}
+	return p[0].Online
+}
+
+// startClient runs a wsclient until the test ends.
+func startClient(t testing.TB, cfg wsclient.Config) *wsclient.Client {
+	t.Helper()
+	c := wsclient.Start(cfg)
+	t.Cleanup(func() {
+		c.Close()
+		for range c.States() { // drain, so Close never blocks on a reader
+		}
+	})
+	return c
+}
+
+// nextState waits for the client's next state, failing after d.
+func nextState(t testing.TB, c *wsclient.Client, d time.Duration) wsclient.State {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case st, ok := <-c.States():
+		if !ok {
+			t.Fatal("client stopped")
+		}
+		return st
+	case <-timer.C:
+		t.Fatalf("no client state change within %v", d)
+	}
+	panic("unreachable")
+}
+
+// waitState waits for a state of kind k, skipping others, failing after d.
+func waitState(t testing.TB, c *wsclient.Client, k wsclient.Kind, d time.Duration) wsclient.State {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.Fatalf("no %s state within %v", k, d)
+		}
+		if st := nextState(t, c, left); st.Kind == k {
+			return st
+		}
+	}
+}
+
+// requireBin fails the test when a program the suite needs is missing.
+func requireBin(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		t.Fatalf("%s is missing: ./scripts/test installs it (Debian package %s)", name, name)
+	}
+	return p
+}
+
+// requireRoot fails the test unless it runs as root (network namespaces,
+// tc).
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this fault needs root (network namespaces and tc); run ./scripts/test as root")
+	}
+}
+
+// run runs a command and fails the test if it fails.
+func run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+// Helper programs, built once per test binary.
+var (
+	binMu  sync.Mutex
+	binDir string
+	bins   = map[string]string{}
+)
+
+// helperBin builds faults/internal/cmd/name and returns its path.
+func helperBin(t testing.TB, name string) string {
+	t.Helper()
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := bins[name]; ok {
+		return p
+	}
+	if binDir == "" {
+		d, err := os.MkdirTemp("", "vigil-faults-bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = d
+	}
+	p := filepath.Join(binDir, name)
+	cmd := exec.Command("go", "build", "-o", p, "./internal/cmd/"+name)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", name, err, out)
+	}
+	bins[name] = p
+	return p
+}
+
+func removeBins() {
+	binMu.Lock()
+	defer binMu.Unlock()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
+
+// proc is a helper process that prints JSON lines on stdout; they are
+// kept, in order, with the time each arrived.
+type proc struct {
+	t     testing.TB
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{} // closed when the process has exited
+	err   error
+
+	mu     sync.Mutex
+	got    []procLine
+	cursor int           // next() looks from here
+	notify chan struct{} // closed and replaced on each line, and at exit
+	exited bool
+}
+
+// procLine is one JSON line and when it arrived.
+type procLine struct {
+	M  map[string]any
+	At time.Time
+}
+
+func (l procLine) str(k string) string { s, _ := l.M[k].(string); return s }
+
+func (l procLine) num(k string) float64 { f, _ := l.M[k].(float64); return f }
+
+// startProc starts name with args; it is killed when the test ends. Its
+// stdin stays open until then (the helpers exit when it closes).
+func startProc(t testing.TB, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, cmd: exec.Command(name, args...), notify: make(chan struct{}), done: make(chan struct{})}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stdin, err = p.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	p.cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.mu.Lock()
+				p.got = append(p.got, procLine{m, time.Now()})
+				close(p.notify)
+				p.notify = make(chan struct{})
+				p.mu.Unlock()
+			}
+		}
+		p.err = p.cmd.Wait()
+		p.mu.Lock()
+		p.exited = true
+		close(p.notify)
+		p.notify = make(chan struct{})
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() && stderr.Len() > 0 {
+			t.Logf("%s stderr:\n%s", filepath.Base(name), stderr.String())
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to exit.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.stdin.Close()
+	<-p.done
+}
+
+// lines returns every line so far.
+func (p *proc) lines() []procLine {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]procLine(nil), p.got...)
+}
+
+// next returns the first line after the previous next's that satisfies
+// pred, and moves past it; it fails the test after d.
+func (p *proc) next(d time.Duration, what string, pred func(procLine) bool) procLine {
+	p.t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		for i := p.cursor; i < len(p.got); i++ {
+			if pred(p.got[i]) {
+				p.cursor = i + 1
+				l := p.got[i]
+				p.mu.Unlock()
+				return l
+			}
+		}
+		ch, exited := p.notify, p.exited
+		p.mu.Unlock()
+		if exited {
+			p.t.Fatalf("waiting for %s: process exited: %v", what, p.err)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			p.t.Fatalf("no %s within %v", what, d)
+		}
+	}
+}
+
+// find returns the first line, from the start, that satisfies pred; it
+// fails the test after d. It does not move the cursor.
+func (p *proc) find(d time.Duration, what string, pred func(procLine) bool) procLine {
+	p.t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		for _, l := range p.got {
+			if pred(l) {
+				p.mu.Unlock()
+				return l
+			}
+		}
+		ch, exited := p.notify, p.exited
+		p.mu.Unlock()
+		if exited {
+			p.t.Fatalf("waiting for %s: process exited: %v", what, p.err)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			p.t.Fatalf("no %s within %v", what, d)
+		}
+	}
+}
+
+// quiet fails the test if a line arrives after the cursor within d.
+func (p *proc) quiet(d time.Duration, what string) {
+	p.t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		if p.cursor < len(p.got) {
+			l := p.got[p.cursor]
+			p.mu.Unlock()
+			p.t.Fatalf("%s: got %v", what, l.M)
+		}
+		ch := p.notify
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
+type limitedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+	n  int
+}
+
+func (l *limitedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n > 0 {
+		k := min(len(b), l.n)
+		l.n -= k
+		_, _ = l.w.Write(b[:k])
+	}
+	return len(b), nil
+}
+
+// freePort returns a loopback port nobody listens on now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// uniq returns a short random name with the given prefix.
+func uniq(prefix string) string {
+	return prefix + strings.ToLower(rand.Text()[:6])
+}
+
+// httpGet GETs url and decodes a JSON answer into v; it returns the status.
+func httpGet(t testing.TB, url string, v any) int {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if v != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// onlineIDs lists every online client through a node's /online endpoint.
+func onlineIDs(t testing.TB, base string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	cursor := ""
+	for range 1000 {
+		var page middleware.OnlinePage
+		if st := httpGet(t, base+"/online?limit=1000&cursor="+cursor, &page); st != http.StatusOK {
+			t.Fatalf("GET /online: %d", st)
+		}
+		for _, c := range page.Clients {
+			if c.Online {
+				ids[c.ID] = true
+			}
+		}
+		if page.Next == "" {
+			return ids
+		}
+		cursor = page.Next
+	}
+	t.Fatal("GET /online: more than 1000 pages")
+	return nil
+}
+
+func fmtIDs(m map[string]bool) string {
+	var s []string
+	for k := range m {
+		s = append(s, k)
+	}
+	return fmt.Sprint(s)
+}
+
+func writeFile(t testing.TB, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

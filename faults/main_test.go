@@ -1,0 +1,17 @@
+//go:build faults
+
+package faults
+
+import (
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		removeBins()
+		os.Exit(code)
+	}))
+}

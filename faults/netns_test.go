@@ -1,0 +1,65 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"testing"
+)
+
+// link is a cable between the test's network namespace (the host side,
+// where in-process servers listen) and a namespace of its own (where helper
+// processes run, with `ip netns exec`): a veth pair with a /30 on it.
+type link struct {
+	ns           string
+	hostIf, nsIf string
+	hostIP, nsIP string
+}
+
+// newLink creates the namespace and the veth pair; both go when the test
+// ends. It fails the test when the machine cannot create them.
+func newLink(t testing.TB) *link {
+	t.Helper()
+	requireRoot(t)
+	requireBin(t, "ip")
+	requireBin(t, "tc")
+	ns := uniq("vgf")
+	sfx := ns[3:]
+	o3, o4 := rand.IntN(256), 4*rand.IntN(64)
+	l := &link{
+		ns: ns, hostIf: "vgh" + sfx, nsIf: "vgn" + sfx,
+		hostIP: fmt.Sprintf("10.213.%d.%d", o3, o4+1), nsIP: fmt.Sprintf("10.213.%d.%d", o3, o4+2),
+	}
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("this machine cannot create a network namespace (ip netns add: %v: %s); the pulled-cable fault needs one", err, out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", l.hostIf).Run()
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	})
+	run(t, "ip", "link", "add", l.hostIf, "type", "veth", "peer", "name", l.nsIf, "netns", ns)
+	run(t, "ip", "addr", "add", l.hostIP+"/30", "dev", l.hostIf)
+	run(t, "ip", "link", "set", l.hostIf, "up")
+	run(t, "ip", "-n", ns, "addr", "add", l.nsIP+"/30", "dev", l.nsIf)
+	run(t, "ip", "-n", ns, "link", "set", l.nsIf, "up")
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	return l
+}
+
+// cut pulls the cable: every packet leaving either end is dropped (a pfifo
+// queue of length 0 on both sides; the kernel here has no netem), while
+// both TCP stacks keep their connections open and retransmit in vain.
+func (l *link) cut(t testing.TB) {
+	t.Helper()
+	run(t, "tc", "qdisc", "add", "dev", l.hostIf, "root", "pfifo", "limit", "0")
+	run(t, "ip", "netns", "exec", l.ns, "tc", "qdisc", "add", "dev", l.nsIf, "root", "pfifo", "limit", "0")
+}
+
+// mend plugs the cable back in.
+func (l *link) mend(t testing.TB) {
+	t.Helper()
+	run(t, "tc", "qdisc", "del", "dev", l.hostIf, "root")
+	run(t, "ip", "netns", "exec", l.ns, "tc", "qdisc", "del", "dev", l.nsIf, "root")
+}

@@ -1,0 +1,145 @@
+//go:build faults
+
+package faults
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
+)
+
+// nginxReadTimeout is the proxy_read_timeout scripts/lib/nginx.sh sets.
+const nginxReadTimeout = 3 * time.Second
+
+// nginxAddr returns the address of the nginx that scripts/lib/nginx.sh
+// started, failing the test when there is none.
+func nginxAddr(t testing.TB) string {
+	t.Helper()
+	a := os.Getenv("VIGIL_NGINX_ADDR")
+	if a == "" {
+		t.Fatal("VIGIL_NGINX_ADDR is not set: run ./scripts/test, or `source scripts/lib/nginx.sh; nginx_setup` first")
+	}
+	return a
+}
+
+// viaNginx is the ws:// URL, through nginx, of node n's WebSocket endpoint.
+func viaNginx(t testing.TB, n *node, id string) string {
+	t.Helper()
+	port := strconv.Itoa(n.ln.Addr().(*net.TCPAddr).Port)
+	return "ws://" + nginxAddr(t) + "/u/" + port + "/ws?id=" + id
+}
+
+func memNode(t testing.TB, tc presence.Config, mc middleware.Config) *node {
+	t.Helper()
+	st, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startNode(t, st, tc, mc, nil)
+}
+
+// R17, the problem: nginx cuts a WebSocket that carries nothing for
+// proxy_read_timeout. With vigil's ping interval longer than that, a client
+// that sends nothing (an idle browser tab) is cut at about 3 s. This test
+// proves the suite sees the problem the next one shows vigil solving.
+func TestNginxCutsQuietConnection(t *testing.T) {
+	t.Parallel()
+	n := memNode(t,
+		presence.Config{TTL: 30 * time.Second, Grace: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
+		middleware.Config{PingInterval: 20 * time.Second, PongTimeout: 10 * time.Second})
+	c := startClient(t, wsclient.Config{URL: viaNginx(t, n, "quiet"), Timeout: time.Minute, Once: true})
+	up := waitState(t, c, wsclient.Connected, 5*time.Second)
+	st := nextState(t, c, 10*time.Second)
+	cut := st.At.Sub(up.At)
+	if st.Kind != wsclient.Closed || st.Code != 1006 {
+		t.Fatalf("state %+v, want the connection dropped by nginx (1006)", st)
+	}
+	if cut < nginxReadTimeout-300*time.Millisecond || cut > nginxReadTimeout+2*time.Second {
+		t.Fatalf("nginx cut the connection after %v, want about %v", cut, nginxReadTimeout)
+	}
+	// The server sees the connection end and the client goes offline.
+	off := n.rec.wait(t, 0, 5*time.Second, "offline of quiet", func(ev stamped) bool {
+		return ev.ClientID == "quiet" && ev.Transition == presence.Offline
+	})
+	t.Logf("FIGURE nginx-cut: connection cut after %v (proxy_read_timeout %v); offline %v after the cut",
+		cut.Round(time.Millisecond), nginxReadTimeout, off.At.Sub(st.At).Round(time.Millisecond))
+	checkAlternation(t, n.rec.all())
+}
+
+// R17, the cure: with a ping interval shorter than proxy_read_timeout the
+// same quiet client stays connected through nginx for 30 s, and stays
+// online without a single transition.
+func TestNginxPingsKeepConnectionOpen(t *testing.T) {
+	t.Parallel()
+	const hold = 30 * time.Second
+	n := memNode(t,
+		presence.Config{TTL: 3 * time.Second, Grace: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
+		middleware.Config{PingInterval: time.Second, PongTimeout: time.Second})
+	c := startClient(t, wsclient.Config{URL: viaNginx(t, n, "quiet"), Timeout: time.Minute, Once: true})
+	waitState(t, c, wsclient.Connected, 5*time.Second)
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	select {
+	case st := <-c.States():
+		t.Fatalf("connection changed state after less than %v: %+v", hold, st)
+	case <-timer.C:
+	}
+	if s := n.sessions(); s != 1 {
+		t.Fatalf("server holds %d sessions, want 1", s)
+	}
+	if got := n.rec.count("quiet", 0); got != 1 {
+		t.Fatalf("%d transitions of quiet, want just its online: %v", got, n.rec.all())
+	}
+	st := n.srv.Stats()
+	if st.Pings < uint64(hold/time.Second)-3 {
+		t.Fatalf("%d pings sent in %v, want about one a second", st.Pings, hold)
+	}
+	t.Logf("FIGURE nginx-hold: connected %v through proxy_read_timeout %v with %d pings, 0 transitions", hold, nginxReadTimeout, st.Pings)
+}
+
+// Behind a proxy that forwards the Host header with its port
+// (proxy_set_header Host $http_host), a browser's same-origin upgrade
+// passes the origin check, and a foreign page's does not.
+func TestNginxOriginCheck(t *testing.T) {
+	t.Parallel()
+	n := memNode(t,
+		presence.Config{TTL: 3 * time.Second, Grace: 100 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
+		middleware.Config{PingInterval: time.Second, PongTimeout: time.Second})
+	url := viaNginx(t, n, "tab")
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"http://" + nginxAddr(t), http.StatusSwitchingProtocols},
+		{"http://evil.example", http.StatusForbidden},
+		{"http://" + n.addr(), http.StatusForbidden}, // the upstream's own address is not the page's
+		{"null", http.StatusForbidden},
+	} {
+		h := http.Header{"Origin": {tc.origin}}
+		ws, resp, err := websocket.DefaultDialer.Dial(url, h)
+		if ws != nil {
+			ws.Close()
+		}
+		if resp == nil {
+			t.Fatalf("Origin %s: %v", tc.origin, err)
+		}
+		if resp.StatusCode != tc.want {
+			t.Errorf("Origin %s: status %d, want %d", tc.origin, resp.StatusCode, tc.want)
+		}
+	}
+	// Only the same-origin upgrade opened a session.
+	n.rec.wait(t, 0, 2*time.Second, "online of tab", func(ev stamped) bool { return ev.Transition == presence.Online })
+	if got := n.srv.Stats().Upgrades; got != 1 {
+		t.Fatalf("%d upgrades, want 1", got)
+	}
+}
