@@ -70,8 +70,8 @@ func TestPulledCable(t *testing.T) {
 		return ev.ClientID == "cable" && ev.Transition == presence.Offline
 	})
 	serverDetect := off.At.Sub(cutAt)
-	if off.Reason != presence.ReasonTimeout {
-		t.Errorf("offline reason %q, want %q", off.Reason, presence.ReasonTimeout)
+	if off.Reason != presence.ReasonExpired {
+		t.Errorf("offline reason %q, want %q", off.Reason, presence.ReasonExpired)
 	}
 	if bound := ping + pong + sweep + slack; serverDetect > bound {
 		t.Errorf("offline %v after the cut, want within PingInterval+PongTimeout+SweepInterval = %v (+%v slack)", serverDetect, ping+pong+sweep, slack)

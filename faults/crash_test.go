@@ -154,7 +154,7 @@ func TestCrashRestartMemory(t *testing.T) {
 // R14, Redis store: presence outlives the node. The restarted node clears
 // what its previous incarnation left, through Grace: the clients that
 // reconnect in time never look offline (no transition at all), and the two
-// that vanished get exactly one Offline each (reason node_lost) from the
+// that vanished get exactly one Offline each (reason restart) from the
 // restarted node.
 func TestCrashRestartRedis(t *testing.T) {
 	t.Parallel()
@@ -173,11 +173,11 @@ func TestCrashRestartRedis(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"g1", "g2"} {
-		if len(offline[id]) != 1 || offline[id][0] != string(presence.ReasonNodeLost) {
-			t.Errorf("client %s vanished with the node: offline events %v, want one node_lost", id, offline[id])
+		if len(offline[id]) != 1 || offline[id][0] != string(presence.ReasonRestart) {
+			t.Errorf("client %s vanished with the node: offline events %v, want one restart", id, offline[id])
 		}
 	}
-	t.Logf("FIGURE crash-redis: 5/5 clients online again %v after the restart, none ever offline; the 2 vanished ones offline once (node_lost), exact online set after %v",
+	t.Logf("FIGURE crash-redis: 5/5 clients online again %v after the restart, none ever offline; the 2 vanished ones offline once (restart), exact online set after %v",
 		reconnect.Round(time.Millisecond), ghosts.Round(time.Millisecond))
 }
 
@@ -224,7 +224,7 @@ func TestNodeDiesForGood(t *testing.T) {
 		if d := ev.At.Sub(killed); d > crashTTL+2*crashSweep+time.Second {
 			t.Errorf("%s offline %v after the kill, want within TTL (%v) + sweep", id, d, crashTTL)
 		}
-		if ev.Reason != presence.ReasonTimeout {
+		if ev.Reason != presence.ReasonExpired {
 			t.Errorf("%s offline reason %q, want timeout", id, ev.Reason)
 		}
 	}
