@@ -46,7 +46,8 @@ type Config struct {
 	// abandoned: it is logged at Warn level, its context is cancelled and
 	// the client's next hook call starts. Negative: hooks are never
 	// abandoned, and a hook that blocks holds back that client's later
-	// events (never other clients' events, never beats). Default: 10s.
+	// events (never beats; other clients' events only once 256 clients'
+	// hooks block at once). Default: 10s.
 	HookTimeout time.Duration
 
 	// Logger receives the Tracker's logs. Nil: nothing is logged.

@@ -50,9 +50,12 @@
 // Hooks run on the Tracker's goroutines, never while it holds a lock, and
 // never on the goroutine that called Connect or End. For one client, hook
 // calls are serialised in event order (an Online always before the Offline
-// that ends it); different clients' hooks run concurrently. A slow hook
-// delays only its own client's later events; Config.HookTimeout bounds it.
-// A panicking hook is recovered and logged at Error level.
+// that ends it); different clients' hooks run concurrently, on at most 256
+// goroutines, so a burst of transitions queues rather than starting a
+// goroutine per client. A slow hook delays only its own client's later
+// events; Config.HookTimeout bounds it. (With HookTimeout negative, 256
+// clients whose hooks block forever stall every hook.) A panicking hook is
+// recovered and logged at Error level.
 //
 // # Failures
 //

@@ -17,11 +17,17 @@ type Hook func(ctx context.Context, ev Event)
 // one of two identical funcs removes the right one.
 type hookEntry struct{ fn Hook }
 
-// hooks delivers events to the registered hooks. Each client with events
-// waiting has one goroutine that calls the hooks for that client's events in
-// order, one at a time, and exits when the queue is empty; so a slow hook
-// delays only its own client, and nothing ever waits on user code while
-// holding a lock.
+// maxHookWorkers bounds the goroutines that run hooks, so that a burst of
+// transitions (a node's restart clearing 100k sessions) queues events
+// rather than starting a goroutine for each client.
+const maxHookWorkers = 256
+
+// hooks delivers events to the registered hooks. A client's events wait in
+// its own queue; a client with events waiting is on the ready list until
+// one of at most maxHookWorkers workers takes it and calls its hooks in
+// order, one at a time. So a slow hook delays only its own client (and,
+// until HookTimeout abandons it, one worker), and nothing ever waits on
+// user code while holding a lock.
 type hooks struct {
 	log     *slog.Logger
 	timeout time.Duration
@@ -40,12 +46,22 @@ type hooks struct {
 	mu      sync.Mutex
 	online  []*hookEntry // replaced, never modified in place
 	offline []*hookEntry
-	queues  map[string][]Event
+	queues  map[string]*clientQueue // clients with events waiting or running
+	ready   []*clientQueue          // waiting for a worker, oldest first
+	workers int
+}
+
+// clientQueue holds one client's events. It is on the ready list exactly
+// when it has events and no worker runs it.
+type clientQueue struct {
+	id      string
+	events  []Event
+	running bool
 }
 
 func newHooks(log *slog.Logger, timeout time.Duration) *hooks {
 	base, cancel := context.WithCancel(context.Background())
-	return &hooks{log: log, timeout: timeout, base: base, cancel: cancel, queues: make(map[string][]Event)}
+	return &hooks{log: log, timeout: timeout, base: base, cancel: cancel, queues: make(map[string]*clientQueue)}
 }
 
 func (h *hooks) register(tr Transition, fn Hook) (unregister func()) {
@@ -81,40 +97,57 @@ func (h *hooks) dispatch(ev Event) {
 		}
 		return
 	}
-	q, running := h.queues[ev.ClientID]
-	h.queues[ev.ClientID] = append(q, ev)
-	if !running {
+	q := h.queues[ev.ClientID]
+	if q == nil {
+		q = &clientQueue{id: ev.ClientID}
+		h.queues[ev.ClientID] = q
+	}
+	q.events = append(q.events, ev)
+	if !q.running && len(q.events) == 1 {
+		h.ready = append(h.ready, q)
+	}
+	spawn := h.workers < maxHookWorkers
+	if spawn {
+		h.workers++
 		h.wg.Add(1)
-		go h.run(ev.ClientID)
 	}
 	h.mu.Unlock()
+	if spawn {
+		go h.work()
+	}
 }
 
-func (h *hooks) run(clientID string) {
+// work runs ready clients' hooks until none is ready.
+func (h *hooks) work() {
 	defer h.wg.Done()
-	for {
-		h.mu.Lock()
-		q := h.queues[clientID]
-		if len(q) == 0 {
-			delete(h.queues, clientID)
+	h.mu.Lock()
+	for len(h.ready) > 0 {
+		q := h.ready[0]
+		h.ready[0] = nil
+		h.ready = h.ready[1:]
+		q.running = true
+		for len(q.events) > 0 {
+			ev := q.events[0]
+			q.events[0] = Event{}
+			q.events = q.events[1:]
+			list := h.online
+			if ev.Transition == Offline {
+				list = h.offline
+			}
 			h.mu.Unlock()
-			return
+			for _, e := range list {
+				h.call(e.fn, ev)
+			}
+			if h.delivered != nil {
+				h.delivered(ev)
+			}
+			h.mu.Lock()
 		}
-		ev := q[0]
-		q[0] = Event{}
-		h.queues[clientID] = q[1:]
-		list := h.online
-		if ev.Transition == Offline {
-			list = h.offline
-		}
-		h.mu.Unlock()
-		for _, e := range list {
-			h.call(e.fn, ev)
-		}
-		if h.delivered != nil {
-			h.delivered(ev)
-		}
+		q.running = false
+		delete(h.queues, q.id)
 	}
+	h.workers--
+	h.mu.Unlock()
 }
 
 // call runs one hook, abandoning it after the timeout.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -475,6 +476,41 @@ func TestStartDuringOutage(t *testing.T) {
 		}
 		if p, err := tr.Presence(ctx, "back"); err != nil || !p.Online || p.Sessions != 1 {
 			t.Fatalf("back = %+v, %v; want online with its one new session", p, err)
+		}
+	})
+}
+
+// A burst of transitions queues behind a bounded set of hook workers rather
+// than starting a goroutine per client, and every event is still delivered
+// in order.
+func TestHookBurstBoundedGoroutines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTracker(t, newStore(t), presence.Config{HookTimeout: -1, Grace: -1})
+		release := make(chan struct{})
+		var delivered atomic.Int64
+		tr.OnOnline(func(context.Context, presence.Event) {
+			<-release
+			delivered.Add(1)
+		})
+		tr.OnOffline(func(context.Context, presence.Event) { delivered.Add(1) })
+		synctest.Wait()
+		before := runtime.NumGoroutine()
+		const n = 2000
+		for i := range n {
+			s, err := tr.Connect(ctx, fmt.Sprint("c", i), presence.SessionOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.End(ctx, presence.ReasonClosed)
+		}
+		synctest.Wait()
+		if g := runtime.NumGoroutine() - before; g > 300 {
+			t.Fatalf("%d goroutines for a burst of %d clients' events, want at most ~256", g, n)
+		}
+		close(release)
+		synctest.Wait()
+		if got := delivered.Load(); got != 2*n {
+			t.Fatalf("delivered %d events, want %d", got, 2*n)
 		}
 	})
 }
