@@ -202,7 +202,7 @@ func (c Config) withDefaults(tc presence.Config) (Config, error) {
 // tick is the step of the ping scheduler: fine enough that a dead peer is
 // dropped within a small fraction of PongTimeout after its deadline.
 func (c Config) tick() time.Duration {
-	t := min(c.PingInterval, c.PongTimeout) / 32
+	t := min(c.PingInterval, c.PongTimeout) / 16
 	return min(max(t, 5*time.Millisecond), 500*time.Millisecond)
 }
 

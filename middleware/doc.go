@@ -60,7 +60,7 @@
 // count. It must be longer than PingInterval. WriteTimeout bounds every
 // write: a client that does not take a message within it, or whose send
 // queue (SendQueueSize messages) overflows, is a slow consumer and is closed
-// with 4001. All timing is checked by the scheduler once per tick (1/32 of
+// with 4001. All timing is checked by the scheduler once per tick (1/16 of
 // the shorter of PingInterval and PongTimeout, between 5ms and 500ms), which
 // bounds how late a deadline can be noticed.
 //
