@@ -129,6 +129,7 @@ func (c *Conn) endWrite() { c.writers.Add(-1) }
 func (c *Conn) onControl(string) error {
 	c.lastRead.Store(c.s.now())
 	c.s.stats.beats.Add(1)
+	c.s.obs.Beat(presence.TransportWS)
 	if c.sess != nil {
 		c.sess.Beat()
 	}
@@ -191,6 +192,7 @@ func (c *Conn) received(typ MessageType, data []byte) bool {
 	now := c.s.now()
 	c.lastRead.Store(now)
 	c.s.stats.beats.Add(1)
+	c.s.obs.Beat(presence.TransportWS)
 	c.sess.Beat()
 	if typ == Text {
 		if !utf8.Valid(data) {
@@ -427,6 +429,7 @@ func (c *Conn) finish() {
 	}
 	cancel()
 	c.s.stats.closed(ce.Code)
+	c.s.obs.ConnClosed(presence.TransportWS, ce.Code, ce.Reason)
 	c.s.log.LogAttrs(ctx, slog.LevelDebug, "middleware: connection closed",
 		slog.String("client_id", c.clientID), slog.String("session_id", c.sess.ID()),
 		slog.Int("close_code", ce.Code), slog.Bool("remote", ce.Remote), slog.String("reason", string(ce.Reason)))

@@ -49,6 +49,11 @@ type Config struct {
 	// events (never other clients' events, never beats). Default: 10s.
 	HookTimeout time.Duration
 
+	// Observer receives counts and latencies for metrics (see Observer);
+	// a middleware Server built on this Tracker reports through it too.
+	// Nil: nothing is reported.
+	Observer Observer
+
 	// Logger receives the Tracker's logs. Nil: nothing is logged.
 	Logger *slog.Logger
 }
