@@ -658,7 +658,9 @@ func report(w io.Writer, results []*result, detects []*detection) {
 	}
 	for _, d := range detects {
 		fmt.Fprintf(w, "\n| dead-peer detection (P=1s, PongTimeout=2s) | n | p50 | p99 | max |\n|---|---|---|---|---|\n")
-		fmt.Fprintf(w, "| last pong → connection closed (log) | %d/%d | %s | %s | %s |\n", d.closed, d.n, pct(d.close, 50), pct(d.close, 99), pct(d.close, 100))
+		if d.closed > 0 { // only with -log-level debug; the offline follows the close
+			fmt.Fprintf(w, "| last pong → connection closed (log) | %d/%d | %s | %s | %s |\n", d.closed, d.n, pct(d.close, 50), pct(d.close, 99), pct(d.close, 100))
+		}
 		fmt.Fprintf(w, "| last pong → offline fired (log) | %d/%d | %s | %s | %s |\n", d.detected, d.n, pct(d.offline, 50), pct(d.offline, 99), pct(d.offline, 100))
 		fmt.Fprintf(w, "| clients frozen → offline fired | %d/%d | %s | %s | %s |\n", d.detected, d.n, pct(d.fromStop, 50), pct(d.fromStop, 99), pct(d.fromStop, 100))
 	}
