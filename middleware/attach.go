@@ -47,6 +47,7 @@ func (s *Server) Attach(r *http.Request, clientID string, ws *websocket.Conn) (*
 	}
 	c := s.newConn(ws, clientID)
 	c.attached = true
+	c.raw = nil // the application writes through ws without beginWrite
 	sess, err := s.tr.Connect(r.Context(), clientID, presence.SessionOptions{OnGone: c.gone})
 	if err != nil {
 		s.release(clientID)

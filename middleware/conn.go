@@ -5,8 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -56,6 +58,15 @@ type Conn struct {
 	ended     atomic.Bool  // finish ran; the scheduler forgets the Conn
 	finishing atomic.Bool  // Finish was called
 
+	// raw writes the scheduler's pings straight to the socket (see
+	// wheel.ping); nil for attached connections and for sockets that are
+	// not syscall.Conns (TLS), which are pinged with WriteControl. pinging
+	// and writers keep those raw pings and vigil's own gorilla writes
+	// apart: see beginWrite.
+	raw     syscall.RawConn
+	pinging atomic.Bool
+	writers atomic.Int32
+
 	// Used only by the scheduler goroutine.
 	nextPing int64
 	due      int64
@@ -79,11 +90,18 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string) *Conn {
 	c.lastRead.Store(now)
 	c.lastApp.Store(now)
 	c.nextPing = now + int64(s.cfg.PingInterval)
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(c.onControl)
 	ws.SetPingHandler(func(data string) error {
 		c.onControl(data)
+		c.beginWrite()
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.cfg.controlTimeout()))
+		c.endWrite()
 		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			return err
 		}
@@ -92,10 +110,26 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string) *Conn {
 	return c
 }
 
+// beginWrite and endWrite bracket every write vigil makes through gorilla on
+// a connection the scheduler pings raw. The scheduler skips a ping while a
+// write is in progress (so it never waits behind one, and never writes into
+// the middle of a frame), and a write waits for a raw ping in progress, a
+// single non-blocking system call. Sequentially consistent atomics make this
+// a mutual exclusion: each side announces itself, then checks the other.
+func (c *Conn) beginWrite() {
+	c.writers.Add(1)
+	for c.pinging.Load() {
+		runtime.Gosched()
+	}
+}
+
+func (c *Conn) endWrite() { c.writers.Add(-1) }
+
 // onControl records a ping or pong from the client as a beat.
 func (c *Conn) onControl(string) error {
 	c.lastRead.Store(c.s.now())
 	c.s.stats.beats.Add(1)
+	c.s.obs.Beat(presence.TransportWS)
 	if c.sess != nil {
 		c.sess.Beat()
 	}
@@ -158,6 +192,7 @@ func (c *Conn) received(typ MessageType, data []byte) bool {
 	now := c.s.now()
 	c.lastRead.Store(now)
 	c.s.stats.beats.Add(1)
+	c.s.obs.Beat(presence.TransportWS)
 	c.sess.Beat()
 	if typ == Text {
 		if !utf8.Valid(data) {
@@ -237,8 +272,11 @@ func (c *Conn) flush() {
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
 
+		c.beginWrite()
 		_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-		if err := c.ws.WriteMessage(int(m.typ), m.data); err != nil {
+		err := c.ws.WriteMessage(int(m.typ), m.data)
+		c.endWrite()
+		if err != nil {
 			c.qmu.Lock()
 			c.queue = nil // flushing stays set: nothing more is written
 			c.qmu.Unlock()
@@ -332,19 +370,27 @@ func (c *Conn) closeWith(ce *CloseError, drop bool) {
 		return
 	}
 	c.cancel(ce)
-	deadline := time.Now().Add(c.s.cfg.controlTimeout())
 	if drop {
 		if ce.Code != closeAbnormal && !c.flushing.Load() {
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ce.Code, ce.Text), deadline)
+			_ = c.writeClose(ce)
 		}
 		_ = c.nc.Close()
 		return
 	}
-	if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ce.Code, ce.Text), deadline); err != nil {
+	if err := c.writeClose(ce); err != nil {
 		_ = c.nc.Close()
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.closeWait()))
+}
+
+// writeClose writes the close frame of ce. closing is set, so the scheduler
+// sends no ping after it.
+func (c *Conn) writeClose(ce *CloseError) error {
+	c.beginWrite()
+	defer c.endWrite()
+	return c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ce.Code, ce.Text),
+		time.Now().Add(c.s.cfg.controlTimeout()))
 }
 
 // run is the connection's goroutine: the Handler, then the end.
@@ -383,6 +429,7 @@ func (c *Conn) finish() {
 	}
 	cancel()
 	c.s.stats.closed(ce.Code)
+	c.s.obs.ConnClosed(presence.TransportWS, ce.Code, ce.Reason)
 	c.s.log.LogAttrs(ctx, slog.LevelDebug, "middleware: connection closed",
 		slog.String("client_id", c.clientID), slog.String("session_id", c.sess.ID()),
 		slog.Int("close_code", ce.Code), slog.Bool("remote", ce.Remote), slog.String("reason", string(ce.Reason)))

@@ -35,6 +35,7 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 		s.mu.Unlock()
 		h.sess.Beat()
 		s.stats.beats.Add(1)
+		s.obs.Beat(presence.TransportHTTP)
 		return nil
 	}
 	if err := s.admit(client); err != nil {
@@ -45,7 +46,7 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 	s.mu.Unlock()
 
 	h := &httpSession{}
-	sess, err := s.tr.Connect(ctx, client, presence.SessionOptions{ID: session, OnGone: func(presence.Reason) { s.forget(k, h) }})
+	sess, err := s.tr.Connect(ctx, client, presence.SessionOptions{ID: session, OnGone: func(r presence.Reason) { s.forget(k, h, r) }})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -53,23 +54,29 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 		return err
 	}
 	s.stats.beats.Add(1)
+	s.obs.Beat(presence.TransportHTTP)
 	if cur, ok := s.httpSess[k]; ok && cur.sess != nil {
 		s.uncount(client) // a concurrent beat opened it first
 		return nil
 	}
 	h.sess = sess
 	s.httpSess[k] = h
+	s.obs.ConnOpened(presence.TransportHTTP)
 	return nil
 }
 
 // forget drops an HTTP session that ended, unless a newer one replaced it.
-func (s *Server) forget(k httpKey, h *httpSession) {
+func (s *Server) forget(k httpKey, h *httpSession, r presence.Reason) {
 	s.mu.Lock()
-	if s.httpSess[k] == h {
+	cur := s.httpSess[k] == h
+	if cur {
 		delete(s.httpSess, k)
 		s.uncount(k.client)
 	}
 	s.mu.Unlock()
+	if cur {
+		s.obs.ConnClosed(presence.TransportHTTP, 0, r)
+	}
 }
 
 // leave ends the HTTP session (client, session) through Grace; it reports
@@ -86,6 +93,7 @@ func (s *Server) leave(ctx context.Context, client, session string) (bool, error
 	if !ok || h.sess == nil {
 		return false, nil
 	}
+	s.obs.ConnClosed(presence.TransportHTTP, 0, presence.ReasonLeft)
 	return true, h.sess.End(ctx, presence.ReasonLeft)
 }
 

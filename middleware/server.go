@@ -35,6 +35,7 @@ type Server struct {
 	epoch   time.Time // monotonic origin of now()
 	pongMsg []byte
 	stats   counters
+	obs     presence.Observer // the Tracker's, never nil
 	sched   *wheel
 
 	// mu guards the fields below.
@@ -84,6 +85,10 @@ func New(tr *presence.Tracker, cfg Config) (*Server, error) {
 				slog.Int("status", status), slog.String("remote_addr", r.RemoteAddr), slog.Any("err", reason))
 			http.Error(w, http.StatusText(status), status)
 		},
+	}
+	s.obs = tr.Config().Observer
+	if s.obs == nil {
+		s.obs = presence.NopObserver{}
 	}
 	s.sched = newWheel(s)
 	return s, nil
@@ -257,6 +262,7 @@ func (s *Server) register(c *Conn) {
 	draining := s.draining
 	s.mu.Unlock()
 	s.stats.open.Add(1)
+	s.obs.ConnOpened(presence.TransportWS)
 	if draining { // Shutdown started while we upgraded
 		c.closeAsync(&CloseError{Code: CloseGoingAway, Text: "shutdown", Reason: presence.ReasonShutdown})
 		return

@@ -1,8 +1,11 @@
 package middleware
 
 import (
+	"errors"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 
@@ -28,14 +31,20 @@ type wheel struct {
 	done    chan struct{}
 
 	// Used only by the wheel goroutine.
-	work []*Conn
+	work     []*Conn
+	rawFn    func(fd uintptr) bool // w.rawWrite, made once: no allocation per write
+	rawFrame []byte                // what rawWrite writes
+	rawN     uintptr               // what its system call returned
+	rawErr   syscall.Errno
 }
 
 func newWheel(s *Server) *wheel {
 	tick := int64(s.cfg.tick())
 	horizon := int64(s.cfg.PingInterval + s.cfg.PongTimeout)
 	n := min(horizon/tick+2, 1<<14)
-	return &wheel{s: s, tick: tick, slots: make([][]*Conn, n)}
+	w := &wheel{s: s, tick: tick, slots: make([][]*Conn, n)}
+	w.rawFn = w.rawWrite
+	return w
 }
 
 // add schedules c's first visit and starts the wheel if it is not running.
@@ -79,9 +88,11 @@ func (w *wheel) shutdown() {
 	<-done
 }
 
+// loop wakes at each tick boundary of Server.now (not at a ticker's own
+// phase, which would add up to one tick of delay to every deadline).
 func (w *wheel) loop(stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(time.Duration(w.tick))
+	t := time.NewTimer(w.untilNextTick())
 	defer t.Stop()
 	for {
 		select {
@@ -90,7 +101,13 @@ func (w *wheel) loop(stop, done chan struct{}) {
 		case <-t.C:
 		}
 		w.advance()
+		t.Reset(w.untilNextTick())
 	}
+}
+
+func (w *wheel) untilNextTick() time.Duration {
+	now := w.s.now()
+	return time.Duration((now/w.tick+1)*w.tick - now)
 }
 
 // advance processes every tick up to now.
@@ -152,9 +169,8 @@ func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 	last := c.lastRead.Load()
 	deadline := last + int64(cfg.PingInterval+cfg.PongTimeout)
 	if now >= deadline {
-		// A dead peer will not answer a close handshake: drop TCP now.
 		w.s.stats.timeouts.Add(1)
-		c.closeWith(&CloseError{Code: CloseTimeout, Text: "timeout", Reason: presence.ReasonExpired}, true)
+		w.dropSilent(c)
 		return 0, false
 	}
 	if cfg.IdleTimeout > 0 {
@@ -175,12 +191,14 @@ func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 		// A connection busy writing data needs no ping to stay open
 		// through proxies, and its ping would wait behind the data.
 		if !c.flushing.Load() {
-			err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.controlTimeout()))
+			sent, err := w.ping(c)
 			if err != nil {
 				c.closeWith(&CloseError{Code: closeAbnormal, Reason: presence.ReasonClosed}, true)
 				return 0, false
 			}
-			w.s.stats.pings.Add(1)
+			if sent {
+				w.s.stats.pings.Add(1)
+			}
 		}
 		c.nextPing += int64(cfg.PingInterval)
 		if c.nextPing <= now {
@@ -188,4 +206,86 @@ func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 		}
 	}
 	return min(deadline, c.nextPing), true
+}
+
+// pingFrame is a server's ping frame with no payload: FIN, opcode 9, length
+// 0, unmasked. timeoutFrame is the close frame of a connection dropped for
+// silence: 4000 "timeout".
+var (
+	pingFrame    = []byte{0x80 | websocket.PingMessage, 0}
+	timeoutFrame = append([]byte{0x80 | websocket.CloseMessage, 2 + 7, CloseTimeout >> 8, CloseTimeout & 0xff}, "timeout"...)
+)
+
+var errPartialWrite = errors.New("middleware: control frame written in part")
+
+// ping sends a ping on c and reports whether it did. On a plain TCP
+// connection it writes the frame with one non-blocking system call (see
+// writeRaw); it sends nothing, without error, while vigil is writing to c
+// (the connection is not idle, and its frame must not be split) and once c
+// is closing (no frame may follow the close frame). Other connections get
+// gorilla's WriteControl.
+func (w *wheel) ping(c *Conn) (bool, error) {
+	if c.raw == nil {
+		err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.controlTimeout()))
+		return err == nil, err
+	}
+	c.pinging.Store(true)
+	defer c.pinging.Store(false)
+	if c.writers.Load() != 0 || c.closing.Load() {
+		return false, nil
+	}
+	return w.writeRaw(c, pingFrame)
+}
+
+// dropSilent closes c, whose client sent no frame within
+// PingInterval+PongTimeout: a dead peer will not answer a close handshake,
+// so it writes the close frame (4000 "timeout") the way ping writes a ping,
+// if it can at once, and closes TCP.
+func (w *wheel) dropSilent(c *Conn) {
+	ce := &CloseError{Code: CloseTimeout, Text: "timeout", Reason: presence.ReasonExpired}
+	if c.raw == nil {
+		c.closeWith(ce, true)
+		return
+	}
+	if !c.setCause(ce) {
+		return
+	}
+	c.cancel(ce)
+	c.pinging.Store(true)
+	if c.writers.Load() == 0 {
+		_, _ = w.writeRaw(c, timeoutFrame)
+	}
+	c.pinging.Store(false)
+	_ = c.nc.Close()
+}
+
+// writeRaw writes frame to c's socket with one non-blocking system call,
+// made without releasing the scheduler's P (it cannot block): no frame
+// buffer, no write deadline (a runtime timer per connection and ping), no
+// wait. When the socket's send buffer is full (the client reads nothing; its
+// deadline will drop it), it writes nothing and reports false. The caller
+// must hold c.pinging with no writer in progress. RawConn.Write takes the
+// socket's write lock, so the frame cannot land inside one that gorilla
+// writes on its own (the close frame it answers a client's close with).
+func (w *wheel) writeRaw(c *Conn, frame []byte) (bool, error) {
+	w.rawFrame, w.rawN, w.rawErr = frame, 0, 0
+	if err := c.raw.Write(w.rawFn); err != nil {
+		return false, err
+	}
+	switch {
+	case w.rawErr == syscall.EAGAIN || w.rawErr == syscall.EINTR:
+		return false, nil
+	case w.rawErr != 0:
+		return false, w.rawErr
+	case w.rawN != uintptr(len(frame)):
+		return false, errPartialWrite
+	}
+	return true, nil
+}
+
+// rawWrite is writeRaw's system call; it never asks RawConn.Write to wait.
+func (w *wheel) rawWrite(fd uintptr) bool {
+	p := w.rawFrame
+	w.rawN, _, w.rawErr = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	return true
 }

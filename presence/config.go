@@ -50,6 +50,11 @@ type Config struct {
 	// hooks block at once). Default: 10s.
 	HookTimeout time.Duration
 
+	// Observer receives counts and latencies for metrics (see Observer);
+	// a middleware Server built on this Tracker reports through it too.
+	// Nil: nothing is reported.
+	Observer Observer
+
 	// Logger receives the Tracker's logs. Nil: nothing is logged.
 	Logger *slog.Logger
 }

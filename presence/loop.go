@@ -97,7 +97,9 @@ func (t *Tracker) flush(ctx context.Context) {
 	t.spare = batch[:0]
 
 	if len(leases) > 0 {
+		start := time.Now()
 		gone, err := t.store.Touch(ctx, leases)
+		t.observed("touch", start, err)
 		if err != nil {
 			if ctx.Err() == nil {
 				t.storeFailed(ctx, "touch", err, nil)
@@ -175,7 +177,9 @@ func (t *Tracker) retry(ctx context.Context) {
 // events it reports to this node.
 func (t *Tracker) sweep(ctx context.Context) {
 	t.opsMu.Lock()
+	start := time.Now()
 	evs, err := t.store.Sweep(ctx)
+	t.observed("sweep", start, err)
 	t.emit(ctx, evs)
 	t.opsMu.Unlock()
 	if err != nil && ctx.Err() == nil {

@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // MaxLookup is the most client IDs one Lookup accepts.
@@ -33,7 +34,10 @@ func (t *Tracker) Lookup(ctx context.Context, clientIDs []string) ([]Presence, e
 			return nil, fmt.Errorf("presence: lookup: %w", err)
 		}
 	}
-	return t.store.Lookup(ctx, clientIDs)
+	start := time.Now()
+	ps, err := t.store.Lookup(ctx, clientIDs)
+	t.observed("lookup", start, err)
+	return ps, err
 }
 
 // Sessions lists the sessions of clientID on every node, ending ones
@@ -42,7 +46,10 @@ func (t *Tracker) Sessions(ctx context.Context, clientID string) ([]SessionInfo,
 	if err := ValidateID(clientID); err != nil {
 		return nil, fmt.Errorf("presence: sessions: %w", err)
 	}
-	return t.store.Sessions(ctx, clientID)
+	start := time.Now()
+	ss, err := t.store.Sessions(ctx, clientID)
+	t.observed("sessions", start, err)
+	return ss, err
 }
 
 // List returns one page of at most limit online clients, from cursor (empty
@@ -52,10 +59,16 @@ func (t *Tracker) List(ctx context.Context, cursor string, limit int) (Page, err
 	if limit <= 0 {
 		return Page{}, fmt.Errorf("%w: page limit %d", ErrInvalidArgument, limit)
 	}
-	return t.store.List(ctx, cursor, limit)
+	start := time.Now()
+	p, err := t.store.List(ctx, cursor, limit)
+	t.observed("list", start, err)
+	return p, err
 }
 
 // Count returns the number of online clients, on all nodes.
 func (t *Tracker) Count(ctx context.Context) (int, error) {
-	return t.store.Count(ctx)
+	start := time.Now()
+	n, err := t.store.Count(ctx)
+	t.observed("count", start, err)
+	return n, err
 }

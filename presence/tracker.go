@@ -22,6 +22,7 @@ type Tracker struct {
 	store Store
 	cfg   Config
 	log   *slog.Logger
+	obs   Observer // never nil
 	hooks *hooks
 	jn    journal   // see journal.go
 	epoch time.Time // monotonic origin of now()
@@ -87,12 +88,16 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		store:      store,
 		cfg:        cfg,
 		log:        cfg.Logger,
+		obs:        cfg.Observer,
 		hooks:      newHooks(cfg.Logger, cfg.HookTimeout),
 		epoch:      time.Now(),
 		seed:       maphash.MakeSeed(),
 		local:      make(map[uint64]*Session),
 		loopDone:   make(chan struct{}),
 		closedChan: make(chan struct{}),
+	}
+	if t.obs == nil {
+		t.obs = NopObserver{}
 	}
 	t.initJournal(ctx)
 	if err := t.clearNode(ctx); err != nil {
@@ -226,7 +231,9 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 	mu := t.stripe(s.clientID)
 	mu.Lock()
 	t.opsMu.RLock()
+	start := time.Now()
 	evs, err := t.store.Add(ctx, l)
+	t.observed("add", start, err)
 	t.emit(ctx, evs)
 	t.opsMu.RUnlock()
 	mu.Unlock()
@@ -315,7 +322,9 @@ func (t *Tracker) endSelected(ctx context.Context, e Ending) ([]Event, error) {
 		t.opsMu.Lock()
 		defer t.opsMu.Unlock()
 	}
+	start := time.Now()
 	evs, err := t.store.End(ctx, e)
+	t.observed("end", start, err)
 	t.emit(ctx, evs)
 	return evs, err
 }
@@ -377,6 +386,7 @@ func (t *Tracker) emit(ctx context.Context, evs []Event) {
 		} else {
 			t.offlines.Add(1)
 		}
+		t.obs.Transition(ev.Transition, ev.Reason)
 		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: transition", eventAttrs(ev)...)
 		t.hooks.dispatch(ev)
 		if t.jn.j == nil { // else Watch hooks read the Journal

@@ -1,0 +1,67 @@
+package presence_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// recorder is an Observer that keeps what the Tracker reports.
+type recorder struct {
+	presence.NopObserver
+	mu          sync.Mutex
+	transitions []string
+	storeOps    map[string]int
+}
+
+func (r *recorder) Transition(t presence.Transition, reason presence.Reason) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.transitions = append(r.transitions, t.String()+"/"+string(reason))
+}
+
+func (r *recorder) StoreCall(op string, d time.Duration, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		op += "!"
+	}
+	r.storeOps[op]++
+}
+
+func TestObserver(t *testing.T) {
+	rec := &recorder{storeOps: make(map[string]int)}
+	tr := newTracker(t, newStore(t), presence.Config{Grace: -1, Observer: rec})
+	s, err := tr.Connect(ctx, "alice", presence.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(ctx, presence.ReasonLeft); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Count(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Presence(ctx, "bob"); err == nil {
+		t.Fatal("Presence of an unknown client succeeded")
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if diff := cmp.Diff([]string{"online/connect", "offline/left"}, rec.transitions); diff != "" {
+		t.Errorf("transitions (-want +got):\n%s", diff)
+	}
+	for _, op := range []string{"add", "end", "count", "lookup"} {
+		if rec.storeOps[op] == 0 {
+			t.Errorf("no %q store call observed; got %v", op, rec.storeOps)
+		}
+	}
+	for op := range rec.storeOps {
+		if op[len(op)-1] == '!' {
+			t.Errorf("store call %q reported as failed (ErrNotFound is an answer)", op)
+		}
+	}
+}
