@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,7 +19,19 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // demo is the chat binary running as a process, with its JSON log lines.
 type demo struct {
@@ -31,17 +44,37 @@ type demo struct {
 	done  chan struct{}
 }
 
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// demoBinary builds the demo once per test binary run.
+func demoBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vigil-chat-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "chat")
+		build := exec.Command("go", "build", "-o", builtBin, ".")
+		build.Stderr = os.Stderr
+		buildErr = build.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v", buildErr)
+	}
+	return builtBin
+}
+
 func startDemo(t *testing.T, args ...string) *demo {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "chat")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
 	d := &demo{done: make(chan struct{})}
 	d.cond = sync.NewCond(&d.mu)
-	d.cmd = exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...)...)
+	d.cmd = exec.Command(demoBinary(t), append([]string{"-addr", "127.0.0.1:0", "-log-format", "json"}, args...)...)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +91,7 @@ func startDemo(t *testing.T, args ...string) *demo {
 				t.Errorf("log line is not JSON: %q", sc.Text())
 				continue
 			}
+			m[recvKey] = time.Now()
 			d.mu.Lock()
 			d.lines = append(d.lines, m)
 			d.cond.Broadcast()
@@ -77,12 +111,21 @@ func startDemo(t *testing.T, args ...string) *demo {
 	return d
 }
 
+// recvKey is the key, in a log line, of the time the test read it.
+const recvKey = "_recv"
+
 // wait returns the first log line with all the attributes of want, waiting
 // up to 10s for it.
 func (d *demo) wait(t *testing.T, want map[string]string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	timer := time.AfterFunc(10*time.Second, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
+	return d.waitFor(t, want, 10*time.Second)
+}
+
+// waitFor is wait with a time limit of its own.
+func (d *demo) waitFor(t *testing.T, want map[string]string, within time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	timer := time.AfterFunc(within, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
 	defer timer.Stop()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -98,7 +141,7 @@ func (d *demo) wait(t *testing.T, want map[string]string) map[string]any {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line %v within 10s", want)
+			t.Fatalf("no log line %v within %v", want, within)
 		}
 		d.cond.Wait()
 	}

@@ -39,9 +39,9 @@ import (
 var static embed.FS
 
 type options struct {
-	addr, store, redisURL, nodeID, logFormat, logLevel, debugAddr string
-	pingInterval, pongTimeout, idleTimeout, grace, drainWindow    time.Duration
-	maxConnsPerClient                                             int
+	addr, store, redisURL, redisPrefix, nodeID, logFormat, logLevel, debugAddr string
+	pingInterval, pongTimeout, idleTimeout, grace, drainWindow                 time.Duration
+	maxConnsPerClient                                                          int
 }
 
 func main() {
@@ -49,6 +49,7 @@ func main() {
 	flag.StringVar(&o.addr, "addr", ":8080", "listen address (port 0 picks a free port; the log says which)")
 	flag.StringVar(&o.store, "store", "memory", "presence store: memory or redis (with -redis-url)")
 	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -store redis, e.g. redis://localhost:6379/0")
+	flag.StringVar(&o.redisPrefix, "redis-prefix", redisstore.DefaultPrefix, "key namespace in Redis for -store redis; nodes that share presence use the same one")
 	flag.StringVar(&o.nodeID, "node-id", "", "node ID, stable across restarts (default: host name)")
 	flag.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "protocol ping interval; HTTP clients beat this often")
 	flag.DurationVar(&o.pongTimeout, "pong-timeout", 20*time.Second, "wait for a frame after a ping; TTL is ping-interval + pong-timeout")
@@ -91,7 +92,7 @@ func newLogger(format, level string) (*slog.Logger, error) {
 
 // openStore returns the presence store the flags ask for, and what to close
 // when done with it.
-func openStore(o options) (presence.Store, func(), error) {
+func openStore(o options, log *slog.Logger) (presence.Store, func(), error) {
 	switch o.store {
 	case "memory":
 		s, err := memory.New(memory.Config{})
@@ -104,8 +105,11 @@ func openStore(o options) (presence.Store, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("chat: -redis-url: %w", err)
 		}
+		// go-redis logs failed dials through a logger of its own; keep
+		// them in ours, so -log-format json stays one object per line.
+		goredis.SetLogger(redisLogger{log})
 		rdb := goredis.NewClient(opts)
-		s, err := redisstore.New(rdb, redisstore.Config{})
+		s, err := redisstore.New(rdb, redisstore.Config{Prefix: o.redisPrefix, Logger: log})
 		if err != nil {
 			rdb.Close()
 			return nil, nil, err
@@ -115,8 +119,15 @@ func openStore(o options) (presence.Store, func(), error) {
 	return nil, nil, fmt.Errorf("chat: -store %q: want memory or redis", o.store)
 }
 
+// redisLogger passes go-redis's own log lines to the demo's logger.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "err", fmt.Sprintf(format, v...))
+}
+
 func run(ctx context.Context, o options, log *slog.Logger) error {
-	store, closeStore, err := openStore(o)
+	store, closeStore, err := openStore(o, log)
 	if err != nil {
 		return err
 	}

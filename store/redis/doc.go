@@ -27,10 +27,12 @@
 //
 // # Cost
 //
-// On a single server (or Sentinel primary), one Touch of any number of
-// sessions and one Sweep of every bucket are one script call each: with the
+// On a single server (or Sentinel primary), one Touch of up to about 2,000
+// sessions and one Sweep of every bucket are one script call each (a
+// bigger Touch is split into calls of whole buckets, run concurrently over
+// the client's pool, so no one call blocks Redis for long): with the
 // Tracker's defaults that is about 0.016 Redis commands per beat at 10,000
-// sessions beating every 25s. On a Cluster a script cannot span slots, so a
+// sessions beating every 25s. docs/BENCHMARKS.md has the measured figures. On a Cluster a script cannot span slots, so a
 // Touch or Sweep costs one call per bucket involved, pipelined per shard:
 // choose Buckets as a small multiple of the shard count there.
 //

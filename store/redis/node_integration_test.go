@@ -79,10 +79,8 @@ func TestExactlyOnceFourNodes(t *testing.T) {
 			rec := &events{}
 			tm := timing{ttl: time.Second, grace: 200 * time.Millisecond, sweep: 100 * time.Millisecond}
 			var trs []*presence.Tracker
-			var stores []*redisstore.Store
 			for i := range 4 {
 				st := newStore(t, rdb, redisstore.Config{Prefix: p, Buckets: 8})
-				stores = append(stores, st)
 				trs = append(trs, startTracker(t, st, fmt.Sprintf("node-%d", i), tm, rec))
 			}
 			ctx := context.Background()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -72,6 +73,33 @@ func (s *Store) runAll(ctx context.Context, script *goredis.Script, calls []call
 			continue
 		}
 		out[i] = v
+	}
+	return out, first
+}
+
+// runConcurrent runs script once per call, at most parallel calls at a
+// time, each on a connection of its own from the client's pool. It returns
+// what runAll returns.
+func (s *Store) runConcurrent(ctx context.Context, script *goredis.Script, calls []call, parallel int) ([]any, error) {
+	out := make([]any, len(calls))
+	errs := make([]error, len(calls))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = script.Run(ctx, s.rdb, c.keys, c.args...).Result()
+		}()
+	}
+	wg.Wait()
+	var first error
+	for i, err := range errs {
+		if err != nil {
+			out[i] = nil
+			first = cmp.Or(first, err)
+		}
 	}
 	return out, first
 }

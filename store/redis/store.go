@@ -202,6 +202,37 @@ func (s *Store) groups(bs []int) [][]int {
 	return out
 }
 
+// touchChunk is about the most leases one Touch script call carries on a
+// single server: a bigger batch is split into calls of whole buckets, run
+// concurrently over the client's connection pool, so that encoding the
+// next call overlaps with Redis running the previous one, and no one call
+// blocks Redis for long.
+const touchChunk = 2000
+
+// touchParallel bounds the Touch calls in flight at once.
+const touchParallel = 4
+
+// touchGroups splits the buckets of a Touch into script calls: on a single
+// server, runs of whole buckets of about touchChunk leases each; elsewhere
+// one per bucket.
+func (s *Store) touchGroups(bs []int, byBucket map[int][]int) [][]int {
+	if !s.single {
+		return s.groups(bs)
+	}
+	var out [][]int
+	var cur []int
+	n := 0
+	for _, b := range bs {
+		if n > 0 && n+len(byBucket[b]) > touchChunk {
+			out = append(out, cur)
+			cur, n = nil, 0
+		}
+		cur = append(cur, b)
+		n += len(byBucket[b])
+	}
+	return append(out, cur)
+}
+
 func (s *Store) keysOf(bs []int) []string {
 	keys := make([]string, 0, len(bs)*keysPerBucket)
 	for _, b := range bs {
@@ -210,9 +241,10 @@ func (s *Store) keysOf(bs []int) []string {
 	return keys
 }
 
-// Touch implements presence.Store. It writes all the leases in one script
-// call on a single server, and in one call per bucket, pipelined, on a
-// Cluster.
+// Touch implements presence.Store. On a single server it writes the leases
+// in one script call, or, for more than about 2,000 leases, in calls of
+// whole buckets run concurrently; on a Cluster in one call per bucket,
+// pipelined.
 func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.Gone, error) {
 	for _, l := range leases {
 		if err := checkLease(l); err != nil {
@@ -232,7 +264,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 		bs = append(bs, b)
 	}
 	slices.Sort(bs)
-	groups := s.groups(bs)
+	groups := s.touchGroups(bs, byBucket)
 	calls := make([]call, len(groups))
 	s.knownMu.Lock()
 	for gi, g := range groups {
@@ -249,7 +281,13 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 		calls[gi] = call{keys: s.keysOf(g), args: args}
 	}
 	s.knownMu.Unlock()
-	replies, err := s.runAll(ctx, scriptTouch, calls)
+	var replies []any
+	var err error
+	if s.single && len(calls) > 1 {
+		replies, err = s.runConcurrent(ctx, scriptTouch, calls, touchParallel)
+	} else {
+		replies, err = s.runAll(ctx, scriptTouch, calls)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: touch %d sessions: %w", len(leases), err)
 	}

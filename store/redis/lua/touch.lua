@@ -5,8 +5,8 @@
 -- Returns per bucket: generation, number of gone sessions m, then m times:
 -- index, reason ('!' for re-created sessions, which are not gone).
 --
--- Reads and expiry writes are batched per bucket (HMGET, multi-member ZADD
--- GT), so a lease costs a fraction of a Redis call.
+-- Reads and writes are batched per bucket (HMGET, multi-member ZADD GT and
+-- HSET), so a lease costs a fraction of a Redis call.
 J.consumer, J.maxlen = ARGV[1], tonumber(ARGV[2])
 -- Last-seen times are written at most once a second per session.
 local SEEN_STEP = 1000
@@ -38,6 +38,7 @@ for b = 0, nb - 1 do
   local reasons = hmget(B.r, sks)
   local gone = {}
   local z = {}
+  local hs, cids, cseen = {}, {}, {}
   for i = 1, m do
     local p = first + (i - 1) * 7
     local idx, id, sid, node = ARGV[p], ARGV[p + 1], ARGV[p + 2], ARGV[p + 3]
@@ -65,17 +66,40 @@ for b = 0, nb - 1 do
           redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
         end
         seen = math.max(seen, xseen)
-        redis.call('HSET', B.s, sk, fmt(seen) .. '|' .. node)
-        local c = getc(id)
-        if c and seen > c.seen then
-          c.seen = seen
-          putc(id, c)
+        hs[#hs + 1] = sk; hs[#hs + 1] = fmt(seen) .. '|' .. node
+        local cs = cseen[id]
+        if not cs then
+          cids[#cids + 1] = id
+          cseen[id] = seen
+        elseif seen > cs then
+          cseen[id] = seen
         end
       end
     end
   end
   for i = 1, #z, 2 * CHUNK do
     redis.call('ZADD', B.x, 'GT', unpack(z, i, math.min(i + 2 * CHUNK - 1, #z)))
+  end
+  -- Last-seen writes, batched: the sessions', then their clients'.
+  for i = 1, #hs, 2 * CHUNK do
+    redis.call('HSET', B.s, unpack(hs, i, math.min(i + 2 * CHUNK - 1, #hs)))
+  end
+  if #cids > 0 then
+    local crecs = hmget(B.c, cids)
+    local hc = {}
+    for i, id in ipairs(cids) do
+      local v = crecs[i]
+      if v then
+        local seq, since, cs, n = string.match(v, '^(%d+)|(%d+)|(%d+)|(%d+)$')
+        if seq and cseen[id] > tonumber(cs) then
+          hc[#hc + 1] = id
+          hc[#hc + 1] = seq .. '|' .. since .. '|' .. fmt(cseen[id]) .. '|' .. n
+        end
+      end
+    end
+    for i = 1, #hc, 2 * CHUNK do
+      redis.call('HSET', B.c, unpack(hc, i, math.min(i + 2 * CHUNK - 1, #hc)))
+    end
   end
   res[#res + 1] = g
   res[#res + 1] = #gone / 2

@@ -1,0 +1,201 @@
+//go:build integration
+
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+)
+
+// The figures below are measurements, not tests: each logs its figure and
+// fails only when the thing it measures did not happen. Run them with
+//
+//	go test -tags integration -run Figure -v ./bench/redis
+
+// TestFigureCommandsPerBeat: Redis round-trip commands per beat at steady
+// state, 10,000 sessions on one node beating every 25s (the middleware's
+// default ping interval), Tracker defaults otherwise, for 10s.
+func TestFigureCommandsPerBeat(t *testing.T) {
+	const sessions, period, window = 10_000, 25 * time.Second, 10 * time.Second
+	for _, tc := range []struct {
+		name    string
+		rdb     func(testing.TB) goredis.UniversalClient
+		buckets int
+	}{
+		{"standalone", func(t testing.TB) goredis.UniversalClient { return standalone(t) }, 0},
+		{"cluster-32-buckets", func(t testing.TB) goredis.UniversalClient { return cluster(t) }, 32},
+		{"cluster-8-buckets", func(t testing.TB) goredis.UniversalClient { return cluster(t) }, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := tc.rdb(t)
+			st := newStore(t, rdb, redisstore.Config{Buckets: tc.buckets})
+			tr, err := presence.New(context.Background(), st, presence.Config{Node: "bench"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tr.Close(context.Background()) })
+			ss := make([]*presence.Session, sessions)
+			for i := range ss {
+				if ss[i], err = tr.Connect(context.Background(), fmt.Sprintf("u%d", i), presence.SessionOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(time.Second) // the connects' first flushes
+			perTick := sessions * int(10*time.Millisecond) / int(period)
+			before := readStats(t, rdb)
+			beats, next := 0, 0
+			tick := time.NewTicker(10 * time.Millisecond)
+			for end := time.Now().Add(window); time.Now().Before(end); {
+				<-tick.C
+				for range perTick {
+					ss[next%sessions].Beat()
+					next++
+					beats++
+				}
+			}
+			tick.Stop()
+			d := readStats(t, rdb).sub(before)
+			t.Logf("%s: %d beats in %v, %d Redis commands: %.4f commands per beat", tc.name, beats, window, d.calls, float64(d.calls)/float64(beats))
+		})
+	}
+}
+
+// TestFigureReap: time for Sweep to reap 100,000 expired sessions (of
+// 100,000 clients, so 100,000 Offline transitions, journal entries
+// included), from one node.
+func TestFigureReap(t *testing.T) {
+	for _, nodes := range []int{1} {
+		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) {
+			rdb := standalone(t)
+			st := newStore(t, rdb, redisstore.Config{})
+			const n = 100_000
+			addSessions(t, st, n, 2*time.Second)
+			sweepers := []*redisstore.Store{st}
+			for range nodes - 1 {
+				o, err := redisstore.New(rdb, st.Config())
+				if err != nil {
+					t.Fatal(err)
+				}
+				sweepers = append(sweepers, o)
+			}
+			// The adds took longer than the TTL: wait until the last has
+			// expired too.
+			time.Sleep(2100 * time.Millisecond)
+			before := readStats(t, rdb)
+			start := time.Now()
+			var mu sync.Mutex
+			total := 0
+			var wg sync.WaitGroup
+			for _, s := range sweepers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						evs, err := s.Sweep(context.Background())
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						total += len(evs)
+						done := total >= n || time.Since(start) > time.Minute
+						mu.Unlock()
+						if done {
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			took := time.Since(start)
+			d := readStats(t, rdb).sub(before)
+			if total != n {
+				t.Fatalf("%d offline events, want %d", total, n)
+			}
+			t.Logf("reaped %d expired sessions in %v with %d node(s) (%.0f sessions/s; %d Redis commands, Redis busy %v)",
+				n, took.Round(time.Millisecond), nodes, n/took.Seconds(), d.calls, time.Duration(d.usec)*time.Microsecond)
+		})
+	}
+}
+
+// TestFigureKillToOffline: a node's Redis link is cut for good (as if the
+// process was killed) while it holds 1,000 clients; the survivor's Offline
+// hook fires for each. Figure: time from the cut to each hook, against the
+// target TTL + 1s. TTL 5s, Tracker defaults otherwise.
+func TestFigureKillToOffline(t *testing.T) {
+	rdb := standalone(t)
+	st := newStore(t, rdb, redisstore.Config{})
+	cut := goredis.NewClient(&goredis.Options{Addr: rdb.Options().Addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = cut.Close() })
+	stA, err := redisstore.New(cut, st.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl, clients = 5 * time.Second, 1000
+	cfg := presence.Config{TTL: ttl}
+	cfg.Node = "a"
+	a, err := presence.New(context.Background(), stA, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	cfg.Node = "b"
+	b, err := presence.New(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	var mu sync.Mutex
+	offline := map[string]time.Time{}
+	b.OnOffline(func(_ context.Context, ev presence.Event) {
+		mu.Lock()
+		offline[ev.ClientID] = time.Now()
+		mu.Unlock()
+	})
+	ss := make([]*presence.Session, clients)
+	for i := range ss {
+		if ss[i], err = a.Connect(context.Background(), fmt.Sprintf("c%d", i), presence.SessionOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Beat every 100ms until the cut, as pongs would.
+	for range 20 {
+		for _, s := range ss {
+			s.Beat()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = cut.Close()
+	killed := time.Now()
+	deadline := killed.Add(ttl + 10*time.Second)
+	for {
+		mu.Lock()
+		n := len(offline)
+		mu.Unlock()
+		if n == clients {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d offline", n, clients)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var lo, hi time.Duration
+	for _, at := range offline {
+		d := at.Sub(killed)
+		if lo == 0 || d < lo {
+			lo = d
+		}
+		hi = max(hi, d)
+	}
+	t.Logf("kill to offline hook on the survivor: %v to %v for %d clients (TTL %v; target TTL + 1s = %v)",
+		lo.Round(time.Millisecond), hi.Round(time.Millisecond), clients, ttl, ttl+time.Second)
+}

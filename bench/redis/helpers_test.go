@@ -1,0 +1,177 @@
+//go:build integration
+
+// Package redis_test holds the benchmarks of store/redis against real
+// Redis servers. They need REDIS_ADDR (and REDIS_CLUSTER_ADDRS for the
+// Cluster figures), as ./scripts/lib/redis.sh sets them; see
+// docs/BENCHMARKS.md for the commands and figures.
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+)
+
+func standalone(t testing.TB) *goredis.Client {
+	t.Helper()
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		t.Fatal("REDIS_ADDR is not set: source scripts/lib/redis.sh and run redis_setup")
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("redis at %s: %v", addr, err)
+	}
+	return rdb
+}
+
+func cluster(t testing.TB) *goredis.ClusterClient {
+	t.Helper()
+	addrs := os.Getenv("REDIS_CLUSTER_ADDRS")
+	if addrs == "" {
+		t.Fatal("REDIS_CLUSTER_ADDRS is not set: source scripts/lib/redis.sh and run redis_setup")
+	}
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.ForEachMaster(context.Background(), func(ctx context.Context, c *goredis.Client) error {
+		return c.Ping(ctx).Err()
+	}); err != nil {
+		t.Fatalf("redis cluster at %s: %v", addrs, err)
+	}
+	return rdb
+}
+
+// masters calls fn on every server behind rdb.
+func masters(ctx context.Context, rdb goredis.UniversalClient, fn func(context.Context, *goredis.Client) error) error {
+	switch c := rdb.(type) {
+	case *goredis.ClusterClient:
+		return c.ForEachMaster(ctx, fn)
+	case *goredis.Client:
+		return fn(ctx, c)
+	}
+	return nil
+}
+
+// newStore returns a Store over rdb in a namespace of its own, deleted when
+// the benchmark ends.
+func newStore(t testing.TB, rdb goredis.UniversalClient, cfg redisstore.Config) *redisstore.Store {
+	t.Helper()
+	cfg.Prefix = "vb-" + rand.Text()[:10]
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = masters(ctx, rdb, func(ctx context.Context, c *goredis.Client) error {
+			iter := c.Scan(ctx, 0, "{"+cfg.Prefix+":b*", 1000).Iterator()
+			var keys []string
+			for iter.Next(ctx) {
+				keys = append(keys, iter.Val())
+			}
+			for _, k := range keys {
+				c.Del(ctx, k)
+			}
+			return iter.Err()
+		})
+	})
+	s, err := redisstore.New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// topLevel are the commands a Store sends as round trips. INFO counts the
+// commands scripts run inside Redis under their own names, so those
+// (HMGET, ZADD...) are left out.
+var topLevel = []string{"evalsha", "eval", "evalsha_ro", "xread", "xack", "zcard", "xrevrange", "script"}
+
+// stats are INFO commandstats figures summed over the servers behind rdb.
+type stats struct {
+	calls int64 // top-level commands
+	usec  int64 // microseconds Redis spent in scripts (evalsha, eval)
+}
+
+func readStats(t testing.TB, rdb goredis.UniversalClient) stats {
+	t.Helper()
+	var mu sync.Mutex
+	var st stats
+	err := masters(context.Background(), rdb, func(ctx context.Context, c *goredis.Client) error {
+		info, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
+			if !ok {
+				continue
+			}
+			var calls, usec int64
+			for _, kv := range strings.Split(rest, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				n, _ := strconv.ParseInt(v, 10, 64)
+				switch k {
+				case "calls":
+					calls = n
+				case "usec":
+					usec = n
+				}
+			}
+			mu.Lock()
+			for _, c := range topLevel {
+				if name == c {
+					st.calls += calls
+				}
+			}
+			if name == "evalsha" || name == "eval" {
+				st.usec += usec
+			}
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (s stats) sub(o stats) stats { return stats{calls: s.calls - o.calls, usec: s.usec - o.usec} }
+
+// addSessions records n sessions of n clients ("u0"...), ttl each, from 16
+// goroutines.
+func addSessions(t testing.TB, st *redisstore.Store, n int, ttl time.Duration) []presence.Lease {
+	t.Helper()
+	leases := make([]presence.Lease, n)
+	for i := range leases {
+		leases[i] = presence.Lease{ClientID: "u" + strconv.Itoa(i), SessionID: "s", Node: "bench", TTL: ttl}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				if _, err := st.Add(context.Background(), leases[i]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return leases
+}
