@@ -14,22 +14,26 @@ import (
 )
 
 // R2: a pulled cable. The server runs in-process on the host side of a veth
-// pair, the client (faultclient: reconnecting, with a silence watchdog) in a
+// pair, the client (faultclient: vigil's Go client, package client) in a
 // namespace of its own. A blip shorter than the heartbeat changes nothing;
 // then every packet is dropped both ways while both TCP stacks keep the
 // connection open. The server must drop the session and fire Offline
-// (reason timeout) within PingInterval + PongTimeout + one sweep step; the
-// client must see the server dead within its own timeout; and when the
+// (reason expired) within PingInterval + PongTimeout + one sweep step; the
+// client must see the server dead within its own promise (PingInterval +
+// PongTimeout of the last frame, plus its check period); and when the
 // cable is back the client reconnects and is online again, with strictly
 // alternating transitions.
 func TestPulledCable(t *testing.T) {
 	t.Parallel()
 	const (
-		ping, pong    = time.Second, time.Second
-		sweep         = 100 * time.Millisecond
-		clientTimeout = 2 * time.Second
-		// slack covers hook dispatch and the scheduler of a loaded 2-core
-		// machine under the race detector.
+		ping, pong = time.Second, time.Second
+		sweep      = 100 * time.Millisecond
+		// The client's heartbeat; its check period is a quarter of the
+		// shorter of the two (client package doc, Timeouts).
+		clientPing, clientPong = time.Second, time.Second
+		clientCheck            = clientPing / 4
+		// slack covers hook dispatch, the pipe from the helper process and
+		// the scheduler of a loaded 2-core machine under the race detector.
 		slack = 250 * time.Millisecond
 	)
 	l := newLink(t)
@@ -47,10 +51,10 @@ func TestPulledCable(t *testing.T) {
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	cl := startProc(t, "ip", "netns", "exec", l.ns, helperBin(t, "faultclient"),
 		"-url", "ws://"+l.hostIP+":"+port+"/ws?id=cable",
-		"-timeout", clientTimeout.String(), "-dial-timeout", "1s",
-		"-min-backoff", "100ms", "-max-backoff", "500ms")
-	kind := func(k string) func(procLine) bool { return func(p procLine) bool { return p.str("kind") == k } }
-	cl.next(10*time.Second, "client connected", kind("connected"))
+		"-ping-interval", clientPing.String(), "-pong-timeout", clientPong.String(), "-dial-timeout", "1s",
+		"-backoff-base", "100ms", "-backoff-max", "500ms")
+	state := func(s string) func(procLine) bool { return func(p procLine) bool { return p.str("state") == s } }
+	cl.next(10*time.Second, "client open", state("open"))
 	n.rec.wait(t, 0, 5*time.Second, "online", func(ev stamped) bool { return ev.Transition == presence.Online })
 
 	// A blip well under the heartbeat: TCP retransmits, nothing happens.
@@ -79,15 +83,16 @@ func TestPulledCable(t *testing.T) {
 	if got := n.srv.Stats().HeartbeatTimeouts; got != 1 {
 		t.Errorf("%d heartbeat timeouts, want 1", got)
 	}
-	dead := cl.next(clientTimeout+2*time.Second, "client sees the server dead", func(p procLine) bool {
-		return p.str("kind") == "dead" || p.str("kind") == "closed"
+	clientBound := clientPing + clientPong + clientCheck
+	dead := cl.next(clientBound+2*time.Second, "client leaves the open state", func(p procLine) bool {
+		return p.str("from") == "open"
 	})
 	clientDetect := dead.At.Sub(cutAt)
-	if dead.str("kind") != "dead" {
-		t.Fatalf("client: %v, want a dead connection (no frame within its timeout)", dead.M)
+	if dead.str("state") != "reconnecting" || !dead.flag("timeout") {
+		t.Fatalf("client: %v, want it reconnecting after a heartbeat timeout (client.ErrTimeout)", dead.M)
 	}
-	if clientDetect > clientTimeout+slack {
-		t.Errorf("client saw the server dead %v after the cut, want within its timeout %v", clientDetect, clientTimeout)
+	if clientDetect > clientBound+slack {
+		t.Errorf("client saw the server dead %v after the cut, want within PingInterval+PongTimeout+check period = %v (+%v slack)", clientDetect, clientBound, slack)
 	}
 
 	// Keep it unplugged a while: reconnect attempts fail, nothing
@@ -98,7 +103,7 @@ func TestPulledCable(t *testing.T) {
 	}
 	l.mend(t)
 	mendAt := time.Now()
-	up := cl.next(5*time.Second, "client reconnected", kind("connected"))
+	up := cl.next(5*time.Second, "client reconnected", state("open"))
 	on := n.rec.wait(t, mark, 5*time.Second, "online after the cable is back", func(ev stamped) bool {
 		return ev.ClientID == "cable" && ev.Transition == presence.Online
 	})
@@ -109,7 +114,7 @@ func TestPulledCable(t *testing.T) {
 	if got := n.rec.count("cable", presence.Offline); got != 1 {
 		t.Errorf("%d offline events, want exactly 1", got)
 	}
-	t.Logf("FIGURE cable: server offline %v after the cut (bound %v); client dead %v after the cut (timeout %v, silent %vms); reconnected %v and online %v after the mend",
-		serverDetect.Round(time.Millisecond), ping+pong+sweep, clientDetect.Round(time.Millisecond), clientTimeout,
-		dead.num("silent_ms"), up.At.Sub(mendAt).Round(time.Millisecond), on.At.Sub(mendAt).Round(time.Millisecond))
+	t.Logf("FIGURE cable: server offline %v after the cut (bound %v); client (package client) saw the server dead %v after the cut (bound %v); reconnected %v and online %v after the mend",
+		serverDetect.Round(time.Millisecond), ping+pong+sweep, clientDetect.Round(time.Millisecond), clientBound,
+		up.At.Sub(mendAt).Round(time.Millisecond), on.At.Sub(mendAt).Round(time.Millisecond))
 }

@@ -3,64 +3,74 @@
 package faults
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
-// Timings of the crash tests' nodes.
+// Timings of the crash tests. The crashed node is the chat demo
+// (examples/chat), whose session TTL is ping interval + pong timeout and
+// whose Tracker sweeps at presence.DefaultSweepInterval.
 const (
 	crashPing  = 500 * time.Millisecond
-	crashPong  = 500 * time.Millisecond
-	crashTTL   = 1500 * time.Millisecond
+	crashPong  = time.Second
+	crashTTL   = crashPing + crashPong
 	crashGrace = 3 * time.Second
-	crashSweep = 100 * time.Millisecond
+	crashSweep = presence.DefaultSweepInterval
 )
 
-// startFaultNode runs faultnode on addr with the crash tests' timings and
-// waits until it listens.
-func startFaultNode(t testing.TB, addr, nodeID string, store ...string) *proc {
+// startDemo runs the chat demo on addr with the crash tests' timings and
+// JSON logs, and waits until it listens.
+func startDemo(t testing.TB, addr, nodeID string, store ...string) *proc {
 	t.Helper()
-	args := append([]string{"-addr", addr, "-node-id", nodeID,
-		"-ping", crashPing.String(), "-pong", crashPong.String(), "-ttl", crashTTL.String(),
-		"-grace", crashGrace.String(), "-sweep", crashSweep.String()}, store...)
-	p := startProc(t, helperBin(t, "faultnode"), args...)
-	p.next(20*time.Second, "node listening", func(l procLine) bool { return l.str("ev") == "listening" })
+	args := append([]string{"-addr", addr, "-node-id", nodeID, "-log-format", "json",
+		"-ping-interval", crashPing.String(), "-pong-timeout", crashPong.String(),
+		"-grace", crashGrace.String()}, store...)
+	p := startProc(t, demoBin(t), args...)
+	p.next(20*time.Second, "demo listening", func(l procLine) bool { return l.str("event") == "listening" })
 	return p
 }
 
+// isEv matches the demo's log line of event ev (online, offline) for client
+// (any client if "").
 func isEv(ev, client string) func(procLine) bool {
-	return func(l procLine) bool { return l.str("ev") == ev && (client == "" || l.str("client") == client) }
+	return func(l procLine) bool { return l.str("event") == ev && (client == "" || l.str("client") == client) }
 }
 
-// crashAndRestart is the crash scenario on one store. Seven clients are
-// online on a node; it is killed with SIGKILL; two clients vanish with it
-// (they never come back); the node restarts on the same address with the
-// same node ID; the five others reconnect by themselves. Then exactly the
-// five are online, on the node's own status endpoint, and stay so; nobody
-// else is; and the hooks of both incarnations together saw strictly
-// alternating transitions per client.
+// crashClient is the configuration of the crash tests' clients: the real
+// client, with the demo's heartbeat and a short backoff.
+func crashClient() client.Config {
+	return client.Config{PingInterval: crashPing, PongTimeout: crashPong,
+		BackoffBase: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
+}
+
+// crashAndRestart is the crash scenario on one store. Seven clients (the
+// real client) are online on the chat demo; it is killed with SIGKILL; two
+// clients vanish with it (closed, they never come back); the demo restarts
+// on the same address with the same -node-id; the five others reconnect by
+// themselves. Then exactly the five are online, on the demo's own status
+// endpoint, and stay so; nobody else is; and the log lines of both
+// incarnations together show strictly alternating transitions per client.
 //
 // With shared (Redis) presence the alternation must hold across both
 // incarnations; with memory presence, which dies with the process, each
 // incarnation starts afresh (acrossRestart false).
 func crashAndRestart(t *testing.T, acrossRestart bool, store ...string) (reconnect time.Duration, ghostsGone time.Duration, events []procLine) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	n1 := startFaultNode(t, addr, "crash", store...)
+	n1 := startDemo(t, addr, "crash", store...)
 	stay := []string{"s1", "s2", "s3", "s4", "s5"}
 	gone := []string{"g1", "g2"}
-	clients := map[string]*wsclient.Client{}
+	clients := map[string]*watched{}
 	for _, id := range append(append([]string{}, stay...), gone...) {
-		clients[id] = startClient(t, wsclient.Config{URL: "ws://" + addr + "/ws?id=" + id,
-			Timeout: crashPing + crashPong, DialTimeout: time.Second,
-			MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+		clients[id] = dialClient(t, "ws://"+addr+"/ws?id="+id, crashClient())
 	}
 	for id := range clients {
 		n1.find(10*time.Second, "online of "+id, isEv("online", id))
@@ -72,9 +82,9 @@ func crashAndRestart(t *testing.T, acrossRestart bool, store ...string) (reconne
 	}
 	<-n1.done
 	for _, id := range gone {
-		clients[id].Close()
+		_ = clients[id].Close()
 	}
-	n2 := startFaultNode(t, addr, "crash", store...)
+	n2 := startDemo(t, addr, "crash", store...)
 	base := "http://" + addr
 	want := map[string]bool{}
 	for _, id := range stay {
@@ -94,8 +104,12 @@ func crashAndRestart(t *testing.T, acrossRestart bool, store ...string) (reconne
 	}
 	up := time.Now()
 	for _, id := range stay {
-		waitState(t, clients[id], wsclient.Closed, 5*time.Second)
-		st := waitState(t, clients[id], wsclient.Connected, 10*time.Second)
+		lost := waitState(t, clients[id], client.Reconnecting, 5*time.Second)
+		var ce *client.CloseError
+		if !errors.As(lost.Err, &ce) || ce.Code != 1006 {
+			t.Errorf("client %s: connection ended with %v, want 1006 (the node died without a close frame)", id, lost.Err)
+		}
+		st := waitState(t, clients[id], client.Open, 10*time.Second)
 		reconnect = max(reconnect, st.At.Sub(up))
 	}
 	// The sessions the dead incarnation left are cleared through Grace.
@@ -114,17 +128,21 @@ func crashAndRestart(t *testing.T, acrossRestart bool, store ...string) (reconne
 		if httpGet(t, base+"/presence/"+id, &cs) != http.StatusOK || !cs.Online || cs.Sessions != 1 {
 			t.Errorf("client %s: %+v, want online with its one new session", id, cs)
 		}
+		untouched(t, clients[id], "after the reconnect")
 	}
 	events = append(n1.lines(), n2.lines()...)
-	// Per client, the hooks alternate strictly.
+	// Per client, the transitions alternate strictly.
 	last := map[string]string{}
 	for i, l := range events {
 		if i == len(n1.lines()) && !acrossRestart {
 			clear(last)
 		}
-		ev, c := l.str("ev"), l.str("client")
+		ev, c := l.str("event"), l.str("client")
 		if ev != "online" && ev != "offline" {
 			continue
+		}
+		if l.str("node") != "crash" {
+			t.Errorf("client %s: %s logged with node %q, want crash", c, ev, l.str("node"))
 		}
 		if last[c] == ev || (last[c] == "" && ev != "online") {
 			t.Errorf("client %s: %s after %q", c, ev, last[c])
@@ -158,12 +176,11 @@ func TestCrashRestartMemory(t *testing.T) {
 // restarted node.
 func TestCrashRestartRedis(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
-	pfx := uniq("crash")
-	reconnect, ghosts, events := crashAndRestart(t, true, "-store", "redis", "-redis", r.addr(), "-prefix", pfx)
+	r := startRedis(t) // a server of its own: the demo has no key-prefix flag
+	reconnect, ghosts, events := crashAndRestart(t, true, "-store", "redis", "-redis-url", "redis://"+r.addr()+"/0")
 	offline := map[string][]string{}
 	for _, l := range events {
-		if l.str("ev") == "offline" {
+		if l.str("event") == "offline" {
 			offline[l.str("client")] = append(offline[l.str("client")], l.str("reason"))
 		}
 	}
@@ -183,25 +200,27 @@ func TestCrashRestartRedis(t *testing.T) {
 
 // R14, a node that dies for good: its clients move to a surviving node
 // sharing the Redis store, and the clients that vanished with it are
-// declared offline by the survivor's sweep once their leases run out
-// (TTL), exactly once each; the ones that moved never look offline.
+// declared offline by the survivor's sweep once their leases run out,
+// exactly once each; the ones that moved never look offline. The node that
+// dies is the chat demo; the survivor runs in-process with the same
+// timings, so the test reads its hooks.
 func TestNodeDiesForGood(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
-	pfx := uniq("dead")
+	r := startRedis(t) // a server of its own: the demo has no key-prefix flag
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	a := startFaultNode(t, addr, "node-a", "-store", "redis", "-redis", r.addr(), "-prefix", pfx)
-	st, err := redisstore.New(redisClient(t, r.addr()), redisstore.Config{Prefix: pfx})
+	a := startDemo(t, addr, "node-a", "-store", "redis", "-redis-url", "redis://"+r.addr()+"/0")
+	st, err := redisstore.New(redisClient(t, r.addr()), redisstore.Config{}) // the demo's default prefix
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := startNode(t, st,
 		presence.Config{Node: "node-b", TTL: crashTTL, Grace: crashGrace, SweepInterval: crashSweep},
 		middleware.Config{PingInterval: crashPing, PongTimeout: crashPong}, nil)
-	var onA []*wsclient.Client
+	oneShot := crashClient()
+	oneShot.MaxAttempts = once
+	var onA []*watched
 	for _, id := range []string{"m1", "m2", "v1", "v2"} {
-		onA = append(onA, startClient(t, wsclient.Config{URL: "ws://" + addr + "/ws?id=" + id,
-			Timeout: time.Minute, Once: true}))
+		onA = append(onA, dialClient(t, "ws://"+addr+"/ws?id="+id, oneShot))
 		a.next(10*time.Second, "online of "+id, isEv("online", id))
 	}
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -210,22 +229,24 @@ func TestNodeDiesForGood(t *testing.T) {
 	<-a.done
 	killed := time.Now()
 	for _, c := range onA {
-		c.Close()
+		_ = c.Close()
 	}
 	// m1 and m2 move to node b at once (a load balancer's retry).
 	for _, id := range []string{"m1", "m2"} {
-		c := startClient(t, wsclient.Config{URL: b.wsURL(id), Timeout: time.Minute, Once: true})
-		waitState(t, c, wsclient.Connected, 5*time.Second)
+		dialClient(t, b.wsURL(id), oneShot)
 	}
+	// A lease is written for TTL + the writer's SweepInterval past its
+	// beat; the survivor sweeps every SweepInterval.
+	bound := crashTTL + 2*crashSweep
 	for _, id := range []string{"v1", "v2"} {
-		ev := b.rec.wait(t, 0, crashTTL+crashSweep+3*time.Second, "offline of "+id, func(ev stamped) bool {
+		ev := b.rec.wait(t, 0, bound+3*time.Second, "offline of "+id, func(ev stamped) bool {
 			return ev.ClientID == id && ev.Transition == presence.Offline
 		})
-		if d := ev.At.Sub(killed); d > crashTTL+2*crashSweep+time.Second {
-			t.Errorf("%s offline %v after the kill, want within TTL (%v) + sweep", id, d, crashTTL)
+		if d := ev.At.Sub(killed); d > bound+time.Second {
+			t.Errorf("%s offline %v after the kill, want within TTL + 2×SweepInterval = %v", id, d, bound)
 		}
 		if ev.Reason != presence.ReasonExpired {
-			t.Errorf("%s offline reason %q, want timeout", id, ev.Reason)
+			t.Errorf("%s offline reason %q, want %q", id, ev.Reason, presence.ReasonExpired)
 		}
 	}
 	// Let every lease of the dead node run out, then check.
@@ -252,6 +273,6 @@ func TestNodeDiesForGood(t *testing.T) {
 			worst = max(worst, ev.At.Sub(killed))
 		}
 	}
-	t.Logf("FIGURE node-dead: vanished clients offline on the survivor at most %v after the kill (TTL %v); moved clients never offline",
-		worst.Round(time.Millisecond), crashTTL)
+	t.Logf("FIGURE node-dead: vanished clients offline on the survivor at most %v after the kill (TTL %v, bound TTL + 2×SweepInterval = %v); moved clients never offline",
+		worst.Round(time.Millisecond), crashTTL, bound)
 }

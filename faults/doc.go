@@ -2,7 +2,9 @@
 // for real (a proxy that cuts quiet WebSockets, a pulled cable between two
 // network namespaces, a node killed with SIGKILL, redis-server killed,
 // paused and failed over) and feed the server hostile input, then check
-// what vigil promises. docs/RELIABILITY.md lists each fault, the promise,
+// what vigil promises. The well-behaved clients are vigil's Go client
+// (package client) and the crashed node is the chat demo (examples/chat),
+// so the suite proves what we ship. docs/RELIABILITY.md lists each fault, the promise,
 // the test that proves it and the figure it measured.
 //
 // The tests carry the build tag faults and need root, nginx (the address in

@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 )
@@ -171,7 +173,7 @@ func startNode(t testing.TB, st presence.Store, tc presence.Config, mc middlewar
 	mux.Handle("GET /ws", n.srv.WebSocket(nil))
 	mux.Handle("GET /echo", n.srv.WebSocket(echo))
 	mux.Handle("/heartbeat", n.srv.HeartbeatEndpoint())
-	mux.Handle("GET /online", n.srv.OnlineEndpoint())
+	mux.Handle("GET /presence", n.srv.OnlineEndpoint())
 	mux.Handle("GET /presence/{id}", n.srv.PresenceEndpoint())
 	n.hs = &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
 	go func() { _ = n.hs.Serve(ln) }()
@@ -226,28 +228,67 @@ func online(t testing.TB, tr *presence.Tracker, client string) bool {
 	return p[0].Online
 }
 
-// startClient runs a wsclient until the test ends.
-func startClient(t testing.TB, cfg wsclient.Config) *wsclient.Client {
-	t.Helper()
-	c := wsclient.Start(cfg)
-	t.Cleanup(func() {
-		c.Close()
-		for range c.States() { // drain, so Close never blocks on a reader
-		}
-	})
-	return c
+// watched is a real client (package client, the one we ship) whose state
+// changes the test reads, each with the time it happened.
+type watched struct {
+	*client.Client
+	states   chan stateAt
+	stop     chan struct{} // closed at cleanup: OnState no longer waits for a reader
+	openedAt time.Time     // when the dial's connection opened
 }
 
-// nextState waits for the client's next state, failing after d.
-func nextState(t testing.TB, c *wsclient.Client, d time.Duration) wsclient.State {
+// stateAt is one state change of a watched client.
+type stateAt struct {
+	client.StateChange
+	At time.Time
+}
+
+// once makes a client that never reconnects: it gives up (ErrGaveUp) after
+// the first failed attempt.
+const once = 1
+
+// dialClient dials url with the real client, fails the test if that fails,
+// and returns it Open, with the Connecting and Open of the dial consumed.
+// It is closed when the test ends. cfg.OnState is the recorder's.
+func dialClient(t testing.TB, url string, cfg client.Config) *watched {
+	t.Helper()
+	w := &watched{states: make(chan stateAt, 1024), stop: make(chan struct{})}
+	cfg.OnState = func(sc client.StateChange) {
+		select {
+		case w.states <- stateAt{sc, time.Now()}:
+		case <-w.stop:
+		}
+	}
+	if cfg.Dialer == nil {
+		cfg.Dialer = &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, cfg)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	w.Client = c
+	t.Cleanup(func() {
+		close(w.stop)
+		_ = c.Close()
+	})
+	for st := range w.states { // Dial returns after OnState saw Open
+		if st.To == client.Open {
+			w.openedAt = st.At
+			break
+		}
+	}
+	return w
+}
+
+// nextState waits for the client's next state change, failing after d.
+func nextState(t testing.TB, w *watched, d time.Duration) stateAt {
 	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
-	case st, ok := <-c.States():
-		if !ok {
-			t.Fatal("client stopped")
-		}
+	case st := <-w.states:
 		return st
 	case <-timer.C:
 		t.Fatalf("no client state change within %v", d)
@@ -255,18 +296,29 @@ func nextState(t testing.TB, c *wsclient.Client, d time.Duration) wsclient.State
 	panic("unreachable")
 }
 
-// waitState waits for a state of kind k, skipping others, failing after d.
-func waitState(t testing.TB, c *wsclient.Client, k wsclient.Kind, d time.Duration) wsclient.State {
+// waitState waits for a change to state to, skipping others, failing
+// after d.
+func waitState(t testing.TB, w *watched, to client.State, d time.Duration) stateAt {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			t.Fatalf("no %s state within %v", k, d)
+			t.Fatalf("no change to %v within %v", to, d)
 		}
-		if st := nextState(t, c, left); st.Kind == k {
+		if st := nextState(t, w, left); st.To == to {
 			return st
 		}
+	}
+}
+
+// untouched fails the test if the client's connection changed state.
+func untouched(t testing.TB, w *watched, what string) {
+	t.Helper()
+	select {
+	case st := <-w.states:
+		t.Errorf("%s: client went %v -> %v (%v), want its connection untouched", what, st.From, st.To, st.Err)
+	default:
 	}
 }
 
@@ -313,6 +365,19 @@ var (
 // helperBin builds faults/internal/cmd/name and returns its path.
 func helperBin(t testing.TB, name string) string {
 	t.Helper()
+	return buildBin(t, name, "./internal/cmd/"+name)
+}
+
+// demoBin builds the chat demo (examples/chat) and returns its path.
+func demoBin(t testing.TB) string {
+	t.Helper()
+	return buildBin(t, "chat", "../examples/chat")
+}
+
+// buildBin builds the package pkg (relative to faults/) as name, once per
+// test binary, without the race detector.
+func buildBin(t testing.TB, name, pkg string) string {
+	t.Helper()
 	binMu.Lock()
 	defer binMu.Unlock()
 	if p, ok := bins[name]; ok {
@@ -326,9 +391,9 @@ func helperBin(t testing.TB, name string) string {
 		binDir = d
 	}
 	p := filepath.Join(binDir, name)
-	cmd := exec.Command("go", "build", "-o", p, "./internal/cmd/"+name)
+	cmd := exec.Command("go", "build", "-o", p, pkg)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", name, err, out)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	bins[name] = p
 	return p
@@ -342,8 +407,9 @@ func removeBins() {
 	}
 }
 
-// proc is a helper process that prints JSON lines on stdout; they are
-// kept, in order, with the time each arrived.
+// proc is a helper process that prints JSON lines on stdout or stderr
+// (the chat demo logs there); they are kept, in order, with the time each
+// arrived. Other lines of stderr are kept for the log of a failed test.
 type proc struct {
 	t     testing.TB
 	cmd   *exec.Cmd
@@ -366,14 +432,20 @@ type procLine struct {
 
 func (l procLine) str(k string) string { s, _ := l.M[k].(string); return s }
 
-func (l procLine) num(k string) float64 { f, _ := l.M[k].(float64); return f }
+func (l procLine) flag(k string) bool { b, _ := l.M[k].(bool); return b }
 
-// startProc starts name with args; it is killed when the test ends. Its
-// stdin stays open until then (the helpers exit when it closes).
+// startProc starts name with args; it is killed when the test ends, or
+// when the test binary dies (Pdeathsig). Its stdin stays open until then
+// (the suite's helpers exit when it closes).
 func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(name, args...), notify: make(chan struct{}), done: make(chan struct{})}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderrPipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,22 +454,35 @@ func startProc(t testing.TB, name string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	var stderr strings.Builder
-	p.cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
+	keep := &limitedWriter{w: &stderr, n: 64 << 10}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
+	var scanners sync.WaitGroup
+	scan := func(r io.Reader, text io.Writer) {
+		defer scanners.Done()
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.mu.Lock()
-				p.got = append(p.got, procLine{m, time.Now()})
-				close(p.notify)
-				p.notify = make(chan struct{})
-				p.mu.Unlock()
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				if text != nil {
+					_, _ = text.Write(append(sc.Bytes(), '\n'))
+				}
+				continue
 			}
+			p.mu.Lock()
+			p.got = append(p.got, procLine{m, time.Now()})
+			close(p.notify)
+			p.notify = make(chan struct{})
+			p.mu.Unlock()
 		}
+	}
+	scanners.Add(2)
+	go scan(stdout, nil)
+	go scan(stderrPipe, keep)
+	go func() {
+		scanners.Wait()
 		p.err = p.cmd.Wait()
 		p.mu.Lock()
 		p.exited = true
@@ -557,15 +642,16 @@ func httpGet(t testing.TB, url string, v any) int {
 	return resp.StatusCode
 }
 
-// onlineIDs lists every online client through a node's /online endpoint.
+// onlineIDs lists every online client through the /presence endpoint of a
+// node (the chat demo's route, which startNode mounts too).
 func onlineIDs(t testing.TB, base string) map[string]bool {
 	t.Helper()
 	ids := map[string]bool{}
 	cursor := ""
 	for range 1000 {
 		var page middleware.OnlinePage
-		if st := httpGet(t, base+"/online?limit=1000&cursor="+cursor, &page); st != http.StatusOK {
-			t.Fatalf("GET /online: %d", st)
+		if st := httpGet(t, base+"/presence?limit=1000&cursor="+cursor, &page); st != http.StatusOK {
+			t.Fatalf("GET /presence: %d", st)
 		}
 		for _, c := range page.Clients {
 			if c.Online {
@@ -577,7 +663,7 @@ func onlineIDs(t testing.TB, base string) map[string]bool {
 		}
 		cursor = page.Next
 	}
-	t.Fatal("GET /online: more than 1000 pages")
+	t.Fatal("GET /presence: more than 1000 pages")
 	return nil
 }
 

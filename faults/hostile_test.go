@@ -19,7 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
@@ -90,8 +90,7 @@ func TestSlowloris(t *testing.T) {
 		}()
 	}
 	// An honest client gets through while the slow ones hang on.
-	c := startClient(t, wsclient.Config{URL: n.wsURL("honest"), Timeout: 5 * time.Second, Once: true})
-	honest := waitState(t, c, wsclient.Connected, 5*time.Second)
+	honest := dialClient(t, n.wsURL("honest"), client.Config{MaxAttempts: once})
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -105,7 +104,7 @@ func TestSlowloris(t *testing.T) {
 		t.Errorf("%d upgrades, want only the honest client's", up)
 	}
 	t.Logf("FIGURE slowloris: %d trickling connections closed by ReadHeaderTimeout %v (last after %v); honest client connected %v after the attack began",
-		conns, readHeaderTimeout, w.Round(time.Millisecond), honest.At.Sub(start).Round(time.Millisecond))
+		conns, readHeaderTimeout, w.Round(time.Millisecond), honest.openedAt.Sub(start).Round(time.Millisecond))
 }
 
 // B15: 2,000 upgrade attempts under one client ID, 32 at a time, against
@@ -117,8 +116,7 @@ func TestManyConnectionsOneClient(t *testing.T) {
 	t.Parallel()
 	const attempts, limit, workers = 2000, 8, 32
 	n := hostileNode(t, middleware.Config{MaxConnsPerClient: limit, PingInterval: 20 * time.Second, PongTimeout: 10 * time.Second}, memory.Config{})
-	other := startClient(t, wsclient.Config{URL: n.wsURL("other"), Timeout: 5 * time.Second, Once: true})
-	waitState(t, other, wsclient.Connected, 5*time.Second)
+	other := dialClient(t, n.wsURL("other"), client.Config{MaxAttempts: once})
 	var (
 		mu     sync.Mutex
 		open   []*websocket.Conn
@@ -165,11 +163,7 @@ func TestManyConnectionsOneClient(t *testing.T) {
 	if s := n.sessions(); s != limit+1 {
 		t.Errorf("%d sessions, want %d", s, limit+1)
 	}
-	select {
-	case st := <-other.States():
-		t.Errorf("the other client was disturbed: %+v", st)
-	default:
-	}
+	untouched(t, other, "the other client")
 	for _, ws := range open {
 		ws.Close()
 	}
@@ -225,8 +219,7 @@ func TestStoreCapOverWebSocket(t *testing.T) {
 	t.Parallel()
 	n := hostileNode(t, middleware.Config{}, memory.Config{MaxClients: 2, MaxSessions: 2})
 	for _, id := range []string{"a", "b"} {
-		c := startClient(t, wsclient.Config{URL: n.wsURL(id), Timeout: 5 * time.Second, Once: true})
-		waitState(t, c, wsclient.Connected, 5*time.Second)
+		dialClient(t, n.wsURL(id), client.Config{MaxAttempts: once})
 	}
 	ws, _, err := dialRaw(n.addr(), "/ws?id=c")
 	if err != nil || ws == nil {
@@ -246,8 +239,7 @@ func TestHostileFrames(t *testing.T) {
 	t.Parallel()
 	const readLimit = 1024
 	n := hostileNode(t, middleware.Config{ReadLimit: readLimit}, memory.Config{})
-	good := startClient(t, wsclient.Config{URL: n.wsURL("good"), Timeout: 2 * time.Second, Once: true})
-	waitState(t, good, wsclient.Connected, 5*time.Second)
+	good := dialClient(t, n.wsURL("good"), client.Config{MaxAttempts: once})
 	big := make([]byte, 2*readLimit)
 	var flood []byte
 	flood = append(flood, frame(false, 1, []byte("a"))...)
@@ -292,11 +284,7 @@ func TestHostileFrames(t *testing.T) {
 			})
 		})
 	}
-	select {
-	case st := <-good.States():
-		t.Errorf("the well-behaved client was disturbed: %+v", st)
-	default:
-	}
+	untouched(t, good, "the well-behaved client")
 	if st := n.srv.Stats(); st.HandlerPanics != 0 {
 		t.Errorf("%d handler panics", st.HandlerPanics)
 	}
@@ -412,8 +400,7 @@ func TestRedisKeyEscape(t *testing.T) {
 	hostile := []string{"*", "?", "[a-z]*", "\\*", "{" + pfx + ":b0}:g", "}", "{", "{}", "a:b", ":", pfx + ":b1",
 		"{vigil:b0}:s", "../../etc", "' OR 1=1", "\"quoted\"", "%2A", "ü😀", strings.Repeat("x", presence.MaxIDLen)}
 	for _, id := range hostile {
-		c := startClient(t, wsclient.Config{URL: n.wsURL(url.QueryEscape(id)), Timeout: 5 * time.Second, Once: true})
-		waitState(t, c, wsclient.Connected, 5*time.Second)
+		dialClient(t, n.wsURL(url.QueryEscape(id)), client.Config{MaxAttempts: once})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -12,7 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
@@ -39,6 +40,13 @@ func viaNginx(t testing.TB, n *node, id string) string {
 	return "ws://" + nginxAddr(t) + "/u/" + port + "/ws?id=" + id
 }
 
+// quietClient is the real client sending nothing of its own (no
+// application pings), like an idle browser tab, and never reconnecting: it
+// still answers the server's protocol pings.
+func quietClient() client.Config {
+	return client.Config{PingInterval: -1, MaxAttempts: once}
+}
+
 func memNode(t testing.TB, tc presence.Config, mc middleware.Config) *node {
 	t.Helper()
 	st, err := memory.New(memory.Config{})
@@ -57,12 +65,12 @@ func TestNginxCutsQuietConnection(t *testing.T) {
 	n := memNode(t,
 		presence.Config{TTL: 30 * time.Second, Grace: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
 		middleware.Config{PingInterval: 20 * time.Second, PongTimeout: 10 * time.Second})
-	c := startClient(t, wsclient.Config{URL: viaNginx(t, n, "quiet"), Timeout: time.Minute, Once: true})
-	up := waitState(t, c, wsclient.Connected, 5*time.Second)
+	c := dialClient(t, viaNginx(t, n, "quiet"), quietClient())
 	st := nextState(t, c, 10*time.Second)
-	cut := st.At.Sub(up.At)
-	if st.Kind != wsclient.Closed || st.Code != 1006 {
-		t.Fatalf("state %+v, want the connection dropped by nginx (1006)", st)
+	cut := st.At.Sub(c.openedAt)
+	var ce *client.CloseError
+	if st.To != client.Closed || !errors.As(st.Err, &ce) || ce.Code != 1006 {
+		t.Fatalf("client went %v (%v), want the connection dropped by nginx (1006)", st.To, st.Err)
 	}
 	if cut < nginxReadTimeout-300*time.Millisecond || cut > nginxReadTimeout+2*time.Second {
 		t.Fatalf("nginx cut the connection after %v, want about %v", cut, nginxReadTimeout)
@@ -85,13 +93,12 @@ func TestNginxPingsKeepConnectionOpen(t *testing.T) {
 	n := memNode(t,
 		presence.Config{TTL: 3 * time.Second, Grace: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
 		middleware.Config{PingInterval: time.Second, PongTimeout: time.Second})
-	c := startClient(t, wsclient.Config{URL: viaNginx(t, n, "quiet"), Timeout: time.Minute, Once: true})
-	waitState(t, c, wsclient.Connected, 5*time.Second)
+	c := dialClient(t, viaNginx(t, n, "quiet"), quietClient())
 	timer := time.NewTimer(hold)
 	defer timer.Stop()
 	select {
-	case st := <-c.States():
-		t.Fatalf("connection changed state after less than %v: %+v", hold, st)
+	case st := <-c.states:
+		t.Fatalf("connection changed state after less than %v: %v -> %v (%v)", hold, st.From, st.To, st.Err)
 	case <-timer.C:
 	}
 	if s := n.sessions(); s != 1 {

@@ -14,7 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/vigilhq/vigil/faults/internal/wsclient"
+	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
@@ -32,7 +32,7 @@ const (
 // redisFleet is one node on a Redis store with reconnecting clients.
 type redisFleet struct {
 	n       *node
-	clients map[string]*wsclient.Client
+	clients map[string]*watched
 	ids     []string
 }
 
@@ -42,16 +42,15 @@ func startRedisFleet(t *testing.T, rdb goredis.UniversalClient, ttl time.Duratio
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &redisFleet{ids: ids, clients: map[string]*wsclient.Client{}}
+	f := &redisFleet{ids: ids, clients: map[string]*watched{}}
 	f.n = startNode(t, st,
 		presence.Config{TTL: ttl, Grace: rfGrace, SweepInterval: rfSweep},
 		middleware.Config{PingInterval: rfPing, PongTimeout: rfPong}, nil)
 	for _, id := range ids {
-		f.clients[id] = startClient(t, wsclient.Config{URL: f.n.wsURL(id), Timeout: rfPing + rfPong,
-			DialTimeout: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+		f.clients[id] = dialClient(t, f.n.wsURL(id), client.Config{PingInterval: rfPing, PongTimeout: rfPong,
+			BackoffBase: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 	}
 	for _, id := range ids {
-		waitState(t, f.clients[id], wsclient.Connected, 5*time.Second)
 		f.n.rec.wait(t, 0, 5*time.Second, "online of "+id, func(ev stamped) bool {
 			return ev.ClientID == id && ev.Transition == presence.Online
 		})
@@ -63,11 +62,7 @@ func startRedisFleet(t *testing.T, rdb goredis.UniversalClient, ttl time.Duratio
 func (f *redisFleet) noDisconnects(t *testing.T, what string) {
 	t.Helper()
 	for id, c := range f.clients {
-		select {
-		case st := <-c.States():
-			t.Errorf("%s: client %s: %+v, want its connection untouched", what, id, st)
-		default:
-		}
+		untouched(t, c, what+": client "+id)
 	}
 }
 
@@ -114,7 +109,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	// The leaver closes its connection while Redis is down.
 	leaver := f.clients["leaver"]
 	delete(f.clients, "leaver")
-	leaver.Close()
+	_ = leaver.Close()
 	time.Sleep(rfTTL)
 	if n := f.n.rec.count("", presence.Offline); n != 0 {
 		t.Fatalf("%d Offline events while Redis was down, want none: %v", n, f.n.rec.all())

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -147,25 +148,34 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 // reply as proof of life. It never answers protocol pings (a raw reader that
 // ignores them would be a dead peer), so it relies on its own "ping"s as
 // beats.
+// A client that cannot see protocol pings (a browser page) and sends an
+// application ping every 100ms stays online: each ping is answered with
+// "pong" and counts as a beat, well inside PingInterval + PongTimeout
+// (300ms). On fake time, so a loaded machine cannot stretch the client's
+// 100ms past the server's 300ms.
 func TestClassicPingClient(t *testing.T) {
-	e := newEnv(t, fastTracker(), fastServer())
-	ts := startHTTP(t, e.mux(echo))
-	c := mustDial(t, wsURL(ts, "/ws?id=classic"))
-	c.SetPingHandler(func(string) error { return nil }) // a browser page cannot see pings
-	e.waitEvent(t, "classic", 2*time.Second)
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if err := c.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, fastTracker(), fastServer(), echo)
+		c := b.connect(t, "classic")
+		c.SetPingHandler(func(string) error { return nil }) // a browser page cannot see pings
+		if ev := b.next(t); ev.Transition != presence.Online {
+			t.Fatalf("event %+v, want online", ev)
 		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		_, got, err := c.ReadMessage()
-		if err != nil || string(got) != "pong" {
-			t.Fatalf("got %q, %v; want pong", got, err)
+		for range 10 { // 1s: more than twice the TTL
+			if err := c.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			_, got, err := c.ReadMessage()
+			if err != nil || string(got) != "pong" {
+				t.Fatalf("got %q, %v; want pong", got, err)
+			}
+			time.Sleep(100 * time.Millisecond) // the client's ping interval, on fake time
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	e.noEvent(t, 10*time.Millisecond)
+		b.noEvent(t)
+		c.Close()
+		b.close(t)
+	})
 }
 
 // A raw TCP client sends a frame header announcing more than the read limit:

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -140,20 +141,46 @@ func TestReconnectInsideGraceFiresNothing(t *testing.T) {
 	e.noEvent(t, 1500*time.Millisecond)
 }
 
+// Tracker.Kick closes the client's connection with 4500 and the client goes
+// offline (reason kicked) once its session's Grace has passed: within
+// Grace + 2×SweepInterval of the kick. On fake time.
 func TestKickClosesWith4500(t *testing.T) {
-	e := newEnv(t, fastTracker(), fastServer())
-	ts := startHTTP(t, e.mux(nil))
-	c := mustDial(t, wsURL(ts, "/ws?id=kicked"))
-	e.waitEvent(t, "kicked", 2*time.Second)
-	if err := e.tr.Kick(context.Background(), "kicked"); err != nil {
-		t.Fatal(err)
-	}
-	code, _ := closeCode(t, c, 2*time.Second)
-	if code != middleware.CloseKicked {
-		t.Fatalf("close %d, want 4500", code)
-	}
-	ev := e.waitEvent(t, "kicked", 2*time.Second)
-	if ev.Reason != presence.ReasonKicked {
-		t.Fatalf("event %+v, want kicked", ev)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		tcfg := fastTracker()
+		b := newBubble(t, tcfg, fastServer(), nil)
+		c := b.connect(t, "kicked")
+		go func() { // answer pings, and see the close frame
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		if ev := b.next(t); ev.Transition != presence.Online {
+			t.Fatalf("event %+v, want online", ev)
+		}
+		closed := make(chan int, 1)
+		c.SetCloseHandler(func(code int, _ string) error { closed <- code; return nil })
+		kicked := time.Now()
+		if err := b.tr.Kick(context.Background(), "kicked"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code := <-closed:
+			if code != middleware.CloseKicked {
+				t.Fatalf("close %d, want 4500", code)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("no close frame")
+		}
+		ev := b.next(t)
+		if ev.Transition != presence.Offline || ev.Reason != presence.ReasonKicked {
+			t.Fatalf("event %+v, want offline kicked", ev)
+		}
+		if took := time.Since(kicked); took > tcfg.Grace+2*tcfg.SweepInterval {
+			t.Errorf("offline %v after the kick, want within Grace+2×SweepInterval = %v", took, tcfg.Grace+2*tcfg.SweepInterval)
+		}
+		c.Close()
+		b.close(t)
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -129,19 +130,38 @@ func TestHeartbeatEndpoint(t *testing.T) {
 
 // Without a session ID an HTTP client has one session; with no beat for TTL
 // it goes offline at once (expiry has no Grace).
+// An HTTP-heartbeat client that stops beating goes offline (reason
+// expired, no Grace) within TTL + 2×SweepInterval of its last beat, the
+// bound presence.Config.SweepInterval promises. On fake time (a synctest
+// bubble), so the bound holds exactly however loaded the machine is.
 func TestHeartbeatExpires(t *testing.T) {
-	e := newEnv(t, fastTracker(), fastServer())
-	ts := startHTTP(t, e.mux(nil))
-	start := time.Now()
-	post(t, ts.URL+"/presence/heartbeat?id=dave", "", "")
-	e.waitEvent(t, "dave", 2*time.Second)
-	ev := e.waitEvent(t, "dave", 2*time.Second)
-	if ev.Transition != presence.Offline || ev.Reason != presence.ReasonExpired {
-		t.Fatalf("event %+v", ev)
-	}
-	if took := time.Since(start); took > 400*time.Millisecond+2*50*time.Millisecond+100*time.Millisecond {
-		t.Errorf("offline after %v", took)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		tcfg := fastTracker()
+		b := newBubble(t, tcfg, fastServer(), nil)
+		hc := b.httpClient()
+		resp, err := hc.Post("http://pipe/presence/heartbeat?id=dave", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		beat := time.Now()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("heartbeat: status %d", resp.StatusCode)
+		}
+		if ev := b.next(t); ev.Transition != presence.Online {
+			t.Fatalf("event %+v, want online", ev)
+		}
+		ev := b.next(t)
+		if ev.Transition != presence.Offline || ev.Reason != presence.ReasonExpired {
+			t.Fatalf("event %+v, want offline expired", ev)
+		}
+		if took := time.Since(beat); took < tcfg.TTL || took > tcfg.TTL+2*tcfg.SweepInterval {
+			t.Errorf("offline %v after the last beat, want within [TTL, TTL+2×SweepInterval] = [%v, %v]",
+				took, tcfg.TTL, tcfg.TTL+2*tcfg.SweepInterval)
+		}
+		hc.CloseIdleConnections()
+		b.close(t)
+	})
 }
 
 func TestTrackRequests(t *testing.T) {

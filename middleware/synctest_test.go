@@ -80,6 +80,7 @@ func newBubble(t *testing.T, tcfg presence.Config, cfg middleware.Config, h midd
 	b := &bubble{env: e, l: newPipeListener()}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", e.srv.WebSocket(h))
+	mux.Handle("POST /presence/heartbeat", e.srv.HeartbeatEndpoint())
 	b.hs = &http.Server{Handler: mux}
 	go b.hs.Serve(b.l)
 	b.dial = websocket.Dialer{NetDialContext: b.l.dial}
@@ -106,6 +107,24 @@ func (b *bubble) connect(t *testing.T, id string) *websocket.Conn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// httpClient is an HTTP client over the bubble's pipes. Call its
+// CloseIdleConnections before the bubble's function returns.
+func (b *bubble) httpClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: b.l.dial}}
+}
+
+// noEvent fails the test if an event is queued once every goroutine of the
+// bubble is blocked.
+func (b *bubble) noEvent(t *testing.T) {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case ev := <-b.evCh:
+		t.Fatalf("unexpected event %+v", ev)
+	default:
+	}
 }
 
 func (b *bubble) next(t *testing.T) presence.Event {
