@@ -58,11 +58,6 @@ const (
 	ReasonKicked Reason = "kicked"
 )
 
-// ReasonTimeout is the former name of ReasonExpired.
-//
-// Deprecated: use ReasonExpired.
-const ReasonTimeout = ReasonExpired
-
 // Event is one transition of one client. Exactly one Event is produced for
 // each change, across all nodes sharing a Store.
 type Event struct {
