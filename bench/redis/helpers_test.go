@@ -8,8 +8,6 @@ package redis_test
 
 import (
 	"context"
-	"crypto/rand"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,70 +16,16 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
-
-func standalone(t testing.TB) *goredis.Client {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		t.Fatal("REDIS_ADDR is not set: source scripts/lib/redis.sh and run redis_setup")
-	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", addr, err)
-	}
-	return rdb
-}
-
-func cluster(t testing.TB) *goredis.ClusterClient {
-	t.Helper()
-	addrs := os.Getenv("REDIS_CLUSTER_ADDRS")
-	if addrs == "" {
-		t.Fatal("REDIS_CLUSTER_ADDRS is not set: source scripts/lib/redis.sh and run redis_setup")
-	}
-	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
-	t.Cleanup(func() { _ = rdb.Close() })
-	if err := rdb.ForEachMaster(context.Background(), func(ctx context.Context, c *goredis.Client) error {
-		return c.Ping(ctx).Err()
-	}); err != nil {
-		t.Fatalf("redis cluster at %s: %v", addrs, err)
-	}
-	return rdb
-}
-
-// masters calls fn on every server behind rdb.
-func masters(ctx context.Context, rdb goredis.UniversalClient, fn func(context.Context, *goredis.Client) error) error {
-	switch c := rdb.(type) {
-	case *goredis.ClusterClient:
-		return c.ForEachMaster(ctx, fn)
-	case *goredis.Client:
-		return fn(ctx, c)
-	}
-	return nil
-}
 
 // newStore returns a Store over rdb in a namespace of its own, deleted when
 // the benchmark ends.
 func newStore(t testing.TB, rdb goredis.UniversalClient, cfg redisstore.Config) *redisstore.Store {
 	t.Helper()
-	cfg.Prefix = "vb-" + rand.Text()[:10]
-	t.Cleanup(func() {
-		ctx := context.Background()
-		_ = masters(ctx, rdb, func(ctx context.Context, c *goredis.Client) error {
-			iter := c.Scan(ctx, 0, "{"+cfg.Prefix+":b*", 1000).Iterator()
-			var keys []string
-			for iter.Next(ctx) {
-				keys = append(keys, iter.Val())
-			}
-			for _, k := range keys {
-				c.Del(ctx, k)
-			}
-			return iter.Err()
-		})
-	})
+	cfg.Prefix = redistest.Prefix(t, rdb)
 	s, err := redisstore.New(rdb, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +48,7 @@ func readStats(t testing.TB, rdb goredis.UniversalClient) stats {
 	t.Helper()
 	var mu sync.Mutex
 	var st stats
-	err := masters(context.Background(), rdb, func(ctx context.Context, c *goredis.Client) error {
+	err := redistest.ForEachServer(context.Background(), rdb, func(ctx context.Context, c *goredis.Client) error {
 		info, err := c.Info(ctx, "commandstats").Result()
 		if err != nil {
 			return err

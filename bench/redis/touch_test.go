@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/internal/redistest"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
@@ -23,8 +24,8 @@ func BenchmarkTouch(b *testing.B) {
 		name string
 		rdb  func(testing.TB) goredis.UniversalClient
 	}{
-		{"standalone", func(t testing.TB) goredis.UniversalClient { return standalone(t) }},
-		{"cluster", func(t testing.TB) goredis.UniversalClient { return cluster(t) }},
+		{"standalone", func(t testing.TB) goredis.UniversalClient { return redistest.Standalone(t) }},
+		{"cluster", func(t testing.TB) goredis.UniversalClient { return redistest.Cluster(t) }},
 	} {
 		for _, batch := range []int{1_000, 10_000, 50_000} {
 			b.Run(fmt.Sprintf("%s/batch=%d", tc.name, batch), func(b *testing.B) {

@@ -14,6 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
@@ -35,7 +36,7 @@ func TestClusterSpread(t *testing.T) {
 	var mu sync.Mutex
 	perMaster := map[string]int{}
 	err := rdb.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
-		keys, err := keysOf(ctx, c, p)
+		keys, err := redistest.Keys(ctx, c, p)
 		mu.Lock()
 		perMaster[c.Options().Addr] = len(keys)
 		mu.Unlock()
