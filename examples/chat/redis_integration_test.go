@@ -8,17 +8,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/internal/redistest"
 )
 
 // The tests in this file run demo processes on the Redis store. They need
@@ -66,58 +65,6 @@ func sharedRedis(t *testing.T) (addr, prefix string) {
 		}
 	})
 	return addr, prefix
-}
-
-// redisServer is a redis-server process of the test's own, which it can
-// kill and start again, empty, on the same port.
-type redisServer struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &redisServer{t: t, port: port}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-func (s *redisServer) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.t.TempDir())
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server (install it, or run ./scripts/test): %v", err)
-	}
-	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			s.t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill stops the server at once, as a crash would; it keeps no data.
-func (s *redisServer) kill() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
 }
 
 // transitions returns, per client, the online and offline log lines of the
@@ -442,8 +389,8 @@ func waitAny(t *testing.T, want map[string]string, within time.Duration, nodes .
 // converges within one TTL, the list endpoint matches the truth, and a
 // client that left during the outage gets exactly one offline.
 func TestRedisOutage(t *testing.T) {
-	srv := startRedis(t)
-	url := "redis://" + srv.addr() + "/0"
+	srv := redistest.StartServer(t)
+	url := "redis://" + srv.Addr() + "/0"
 	a := startDemo(t, nodeArgs(url, "outage", "a")...)
 	b := startDemo(t, nodeArgs(url, "outage", "b")...)
 	dumpOnFailure(t, a, b)
@@ -470,7 +417,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("status endpoints did not show %v within %v", want, took)
 	}
 
-	srv.kill()
+	srv.Kill()
 	down := time.Now()
 	time.Sleep(3 * time.Second)
 	leaver.ws.Close() // leaves while nobody can record it
@@ -482,7 +429,7 @@ func TestRedisOutage(t *testing.T) {
 		}
 	}
 
-	srv.start() // empty
+	srv.Start() // empty
 	back := time.Now()
 	// The leaver's session, re-created by its node's retried End, lingers
 	// at least one lease (TTL + 500ms of slack for the batch that writes

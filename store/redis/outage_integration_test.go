@@ -5,81 +5,22 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
-// server is a redis-server process of the test's own, which it can kill and
-// restart empty on the same port.
-type server struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func startServer(t *testing.T) *server {
-	t.Helper()
-	s := &server{t: t, port: freePort(t), dir: t.TempDir()}
-	s.start()
-	t.Cleanup(s.kill)
-	return s
-}
-
-func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-
-func (s *server) start() {
-	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir)
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server (install it, or run ./scripts/test): %v", err)
-	}
-	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			s.t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill stops the server at once, as a crash would; it keeps nothing.
-func (s *server) kill() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-// client returns a client that fails fast while the server is down.
-func (s *server) client(t *testing.T) *goredis.Client {
+// client returns a client of the test's own server that gives up fast.
+func client(t *testing.T, s *redistest.Server) *goredis.Client {
 	c := goredis.NewClient(&goredis.Options{
-		Addr: s.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
+		Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
 	})
 	t.Cleanup(func() { _ = c.Close() })
@@ -194,10 +135,10 @@ func connect(t *testing.T, tr *presence.Tracker, id string) *presence.Session {
 // clients that stayed, the clients that left meanwhile get exactly one
 // offline, and presence converges within one TTL.
 func TestOutageRestartEmpty(t *testing.T) {
-	srv := startServer(t)
+	srv := redistest.StartServer(t)
 	rec := &events{}
 	mk := func(node string) *presence.Tracker {
-		st := newStore(t, srv.client(t), redisstore.Config{Prefix: "outage"})
+		st := newStore(t, client(t, srv), redisstore.Config{Prefix: "outage"})
 		return startTracker(t, st, node, fast, rec)
 	}
 	a, b := mk("a"), mk("b")
@@ -222,7 +163,7 @@ func TestOutageRestartEmpty(t *testing.T) {
 		before[id] = rec.seqs(id)[0]
 	}
 
-	srv.kill()
+	srv.Kill()
 	time.Sleep(fast.ttl / 2)
 	ctx := context.Background()
 	if err := bob.End(ctx, presence.ReasonClosed); err != nil {
@@ -244,7 +185,7 @@ func TestOutageRestartEmpty(t *testing.T) {
 		t.Errorf("no store errors counted during the outage: %+v", st)
 	}
 
-	srv.start() // empty
+	srv.Start() // empty
 	restarted := time.Now()
 	waitUntil(t, fast.ttl+fast.grace+4*fast.sweep, "bob and erin offline", func() bool {
 		return len(rec.of("bob")) == 2 && len(rec.of("erin")) == 2
