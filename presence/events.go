@@ -51,8 +51,10 @@ const (
 	// ReasonRestart: the node that owned the session restarted with the
 	// same node ID and cleared what its previous process left.
 	ReasonRestart Reason = "restart"
-	// ReasonNodeLost: the node that owned the session vanished, and its
-	// sessions were reaped by another node.
+	// ReasonNodeLost: the node that owned the session is known to be gone.
+	// vigil's stores cannot tell a vanished node's sessions from any other
+	// expiry, so they report those as ReasonExpired; the reason is for
+	// stores and transports that can.
 	ReasonNodeLost Reason = "node_lost"
 	// ReasonKicked: the application kicked the client or the session.
 	ReasonKicked Reason = "kicked"
