@@ -16,7 +16,7 @@ const (
 	DefaultPongTimeout    = 10 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultReadLimit      = 64 << 10
-	DefaultReadBufferSize = 1024
+	DefaultReadBufferSize = 512
 	DefaultSendQueueSize  = 64
 	DefaultDrainWindow    = 5 * time.Second
 	DefaultRetryAfter     = 5 * time.Second
@@ -78,7 +78,7 @@ type Config struct {
 
 	// ReadBufferSize is the size of each connection's read buffer. Small
 	// buffers keep idle connections cheap; large messages are read in
-	// several steps. Default: 1024.
+	// several steps. Default: 512.
 	ReadBufferSize int
 
 	// SendQueueSize is how many messages Conn.Send may hold for a
