@@ -518,41 +518,34 @@ func (p *proc) lines() []procLine {
 // pred, and moves past it; it fails the test after d.
 func (p *proc) next(d time.Duration, what string, pred func(procLine) bool) procLine {
 	p.t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		p.mu.Lock()
-		for i := p.cursor; i < len(p.got); i++ {
-			if pred(p.got[i]) {
-				p.cursor = i + 1
-				l := p.got[i]
-				p.mu.Unlock()
-				return l
-			}
-		}
-		ch, exited := p.notify, p.exited
-		p.mu.Unlock()
-		if exited {
-			p.t.Fatalf("waiting for %s: process exited: %v", what, p.err)
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			p.t.Fatalf("no %s within %v", what, d)
-		}
-	}
+	return p.await(d, what, pred, true)
 }
 
 // find returns the first line, from the start, that satisfies pred; it
 // fails the test after d. It does not move the cursor.
 func (p *proc) find(d time.Duration, what string, pred func(procLine) bool) procLine {
 	p.t.Helper()
+	return p.await(d, what, pred, false)
+}
+
+// await waits for a line satisfying pred: after the cursor, moving it, or
+// from the start, leaving it.
+func (p *proc) await(d time.Duration, what string, pred func(procLine) bool, move bool) procLine {
+	p.t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		for _, l := range p.got {
-			if pred(l) {
+		from := 0
+		if move {
+			from = p.cursor
+		}
+		for i := from; i < len(p.got); i++ {
+			if pred(p.got[i]) {
+				if move {
+					p.cursor = i + 1
+				}
+				l := p.got[i]
 				p.mu.Unlock()
 				return l
 			}

@@ -127,13 +127,18 @@ func (c *Conn) endWrite() { c.writers.Add(-1) }
 
 // onControl records a ping or pong from the client as a beat.
 func (c *Conn) onControl(string) error {
-	c.lastRead.Store(c.s.now())
-	c.s.stats.beats.Add(1)
-	c.s.obs.Beat(presence.TransportWS)
+	c.beat(c.s.now())
+	return nil
+}
+
+// beat records a frame from the client at now: the dead-peer deadline, the
+// counters and the presence session.
+func (c *Conn) beat(now int64) {
+	c.lastRead.Store(now)
+	c.s.countBeat(presence.TransportWS)
 	if c.sess != nil {
 		c.sess.Beat()
 	}
-	return nil
 }
 
 // ClientID returns the ID of the connection's client.
@@ -190,10 +195,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 // the application.
 func (c *Conn) received(typ MessageType, data []byte) bool {
 	now := c.s.now()
-	c.lastRead.Store(now)
-	c.s.stats.beats.Add(1)
-	c.s.obs.Beat(presence.TransportWS)
-	c.sess.Beat()
+	c.beat(now)
 	if typ == Text {
 		if !utf8.Valid(data) {
 			c.s.stats.invalidUTF8.Add(1)

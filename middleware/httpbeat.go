@@ -26,6 +26,12 @@ type httpKey struct{ client, session string }
 // OnGone from a current one.
 type httpSession struct{ sess *presence.Session }
 
+// countBeat counts one beat of a transport, for Stats and the Observer.
+func (s *Server) countBeat(transport string) {
+	s.stats.beats.Add(1)
+	s.obs.Beat(transport)
+}
+
 // beat beats the HTTP session (client, session), opening it if this node
 // holds none. It fails with ErrTooManyConns or the Tracker's error.
 func (s *Server) beat(ctx context.Context, client, session string) error {
@@ -34,8 +40,7 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 	if h, ok := s.httpSess[k]; ok && h.sess != nil {
 		s.mu.Unlock()
 		h.sess.Beat()
-		s.stats.beats.Add(1)
-		s.obs.Beat(presence.TransportHTTP)
+		s.countBeat(presence.TransportHTTP)
 		return nil
 	}
 	if err := s.admit(client); err != nil {
@@ -53,8 +58,7 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 		s.uncount(client)
 		return err
 	}
-	s.stats.beats.Add(1)
-	s.obs.Beat(presence.TransportHTTP)
+	s.countBeat(presence.TransportHTTP)
 	if cur, ok := s.httpSess[k]; ok && cur.sess != nil {
 		s.uncount(client) // a concurrent beat opened it first
 		return nil

@@ -34,24 +34,19 @@ type counters struct {
 	rejects     [len(rejectStatuses) + 1]atomic.Uint64
 }
 
-func (c *counters) closed(code int) {
-	for i, k := range closeCodes {
-		if k == code {
-			c.closes[i].Add(1)
-			return
-		}
-	}
-	c.closes[len(closeCodes)].Add(1)
-}
+func (c *counters) closed(code int)     { bump(c.closes[:], closeCodes[:], code) }
+func (c *counters) rejected(status int) { bump(c.rejects[:], rejectStatuses[:], status) }
 
-func (c *counters) rejected(status int) {
-	for i, k := range rejectStatuses {
-		if k == status {
-			c.rejects[i].Add(1)
+// bump counts k in the slot of its key, or in the last slot ("other") for a
+// key not listed: labels stay a fixed set.
+func bump(slots []atomic.Uint64, keys []int, k int) {
+	for i, key := range keys {
+		if key == k {
+			slots[i].Add(1)
 			return
 		}
 	}
-	c.rejects[len(rejectStatuses)].Add(1)
+	slots[len(keys)].Add(1)
 }
 
 // Stats is a snapshot of a Server's counters.
