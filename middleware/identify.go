@@ -74,14 +74,14 @@ func queryValue(rawQuery, key string) string {
 		var kv string
 		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
 		k, v, _ := strings.Cut(kv, "=")
-		if k != key {
-			if !strings.ContainsAny(k, "%+") {
+		// Compare the key as url.ParseQuery would: decoded, so "+" is a
+		// space even when it spells the wanted key literally.
+		if strings.ContainsAny(k, "%+") {
+			if uk, err := url.QueryUnescape(k); err != nil || uk != key {
 				continue
 			}
-			uk, err := url.QueryUnescape(k)
-			if err != nil || uk != key {
-				continue
-			}
+		} else if k != key {
+			continue
 		}
 		uv, err := url.QueryUnescape(v)
 		if err != nil {
