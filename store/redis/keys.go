@@ -10,7 +10,6 @@ var keySuffixes = [keysPerBucket]string{":g", ":s", ":x", ":k", ":n", ":r", ":c"
 
 // Positions in a bucket's keys.
 const (
-	keyClients = 6
 	keyOnline  = 8
 	keyJournal = 9
 )

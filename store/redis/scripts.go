@@ -23,6 +23,7 @@ var (
 	scriptSweep    = newScript("sweep.lua")
 	scriptSessions = newScript("sessions.lua")
 	scriptList     = newScript("list.lua")
+	scriptLookup   = newScript("lookup.lua")
 )
 
 func newScript(name string) *goredis.Script {

@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -55,8 +55,15 @@ type Store struct {
 type knownSession struct {
 	node string
 	ttl  int64  // the last lease written, ms
+	span int64  // its TTL + Age, ms, as Redis holds it; -1 if unknown
 	gen  string // the bucket's generation when the session was last written
 }
+
+// span is the deadline minus the last beat of a lease, in the milliseconds
+// the scripts get: the same on every lease of a Tracker (TTL + Age is its
+// TTL + SweepInterval), which lets Touch refresh a session by moving its
+// deadline alone.
+func span(l presence.Lease) int64 { return ms(l.TTL) + l.Age.Milliseconds() }
 
 type pendingEntry struct {
 	bucket int
@@ -155,7 +162,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, errReply)
 	}
 	gen, _ := v[0].(string)
-	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), gen: gen})
+	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
 	evs, err := s.events(b, v[1:])
 	if err != nil {
 		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, err)
@@ -165,13 +172,18 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 
 func (s *Store) remember(clientID, sessionID string, k knownSession) {
 	s.knownMu.Lock()
+	s.rememberLocked(clientID, sessionID, k)
+	s.knownMu.Unlock()
+}
+
+// rememberLocked is remember with knownMu held.
+func (s *Store) rememberLocked(clientID, sessionID string, k knownSession) {
 	m := s.known[clientID]
 	if m == nil {
 		m = make(map[string]knownSession, 1)
 		s.known[clientID] = m
 	}
 	m[sessionID] = k
-	s.knownMu.Unlock()
 }
 
 // forgetSession drops what this Store knew of one session, or of every
@@ -259,24 +271,15 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 		b := s.bucket(l.ClientID)
 		byBucket[b] = append(byBucket[b], i)
 	}
-	bs := make([]int, 0, len(byBucket))
-	for b := range byBucket {
-		bs = append(bs, b)
-	}
-	slices.Sort(bs)
+	bs := slices.Sorted(maps.Keys(byBucket))
 	groups := s.touchGroups(bs, byBucket)
 	calls := make([]call, len(groups))
+	sent := make(map[int][]int, len(bs)) // bucket -> lease indexes in the order sent
 	s.knownMu.Lock()
 	for gi, g := range groups {
 		args := []any{s.claimer(), s.cfg.JournalLen}
 		for _, b := range g {
-			idx := byBucket[b]
-			args = append(args, len(idx))
-			for _, i := range idx {
-				l := leases[i]
-				kg := s.known[l.ClientID][l.SessionID].gen
-				args = append(args, i, l.ClientID, l.SessionID, l.Node, ms(l.TTL), l.Age.Milliseconds(), kg)
-			}
+			args, sent[b] = s.touchArgs(args, leases, byBucket[b])
 		}
 		calls[gi] = call{keys: s.keysOf(g), args: args}
 	}
@@ -294,6 +297,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 	var gone []presence.Gone
 	gens := make(map[int]string, len(bs))
 	restored := 0
+	var kept []int // full leases whose span Redis did not take
 	for gi, g := range groups {
 		v, _ := replies[gi].([]any)
 		for _, b := range g {
@@ -307,17 +311,20 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 				return nil, fmt.Errorf("redis: touch: %w", errReply)
 			}
 			for j := int64(0); j < m; j++ {
-				is, _ := v[2*j].(string)
+				pos, _ := v[2*j].(int64)
 				reason, _ := v[2*j+1].(string)
-				i, err := strconv.Atoi(is)
-				if err != nil || i < 0 || i >= len(leases) {
+				if pos < 1 || pos > int64(len(sent[b])) {
 					return nil, fmt.Errorf("redis: touch: %w", errReply)
 				}
-				if reason == "!" {
+				i := sent[b][pos-1]
+				switch reason {
+				case "!":
 					restored++
-					continue
+				case "~":
+					kept = append(kept, i)
+				default:
+					gone = append(gone, presence.Gone{Index: i, Reason: presence.Reason(reason)})
 				}
-				gone = append(gone, presence.Gone{Index: i, Reason: presence.Reason(reason)})
 			}
 			v = v[2*m:]
 		}
@@ -334,15 +341,52 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 			gi++
 			continue
 		}
-		m := s.known[l.ClientID]
-		if m == nil {
-			m = make(map[string]knownSession, 1)
-			s.known[l.ClientID] = m
-		}
-		m[l.SessionID] = knownSession{node: l.Node, ttl: ms(l.TTL), gen: gens[s.bucket(l.ClientID)]}
+		s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gens[s.bucket(l.ClientID)]})
+	}
+	for _, i := range kept {
+		l := leases[i]
+		k := s.known[l.ClientID][l.SessionID]
+		k.span = -1
+		s.known[l.ClientID][l.SessionID] = k
 	}
 	s.knownMu.Unlock()
 	return gone, nil
+}
+
+// touchArgs appends to args the script arguments of one bucket's leases
+// (idx, indexes in leases) and returns them with the lease indexes in the
+// order sent. Refreshes come first: leases of sessions this Store wrote
+// with the same node and span, sharing the node, span and generation of the
+// first of them. The other leases are sent whole. knownMu must be held.
+func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any, []int) {
+	order := make([]int, 0, len(idx))
+	var full []int
+	var lead knownSession
+	head := len(args)
+	args = append(args, 0, "", 0, "")
+	for _, i := range idx {
+		l := leases[i]
+		k, ok := s.known[l.ClientID][l.SessionID]
+		if ok && k.node == l.Node && k.span == span(l) {
+			if len(order) == 0 {
+				lead = k
+			}
+			if k.node == lead.node && k.span == lead.span && k.gen == lead.gen {
+				args = append(args, l.ClientID+"\x00"+l.SessionID, ms(l.TTL))
+				order = append(order, i)
+				continue
+			}
+		}
+		full = append(full, i)
+	}
+	args[head], args[head+1], args[head+2], args[head+3] = len(order), lead.node, lead.span, lead.gen
+	args = append(args, len(full))
+	for _, i := range full {
+		l := leases[i]
+		kg := s.known[l.ClientID][l.SessionID].gen
+		args = append(args, l.ClientID, l.SessionID, l.Node, ms(l.TTL), l.Age.Milliseconds(), kg)
+	}
+	return args, append(order, full...)
 }
 
 func checkEnding(e presence.Ending) error {
@@ -531,7 +575,8 @@ func (s *Store) sweepReply(_ []int, v []any) (evs, claimed []presence.Event, err
 	return evs, claimed, nil
 }
 
-// Lookup implements presence.Store: one HMGET per bucket, pipelined.
+// Lookup implements presence.Store: one script call for all buckets on a
+// single server, one per bucket (pipelined) on a Cluster.
 func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Presence, error) {
 	for _, id := range clientIDs {
 		if err := presence.ValidateID(id); err != nil {
@@ -548,33 +593,42 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 		b := s.bucket(id)
 		byBucket[b] = append(byBucket[b], i)
 	}
-	pipe := s.rdb.Pipeline()
-	type q struct {
-		idx []int
-		cmd *goredis.SliceCmd
-	}
-	var qs []q
-	for b, idx := range byBucket {
-		fields := make([]string, len(idx))
-		for j, i := range idx {
-			fields[j] = clientIDs[i]
+	bs := slices.Sorted(maps.Keys(byBucket))
+	groups := s.groups(bs)
+	calls := make([]call, len(groups))
+	for gi, g := range groups {
+		var args []any
+		for _, b := range g {
+			args = append(args, len(byBucket[b]))
+			for _, i := range byBucket[b] {
+				args = append(args, clientIDs[i])
+			}
 		}
-		qs = append(qs, q{idx, pipe.HMGet(ctx, s.buckets[b][keyClients], fields...)})
+		calls[gi] = call{keys: s.keysOf(g), args: args}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	replies, err := s.runAll(ctx, scriptLookup, calls)
+	if err != nil {
 		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
 	}
-	for _, q := range qs {
-		for j, v := range q.cmd.Val() {
-			rec, ok := v.(string)
-			if !ok {
-				continue
+	for gi, g := range groups {
+		v, _ := replies[gi].([]any)
+		for _, b := range g {
+			idx := byBucket[b]
+			if len(v) < len(idx) {
+				return nil, fmt.Errorf("redis: lookup: %w", errReply)
 			}
-			p, err := decodeClient(clientIDs[q.idx[j]], rec)
-			if err != nil {
-				return nil, fmt.Errorf("redis: lookup: %w", err)
+			for j, i := range idx {
+				rec, _ := v[j].(string)
+				if rec == "" {
+					continue
+				}
+				p, err := decodeClient(clientIDs[i], rec)
+				if err != nil {
+					return nil, fmt.Errorf("redis: lookup: %w", err)
+				}
+				out[i] = p
 			}
-			out[q.idx[j]] = p
+			v = v[len(idx):]
 		}
 	}
 	return out, nil

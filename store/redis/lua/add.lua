@@ -14,19 +14,14 @@ local x = gets(sk)
 if x then
   -- The same session again: revive it if ending; the lease, not an
   -- earlier grace, decides its deadline.
+  seen = math.max(seen, sseen(sk, x))
   redis.call('HDEL', B.r, sk)
   redis.call('ZADD', B.x, NOW + ttl, sk)
   if x.node ~= node then
     redis.call('ZREM', B.n, x.node .. '\0' .. sk)
     redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
   end
-  seen = math.max(seen, x.seen)
-  redis.call('HSET', B.s, sk, fmt(seen) .. '|' .. node)
-  local c = getc(id)
-  if c then
-    c.seen = math.max(c.seen, seen)
-    putc(id, c)
-  end
+  puts(sk, { seen = seen, span = ttl + age, node = node })
   return { g }
 end
 -- A client this node knew online before Redis lost the bucket comes back

@@ -3,7 +3,7 @@
 -- Each bucket has KN keys, passed in this order (see keys.go):
 --   g   string  generation marker: set when the bucket is first written, so a
 --               node can tell that Redis lost the bucket's data since
---   s   hash    session key -> "seen|node"
+--   s   hash    session key -> "seen|span|node"
 --   x   zset    session key -> deadline (ms, Redis clock): the expiry index
 --   k   zset    session key, score 0: a client's sessions by lex range
 --   n   zset    node .. "\0" .. session key, score 0: a node's sessions
@@ -15,6 +15,14 @@
 -- A session key is client ID .. "\0" .. session ID: IDs have no control
 -- characters, so the pair is unambiguous, and IDs are only ever fields and
 -- members, never parts of key names.
+--
+-- Last seen. A live session's deadline is its last beat plus its span (the
+-- lease's TTL + Age, the same on every refresh of a Tracker), so a refresh
+-- only moves the deadline: the session's last beat is read back as
+-- deadline - span, and the "seen" of its record is only a floor, written
+-- when the span changes or the session ends. A client's last seen is the
+-- "seen" of its record while offline, and the latest of its sessions' while
+-- online. See sseen and cseen.
 
 local KN = 10
 local T = redis.call('TIME')
@@ -65,8 +73,39 @@ end
 local function gets(sk)
   local v = redis.call('HGET', B.s, sk)
   if not v then return nil end
-  local seen, node = string.match(v, '^(%d+)|(.*)$')
-  return { seen = tonumber(seen), node = node }
+  local seen, span, node = string.match(v, '^(%d+)|(%d+)|(.*)$')
+  return { seen = tonumber(seen), span = tonumber(span), node = node }
+end
+
+local function puts(sk, x)
+  redis.call('HSET', B.s, sk, fmt(x.seen) .. '|' .. fmt(x.span) .. '|' .. x.node)
+end
+
+-- sseen returns the last beat of session sk, whose record is x: the floor
+-- in its record, or for a live (not ending) session its deadline - span if
+-- later.
+local function sseen(sk, x)
+  if redis.call('HEXISTS', B.r, sk) == 1 then return x.seen end
+  local d = redis.call('ZSCORE', B.x, sk)
+  if not d then return x.seen end
+  return math.max(x.seen, tonumber(d) - x.span)
+end
+
+-- cseen returns the last seen time of client id, whose record is c.
+local function cseen(id, c)
+  local seen = c.seen
+  if c.n == 0 then return seen end
+  local sks = redis.call('ZRANGEBYLEX', B.k, '[' .. id .. '\0', '(' .. id .. '\1')
+  for _, sk in ipairs(sks) do
+    local x = gets(sk)
+    if x then seen = math.max(seen, sseen(sk, x)) end
+  end
+  return seen
+end
+
+-- crec returns client record c with its last seen time as cseen says.
+local function crec(id, c)
+  return fmt(c.seq) .. '|' .. fmt(c.since) .. '|' .. fmt(cseen(id, c)) .. '|' .. fmt(c.n)
 end
 
 local function clientof(sk)
@@ -94,11 +133,11 @@ local function transition(kind, id, sid, reason, c, onlinefor)
   for i = 1, #e do out[#out + 1] = e[i] end
 end
 
--- addsession writes a new session and returns its client's record, online.
--- Online reports whether the client came online: it did unless silent,
--- which re-creates a client lost with Redis's data without an event.
+-- addsession writes a new session, live until deadline, whose last beat
+-- was seen, and brings its client online unless it was. The Online event
+-- is left out when silent, which re-creates a client lost with Redis's data.
 local function addsession(id, sid, sk, node, deadline, seen, silent)
-  redis.call('HSET', B.s, sk, fmt(seen) .. '|' .. node)
+  puts(sk, { seen = seen, span = deadline - seen, node = node })
   redis.call('ZADD', B.x, deadline, sk)
   redis.call('ZADD', B.k, 0, sk)
   redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
@@ -127,6 +166,7 @@ end
 local function remove(sk, reason, retention)
   local x = gets(sk)
   if not x then return end
+  local seen = sseen(sk, x)
   redis.call('HDEL', B.s, sk)
   redis.call('ZREM', B.x, sk)
   redis.call('ZREM', B.k, sk)
@@ -136,6 +176,7 @@ local function remove(sk, reason, retention)
   local c = getc(id)
   if not c then return end
   c.n = c.n - 1
+  c.seen = math.max(c.seen, seen)
   if c.n > 0 then
     putc(id, c)
     return

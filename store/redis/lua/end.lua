@@ -36,17 +36,12 @@ else
 end
 local keep = reason == 'expired' or reason == 'node_lost' or reason == 'restart'
 for _, sk in ipairs(sel) do
-  if not keep then
-    -- The client was there until the session ended.
-    local x = gets(sk)
-    redis.call('HSET', B.s, sk, fmt(NOW) .. '|' .. x.node)
-    local id = clientof(sk)
-    local c = getc(id)
-    if c and NOW > c.seen then
-      c.seen = NOW
-      putc(id, c)
-    end
-  end
+  -- The record's seen becomes the session's last: its last beat for the
+  -- reasons that mean it went quiet, otherwise now (the client was there
+  -- until the session ended).
+  local x = gets(sk)
+  x.seen = keep and sseen(sk, x) or NOW
+  puts(sk, x)
   if grace <= 0 then
     remove(sk, reason, retention)
   else

@@ -7,11 +7,11 @@ if redis.call('HEXISTS', B.c, id) == 0 then return false end
 local r = {}
 local sks = redis.call('ZRANGEBYLEX', B.k, '[' .. id .. '\0', '(' .. id .. '\1')
 for _, sk in ipairs(sks) do
-  local v = redis.call('HGET', B.s, sk)
-  if v then
+  local x = gets(sk)
+  if x then
     local _, sid = clientof(sk)
     r[#r + 1] = sid
-    r[#r + 1] = v
+    r[#r + 1] = fmt(sseen(sk, x)) .. '|' .. x.node
     r[#r + 1] = redis.call('HGET', B.r, sk) or ''
   end
 end
