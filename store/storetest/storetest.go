@@ -81,6 +81,7 @@ func Run(t *testing.T, cfg Config) {
 		{"RestartClearsNodeSessions", testRestartCleanup},
 		{"TouchReportsGoneSessions", testTouchGone},
 		{"Queries", testQueries},
+		{"LastSeenFollowsBeats", testLastSeen},
 		{"ListPaging", testListPaging},
 		{"BadArguments", testBadArguments},
 		{"ConcurrentNodesAlternate", testConcurrentNodes},
@@ -531,6 +532,196 @@ func testQueries(e *env) {
 	if n, err := tr.Count(e.ctx); err != nil || n != 1 {
 		e.Errorf("Count = %d, %v; want 1", n, err)
 	}
+}
+
+// when is when the test made one store call: between from and to on the
+// test's clock (the same instant in a bubble).
+type when struct{ from, to time.Time }
+
+// timed makes one store call and reports when.
+func (e *env) timed(call func() error) when {
+	e.Helper()
+	from := time.Now()
+	if err := call(); err != nil {
+		e.Fatal(err)
+	}
+	return when{from, time.Now()}
+}
+
+// beat is a last-seen time as a store should report it: age before a store
+// call the test made.
+type beat struct {
+	at  when
+	age time.Duration
+}
+
+// checkSeen fails unless got is the beat b, give or take a tenth of a unit:
+// stores keep milliseconds, and a Redis server reads its own clock (the
+// same machine's) a little before or after ours.
+func (e *env) checkSeen(what string, got time.Time, b beat) {
+	e.Helper()
+	slack := e.u / 10
+	lo, hi := b.at.from.Add(-b.age-slack), b.at.to.Add(-b.age+slack)
+	if got.Before(lo) || got.After(hi) {
+		e.Errorf("%s: LastSeen is %v from the beat %v before the store call, want within %v (the call took %v)",
+			what, got.Sub(b.at.from.Add(-b.age)), b.age, slack, b.at.to.Sub(b.at.from))
+	}
+}
+
+// session returns one session of clientID as Store.Sessions lists it.
+func (e *env) session(clientID, sessionID string) presence.SessionInfo {
+	e.Helper()
+	infos, err := e.store.Sessions(e.ctx, clientID)
+	if err != nil {
+		e.Fatalf("Sessions(%q): %v", clientID, err)
+	}
+	for _, s := range infos {
+		if s.ID == sessionID {
+			return s
+		}
+	}
+	e.Fatalf("Sessions(%q) = %+v; no session %q", clientID, infos, sessionID)
+	return presence.SessionInfo{}
+}
+
+// lookup returns clientID's presence as Store.Lookup reports it.
+func (e *env) lookup(clientID string) presence.Presence {
+	e.Helper()
+	ps, err := e.store.Lookup(e.ctx, []string{clientID})
+	if err != nil || len(ps) != 1 {
+		e.Fatalf("Lookup(%q) = %+v, %v", clientID, ps, err)
+	}
+	return ps[0]
+}
+
+// expectSeen checks the LastSeen of one session of clientID against
+// session, and the client's against client.
+func (e *env) expectSeen(clientID, sessionID string, session, client beat) {
+	e.Helper()
+	e.checkSeen(fmt.Sprintf("session %s/%s", clientID, sessionID), e.session(clientID, sessionID).LastSeen, session)
+	e.checkSeen("client "+clientID, e.lookup(clientID).LastSeen, client)
+}
+
+// testLastSeen pins down the last-seen times of Lease.Age: a store reports
+// now-Age of each session's latest beat, whatever TTL comes with it, and the
+// latest of its sessions' for the client; an older beat moves nothing back,
+// nor does a beat of a session that ended.
+func testLastSeen(e *env) {
+	const id = "nina"
+	// lease is a beat age old from a caller whose leases run total past
+	// the beat: the Tracker always writes TTL+Age = its TTL+SweepInterval.
+	lease := func(sid string, age, total time.Duration) presence.Lease {
+		return presence.Lease{ClientID: id, SessionID: sid, Node: "n1", TTL: total - age, Age: age}
+	}
+	touch := func(leases ...presence.Lease) when {
+		e.Helper()
+		return e.timed(func() error {
+			gone, err := e.store.Touch(e.ctx, leases)
+			if err == nil && len(gone) > 0 {
+				err = fmt.Errorf("Touch: gone %+v, want none", gone)
+			}
+			return err
+		})
+	}
+
+	var evs []presence.Event
+	a0 := beat{at: e.timed(func() (err error) {
+		evs, err = e.store.Add(e.ctx, lease("a", 0, e.ttl))
+		return err
+	})}
+	if len(evs) != 1 || evs[0].Transition != presence.Online {
+		e.Fatalf("Add = %+v; want one Online", evs)
+	}
+	e.checkSeen("Online event", evs[0].LastSeen, a0)
+	e.expectSeen(id, "a", a0, a0)
+	b0 := beat{at: e.timed(func() error {
+		_, err := e.store.Add(e.ctx, lease("b", 0, e.ttl))
+		return err
+	})}
+	e.expectSeen(id, "b", b0, b0)
+
+	// Times below in units after the Adds: a beat at 1 written at 4.
+	e.sleep(4 * e.u)
+	a1 := beat{touch(lease("a", 3*e.u, e.ttl)), 3 * e.u}
+	e.expectSeen(id, "a", a1, a1)
+	e.expectSeen(id, "b", b0, a1)
+
+	// Written at 6: b's beat at 5, then a's at 4. Each session keeps its
+	// own; the client the latest of them, not the latest written.
+	e.sleep(2 * e.u)
+	b1 := beat{touch(lease("b", e.u, e.ttl)), e.u}
+	e.expectSeen(id, "b", b1, b1)
+	e.expectSeen(id, "a", a1, b1)
+	a2 := beat{touch(lease("a", 2*e.u, e.ttl)), 2 * e.u}
+	e.expectSeen(id, "a", a2, b1)
+	e.expectSeen(id, "b", b1, b1)
+
+	// Beats older than those written (a write delayed or reordered) move
+	// nothing back.
+	touch(lease("a", 4*e.u, e.ttl), lease("b", 3*e.u, e.ttl))
+	e.expectSeen(id, "a", a2, b1)
+	e.expectSeen(id, "b", b1, b1)
+
+	// Written at 8 by callers with other settings (TTL+Age shorter, then
+	// longer, than the Add's): a's beat at 7, b's at 6. The last-seen time
+	// is still now-Age, not a time derived from the lease's deadline.
+	e.sleep(2 * e.u)
+	a3 := beat{touch(lease("a", e.u, 3*e.u)), e.u}
+	b2 := beat{touch(lease("b", 2*e.u, 2*e.ttl)), 2 * e.u}
+	e.expectSeen(id, "a", a3, a3)
+	e.expectSeen(id, "b", b2, a3)
+
+	// The contract says a client's LastSeen is its latest beat "or when it
+	// went offline", a session's its latest beat "or when it ended",
+	// without saying which reason gives which. Both stores keep the latest
+	// beat for a session that ended unseen (expired, as here; also
+	// node_lost and restart) and write the end time for one the client
+	// left (closed, kicked: below); this asserts what they share.
+	off, err := e.store.End(e.ctx, presence.Ending{ClientID: id, Reason: presence.ReasonExpired})
+	if err != nil || len(off) != 1 || off[0].Transition != presence.Offline || off[0].Reason != presence.ReasonExpired {
+		e.Fatalf("End(%s, expired) = %+v, %v; want one Offline, expired", id, off, err)
+	}
+	e.checkSeen("Offline event", off[0].LastSeen, a3)
+	e.sleep(e.u)
+	if p := e.lookup(id); p.Online {
+		e.Errorf("Lookup(%s) after End = %+v; want offline", id, p)
+	}
+	e.checkSeen("client "+id+" after End", e.lookup(id).LastSeen, a3)
+
+	// A session ended with grace reports its end time while it lingers,
+	// even past a beat of it, which the store reports gone and ignores.
+	// Once the grace runs out, the client's LastSeen is still the end
+	// time, not when the Sweep took it offline: again what both stores do.
+	const id2 = "omar"
+	if _, err := e.store.Add(e.ctx, presence.Lease{ClientID: id2, SessionID: "c", Node: "n1", TTL: e.ttl}); err != nil {
+		e.Fatal(err)
+	}
+	e.sleep(2 * e.u)
+	ended := beat{at: e.timed(func() error {
+		_, err := e.store.End(e.ctx, presence.Ending{ClientID: id2, SessionID: "c", Reason: presence.ReasonClosed, Grace: e.grace})
+		return err
+	})}
+	e.expectSeen(id2, "c", ended, ended)
+	e.sleep(e.u)
+	gone, err := e.store.Touch(e.ctx, []presence.Lease{{ClientID: id2, SessionID: "c", Node: "n1", TTL: e.ttl}})
+	if want := []presence.Gone{{Index: 0, Reason: presence.ReasonClosed}}; err != nil || !slices.Equal(gone, want) {
+		e.Fatalf("Touch of an ending session = %+v, %v; want %+v", gone, err, want)
+	}
+	if s := e.session(id2, "c"); !s.Ending || s.Reason != presence.ReasonClosed {
+		e.Errorf("session %s/c = %+v; want ending, closed", id2, s)
+	}
+	e.expectSeen(id2, "c", ended, ended)
+	e.sleep(e.grace)
+	swept, err := e.store.Sweep(e.ctx)
+	if err != nil {
+		e.Fatal(err)
+	}
+	i := slices.IndexFunc(swept, func(ev presence.Event) bool { return ev.ClientID == id2 })
+	if i < 0 || swept[i].Transition != presence.Offline || swept[i].Reason != presence.ReasonClosed {
+		e.Fatalf("Sweep after grace = %+v; want %s offline, closed", swept, id2)
+	}
+	e.checkSeen("Offline event", swept[i].LastSeen, ended)
+	e.checkSeen("client "+id2+" after Sweep", e.lookup(id2).LastSeen, ended)
 }
 
 func testListPaging(e *env) {
