@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ var topLevel = []string{"evalsha", "eval", "evalsha_ro", "xread", "xack", "zcard
 type stats struct {
 	calls int64 // top-level commands
 	usec  int64 // microseconds Redis spent in scripts (evalsha, eval)
+	cpu   int64 // microseconds of CPU the servers used, reading requests included
 }
 
 func readStats(t testing.TB, rdb goredis.UniversalClient) stats {
@@ -49,11 +51,18 @@ func readStats(t testing.TB, rdb goredis.UniversalClient) stats {
 	var mu sync.Mutex
 	var st stats
 	err := redistest.ForEachServer(context.Background(), rdb, func(ctx context.Context, c *goredis.Client) error {
-		info, err := c.Info(ctx, "commandstats").Result()
+		info, err := c.Info(ctx, "commandstats", "cpu").Result()
 		if err != nil {
 			return err
 		}
 		for _, line := range strings.Split(info, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+				sec, _ := strconv.ParseFloat(v, 64)
+				mu.Lock()
+				st.cpu += int64(sec * 1e6)
+				mu.Unlock()
+				continue
+			}
 			name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
 			if !ok {
 				continue
@@ -88,7 +97,9 @@ func readStats(t testing.TB, rdb goredis.UniversalClient) stats {
 	return st
 }
 
-func (s stats) sub(o stats) stats { return stats{calls: s.calls - o.calls, usec: s.usec - o.usec} }
+func (s stats) sub(o stats) stats {
+	return stats{calls: s.calls - o.calls, usec: s.usec - o.usec, cpu: s.cpu - o.cpu}
+}
 
 // addSessions records n sessions of n clients ("u0"...), ttl each, from 16
 // goroutines.
@@ -118,4 +129,14 @@ func addSessions(t testing.TB, st *redisstore.Store, n int, ttl time.Duration) [
 		t.Fatal(err)
 	}
 	return leases
+}
+
+// processCPU returns the CPU time this process has used, user and system.
+func processCPU(t testing.TB) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

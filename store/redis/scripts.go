@@ -78,15 +78,17 @@ func (s *Store) runAll(ctx context.Context, script *goredis.Script, calls []call
 	return out, first
 }
 
-// runConcurrent runs script once per call, at most parallel calls at a
-// time, each on a connection of its own from the client's pool. It returns
-// what runAll returns.
-func (s *Store) runConcurrent(ctx context.Context, script *goredis.Script, calls []call, parallel int) ([]any, error) {
-	out := make([]any, len(calls))
-	errs := make([]error, len(calls))
+// runConcurrent runs script n times, at most parallel calls at a time, each
+// on a connection of its own from the client's pool; build(i) makes call i
+// just before it is sent, so building the next calls overlaps with Redis
+// running the earlier ones. It returns what runAll returns.
+func (s *Store) runConcurrent(ctx context.Context, script *goredis.Script, n, parallel int, build func(i int) call) ([]any, error) {
+	out := make([]any, n)
+	errs := make([]error, n)
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
-	for i, c := range calls {
+	for i := range n {
+		c := build(i)
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {

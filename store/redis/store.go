@@ -54,7 +54,7 @@ type Store struct {
 
 type knownSession struct {
 	node string
-	ttl  int64  // the last lease written, ms
+	ttl  int64  // a lease written (Add's, or a full Touch's), ms
 	span int64  // its TTL + Age, ms, as Redis holds it; -1 if unknown
 	gen  string // the bucket's generation when the session was last written
 }
@@ -255,8 +255,8 @@ func (s *Store) keysOf(bs []int) []string {
 
 // Touch implements presence.Store. On a single server it writes the leases
 // in one script call, or, for more than about 2,000 leases, in calls of
-// whole buckets run concurrently; on a Cluster in one call per bucket,
-// pipelined.
+// whole buckets run concurrently (each call's arguments built while the
+// calls before it run); on a Cluster in one call per bucket, pipelined.
 func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.Gone, error) {
 	for _, l := range leases {
 		if err := checkLease(l); err != nil {
@@ -273,53 +273,58 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 	}
 	bs := slices.Sorted(maps.Keys(byBucket))
 	groups := s.touchGroups(bs, byBucket)
-	calls := make([]call, len(groups))
-	sent := make(map[int][]int, len(bs)) // bucket -> lease indexes in the order sent
-	s.knownMu.Lock()
-	for gi, g := range groups {
+	sent := make([][]touchBatch, len(groups)) // per group, per bucket: what was sent
+	build := func(gi int) call {
 		args := []any{s.claimer(), s.cfg.JournalLen}
-		for _, b := range g {
-			args, sent[b] = s.touchArgs(args, leases, byBucket[b])
+		sent[gi] = make([]touchBatch, len(groups[gi]))
+		s.knownMu.Lock()
+		for j, b := range groups[gi] {
+			args, sent[gi][j] = s.touchArgs(args, leases, byBucket[b])
 		}
-		calls[gi] = call{keys: s.keysOf(g), args: args}
+		s.knownMu.Unlock()
+		return call{keys: s.keysOf(groups[gi]), args: args}
 	}
-	s.knownMu.Unlock()
 	var replies []any
 	var err error
-	if s.single && len(calls) > 1 {
-		replies, err = s.runConcurrent(ctx, scriptTouch, calls, touchParallel)
+	if s.single && len(groups) > 1 {
+		replies, err = s.runConcurrent(ctx, scriptTouch, len(groups), touchParallel, build)
 	} else {
+		calls := make([]call, len(groups))
+		for gi := range groups {
+			calls[gi] = build(gi)
+		}
 		replies, err = s.runAll(ctx, scriptTouch, calls)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: touch %d sessions: %w", len(leases), err)
 	}
 	var gone []presence.Gone
-	gens := make(map[int]string, len(bs))
-	restored := 0
 	var kept []int // full leases whose span Redis did not take
+	restored := 0
 	for gi, g := range groups {
 		v, _ := replies[gi].([]any)
-		for _, b := range g {
+		for j := range g {
+			t := &sent[gi][j]
 			if len(v) < 2 {
 				return nil, fmt.Errorf("redis: touch: %w", errReply)
 			}
-			gens[b], _ = v[0].(string)
+			t.gen, _ = v[0].(string)
 			m, _ := v[1].(int64)
 			v = v[2:]
 			if int64(len(v)) < 2*m {
 				return nil, fmt.Errorf("redis: touch: %w", errReply)
 			}
-			for j := int64(0); j < m; j++ {
-				pos, _ := v[2*j].(int64)
-				reason, _ := v[2*j+1].(string)
-				if pos < 1 || pos > int64(len(sent[b])) {
+			for k := int64(0); k < m; k++ {
+				pos, _ := v[2*k].(int64)
+				reason, _ := v[2*k+1].(string)
+				if pos < 1 || pos > int64(len(t.order)) {
 					return nil, fmt.Errorf("redis: touch: %w", errReply)
 				}
-				i := sent[b][pos-1]
+				i := t.order[pos-1]
 				switch reason {
 				case "!":
 					restored++
+					t.order[pos-1] = -1 - i // written afresh: remember it below
 				case "~":
 					kept = append(kept, i)
 				default:
@@ -334,59 +339,88 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 	}
 	slices.SortFunc(gone, func(a, b presence.Gone) int { return a.Index - b.Index })
 	s.knownMu.Lock()
-	gi := 0
-	for i, l := range leases {
-		if gi < len(gone) && gone[gi].Index == i {
-			s.forgetSession(l.ClientID, l.SessionID)
-			gi++
-			continue
+	for _, bt := range sent {
+		for _, t := range bt {
+			s.rememberTouched(leases, t)
 		}
-		s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gens[s.bucket(l.ClientID)]})
+	}
+	for _, g := range gone {
+		l := leases[g.Index]
+		s.forgetSession(l.ClientID, l.SessionID)
 	}
 	for _, i := range kept {
 		l := leases[i]
-		k := s.known[l.ClientID][l.SessionID]
-		k.span = -1
-		s.known[l.ClientID][l.SessionID] = k
+		if k, ok := s.known[l.ClientID][l.SessionID]; ok {
+			k.span = -1
+			s.known[l.ClientID][l.SessionID] = k
+		}
 	}
 	s.knownMu.Unlock()
 	return gone, nil
 }
 
+// touchBatch is what a Touch sent for one bucket: the lease indexes in the
+// order sent (refreshes first), how many were refreshes, what they shared,
+// and the generation Redis replied with.
+type touchBatch struct {
+	order     []int
+	refreshes int
+	lead      knownSession
+	gen       string
+}
+
+// rememberTouched records what a Touch wrote for one bucket: every full
+// lease and re-created session (marked by a negative index in t.order), and
+// the refreshes too if the bucket's generation changed. Gone sessions are
+// forgotten after. knownMu must be held.
+func (s *Store) rememberTouched(leases []presence.Lease, t touchBatch) {
+	for j, i := range t.order {
+		if i >= 0 && j < t.refreshes && t.gen == t.lead.gen {
+			continue // a refresh changes nothing this Store knows
+		}
+		if i < 0 {
+			i = -1 - i
+		}
+		l := leases[i]
+		s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: t.gen})
+	}
+}
+
 // touchArgs appends to args the script arguments of one bucket's leases
-// (idx, indexes in leases) and returns them with the lease indexes in the
-// order sent. Refreshes come first: leases of sessions this Store wrote
-// with the same node and span, sharing the node, span and generation of the
-// first of them. The other leases are sent whole. knownMu must be held.
-func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any, []int) {
-	order := make([]int, 0, len(idx))
+// (idx, indexes in leases). Refreshes come first: leases of sessions this
+// Store wrote with the same node and span, sharing the node, span and
+// generation of the first of them. The other leases are sent whole.
+// knownMu must be held.
+func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any, touchBatch) {
+	t := touchBatch{order: make([]int, 0, len(idx))}
 	var full []int
-	var lead knownSession
 	head := len(args)
 	args = append(args, 0, "", 0, "")
 	for _, i := range idx {
 		l := leases[i]
 		k, ok := s.known[l.ClientID][l.SessionID]
 		if ok && k.node == l.Node && k.span == span(l) {
-			if len(order) == 0 {
-				lead = k
+			if len(t.order) == 0 {
+				t.lead = k
 			}
-			if k.node == lead.node && k.span == lead.span && k.gen == lead.gen {
+			if k.node == t.lead.node && k.span == t.lead.span && k.gen == t.lead.gen {
 				args = append(args, l.ClientID+"\x00"+l.SessionID, ms(l.TTL))
-				order = append(order, i)
+				t.order = append(t.order, i)
 				continue
 			}
 		}
 		full = append(full, i)
 	}
-	args[head], args[head+1], args[head+2], args[head+3] = len(order), lead.node, lead.span, lead.gen
+	t.refreshes = len(t.order)
+	args[head], args[head+1], args[head+2], args[head+3] = t.refreshes, t.lead.node, t.lead.span, t.lead.gen
 	args = append(args, len(full))
 	for _, i := range full {
 		l := leases[i]
 		kg := s.known[l.ClientID][l.SessionID].gen
 		args = append(args, l.ClientID, l.SessionID, l.Node, ms(l.TTL), l.Age.Milliseconds(), kg)
 	}
-	return args, append(order, full...)
+	t.order = append(t.order, full...)
+	return args, t
 }
 
 func checkEnding(e presence.Ending) error {

@@ -35,16 +35,19 @@ local function missing(pos, g, id, sid, sk, node, deadline, seen, kg)
   end
 end
 
--- ending returns a lookup of the reasons of the ending sessions among sks.
-local function ending(sks)
-  local n = redis.call('HLEN', B.r)
+-- ending returns the reasons of the ending sessions among the session
+-- keys ARGV[from], ARGV[from + 2], ... ARGV[to], by key.
+local function ending(from, to)
   local reasons = {}
+  local n = redis.call('HLEN', B.r)
   if n == 0 then return reasons end
-  if n <= 2 * #sks then
+  if n <= to - from then
     local all = redis.call('HGETALL', B.r)
     for i = 1, #all, 2 do reasons[all[i]] = all[i + 1] end
     return reasons
   end
+  local sks = {}
+  for p = from, to, 2 do sks[#sks + 1] = ARGV[p] end
   for i = 1, #sks, CHUNK do
     local j = math.min(i + CHUNK - 1, #sks)
     local part = redis.call('HMGET', B.r, unpack(sks, i, j))
@@ -58,45 +61,54 @@ end
 local function refresh(g, a)
   local f = tonumber(ARGV[a])
   local node, span, kg = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-  a = a + 4
-  local sks = {}
-  for i = 1, f do sks[i] = ARGV[a + 2 * (i - 1)] end
-  local reasons = ending(sks)
-  local z, live = {}, {}
-  for i = 1, f do
-    local sk = sks[i]
-    local reason = reasons[sk]
-    if reason then
-      isgone(i, reason)
-    else
-      z[#z + 1] = NOW + tonumber(ARGV[a + 2 * i - 1]); z[#z + 1] = sk
-      live[#live + 1] = i
-    end
-  end
+  local from, to = a + 4, a + 3 + 2 * f
+  local reasons = ending(from, to)
   -- XX: never re-creates a removed session; GT: never moves a deadline
   -- back. CH counts the members moved: fewer than sent means some may be
   -- missing, and only then are scores read.
-  local moved = 0
-  for i = 1, #z, 2 * CHUNK do
-    moved = moved + redis.call('ZADD', B.x, 'XX', 'GT', 'CH', unpack(z, i, math.min(i + 2 * CHUNK - 1, #z)))
-  end
-  if moved < #live then
-    for i = 1, #live, CHUNK do
-      local part = {}
-      for k = i, math.min(i + CHUNK - 1, #live) do part[#part + 1] = sks[live[k]] end
-      local scores = redis.call('ZMSCORE', B.x, unpack(part))
-      for k = 1, #part do
-        if not scores[k] then
-          local pos = live[i + k - 1]
-          local sk = part[k]
-          local id, sid = clientof(sk)
-          local deadline = z[2 * (i + k - 1) - 1]
-          missing(pos, g, id, sid, sk, node, deadline, deadline - span, kg)
-        end
+  local z, nz, sent, moved = {}, 0, 0, 0
+  local pos = 0
+  for p = from, to, 2 do
+    pos = pos + 1
+    local sk = ARGV[p]
+    local reason = reasons[sk]
+    if reason then
+      isgone(pos, reason)
+    else
+      z[nz + 1] = NOW + ARGV[p + 1]; z[nz + 2] = sk
+      nz = nz + 2
+      if nz == 2 * CHUNK then
+        moved = moved + redis.call('ZADD', B.x, 'XX', 'GT', 'CH', unpack(z, 1, nz))
+        sent, nz = sent + nz / 2, 0
       end
     end
   end
-  return a + 2 * f, f
+  if nz > 0 then
+    moved = moved + redis.call('ZADD', B.x, 'XX', 'GT', 'CH', unpack(z, 1, nz))
+    sent = sent + nz / 2
+  end
+  if moved == sent then return to + 1, f end
+  -- Some were not moved: find the missing ones.
+  local sks, at = {}, {}
+  for p = from, to, 2 do
+    if not reasons[ARGV[p]] then
+      sks[#sks + 1] = ARGV[p]; at[#at + 1] = p
+    end
+  end
+  for i = 1, #sks, CHUNK do
+    local j = math.min(i + CHUNK - 1, #sks)
+    local scores = redis.call('ZMSCORE', B.x, unpack(sks, i, j))
+    for k = 1, j - i + 1 do
+      if not scores[k] then
+        local p = at[i + k - 1]
+        local sk = ARGV[p]
+        local id, sid = clientof(sk)
+        local deadline = NOW + ARGV[p + 1]
+        missing((p - from) / 2 + 1, g, id, sid, sk, node, deadline, deadline - span, kg)
+      end
+    end
+  end
+  return to + 1, f
 end
 
 local function full(g, a, base)
