@@ -206,3 +206,101 @@ func TestFigureKillToOffline(t *testing.T) {
 	t.Logf("kill to offline hook on the survivor: %v to %v for %d clients (TTL %v; target TTL + 1s = %v)",
 		lo.Round(time.Millisecond), hi.Round(time.Millisecond), clients, ttl, ttl+time.Second)
 }
+
+// timedStore counts the leases a Tracker's flushes write and how long the
+// Touch calls take.
+type timedStore struct {
+	*redisstore.Store
+	mu      sync.Mutex
+	leases  int
+	flushes int
+	longest time.Duration
+}
+
+func (s *timedStore) Touch(ctx context.Context, leases []presence.Lease) ([]presence.Gone, error) {
+	start := time.Now()
+	gone, err := s.Store.Touch(ctx, leases)
+	took := time.Since(start)
+	s.mu.Lock()
+	s.leases += len(leases)
+	s.flushes++
+	s.longest = max(s.longest, took)
+	s.mu.Unlock()
+	return gone, err
+}
+
+func (s *timedStore) take() (leases, flushes int, longest time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	leases, flushes, longest = s.leases, s.flushes, s.longest
+	s.leases, s.flushes, s.longest = 0, 0, 0
+	return leases, flushes, longest
+}
+
+// TestFigureSustainedBeats: sessions one node refreshes per second through
+// one Redis, end to end: a Tracker (defaults: a flush every 250ms) holds
+// 150,000 sessions, all beaten every 100ms, so each flush has every
+// session to write: 600,000 refreshes a second are asked for, and the
+// figure is how many the node's flushes write, over 10s.
+func TestFigureSustainedBeats(t *testing.T) {
+	const sessions, window = 150_000, 10 * time.Second
+	rdb := redistest.Standalone(t)
+	st := &timedStore{Store: newStore(t, rdb, redisstore.Config{})}
+	tr, err := presence.New(context.Background(), st, presence.Config{Node: "bench"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close(context.Background()) })
+	ss := make([]*presence.Session, sessions)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < sessions; i += 16 {
+				s, err := tr.Connect(context.Background(), fmt.Sprintf("u%d", i), presence.SessionOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ss[i] = s
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, s := range ss {
+				s.Beat()
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	time.Sleep(2 * time.Second) // past the connects' first flushes
+	st.take()
+	before := readStats(t, rdb)
+	cpu0 := processCPU(t)
+	time.Sleep(window)
+	leases, flushes, longest := st.take()
+	client := processCPU(t) - cpu0
+	d := readStats(t, rdb).sub(before)
+	close(stop)
+	<-done
+	if leases == 0 {
+		t.Fatal("no flush wrote a lease")
+	}
+	t.Logf("%d sessions beaten every 100ms: %d refreshes in %v = %.0f sessions/s, %d flushes (longest %v), "+
+		"Redis CPU %.2f µs/session, this process's CPU %.2f µs/session",
+		sessions, leases, window, float64(leases)/window.Seconds(), flushes, longest.Round(time.Millisecond),
+		float64(d.cpu)/float64(leases), float64(client.Microseconds())/float64(leases))
+}

@@ -66,3 +66,30 @@ func BenchmarkTouch(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLookup measures Lookup of 1,000 online clients (one session
+// each) among 100,000: their last seen is read from their sessions'
+// deadlines, a few Redis calls per client inside one script.
+func BenchmarkLookup(b *testing.B) {
+	rdb := redistest.Standalone(b)
+	st := newStore(b, rdb, redisstore.Config{})
+	const n = 100_000
+	leases := addSessions(b, st, n, time.Hour)
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = leases[i*(n/len(ids))].ClientID
+	}
+	ctx := context.Background()
+	before := readStats(b, rdb)
+	for b.Loop() {
+		ps, err := st.Lookup(ctx, ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !ps[0].Online || ps[0].LastSeen.IsZero() {
+			b.Fatalf("lookup = %+v", ps[0])
+		}
+	}
+	d := readStats(b, rdb).sub(before)
+	b.ReportMetric(float64(d.cpu)/float64(b.N*len(ids)), "redis-cpu-µs/client")
+}

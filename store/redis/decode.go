@@ -81,35 +81,39 @@ func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor string) (
 	return ev, nil
 }
 
-// decodeClient reads a client record, "seq|since|seen|sessions".
-func decodeClient(id, rec string) (presence.Presence, error) {
-	parts := strings.Split(rec, "|")
-	if len(parts) != 4 {
-		return presence.Presence{}, fmt.Errorf("%w: client record of %q", errReply, id)
+// decodeClient reads a client record, "seq|since|seen|sessions|sid". It
+// returns sid, the ID of the client's one session, only when it has
+// exactly one.
+func decodeClient(id, rec string) (p presence.Presence, sid string, err error) {
+	parts := strings.SplitN(rec, "|", 5)
+	if len(parts) != 5 {
+		return presence.Presence{}, "", fmt.Errorf("%w: client record of %q", errReply, id)
 	}
 	var n [4]int64
-	for i, p := range parts {
-		v, err := strconv.ParseInt(p, 10, 64)
+	for i, part := range parts[:4] {
+		v, err := strconv.ParseInt(part, 10, 64)
 		if err != nil {
-			return presence.Presence{}, fmt.Errorf("%w: client record of %q", errReply, id)
+			return presence.Presence{}, "", fmt.Errorf("%w: client record of %q", errReply, id)
 		}
 		n[i] = v
 	}
-	p := presence.Presence{ClientID: id, Online: n[3] > 0, Sessions: int(n[3]), LastSeen: time.UnixMilli(n[2])}
+	p = presence.Presence{ClientID: id, Online: n[3] > 0, Sessions: int(n[3]), LastSeen: time.UnixMilli(n[2])}
 	if p.Online {
 		p.Since = time.UnixMilli(n[1])
 	}
-	return p, nil
+	if n[3] == 1 && presence.ValidateID(parts[4]) == nil {
+		sid = parts[4]
+	}
+	return p, sid, nil
 }
 
-// splitSeen reads a session record, "seen|node".
-func splitSeen(rec string) (int64, string, bool) {
-	seen, node, ok := strings.Cut(rec, "|")
-	if !ok {
-		return 0, "", false
-	}
-	v, err := strconv.ParseInt(seen, 10, 64)
-	return v, node, err == nil
+// splitSession reads a session record, "seen|span|node".
+func splitSession(rec string) (seen, span int64, node string, ok bool) {
+	a, rest, ok1 := strings.Cut(rec, "|")
+	b, node, ok2 := strings.Cut(rest, "|")
+	seen, err1 := strconv.ParseInt(a, 10, 64)
+	span, err2 := strconv.ParseInt(b, 10, 64)
+	return seen, span, node, ok1 && ok2 && err1 == nil && err2 == nil
 }
 
 // List cursors: base64url of a version byte 'L', the bucket (uvarint) and

@@ -27,14 +27,29 @@
 //
 // # Cost
 //
-// On a single server (or Sentinel primary), one Touch of up to about 2,000
-// sessions and one Sweep of every bucket are one script call each (a
-// bigger Touch is split into calls of whole buckets, run concurrently over
-// the client's pool, so no one call blocks Redis for long): with the
-// Tracker's defaults that is about 0.016 Redis commands per beat at 10,000
-// sessions beating every 25s. docs/BENCHMARKS.md has the measured figures. On a Cluster a script cannot span slots, so a
-// Touch or Sweep costs one call per bucket involved, pipelined per shard:
-// choose Buckets as a small multiple of the shard count there.
+// A session's deadline in the expiry index is its last beat plus its span
+// (the lease's TTL + Age, the same for every lease a Tracker writes), so
+// refreshing a session this Store wrote before moves its deadline and
+// nothing else: one multi-member ZADD per bucket. Its last beat is read
+// back as deadline - span, which is why Lookup, List and Sessions run a
+// script that reads a client's sessions (a few Redis calls per online
+// client) instead of one hash field. A lease with another node or span
+// than the one written before rewrites the session's record.
+//
+// On a single server (or Sentinel primary), one Touch of up to about 500
+// sessions and one Sweep of every bucket are one script call each; a bigger
+// Touch is split into calls of whole buckets, run four at a time over the
+// client's pool, each built while the ones before it run, so no one call
+// blocks Redis for long: with the Tracker's defaults that is about 0.015
+// Redis commands per beat at 10,000 sessions beating every 25s, and one
+// node refreshes over 200,000 sessions a second through one Redis.
+// docs/BENCHMARKS.md has the measured figures. On a Cluster a script
+// cannot span slots, so a Touch or Sweep costs one call per bucket
+// involved, pipelined per shard: choose Buckets as a small multiple of the
+// shard count there.
+//
+// The stored layout is not stable before vigil v1: all nodes sharing a
+// namespace must run the same version.
 //
 // # Sequence numbers and retention
 //

@@ -89,16 +89,20 @@ func FuzzDecodeEntry(f *testing.F) {
 }
 
 func FuzzDecodeClient(f *testing.F) {
-	f.Add("3|1795640278516|1795640278516|2")
-	f.Add("2|0|1795640278516|0")
-	f.Add("|||")
+	f.Add("3|1795640278516|1795640278516|2|")
+	f.Add("5|1795640278516|1795640278516|1|tab|1")
+	f.Add("2|0|1795640278516|0|")
+	f.Add("||||")
 	f.Fuzz(func(t *testing.T, rec string) {
-		p, err := decodeClient("id", rec)
+		p, sid, err := decodeClient("id", rec)
 		if err != nil {
 			return
 		}
 		if p.Online != (p.Sessions > 0) || (!p.Online && !p.Since.IsZero()) {
 			t.Fatalf("inconsistent %+v from %q", p, rec)
+		}
+		if sid != "" && (p.Sessions != 1 || presence.ValidateID(sid) != nil) {
+			t.Fatalf("session %q of %+v from %q", sid, p, rec)
 		}
 	})
 }

@@ -10,8 +10,13 @@ var keySuffixes = [keysPerBucket]string{":g", ":s", ":x", ":k", ":n", ":r", ":c"
 
 // Positions in a bucket's keys.
 const (
-	keyOnline  = 8
-	keyJournal = 9
+	keySessions = 1
+	keyExpiry   = 2
+	keyIndex    = 3
+	keyReasons  = 5
+	keyClients  = 6
+	keyOnline   = 8
+	keyJournal  = 9
 )
 
 // bucketKeys returns the keys of bucket b. All carry the same hash tag,

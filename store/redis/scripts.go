@@ -23,7 +23,6 @@ var (
 	scriptSweep    = newScript("sweep.lua")
 	scriptSessions = newScript("sessions.lua")
 	scriptList     = newScript("list.lua")
-	scriptLookup   = newScript("lookup.lua")
 )
 
 func newScript(name string) *goredis.Script {

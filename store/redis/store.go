@@ -219,7 +219,7 @@ func (s *Store) groups(bs []int) [][]int {
 // concurrently over the client's connection pool, so that encoding the
 // next call overlaps with Redis running the previous one, and no one call
 // blocks Redis for long.
-const touchChunk = 2000
+const touchChunk = 500
 
 // touchParallel bounds the Touch calls in flight at once.
 const touchParallel = 4
@@ -609,8 +609,8 @@ func (s *Store) sweepReply(_ []int, v []any) (evs, claimed []presence.Event, err
 	return evs, claimed, nil
 }
 
-// Lookup implements presence.Store: one script call for all buckets on a
-// single server, one per bucket (pipelined) on a Cluster.
+// Lookup implements presence.Store: one HMGET per bucket, pipelined, then
+// for online clients their sessions' last beats (see lastSeen).
 func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Presence, error) {
 	for _, id := range clientIDs {
 		if err := presence.ValidateID(id); err != nil {
@@ -621,51 +621,140 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 	if len(clientIDs) == 0 {
 		return out, nil
 	}
+	sids := make([]string, len(clientIDs))
 	byBucket := make(map[int][]int)
 	for i, id := range clientIDs {
 		out[i].ClientID = id
 		b := s.bucket(id)
 		byBucket[b] = append(byBucket[b], i)
 	}
-	bs := slices.Sorted(maps.Keys(byBucket))
-	groups := s.groups(bs)
-	calls := make([]call, len(groups))
-	for gi, g := range groups {
-		var args []any
-		for _, b := range g {
-			args = append(args, len(byBucket[b]))
-			for _, i := range byBucket[b] {
-				args = append(args, clientIDs[i])
-			}
-		}
-		calls[gi] = call{keys: s.keysOf(g), args: args}
+	pipe := s.rdb.Pipeline()
+	type q struct {
+		idx []int
+		cmd *goredis.SliceCmd
 	}
-	replies, err := s.runAll(ctx, scriptLookup, calls)
-	if err != nil {
+	var qs []q
+	for b, idx := range byBucket {
+		fields := make([]string, len(idx))
+		for j, i := range idx {
+			fields[j] = clientIDs[i]
+		}
+		qs = append(qs, q{idx, pipe.HMGet(ctx, s.buckets[b][keyClients], fields...)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
 	}
-	for gi, g := range groups {
-		v, _ := replies[gi].([]any)
-		for _, b := range g {
-			idx := byBucket[b]
-			if len(v) < len(idx) {
-				return nil, fmt.Errorf("redis: lookup: %w", errReply)
+	for _, q := range qs {
+		for j, v := range q.cmd.Val() {
+			rec, ok := v.(string)
+			if !ok {
+				continue
 			}
-			for j, i := range idx {
-				rec, _ := v[j].(string)
-				if rec == "" {
-					continue
-				}
-				p, err := decodeClient(clientIDs[i], rec)
-				if err != nil {
-					return nil, fmt.Errorf("redis: lookup: %w", err)
-				}
-				out[i] = p
+			p, sid, err := decodeClient(clientIDs[q.idx[j]], rec)
+			if err != nil {
+				return nil, fmt.Errorf("redis: lookup: %w", err)
 			}
-			v = v[len(idx):]
+			out[q.idx[j]] = p
+			sids[q.idx[j]] = sid
 		}
 	}
+	if err := s.lastSeen(ctx, out, sids); err != nil {
+		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
+	}
 	return out, nil
+}
+
+// lastSeen moves the LastSeen of the online clients among ps to their
+// sessions' latest beat: a live session's last beat is its deadline in the
+// expiry index minus its span (see "Cost" in the package documentation),
+// which its client's record does not follow. sids[i] is the ID of ps[i]'s
+// one session, if the record named it. Plain commands, pipelined: the
+// session keys of clients with several sessions (one round trip, skipped
+// when every client has one), then the sessions' records, deadlines and
+// end reasons. A session that ends in between counts with what was read of
+// it: this is a read, not a decision.
+func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []string) error {
+	owned := make(map[int][]string) // index in ps -> session keys
+	pipe := s.rdb.Pipeline()
+	lists := make(map[int]*goredis.StringSliceCmd)
+	for i, p := range ps {
+		switch id := p.ClientID; {
+		case !p.Online:
+		case sids[i] != "":
+			owned[i] = []string{id + "\x00" + sids[i]}
+		default:
+			lists[i] = pipe.ZRangeByLex(ctx, s.buckets[s.bucket(id)][keyIndex],
+				&goredis.ZRangeBy{Min: "[" + id + "\x00", Max: "(" + id + "\x01"})
+		}
+	}
+	if len(lists) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		for i, cmd := range lists {
+			owned[i] = cmd.Val()
+		}
+	}
+	if len(owned) == 0 {
+		return nil
+	}
+	type batch struct {
+		owners  []int // index in ps, per session key
+		recs    *goredis.SliceCmd
+		ends    *goredis.FloatSliceCmd
+		reasons *goredis.SliceCmd
+	}
+	sks := make(map[int][]string) // bucket -> session keys
+	bs := make(map[int]*batch)
+	for i, keys := range owned {
+		b := s.bucket(ps[i].ClientID)
+		if bs[b] == nil {
+			bs[b] = &batch{}
+		}
+		for _, sk := range keys {
+			sks[b] = append(sks[b], sk)
+			bs[b].owners = append(bs[b].owners, i)
+		}
+	}
+	pipe = s.rdb.Pipeline()
+	for b, bt := range bs {
+		if len(sks[b]) == 0 {
+			continue
+		}
+		keys := s.buckets[b]
+		bt.recs = pipe.HMGet(ctx, keys[keySessions], sks[b]...)
+		bt.ends = pipe.ZMScore(ctx, keys[keyExpiry], sks[b]...)
+		bt.reasons = pipe.HMGet(ctx, keys[keyReasons], sks[b]...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for _, bt := range bs {
+		if bt.recs == nil {
+			continue
+		}
+		recs, ends, reasons := bt.recs.Val(), bt.ends.Val(), bt.reasons.Val()
+		if len(recs) != len(bt.owners) || len(ends) != len(bt.owners) || len(reasons) != len(bt.owners) {
+			return errReply
+		}
+		for j, i := range bt.owners {
+			rec, ok := recs[j].(string)
+			if !ok {
+				continue // gone since
+			}
+			seen, span, _, ok := splitSession(rec)
+			if !ok {
+				return fmt.Errorf("%w: session record of %q", errReply, ps[i].ClientID)
+			}
+			if reasons[j] == nil && ends[j] > 0 {
+				seen = max(seen, int64(ends[j])-span)
+			}
+			if t := time.UnixMilli(seen); t.After(ps[i].LastSeen) {
+				ps[i].LastSeen = t
+			}
+		}
+	}
+	return nil
 }
 
 // Sessions implements presence.Store.
@@ -685,7 +774,7 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 		sid, _ := v[i].(string)
 		rec, _ := v[i+1].(string)
 		reason, _ := v[i+2].(string)
-		seen, node, ok := splitSeen(rec)
+		seen, _, node, ok := splitSession(rec)
 		if !ok {
 			return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, errReply)
 		}
@@ -716,14 +805,20 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 			return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 		}
 		n := len(v) / 2
+		first := len(page.Clients)
+		var sids []string
 		for i := 0; i < n && i < need; i++ {
 			id, _ := v[2*i].(string)
 			rec, _ := v[2*i+1].(string)
-			p, err := decodeClient(id, rec)
+			p, sid, err := decodeClient(id, rec)
 			if err != nil {
 				return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 			}
 			page.Clients = append(page.Clients, p)
+			sids = append(sids, sid)
+		}
+		if err := s.lastSeen(ctx, page.Clients[first:], sids); err != nil {
+			return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 		}
 		switch {
 		case n > need: // more in this bucket

@@ -8,7 +8,8 @@
 --   k   zset    session key, score 0: a client's sessions by lex range
 --   n   zset    node .. "\0" .. session key, score 0: a node's sessions
 --   r   hash    session key -> reason, for ending sessions only
---   c   hash    client ID -> "seq|since|seen|sessions"
+--   c   hash    client ID -> "seq|since|seen|sessions|sid", sid the ID of
+--               the client's one session, '' unless it has exactly one
 --   o   zset    offline client ID -> when it went offline (ms)
 --   on  zset    online client ID, score 0: List and Count
 --   j   stream  the journal of transitions, with consumer group "hooks"
@@ -22,7 +23,7 @@
 -- deadline - span, and the "seen" of its record is only a floor, written
 -- when the span changes or the session ends. A client's last seen is the
 -- "seen" of its record while offline, and the latest of its sessions' while
--- online. See sseen and cseen.
+-- online: see sseen, and Store.lastSeen in store.go.
 
 local KN = 10
 local T = redis.call('TIME')
@@ -62,12 +63,28 @@ end
 local function getc(id)
   local v = redis.call('HGET', B.c, id)
   if not v then return nil end
-  local seq, since, seen, n = string.match(v, '^(%d+)|(%d+)|(%d+)|(%d+)$')
-  return { seq = tonumber(seq), since = tonumber(since), seen = tonumber(seen), n = tonumber(n) }
+  local seq, since, seen, n, sid = string.match(v, '^(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
+  return { seq = tonumber(seq), since = tonumber(since), seen = tonumber(seen), n = tonumber(n), sid = sid }
 end
 
 local function putc(id, c)
-  redis.call('HSET', B.c, id, fmt(c.seq) .. '|' .. fmt(c.since) .. '|' .. fmt(c.seen) .. '|' .. fmt(c.n))
+  local sid = ''
+  if c.n == 1 then sid = c.sid end
+  redis.call('HSET', B.c, id, fmt(c.seq) .. '|' .. fmt(c.since) .. '|' .. fmt(c.seen) .. '|' .. fmt(c.n) .. '|' .. sid)
+end
+
+-- CHUNK bounds the fields or members of one command a script sends.
+local CHUNK = 1000
+
+-- many runs cmd (HMGET, ZMSCORE: a key, then fields or members) over list
+-- in commands of at most CHUNK, and returns the replies in one list.
+local function many(cmd, key, list)
+  local out = {}
+  for i = 1, #list, CHUNK do
+    local part = redis.call(cmd, key, unpack(list, i, math.min(i + CHUNK - 1, #list)))
+    for j = 1, #part do out[i + j - 1] = part[j] end
+  end
+  return out
 end
 
 local function gets(sk)
@@ -89,23 +106,6 @@ local function sseen(sk, x)
   local d = redis.call('ZSCORE', B.x, sk)
   if not d then return x.seen end
   return math.max(x.seen, tonumber(d) - x.span)
-end
-
--- cseen returns the last seen time of client id, whose record is c.
-local function cseen(id, c)
-  local seen = c.seen
-  if c.n == 0 then return seen end
-  local sks = redis.call('ZRANGEBYLEX', B.k, '[' .. id .. '\0', '(' .. id .. '\1')
-  for _, sk in ipairs(sks) do
-    local x = gets(sk)
-    if x then seen = math.max(seen, sseen(sk, x)) end
-  end
-  return seen
-end
-
--- crec returns client record c with its last seen time as cseen says.
-local function crec(id, c)
-  return fmt(c.seq) .. '|' .. fmt(c.since) .. '|' .. fmt(cseen(id, c)) .. '|' .. fmt(c.n)
 end
 
 local function clientof(sk)
@@ -149,11 +149,11 @@ local function addsession(id, sid, sk, node, deadline, seen, silent)
     return
   end
   if not c then
-    c = { seq = newseq(), since = 0, seen = 0, n = 0 }
+    c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '' }
   else
     redis.call('ZREM', B.o, id)
   end
-  c.n, c.since, c.seen = 1, NOW, math.max(c.seen, seen)
+  c.n, c.since, c.seen, c.sid = 1, NOW, math.max(c.seen, seen), sid
   c.seq = c.seq + 1
   redis.call('ZADD', B.on, 0, id)
   putc(id, c)
@@ -177,6 +177,13 @@ local function remove(sk, reason, retention)
   if not c then return end
   c.n = c.n - 1
   c.seen = math.max(c.seen, seen)
+  if c.n == 1 then
+    local rest = redis.call('ZRANGEBYLEX', B.k, '[' .. id .. '\0', '(' .. id .. '\1', 'LIMIT', 0, 1)
+    if rest[1] then
+      local _, other = clientof(rest[1])
+      c.sid = other
+    end
+  end
   if c.n > 0 then
     putc(id, c)
     return

@@ -1,6 +1,7 @@
 -- sessions.lua: Store.Sessions. KEYS: one bucket. ARGV: client ID.
 -- Returns: nil if the client is unknown; otherwise per session its ID,
--- "seen|node" and reason ('' if live).
+-- "seen|span|node" (seen: its last beat, see sseen) and reason ('' if
+-- live).
 bucket(0)
 local id = ARGV[1]
 if redis.call('HEXISTS', B.c, id) == 0 then return false end
@@ -11,7 +12,7 @@ for _, sk in ipairs(sks) do
   if x then
     local _, sid = clientof(sk)
     r[#r + 1] = sid
-    r[#r + 1] = fmt(sseen(sk, x)) .. '|' .. x.node
+    r[#r + 1] = fmt(sseen(sk, x)) .. '|' .. fmt(x.span) .. '|' .. x.node
     r[#r + 1] = redis.call('HGET', B.r, sk) or ''
   end
 end

@@ -16,7 +16,6 @@
 -- multi-member ZADD per bucket), since its last beat is read back as
 -- deadline - span. Full leases rewrite the session's record.
 J.consumer, J.maxlen = ARGV[1], tonumber(ARGV[2])
-local CHUNK = 1000
 
 local gone
 local function isgone(pos, reason)
@@ -48,12 +47,9 @@ local function ending(from, to)
   end
   local sks = {}
   for p = from, to, 2 do sks[#sks + 1] = ARGV[p] end
-  for i = 1, #sks, CHUNK do
-    local j = math.min(i + CHUNK - 1, #sks)
-    local part = redis.call('HMGET', B.r, unpack(sks, i, j))
-    for k = 1, #part do
-      if part[k] then reasons[sks[i + k - 1]] = part[k] end
-    end
+  local part = many('HMGET', B.r, sks)
+  for i = 1, #sks do
+    if part[i] then reasons[sks[i]] = part[i] end
   end
   return reasons
 end
@@ -95,17 +91,14 @@ local function refresh(g, a)
       sks[#sks + 1] = ARGV[p]; at[#at + 1] = p
     end
   end
-  for i = 1, #sks, CHUNK do
-    local j = math.min(i + CHUNK - 1, #sks)
-    local scores = redis.call('ZMSCORE', B.x, unpack(sks, i, j))
-    for k = 1, j - i + 1 do
-      if not scores[k] then
-        local p = at[i + k - 1]
-        local sk = ARGV[p]
-        local id, sid = clientof(sk)
-        local deadline = NOW + ARGV[p + 1]
-        missing((p - from) / 2 + 1, g, id, sid, sk, node, deadline, deadline - span, kg)
-      end
+  local deadlines = many('ZMSCORE', B.x, sks)
+  for k = 1, #sks do
+    if not deadlines[k] then
+      local p = at[k]
+      local sk = sks[k]
+      local id, sid = clientof(sk)
+      local deadline = NOW + ARGV[p + 1]
+      missing((p - from) / 2 + 1, g, id, sid, sk, node, deadline, deadline - span, kg)
     end
   end
   return to + 1, f
