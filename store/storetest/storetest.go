@@ -618,7 +618,7 @@ func testLastSeen(e *env) {
 		return e.timed(func() error {
 			gone, err := e.store.Touch(e.ctx, leases)
 			if err == nil && len(gone) > 0 {
-				err = fmt.Errorf("Touch: gone %+v, want none", gone)
+				err = fmt.Errorf("touch: gone %+v, want none", gone)
 			}
 			return err
 		})
