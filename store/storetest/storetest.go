@@ -594,12 +594,35 @@ func (e *env) lookup(clientID string) presence.Presence {
 	return ps[0]
 }
 
+// listed returns clientID's entry in a walk of List, failing if it is not
+// there.
+func (e *env) listed(clientID string) presence.Presence {
+	e.Helper()
+	cursor := ""
+	for {
+		page, err := e.store.List(e.ctx, cursor, 2)
+		if err != nil {
+			e.Fatalf("List: %v", err)
+		}
+		for _, p := range page.Clients {
+			if p.ClientID == clientID {
+				return p
+			}
+		}
+		if cursor = page.Next; cursor == "" {
+			e.Fatalf("List has no %q", clientID)
+		}
+	}
+}
+
 // expectSeen checks the LastSeen of one session of clientID against
-// session, and the client's against client.
+// session, and the client's (online), as Lookup and List report it, against
+// client.
 func (e *env) expectSeen(clientID, sessionID string, session, client beat) {
 	e.Helper()
 	e.checkSeen(fmt.Sprintf("session %s/%s", clientID, sessionID), e.session(clientID, sessionID).LastSeen, session)
 	e.checkSeen("client "+clientID, e.lookup(clientID).LastSeen, client)
+	e.checkSeen("listed client "+clientID, e.listed(clientID).LastSeen, client)
 }
 
 // testLastSeen pins down the last-seen times of Lease.Age: a store reports
@@ -722,6 +745,26 @@ func testLastSeen(e *env) {
 	}
 	e.checkSeen("Offline event", swept[i].LastSeen, ended)
 	e.checkSeen("client "+id2+" after Sweep", e.lookup(id2).LastSeen, ended)
+
+	// A client down to one of its sessions: that session's beats are its
+	// client's, whichever session went first.
+	const id3 = "pia"
+	for _, sid := range []string{"x", "y", "z"} {
+		if _, err := e.store.Add(e.ctx, presence.Lease{ClientID: id3, SessionID: sid, Node: "n1", TTL: e.ttl}); err != nil {
+			e.Fatal(err)
+		}
+	}
+	for _, sid := range []string{"x", "z"} {
+		if _, err := e.store.End(e.ctx, presence.Ending{ClientID: id3, SessionID: sid, Reason: presence.ReasonClosed}); err != nil {
+			e.Fatal(err)
+		}
+	}
+	e.sleep(2 * e.u)
+	y := beat{touch(presence.Lease{ClientID: id3, SessionID: "y", Node: "n1", TTL: e.ttl - e.u, Age: e.u}), e.u}
+	if p := e.lookup(id3); !p.Online || p.Sessions != 1 {
+		e.Errorf("Lookup(%s) = %+v; want online with one session", id3, p)
+	}
+	e.expectSeen(id3, "y", y, y)
 }
 
 func testListPaging(e *env) {
