@@ -254,7 +254,7 @@ func (s *Store) keysOf(bs []int) []string {
 }
 
 // Touch implements presence.Store. On a single server it writes the leases
-// in one script call, or, for more than about 2,000 leases, in calls of
+// in one script call, or, for more than about 500 leases, in calls of
 // whole buckets run concurrently (each call's arguments built while the
 // calls before it run); on a Cluster in one call per bucket, pipelined.
 func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.Gone, error) {
