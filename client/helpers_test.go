@@ -124,6 +124,14 @@ func (n *node) crash() {
 		c.Close()
 	}
 	n.mu.Unlock()
+	// Let the handlers see their connections die, as they do in a process
+	// that dies: Shutdown then has nothing left to drain. Stopping at once
+	// raced them, and Shutdown spread its close frames to connections
+	// still ending over the DrainWindow, past stop's deadline (seen on a
+	// loaded machine as a restart a second late and a failed Shutdown).
+	for deadline := time.Now().Add(5 * time.Second); n.srv.Stats().Open > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	n.stop(time.Second)
 }
 
