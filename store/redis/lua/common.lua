@@ -108,6 +108,16 @@ local function sseen(sk, x)
   return math.max(x.seen, tonumber(d) - x.span)
 end
 
+-- under returns the members of the zset key (scores 0, in byte order)
+-- that start with p .. '\0': a client's session keys in k, a node's
+-- entries in n. At most limit of them if given.
+local function under(key, p, limit)
+  if limit then
+    return redis.call('ZRANGEBYLEX', key, '[' .. p .. '\0', '(' .. p .. '\1', 'LIMIT', 0, limit)
+  end
+  return redis.call('ZRANGEBYLEX', key, '[' .. p .. '\0', '(' .. p .. '\1')
+end
+
 local function clientof(sk)
   local i = string.find(sk, '\0', 1, true)
   return string.sub(sk, 1, i - 1), string.sub(sk, i + 1)
@@ -178,7 +188,7 @@ local function remove(sk, reason, retention)
   c.n = c.n - 1
   c.seen = math.max(c.seen, seen)
   if c.n == 1 then
-    local rest = redis.call('ZRANGEBYLEX', B.k, '[' .. id .. '\0', '(' .. id .. '\1', 'LIMIT', 0, 1)
+    local rest = under(B.k, id, 1)
     if rest[1] then
       local _, other = clientof(rest[1])
       c.sid = other

@@ -27,10 +27,10 @@ if mode == 'c' then
       grace = math.max(grace, tonumber(ARGV[11]))
     end
   else
-    sel = redis.call('ZRANGEBYLEX', B.k, '[' .. who .. '\0', '(' .. who .. '\1')
+    sel = under(B.k, who)
   end
 else
-  local m = redis.call('ZRANGEBYLEX', B.n, '[' .. who .. '\0', '(' .. who .. '\1')
+  local m = under(B.n, who)
   local p = #who + 2
   for i = 1, #m do sel[i] = string.sub(m[i], p) end
 end

@@ -6,7 +6,7 @@ bucket(0)
 local id = ARGV[1]
 if redis.call('HEXISTS', B.c, id) == 0 then return false end
 local r = {}
-local sks = redis.call('ZRANGEBYLEX', B.k, '[' .. id .. '\0', '(' .. id .. '\1')
+local sks = under(B.k, id)
 for _, sk in ipairs(sks) do
   local x = gets(sk)
   if x then
