@@ -323,8 +323,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 				i := t.order[pos-1]
 				switch reason {
 				case "!":
-					restored++
-					t.order[pos-1] = -1 - i // written afresh: remember it below
+					restored++ // re-created in a new generation: remembered below
 				case "~":
 					kept = append(kept, i)
 				default:
@@ -370,16 +369,13 @@ type touchBatch struct {
 }
 
 // rememberTouched records what a Touch wrote for one bucket: every full
-// lease and re-created session (marked by a negative index in t.order), and
-// the refreshes too if the bucket's generation changed. Gone sessions are
-// forgotten after. knownMu must be held.
+// lease, and the refreshes too if the bucket's generation is not the one
+// they were sent with (which is so for every re-created session). Gone
+// sessions are forgotten after. knownMu must be held.
 func (s *Store) rememberTouched(leases []presence.Lease, t touchBatch) {
 	for j, i := range t.order {
-		if i >= 0 && j < t.refreshes && t.gen == t.lead.gen {
+		if j < t.refreshes && t.gen == t.lead.gen {
 			continue // a refresh changes nothing this Store knows
-		}
-		if i < 0 {
-			i = -1 - i
 		}
 		l := leases[i]
 		s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: t.gen})
