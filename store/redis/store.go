@@ -691,44 +691,38 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 			owned[i] = cmd.Val()
 		}
 	}
-	if len(owned) == 0 {
-		return nil
-	}
 	type batch struct {
-		owners  []int // index in ps, per session key
+		sks     []string // session keys
+		owners  []int    // per session key, its client's index in ps
 		recs    *goredis.SliceCmd
 		ends    *goredis.FloatSliceCmd
 		reasons *goredis.SliceCmd
 	}
-	sks := make(map[int][]string) // bucket -> session keys
 	bs := make(map[int]*batch)
 	for i, keys := range owned {
-		b := s.bucket(ps[i].ClientID)
-		if bs[b] == nil {
-			bs[b] = &batch{}
-		}
 		for _, sk := range keys {
-			sks[b] = append(sks[b], sk)
+			b := s.bucket(ps[i].ClientID)
+			if bs[b] == nil {
+				bs[b] = &batch{}
+			}
+			bs[b].sks = append(bs[b].sks, sk)
 			bs[b].owners = append(bs[b].owners, i)
 		}
 	}
+	if len(bs) == 0 {
+		return nil
+	}
 	pipe = s.rdb.Pipeline()
 	for b, bt := range bs {
-		if len(sks[b]) == 0 {
-			continue
-		}
 		keys := s.buckets[b]
-		bt.recs = pipe.HMGet(ctx, keys[keySessions], sks[b]...)
-		bt.ends = pipe.ZMScore(ctx, keys[keyExpiry], sks[b]...)
-		bt.reasons = pipe.HMGet(ctx, keys[keyReasons], sks[b]...)
+		bt.recs = pipe.HMGet(ctx, keys[keySessions], bt.sks...)
+		bt.ends = pipe.ZMScore(ctx, keys[keyExpiry], bt.sks...)
+		bt.reasons = pipe.HMGet(ctx, keys[keyReasons], bt.sks...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
 	for _, bt := range bs {
-		if bt.recs == nil {
-			continue
-		}
 		recs, ends, reasons := bt.recs.Val(), bt.ends.Val(), bt.reasons.Val()
 		if len(recs) != len(bt.owners) || len(ends) != len(bt.owners) || len(reasons) != len(bt.owners) {
 			return errReply
@@ -738,12 +732,12 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 			if !ok {
 				continue // gone since
 			}
-			seen, span, _, ok := splitSession(rec)
+			seen, spanMS, _, ok := splitSession(rec)
 			if !ok {
 				return fmt.Errorf("%w: session record of %q", errReply, ps[i].ClientID)
 			}
 			if reasons[j] == nil && ends[j] > 0 {
-				seen = max(seen, int64(ends[j])-span)
+				seen = max(seen, int64(ends[j])-spanMS)
 			}
 			if t := time.UnixMilli(seen); t.After(ps[i].LastSeen) {
 				ps[i].LastSeen = t
