@@ -693,6 +693,12 @@ func testLastSeen(e *env) {
 	b2 := beat{touch(lease("b", 2*e.u, 2*e.ttl)), 2 * e.u}
 	e.expectSeen(id, "a", a3, a3)
 	e.expectSeen(id, "b", b2, a3)
+	// Again a unit later with the same shorter lease, which ends before
+	// the one the store holds: still now-Age (a store that keeps the
+	// longer deadline must not read the beat back from it).
+	e.sleep(e.u)
+	a4 := beat{touch(lease("a", e.u, 3*e.u)), e.u}
+	e.expectSeen(id, "a", a4, a4)
 
 	// The contract says a client's LastSeen is its latest beat "or when it
 	// went offline", a session's its latest beat "or when it ended",
@@ -704,12 +710,12 @@ func testLastSeen(e *env) {
 	if err != nil || len(off) != 1 || off[0].Transition != presence.Offline || off[0].Reason != presence.ReasonExpired {
 		e.Fatalf("End(%s, expired) = %+v, %v; want one Offline, expired", id, off, err)
 	}
-	e.checkSeen("Offline event", off[0].LastSeen, a3)
+	e.checkSeen("Offline event", off[0].LastSeen, a4)
 	e.sleep(e.u)
 	if p := e.lookup(id); p.Online {
 		e.Errorf("Lookup(%s) after End = %+v; want offline", id, p)
 	}
-	e.checkSeen("client "+id+" after End", e.lookup(id).LastSeen, a3)
+	e.checkSeen("client "+id+" after End", e.lookup(id).LastSeen, a4)
 
 	// A session ended with grace reports its end time while it lingers,
 	// even past a beat of it, which the store reports gone and ignores.
