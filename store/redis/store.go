@@ -548,7 +548,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 			if more > 0 {
 				next = append(next, groups[i])
 			}
-			ev, cl, perr := s.sweepReply(groups[i], v[1:])
+			ev, cl, perr := s.sweepReply(v[1:])
 			evs = append(evs, ev...)
 			claimed = append(claimed, cl...)
 			if perr != nil && err == nil {
@@ -569,7 +569,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 
 // sweepReply splits a sweep reply into transitions and reclaimed entries.
 // A transition's bucket is its client's; so is a reclaimed entry's.
-func (s *Store) sweepReply(_ []int, v []any) (evs, claimed []presence.Event, err error) {
+func (s *Store) sweepReply(v []any) (evs, claimed []presence.Event, err error) {
 	sep := slices.Index(v, any("|"))
 	if sep < 0 {
 		return nil, nil, errReply
