@@ -17,11 +17,9 @@ if x then
   seen = math.max(seen, sseen(sk, x))
   redis.call('HDEL', B.r, sk)
   redis.call('ZADD', B.x, NOW + ttl, sk)
-  if x.node ~= node then
-    redis.call('ZREM', B.n, x.node .. '\0' .. sk)
-    redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
-  end
-  puts(sk, { seen = seen, span = ttl + age, node = node })
+  own(sk, x, node)
+  x.seen, x.span = seen, ttl + age
+  puts(sk, x)
   return { g }
 end
 -- A client this node knew online before Redis lost the bucket comes back

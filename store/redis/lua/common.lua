@@ -98,6 +98,15 @@ local function puts(sk, x)
   redis.call('HSET', B.s, sk, fmt(x.seen) .. '|' .. fmt(x.span) .. '|' .. x.node)
 end
 
+-- own moves session sk, whose record is x, to node in the node index and
+-- in x (the caller writes x back).
+local function own(sk, x, node)
+  if x.node == node then return end
+  redis.call('ZREM', B.n, x.node .. '\0' .. sk)
+  redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
+  x.node = node
+end
+
 -- sseen returns the last beat of session sk, whose record is x: the floor
 -- in its record, or for a live (not ending) session its deadline - span if
 -- later.

@@ -129,11 +129,7 @@ local function full(g, a, base)
         isgone(pos, '~')
       end
       x.seen = math.max(seen, NOW - age)
-      if x.node ~= node then
-        redis.call('ZREM', B.n, x.node .. '\0' .. sk)
-        redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
-        x.node = node
-      end
+      own(sk, x, node)
       puts(sk, x)
     end
   end
