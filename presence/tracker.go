@@ -61,12 +61,11 @@ type Tracker struct {
 	offlines    atomic.Uint64
 	storeErrors atomic.Uint64
 
-	loopCtx    context.Context
-	stopLoop   context.CancelFunc
-	loopDone   chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
-	closedChan chan struct{}
+	loopCtx   context.Context
+	stopLoop  context.CancelFunc
+	loopDone  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New returns a Tracker for store. It ends, through Grace, the sessions that
@@ -85,16 +84,15 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t := &Tracker{
-		store:      store,
-		cfg:        cfg,
-		log:        cfg.Logger,
-		obs:        cfg.Observer,
-		hooks:      newHooks(cfg.Logger, cfg.HookTimeout),
-		epoch:      time.Now(),
-		seed:       maphash.MakeSeed(),
-		local:      make(map[uint64]*Session),
-		loopDone:   make(chan struct{}),
-		closedChan: make(chan struct{}),
+		store:    store,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		obs:      cfg.Observer,
+		hooks:    newHooks(cfg.Logger, cfg.HookTimeout),
+		epoch:    time.Now(),
+		seed:     maphash.MakeSeed(),
+		local:    make(map[uint64]*Session),
+		loopDone: make(chan struct{}),
 	}
 	if t.obs == nil {
 		t.obs = NopObserver{}
@@ -492,10 +490,8 @@ func (t *Tracker) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("presence: wait for watch hooks: %w", err))
 		}
 		t.closeErr = errors.Join(errs...)
-		close(t.closedChan)
 		t.log.LogAttrs(ctx, slog.LevelInfo, "presence: tracker closed", slog.String("node", t.cfg.Node))
 	})
-	<-t.closedChan
 	return t.closeErr
 }
 
