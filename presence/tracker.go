@@ -61,7 +61,6 @@ type Tracker struct {
 	offlines    atomic.Uint64
 	storeErrors atomic.Uint64
 
-	loopCtx   context.Context
 	stopLoop  context.CancelFunc
 	loopDone  chan struct{}
 	closeOnce sync.Once
@@ -108,8 +107,9 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		t.storeFailed(ctx, "clear node", err, nil)
 		t.mustClear = true
 	}
-	t.loopCtx, t.stopLoop = context.WithCancel(context.Background())
-	go t.loop()
+	loopCtx, stop := context.WithCancel(context.Background())
+	t.stopLoop = stop
+	go t.loop(loopCtx)
 	t.log.LogAttrs(ctx, slog.LevelInfo, "presence: tracker started",
 		slog.String("node", cfg.Node), slog.Duration("ttl", cfg.TTL), slog.Duration("grace", cfg.Grace))
 	return t, nil
