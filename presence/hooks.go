@@ -103,13 +103,16 @@ func (h *hooks) dispatch(ev Event) {
 		h.queues[ev.ClientID] = q
 	}
 	q.events = append(q.events, ev)
+	// A client already running or ready has its worker coming. A worker
+	// leaves only when nothing is ready, so at the cap one of them will
+	// take this client.
+	spawn := false
 	if !q.running && len(q.events) == 1 {
 		h.ready = append(h.ready, q)
-	}
-	spawn := h.workers < maxHookWorkers
-	if spawn {
-		h.workers++
-		h.wg.Add(1)
+		if spawn = h.workers < maxHookWorkers; spawn {
+			h.workers++
+			h.wg.Add(1)
+		}
 	}
 	h.mu.Unlock()
 	if spawn {

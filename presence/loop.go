@@ -7,7 +7,7 @@ import (
 )
 
 // loop writes beats every half SweepInterval and sweeps every SweepInterval.
-func (t *Tracker) loop() {
+func (t *Tracker) loop(ctx context.Context) {
 	defer close(t.loopDone)
 	tick := time.NewTicker(t.cfg.SweepInterval / 2)
 	defer tick.Stop()
@@ -15,7 +15,6 @@ func (t *Tracker) loop() {
 	// Store already removed them (and fired the Offline); this only tells
 	// their owners and frees them.
 	scanEvery := max(1, int(t.cfg.TTL/t.cfg.SweepInterval))
-	ctx := t.loopCtx
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():

@@ -1,6 +1,7 @@
 package presence_test
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -49,12 +50,17 @@ func TestObserver(t *testing.T) {
 	if _, err := tr.Presence(ctx, "bob"); err == nil {
 		t.Fatal("Presence of an unknown client succeeded")
 	}
+	// The Store itself answers ErrNotFound here (Presence's comes from the
+	// Tracker, after a Lookup that succeeded).
+	if _, err := tr.Sessions(ctx, "bob"); !errors.Is(err, presence.ErrNotFound) {
+		t.Fatalf("Sessions of an unknown client = %v, want ErrNotFound", err)
+	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if diff := cmp.Diff([]string{"online/connect", "offline/left"}, rec.transitions); diff != "" {
 		t.Errorf("transitions (-want +got):\n%s", diff)
 	}
-	for _, op := range []string{"add", "end", "count", "lookup"} {
+	for _, op := range []string{"add", "end", "count", "lookup", "sessions"} {
 		if rec.storeOps[op] == 0 {
 			t.Errorf("no %q store call observed; got %v", op, rec.storeOps)
 		}

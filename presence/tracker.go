@@ -61,12 +61,10 @@ type Tracker struct {
 	offlines    atomic.Uint64
 	storeErrors atomic.Uint64
 
-	loopCtx    context.Context
-	stopLoop   context.CancelFunc
-	loopDone   chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
-	closedChan chan struct{}
+	stopLoop  context.CancelFunc
+	loopDone  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New returns a Tracker for store. It ends, through Grace, the sessions that
@@ -85,16 +83,15 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t := &Tracker{
-		store:      store,
-		cfg:        cfg,
-		log:        cfg.Logger,
-		obs:        cfg.Observer,
-		hooks:      newHooks(cfg.Logger, cfg.HookTimeout),
-		epoch:      time.Now(),
-		seed:       maphash.MakeSeed(),
-		local:      make(map[uint64]*Session),
-		loopDone:   make(chan struct{}),
-		closedChan: make(chan struct{}),
+		store:    store,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		obs:      cfg.Observer,
+		hooks:    newHooks(cfg.Logger, cfg.HookTimeout),
+		epoch:    time.Now(),
+		seed:     maphash.MakeSeed(),
+		local:    make(map[uint64]*Session),
+		loopDone: make(chan struct{}),
 	}
 	if t.obs == nil {
 		t.obs = NopObserver{}
@@ -110,8 +107,9 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		t.storeFailed(ctx, "clear node", err, nil)
 		t.mustClear = true
 	}
-	t.loopCtx, t.stopLoop = context.WithCancel(context.Background())
-	go t.loop()
+	loopCtx, stop := context.WithCancel(context.Background())
+	t.stopLoop = stop
+	go t.loop(loopCtx)
 	t.log.LogAttrs(ctx, slog.LevelInfo, "presence: tracker started",
 		slog.String("node", cfg.Node), slog.Duration("ttl", cfg.TTL), slog.Duration("grace", cfg.Grace))
 	return t, nil
@@ -492,10 +490,8 @@ func (t *Tracker) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("presence: wait for watch hooks: %w", err))
 		}
 		t.closeErr = errors.Join(errs...)
-		close(t.closedChan)
 		t.log.LogAttrs(ctx, slog.LevelInfo, "presence: tracker closed", slog.String("node", t.cfg.Node))
 	})
-	<-t.closedChan
 	return t.closeErr
 }
 

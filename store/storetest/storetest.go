@@ -475,20 +475,10 @@ func testTouchGone(e *env) {
 	if err != nil || len(infos) != 2 {
 		e.Fatalf("Sessions = %+v, %v; want 2", infos, err)
 	}
-	slices.SortFunc(infos, func(a, b presence.SessionInfo) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(infos, func(a, b presence.SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
 	if infos[0].Ending || !infos[1].Ending || infos[1].Reason != presence.ReasonKicked || infos[0].Node != "n1" {
 		e.Fatalf("Sessions = %+v; want a live, b ending (kicked), both on n1", infos)
 	}
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func testQueries(e *env) {
