@@ -56,12 +56,11 @@ type Client struct {
 	mu    sync.Mutex
 	ws    *websocket.Conn // nil while not connected
 	queue []Message
-	state State
+	state State // zero until Dial's first attempt
 	err   error // why the Client stopped
 
 	// Used only by Dial, then by the run goroutine.
 	attempt int
-	prev    State
 
 	dials atomic.Int64
 }
@@ -98,7 +97,6 @@ func newClient(url string, cfg Config, rnd func() float64) *Client {
 		done:  make(chan struct{}),
 		recv:  make(chan Message, cfg.ReceiveBuffer),
 		wsem:  make(chan struct{}, 1),
-		state: Connecting,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -313,9 +311,8 @@ func (c *Client) stop(err error) {
 
 // setState records the state and calls OnState, never under the lock.
 func (c *Client) setState(sc StateChange) {
-	sc.From = c.prev
-	c.prev = sc.To
 	c.mu.Lock()
+	sc.From = c.state
 	c.state = sc.To
 	c.mu.Unlock()
 	if c.cfg.OnState != nil {
