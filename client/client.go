@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,8 +60,6 @@ type Client struct {
 
 	// Used only by Dial, then by the run goroutine.
 	attempt int
-
-	dials atomic.Int64
 }
 
 // Dial connects to the WebSocket endpoint url (ws:// or wss://) and
@@ -245,7 +242,6 @@ func (c *Client) connect(ctx context.Context, st State, cause error, delay time.
 				return nil, ctx.Err()
 			}
 		}
-		c.dials.Add(1)
 		ws, resp, err := c.cfg.Dialer.DialContext(ctx, c.url, c.cfg.Header)
 		if err == nil {
 			return ws, nil

@@ -119,7 +119,8 @@ func TestDeadServerDetected(t *testing.T) {
 func TestReconnectAfterServerRestart(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	st := newStates()
-	c := dialT(t, n.url(), Config{ClientID: "carol", BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, OnState: st.record})
+	dialer, dials := countDials()
+	c := dialT(t, n.url(), Config{ClientID: "carol", Dialer: dialer, BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, OnState: st.record})
 	n.waitEvent("carol", presence.Online, 2*time.Second)
 	st.wait(t, Open, time.Second)
 
@@ -131,7 +132,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	}
 	down := 500 * time.Millisecond
 	<-time.After(down) // the node stays down for a while: attempts fail meanwhile
-	dialsDown := c.dials.Load()
+	dialsDown := dials.Load()
 	n.restart()
 	st.wait(t, Open, 3*time.Second)
 	// With base 50ms doubling to 400ms, 500ms of downtime allow a handful
@@ -208,7 +209,8 @@ func TestKickedDoesNotReconnect(t *testing.T) {
 	}
 	n := newNode(t, fastTracker(), fastServer(), h)
 	st := newStates()
-	c := dialT(t, n.url(), Config{ClientID: "eve", BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, OnState: st.record})
+	dialer, dials := countDials()
+	c := dialT(t, n.url(), Config{ClientID: "eve", Dialer: dialer, BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, OnState: st.record})
 	st.wait(t, Open, time.Second)
 	close(kick)
 	sc := st.wait(t, Closed, 2*time.Second)
@@ -220,7 +222,7 @@ func TestKickedDoesNotReconnect(t *testing.T) {
 	if !errors.As(c.Err(), &ce) {
 		t.Errorf("Err() = %v", c.Err())
 	}
-	if d := c.dials.Load(); d != 1 {
+	if d := dials.Load(); d != 1 {
 		t.Errorf("%d dials, want 1: a kicked client must not retry", d)
 	}
 	if got := len(n.upgrades()); got != 1 {

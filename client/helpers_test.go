@@ -5,8 +5,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
@@ -232,6 +235,19 @@ func (s *states) wait(t *testing.T, st State, d time.Duration) StateChange {
 			return StateChange{}
 		}
 	}
+}
+
+// countDials returns a Dialer that counts the Client's connection attempts.
+func countDials() (*websocket.Dialer, *atomic.Int64) {
+	var n atomic.Int64
+	var nd net.Dialer
+	return &websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			n.Add(1)
+			return nd.DialContext(ctx, network, addr)
+		},
+	}, &n
 }
 
 func dialT(t *testing.T, url string, cfg Config) *Client {
