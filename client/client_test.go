@@ -51,11 +51,15 @@ func TestSendReceiveAndPresence(t *testing.T) {
 
 // With a short ping interval and an otherwise silent connection, the
 // client's application pings (answered with "pong", never delivered) keep
-// its presence, and the server's protocol pings are answered.
+// its presence, and the server's protocol pings are answered: a client that
+// never pings stays connected on its pongs alone.
 func TestHeartbeatKeepsSilentClientOnline(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), nil)
 	c := dialT(t, n.url(), Config{ClientID: "bob", PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
 	n.waitEvent("bob", presence.Online, 2*time.Second)
+	quiet := newStates()
+	dialT(t, n.url(), Config{ClientID: "quiet", PingInterval: -1, OnState: quiet.record})
+	n.waitEvent("quiet", presence.Online, 2*time.Second)
 	// Five TTLs of silence from the application.
 	select {
 	case ev := <-n.events:
@@ -65,6 +69,11 @@ func TestHeartbeatKeepsSilentClientOnline(t *testing.T) {
 	if c.State() != Open || n.srv.Stats().AppPings == 0 {
 		t.Fatalf("state %v, app pings %d: want open and some pings", c.State(), n.srv.Stats().AppPings)
 	}
+	quiet.mu.Lock()
+	if got := len(quiet.all); got != 2 || quiet.all[1].To != Open {
+		t.Errorf("client without pings: state changes %+v, want connecting then open only", quiet.all)
+	}
+	quiet.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if m, err := c.Receive(ctx); err == nil {
@@ -231,12 +240,13 @@ func TestKickedDoesNotReconnect(t *testing.T) {
 }
 
 // Going away (1001, the node drains): the client reconnects by itself, its
-// first attempt spread over DrainWindow.
+// first attempt spread over DrainWindow. The backoff is an hour, so a
+// delay inside the window comes from DrainWindow, not from the backoff.
 func TestGoingAwayReconnectsWithJitter(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	st := newStates()
 	const window = 300 * time.Millisecond
-	c := dialT(t, n.url(), Config{ClientID: "frank", DrainWindow: window, OnState: st.record})
+	c := dialT(t, n.url(), Config{ClientID: "frank", DrainWindow: window, BackoffBase: time.Hour, BackoffMax: time.Hour, OnState: st.record})
 	st.wait(t, Open, time.Second)
 	n.shutdown(5 * time.Second)
 	sc := st.wait(t, Reconnecting, 2*time.Second)
