@@ -42,8 +42,7 @@ type Client struct {
 	url   string
 	cfg   Config
 	log   *slog.Logger
-	rnd   func() float64 // uniform in [0, 1)
-	epoch time.Time      // monotonic origin of now()
+	epoch time.Time // monotonic origin of now()
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -73,7 +72,16 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newClient(url, cfg, rand.Float64)
+	c := &Client{
+		url:   url,
+		cfg:   cfg,
+		log:   cfg.Logger,
+		epoch: time.Now(),
+		done:  make(chan struct{}),
+		recv:  make(chan Message, cfg.ReceiveBuffer),
+		wsem:  make(chan struct{}, 1),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	ws, err := c.connect(ctx, Connecting, nil, 0)
 	if err != nil {
 		c.cancel()
@@ -82,21 +90,6 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	c.opened(ws)
 	go c.run(ws)
 	return c, nil
-}
-
-func newClient(url string, cfg Config, rnd func() float64) *Client {
-	c := &Client{
-		url:   url,
-		cfg:   cfg,
-		log:   cfg.Logger,
-		rnd:   rnd,
-		epoch: time.Now(),
-		done:  make(chan struct{}),
-		recv:  make(chan Message, cfg.ReceiveBuffer),
-		wsem:  make(chan struct{}, 1),
-	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	return c
 }
 
 // Send sends a message. While the Client is reconnecting it queues the
@@ -215,9 +208,9 @@ func (c *Client) nextDelay(cause error) time.Duration {
 	if errors.As(cause, &ce) && ce.Code == websocket.CloseGoingAway && c.attempt == 0 {
 		// The server drains its connections over its drain window; spread
 		// the reconnects over it too, rather than all at once.
-		return time.Duration(c.rnd() * float64(c.cfg.DrainWindow))
+		return time.Duration(rand.Float64() * float64(c.cfg.DrainWindow))
 	}
-	d := backoff(c.attempt, c.cfg.BackoffBase, c.cfg.BackoffMax, c.rnd)
+	d := backoff(c.attempt, c.cfg.BackoffBase, c.cfg.BackoffMax, rand.Float64)
 	var he *HandshakeError
 	if errors.As(cause, &he) {
 		d += he.RetryAfter
