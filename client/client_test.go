@@ -202,6 +202,56 @@ func TestCloseCodes(t *testing.T) {
 	}
 }
 
+// The client keeps its own copies of the protocol's constants, so that a
+// client program does not link the server (package middleware); this test
+// keeps the copies in step with the server's.
+func TestProtocolMatchesServer(t *testing.T) {
+	if int(Text) != int(middleware.Text) || int(Binary) != int(middleware.Binary) {
+		t.Errorf("message types %d, %d; server's %d, %d", Text, Binary, middleware.Text, middleware.Binary)
+	}
+	defaults := []struct {
+		name           string
+		client, server any
+	}{
+		{"PingInterval", DefaultPingInterval, middleware.DefaultPingInterval},
+		{"PongTimeout", DefaultPongTimeout, middleware.DefaultPongTimeout},
+		{"WriteTimeout", DefaultWriteTimeout, middleware.DefaultWriteTimeout},
+		{"DrainWindow", DefaultDrainWindow, middleware.DefaultDrainWindow},
+		{"AppPing", DefaultAppPing, middleware.DefaultAppPing},
+		{"AppPong", DefaultAppPong, middleware.DefaultAppPong},
+	}
+	for _, d := range defaults {
+		if d.client != d.server {
+			t.Errorf("Default%s = %v, server's %v", d.name, d.client, d.server)
+		}
+	}
+	// What the client does on each close code the server sends
+	// (docs/PROTOCOL.md).
+	codes := []struct {
+		name  string
+		code  int
+		retry bool
+	}{
+		{"CloseNormal", middleware.CloseNormal, false},
+		{"CloseGoingAway", middleware.CloseGoingAway, true},
+		{"CloseInvalidPayload", middleware.CloseInvalidPayload, false},
+		{"ClosePolicy", middleware.ClosePolicy, false},
+		{"CloseTooBig", middleware.CloseTooBig, false},
+		{"CloseInternal", middleware.CloseInternal, true},
+		{"CloseRestart", middleware.CloseRestart, true},
+		{"CloseTryLater", middleware.CloseTryLater, true},
+		{"CloseTimeout", middleware.CloseTimeout, true},
+		{"CloseSlowConsumer", middleware.CloseSlowConsumer, true},
+		{"CloseKicked", middleware.CloseKicked, false},
+		{"CloseIdle", middleware.CloseIdle, false},
+	}
+	for _, c := range codes {
+		if got := Retryable(c.code); got != c.retry {
+			t.Errorf("Retryable(middleware.%s = %d) = %v, want %v", c.name, c.code, got, c.retry)
+		}
+	}
+}
+
 // Kicked (4500): the client stops, reports the close, and makes no further
 // attempt.
 func TestKickedDoesNotReconnect(t *testing.T) {
