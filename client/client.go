@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -43,8 +42,7 @@ type Client struct {
 	url   string
 	cfg   Config
 	log   *slog.Logger
-	rnd   func() float64 // uniform in [0, 1)
-	epoch time.Time      // monotonic origin of now()
+	epoch time.Time // monotonic origin of now()
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -56,14 +54,11 @@ type Client struct {
 	mu    sync.Mutex
 	ws    *websocket.Conn // nil while not connected
 	queue []Message
-	state State
+	state State // zero until Dial's first attempt
 	err   error // why the Client stopped
 
 	// Used only by Dial, then by the run goroutine.
 	attempt int
-	prev    State
-
-	dials atomic.Int64
 }
 
 // Dial connects to the WebSocket endpoint url (ws:// or wss://) and
@@ -77,7 +72,16 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newClient(url, cfg, rand.Float64)
+	c := &Client{
+		url:   url,
+		cfg:   cfg,
+		log:   cfg.Logger,
+		epoch: time.Now(),
+		done:  make(chan struct{}),
+		recv:  make(chan Message, cfg.ReceiveBuffer),
+		wsem:  make(chan struct{}, 1),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	ws, err := c.connect(ctx, Connecting, nil, 0)
 	if err != nil {
 		c.cancel()
@@ -86,22 +90,6 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	c.opened(ws)
 	go c.run(ws)
 	return c, nil
-}
-
-func newClient(url string, cfg Config, rnd func() float64) *Client {
-	c := &Client{
-		url:   url,
-		cfg:   cfg,
-		log:   cfg.Logger,
-		rnd:   rnd,
-		epoch: time.Now(),
-		done:  make(chan struct{}),
-		recv:  make(chan Message, cfg.ReceiveBuffer),
-		wsem:  make(chan struct{}, 1),
-		state: Connecting,
-	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	return c
 }
 
 // Send sends a message. While the Client is reconnecting it queues the
@@ -220,9 +208,9 @@ func (c *Client) nextDelay(cause error) time.Duration {
 	if errors.As(cause, &ce) && ce.Code == websocket.CloseGoingAway && c.attempt == 0 {
 		// The server drains its connections over its drain window; spread
 		// the reconnects over it too, rather than all at once.
-		return time.Duration(c.rnd() * float64(c.cfg.DrainWindow))
+		return time.Duration(rand.Float64() * float64(c.cfg.DrainWindow))
 	}
-	d := backoff(c.attempt, c.cfg.BackoffBase, c.cfg.BackoffMax, c.rnd)
+	d := backoff(c.attempt, c.cfg.BackoffBase, c.cfg.BackoffMax, rand.Float64)
 	var he *HandshakeError
 	if errors.As(cause, &he) {
 		d += he.RetryAfter
@@ -247,7 +235,6 @@ func (c *Client) connect(ctx context.Context, st State, cause error, delay time.
 				return nil, ctx.Err()
 			}
 		}
-		c.dials.Add(1)
 		ws, resp, err := c.cfg.Dialer.DialContext(ctx, c.url, c.cfg.Header)
 		if err == nil {
 			return ws, nil
@@ -313,9 +300,8 @@ func (c *Client) stop(err error) {
 
 // setState records the state and calls OnState, never under the lock.
 func (c *Client) setState(sc StateChange) {
-	sc.From = c.prev
-	c.prev = sc.To
 	c.mu.Lock()
+	sc.From = c.state
 	c.state = sc.To
 	c.mu.Unlock()
 	if c.cfg.OnState != nil {

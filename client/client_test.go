@@ -51,11 +51,15 @@ func TestSendReceiveAndPresence(t *testing.T) {
 
 // With a short ping interval and an otherwise silent connection, the
 // client's application pings (answered with "pong", never delivered) keep
-// its presence, and the server's protocol pings are answered.
+// its presence, and the server's protocol pings are answered: a client that
+// never pings stays connected on its pongs alone.
 func TestHeartbeatKeepsSilentClientOnline(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), nil)
 	c := dialT(t, n.url(), Config{ClientID: "bob", PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
 	n.waitEvent("bob", presence.Online, 2*time.Second)
+	quiet := newStates()
+	dialT(t, n.url(), Config{ClientID: "quiet", PingInterval: -1, OnState: quiet.record})
+	n.waitEvent("quiet", presence.Online, 2*time.Second)
 	// Five TTLs of silence from the application.
 	select {
 	case ev := <-n.events:
@@ -65,6 +69,11 @@ func TestHeartbeatKeepsSilentClientOnline(t *testing.T) {
 	if c.State() != Open || n.srv.Stats().AppPings == 0 {
 		t.Fatalf("state %v, app pings %d: want open and some pings", c.State(), n.srv.Stats().AppPings)
 	}
+	quiet.mu.Lock()
+	if got := len(quiet.all); got != 2 || quiet.all[1].To != Open {
+		t.Errorf("client without pings: state changes %+v, want connecting then open only", quiet.all)
+	}
+	quiet.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	if m, err := c.Receive(ctx); err == nil {
@@ -119,7 +128,8 @@ func TestDeadServerDetected(t *testing.T) {
 func TestReconnectAfterServerRestart(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	st := newStates()
-	c := dialT(t, n.url(), Config{ClientID: "carol", BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, OnState: st.record})
+	dialer, dials := countDials()
+	c := dialT(t, n.url(), Config{ClientID: "carol", Dialer: dialer, BackoffBase: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, OnState: st.record})
 	n.waitEvent("carol", presence.Online, 2*time.Second)
 	st.wait(t, Open, time.Second)
 
@@ -131,7 +141,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	}
 	down := 500 * time.Millisecond
 	<-time.After(down) // the node stays down for a while: attempts fail meanwhile
-	dialsDown := c.dials.Load()
+	dialsDown := dials.Load()
 	n.restart()
 	st.wait(t, Open, 3*time.Second)
 	// With base 50ms doubling to 400ms, 500ms of downtime allow a handful
@@ -192,6 +202,56 @@ func TestCloseCodes(t *testing.T) {
 	}
 }
 
+// The client keeps its own copies of the protocol's constants, so that a
+// client program does not link the server (package middleware); this test
+// keeps the copies in step with the server's.
+func TestProtocolMatchesServer(t *testing.T) {
+	if int(Text) != int(middleware.Text) || int(Binary) != int(middleware.Binary) {
+		t.Errorf("message types %d, %d; server's %d, %d", Text, Binary, middleware.Text, middleware.Binary)
+	}
+	defaults := []struct {
+		name           string
+		client, server any
+	}{
+		{"PingInterval", DefaultPingInterval, middleware.DefaultPingInterval},
+		{"PongTimeout", DefaultPongTimeout, middleware.DefaultPongTimeout},
+		{"WriteTimeout", DefaultWriteTimeout, middleware.DefaultWriteTimeout},
+		{"DrainWindow", DefaultDrainWindow, middleware.DefaultDrainWindow},
+		{"AppPing", DefaultAppPing, middleware.DefaultAppPing},
+		{"AppPong", DefaultAppPong, middleware.DefaultAppPong},
+	}
+	for _, d := range defaults {
+		if d.client != d.server {
+			t.Errorf("Default%s = %v, server's %v", d.name, d.client, d.server)
+		}
+	}
+	// What the client does on each close code the server sends
+	// (docs/PROTOCOL.md).
+	codes := []struct {
+		name  string
+		code  int
+		retry bool
+	}{
+		{"CloseNormal", middleware.CloseNormal, false},
+		{"CloseGoingAway", middleware.CloseGoingAway, true},
+		{"CloseInvalidPayload", middleware.CloseInvalidPayload, false},
+		{"ClosePolicy", middleware.ClosePolicy, false},
+		{"CloseTooBig", middleware.CloseTooBig, false},
+		{"CloseInternal", middleware.CloseInternal, true},
+		{"CloseRestart", middleware.CloseRestart, true},
+		{"CloseTryLater", middleware.CloseTryLater, true},
+		{"CloseTimeout", middleware.CloseTimeout, true},
+		{"CloseSlowConsumer", middleware.CloseSlowConsumer, true},
+		{"CloseKicked", middleware.CloseKicked, false},
+		{"CloseIdle", middleware.CloseIdle, false},
+	}
+	for _, c := range codes {
+		if got := Retryable(c.code); got != c.retry {
+			t.Errorf("Retryable(middleware.%s = %d) = %v, want %v", c.name, c.code, got, c.retry)
+		}
+	}
+}
+
 // Kicked (4500): the client stops, reports the close, and makes no further
 // attempt.
 func TestKickedDoesNotReconnect(t *testing.T) {
@@ -208,7 +268,8 @@ func TestKickedDoesNotReconnect(t *testing.T) {
 	}
 	n := newNode(t, fastTracker(), fastServer(), h)
 	st := newStates()
-	c := dialT(t, n.url(), Config{ClientID: "eve", BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, OnState: st.record})
+	dialer, dials := countDials()
+	c := dialT(t, n.url(), Config{ClientID: "eve", Dialer: dialer, BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, OnState: st.record})
 	st.wait(t, Open, time.Second)
 	close(kick)
 	sc := st.wait(t, Closed, 2*time.Second)
@@ -220,7 +281,7 @@ func TestKickedDoesNotReconnect(t *testing.T) {
 	if !errors.As(c.Err(), &ce) {
 		t.Errorf("Err() = %v", c.Err())
 	}
-	if d := c.dials.Load(); d != 1 {
+	if d := dials.Load(); d != 1 {
 		t.Errorf("%d dials, want 1: a kicked client must not retry", d)
 	}
 	if got := len(n.upgrades()); got != 1 {
@@ -229,12 +290,13 @@ func TestKickedDoesNotReconnect(t *testing.T) {
 }
 
 // Going away (1001, the node drains): the client reconnects by itself, its
-// first attempt spread over DrainWindow.
+// first attempt spread over DrainWindow. The backoff is an hour, so a
+// delay inside the window comes from DrainWindow, not from the backoff.
 func TestGoingAwayReconnectsWithJitter(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	st := newStates()
 	const window = 300 * time.Millisecond
-	c := dialT(t, n.url(), Config{ClientID: "frank", DrainWindow: window, OnState: st.record})
+	c := dialT(t, n.url(), Config{ClientID: "frank", DrainWindow: window, BackoffBase: time.Hour, BackoffMax: time.Hour, OnState: st.record})
 	st.wait(t, Open, time.Second)
 	n.shutdown(5 * time.Second)
 	sc := st.wait(t, Reconnecting, 2*time.Second)

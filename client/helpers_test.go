@@ -2,11 +2,15 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
@@ -173,16 +177,24 @@ func (n *node) upgrades() []time.Time {
 // waitEvent waits for the next event of client with transition tr.
 func (n *node) waitEvent(client string, tr presence.Transition, d time.Duration) presence.Event {
 	n.t.Helper()
+	return waitFor(n.t, n.events, d, func(ev presence.Event) bool { return ev.ClientID == client && ev.Transition == tr },
+		fmt.Sprintf("%v event for %q", tr, client))
+}
+
+// waitFor receives from ch, skipping values that do not match, and returns
+// the first that does; it fails the test after d.
+func waitFor[T any](t *testing.T, ch <-chan T, d time.Duration, match func(T) bool, what string) T {
+	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
 		select {
-		case ev := <-n.events:
-			if ev.ClientID == client && ev.Transition == tr {
-				return ev
+		case v := <-ch:
+			if match(v) {
+				return v
 			}
 		case <-timer.C:
-			n.t.Fatalf("no %v event for %q within %v", tr, client, d)
+			t.Fatalf("no %s within %v", what, d)
 		}
 	}
 }
@@ -219,19 +231,20 @@ func (s *states) record(sc StateChange) {
 // wait waits for a change to st and returns it.
 func (s *states) wait(t *testing.T, st State, d time.Duration) StateChange {
 	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case sc := <-s.ch:
-			if sc.To == st {
-				return sc
-			}
-		case <-timer.C:
-			t.Fatalf("no state %v within %v", st, d)
-			return StateChange{}
-		}
-	}
+	return waitFor(t, s.ch, d, func(sc StateChange) bool { return sc.To == st }, "state "+st.String())
+}
+
+// countDials returns a Dialer that counts the Client's connection attempts.
+func countDials() (*websocket.Dialer, *atomic.Int64) {
+	var n atomic.Int64
+	var nd net.Dialer
+	return &websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			n.Add(1)
+			return nd.DialContext(ctx, network, addr)
+		},
+	}, &n
 }
 
 func dialT(t *testing.T, url string, cfg Config) *Client {

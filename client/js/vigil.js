@@ -160,9 +160,9 @@ export class VigilSocket extends Base {
     if (!ws) return;
     if (late && ws.readyState == 1) return this._ping();
     if (ws.readyState == 0) {
-      if (now - this._started > o.connectTimeout) this._kill(4000);
+      if (now - this._started > o.connectTimeout) this._kill();
     } else if (this._pinged > this._last) {
-      if (now - this._pinged >= o.pongTimeout) this._kill(4000);
+      if (now - this._pinged >= o.pongTimeout) this._kill();
     } else if (now - this._last >= o.pingInterval) this._ping();
   }
 
@@ -171,16 +171,24 @@ export class VigilSocket extends Base {
     if (ws && ws.readyState == 1) ws.send(this.opts.ping), (this._pinged = this._now());
   }
 
-  // _kill abandons a dead socket without waiting for its close event (a
-  // dead server never answers the close handshake), and reconnects once.
-  _kill(code) {
+  // _abandon drops the socket without waiting for its close event (a dead
+  // server never answers the close handshake), so it cannot act again.
+  _abandon(code) {
     const ws = this._ws;
     this._ws = null;
-    ws.onclose = ws.onmessage = ws.onopen = null;
-    try {
-      ws.close(code);
-    } catch {}
-    this._dropped(code == 4000 ? 1006 : code, "timeout");
+    clearInterval(this._tick);
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onopen = null;
+      try {
+        ws.close(code);
+      } catch {}
+    }
+  }
+
+  // _kill abandons a dead socket and reconnects once.
+  _kill() {
+    this._abandon(4000);
+    this._dropped(1006, "timeout");
   }
 
   _dropped(code, reason) {
@@ -207,13 +215,7 @@ export class VigilSocket extends Base {
   _offline() {
     if (this.state == CLOSED) return;
     clearTimeout(this._timer);
-    if (this._ws) {
-      const ws = this._ws;
-      this._ws = null;
-      ws.onclose = ws.onmessage = ws.onopen = null;
-      ws.close();
-      clearInterval(this._tick);
-    }
+    this._abandon();
     this._set(OFFLINE);
   }
 

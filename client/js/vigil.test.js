@@ -134,7 +134,8 @@ test("hidden tab: timers fire once a minute, replies keep it open", () => {
 });
 
 test("close codes: kicked stops, going away reconnects within the drain window", () => {
-  const s = new VigilSocket("ws://x/ws", opts({ drainWindow: 300 }));
+  // A backoff of hours: a first delay under 300ms can only come from drainWindow.
+  const s = new VigilSocket("ws://x/ws", opts({ drainWindow: 300, backoffBase: 1e7, backoffMax: 1e7 }));
   const states = record(s);
   last().open();
   last().drop(1001, "shutdown");
@@ -226,13 +227,15 @@ test("a page becoming visible runs a due reconnect at once", () => {
 
 test("close() never reconnects, even when the close event comes later", () => {
   const s = new VigilSocket("ws://x/ws", opts());
+  const states = record(s);
   last().open();
   const ws = last();
   s.close(1000, "bye");
-  ws.drop(1000);
+  ws.drop(1006); // a retryable code: only close() stops the reconnect
   tick(120000);
   assert.equal(FakeWS.all.length, 1);
   assert.equal(s.state, CLOSED);
+  assert.deepEqual(states.map((d) => d.state), [OPEN, CLOSED]);
 });
 
 test("HTTP heartbeat: server interval, Retry-After, leave beacon on pagehide", async () => {
