@@ -261,7 +261,6 @@ func (s *Server) register(c *Conn) {
 	s.conns[c] = struct{}{}
 	draining := s.draining
 	s.mu.Unlock()
-	s.stats.open.Add(1)
 	s.obs.ConnOpened(presence.TransportWS)
 	if draining { // Shutdown started while we upgraded
 		c.closeAsync(&CloseError{Code: CloseGoingAway, Text: "shutdown", Reason: presence.ReasonShutdown})
@@ -275,7 +274,6 @@ func (s *Server) unregister(c *Conn) {
 	delete(s.conns, c)
 	s.uncount(c.clientID)
 	s.mu.Unlock()
-	s.stats.open.Add(-1)
 	s.wg.Done()
 }
 
