@@ -173,7 +173,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	s.stats.upgrades.Add(1)
-	c := s.newConn(ws, id)
+	c := s.newConn(ws, id, false)
 	sess, err := s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.gone})
 	if err != nil {
 		code, text := CloseInternal, "presence"
