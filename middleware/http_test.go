@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -227,7 +228,7 @@ func TestStatusEndpoints(t *testing.T) {
 		}
 		cursor = page.Next
 	}
-	if diff := cmp.Diff(want, sortStrings(got)); diff != "" {
+	if diff := cmp.Diff(want, slices.Sorted(slices.Values(got))); diff != "" {
 		t.Errorf("listed clients (-want +got):\n%s", diff)
 	}
 	var one middleware.ClientStatus
@@ -249,18 +250,6 @@ func TestStatusEndpoints(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", tc.path, st, tc.status)
 		}
 	}
-}
-
-func sortStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestMetricsHandler(t *testing.T) {
