@@ -129,8 +129,6 @@ func TestHeartbeatEndpoint(t *testing.T) {
 	}
 }
 
-// Without a session ID an HTTP client has one session; with no beat for TTL
-// it goes offline at once (expiry has no Grace).
 // An HTTP-heartbeat client that stops beating goes offline (reason
 // expired, no Grace) within TTL + 2×SweepInterval of its last beat, the
 // bound presence.Config.SweepInterval promises. On fake time (a synctest
