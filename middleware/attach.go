@@ -45,9 +45,7 @@ func (s *Server) Attach(r *http.Request, clientID string, ws *websocket.Conn) (*
 	if err := s.reserve(clientID); err != nil {
 		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)
 	}
-	c := s.newConn(ws, clientID)
-	c.attached = true
-	c.raw = nil // the application writes through ws without beginWrite
+	c := s.newConn(ws, clientID, true)
 	sess, err := s.tr.Connect(r.Context(), clientID, presence.SessionOptions{OnGone: c.gone})
 	if err != nil {
 		s.release(clientID)

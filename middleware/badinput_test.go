@@ -144,10 +144,6 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 	}
 }
 
-// The classic browser heartCheck client: it sends "ping" and treats any
-// reply as proof of life. It never answers protocol pings (a raw reader that
-// ignores them would be a dead peer), so it relies on its own "ping"s as
-// beats.
 // A client that cannot see protocol pings (a browser page) and sends an
 // application ping every 100ms stays online: each ping is answered with
 // "pong" and counts as a beat, well inside PingInterval + PongTimeout

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -133,43 +134,19 @@ func (c Config) withDefaults(tc presence.Config) (Config, error) {
 	if c.Identify == nil {
 		return c, fmt.Errorf("%w: config Identify is nil", ErrInvalidConfig)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.PingInterval, DefaultPingInterval)
-	def(&c.PongTimeout, DefaultPongTimeout)
-	def(&c.WriteTimeout, DefaultWriteTimeout)
-	def(&c.DrainWindow, DefaultDrainWindow)
-	def(&c.RetryAfter, DefaultRetryAfter)
-	if c.IdleTimeout < 0 {
-		c.IdleTimeout = 0
-	}
-	if c.DrainWindow < 0 {
-		c.DrainWindow = 0
-	}
-	if c.ReadLimit == 0 {
-		c.ReadLimit = DefaultReadLimit
-	}
-	if c.ReadBufferSize == 0 {
-		c.ReadBufferSize = DefaultReadBufferSize
-	}
-	if c.SendQueueSize == 0 {
-		c.SendQueueSize = DefaultSendQueueSize
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.AppPing == "" {
-		c.AppPing = DefaultAppPing
-	}
-	if c.AppPong == "" {
-		c.AppPong = DefaultAppPong
-	}
-	if c.MaxConnsPerClient < 0 {
-		c.MaxConnsPerClient = 0
-	}
+	c.PingInterval = cmp.Or(c.PingInterval, DefaultPingInterval)
+	c.PongTimeout = cmp.Or(c.PongTimeout, DefaultPongTimeout)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.DrainWindow = max(cmp.Or(c.DrainWindow, DefaultDrainWindow), 0)
+	c.RetryAfter = cmp.Or(c.RetryAfter, DefaultRetryAfter)
+	c.IdleTimeout = max(c.IdleTimeout, 0)
+	c.ReadLimit = cmp.Or(c.ReadLimit, DefaultReadLimit)
+	c.ReadBufferSize = cmp.Or(c.ReadBufferSize, DefaultReadBufferSize)
+	c.SendQueueSize = cmp.Or(c.SendQueueSize, DefaultSendQueueSize)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.AppPing = cmp.Or(c.AppPing, DefaultAppPing)
+	c.AppPong = cmp.Or(c.AppPong, DefaultAppPong)
+	c.MaxConnsPerClient = max(c.MaxConnsPerClient, 0)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -83,14 +83,16 @@ type Conn struct {
 	cause   *CloseError
 }
 
-func (s *Server) newConn(ws *websocket.Conn, clientID string) *Conn {
-	c := &Conn{s: s, ws: ws, nc: ws.NetConn(), clientID: clientID}
+// newConn wraps ws; attached is for Attach, where the application reads and
+// writes through ws itself (without beginWrite), so it is never pinged raw.
+func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Conn {
+	c := &Conn{s: s, ws: ws, nc: ws.NetConn(), clientID: clientID, attached: attached}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	now := s.now()
 	c.lastRead.Store(now)
 	c.lastApp.Store(now)
 	c.nextPing = now + int64(s.cfg.PingInterval)
-	if sc, ok := c.nc.(syscall.Conn); ok {
+	if sc, ok := c.nc.(syscall.Conn); ok && !attached {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 		}

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -92,21 +93,11 @@ func NewFeed(tr *presence.Tracker, cfg FeedConfig) (*Feed, error) {
 	if tr == nil {
 		return nil, fmt.Errorf("%w: nil tracker", ErrInvalidConfig)
 	}
-	if cfg.KeepAlive == 0 {
-		cfg.KeepAlive = DefaultFeedKeepAlive
-	}
-	if cfg.Buffer == 0 {
-		cfg.Buffer = DefaultFeedBuffer
-	}
-	if cfg.MaxSnapshot == 0 {
-		cfg.MaxSnapshot = DefaultFeedMaxSnapshot
-	}
-	if cfg.Retry == 0 {
-		cfg.Retry = DefaultFeedRetry
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
+	cfg.KeepAlive = cmp.Or(cfg.KeepAlive, DefaultFeedKeepAlive)
+	cfg.Buffer = cmp.Or(cfg.Buffer, DefaultFeedBuffer)
+	cfg.MaxSnapshot = cmp.Or(cfg.MaxSnapshot, DefaultFeedMaxSnapshot)
+	cfg.Retry = cmp.Or(cfg.Retry, DefaultFeedRetry)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,12 +17,9 @@ import (
 
 // env is one Tracker and Server on the memory store, with hooks recorded.
 type env struct {
-	tr  *presence.Tracker
-	srv *middleware.Server
-
-	mu     sync.Mutex
-	events []presence.Event
-	evCh   chan presence.Event
+	tr   *presence.Tracker
+	srv  *middleware.Server
+	evCh chan presence.Event
 }
 
 func newEnv(t *testing.T, tcfg presence.Config, cfg middleware.Config) *env {
@@ -40,12 +36,7 @@ func newEnv(t *testing.T, tcfg presence.Config, cfg middleware.Config) *env {
 		t.Fatal(err)
 	}
 	e := &env{tr: tr, evCh: make(chan presence.Event, 1000)}
-	rec := func(_ context.Context, ev presence.Event) {
-		e.mu.Lock()
-		e.events = append(e.events, ev)
-		e.mu.Unlock()
-		e.evCh <- ev
-	}
+	rec := func(_ context.Context, ev presence.Event) { e.evCh <- ev }
 	tr.OnOnline(rec)
 	tr.OnOffline(rec)
 	if cfg.Identify == nil {

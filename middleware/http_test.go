@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -128,8 +129,6 @@ func TestHeartbeatEndpoint(t *testing.T) {
 	}
 }
 
-// Without a session ID an HTTP client has one session; with no beat for TTL
-// it goes offline at once (expiry has no Grace).
 // An HTTP-heartbeat client that stops beating goes offline (reason
 // expired, no Grace) within TTL + 2×SweepInterval of its last beat, the
 // bound presence.Config.SweepInterval promises. On fake time (a synctest
@@ -227,7 +226,7 @@ func TestStatusEndpoints(t *testing.T) {
 		}
 		cursor = page.Next
 	}
-	if diff := cmp.Diff(want, sortStrings(got)); diff != "" {
+	if diff := cmp.Diff(want, slices.Sorted(slices.Values(got))); diff != "" {
 		t.Errorf("listed clients (-want +got):\n%s", diff)
 	}
 	var one middleware.ClientStatus
@@ -249,18 +248,6 @@ func TestStatusEndpoints(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", tc.path, st, tc.status)
 		}
 	}
-}
-
-func sortStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestMetricsHandler(t *testing.T) {

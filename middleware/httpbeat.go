@@ -37,7 +37,7 @@ func (s *Server) countBeat(transport string) {
 func (s *Server) beat(ctx context.Context, client, session string) error {
 	k := httpKey{client, session}
 	s.mu.Lock()
-	if h, ok := s.httpSess[k]; ok && h.sess != nil {
+	if h, ok := s.httpSess[k]; ok {
 		s.mu.Unlock()
 		h.sess.Beat()
 		s.countBeat(presence.TransportHTTP)
@@ -53,19 +53,21 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 	h := &httpSession{}
 	sess, err := s.tr.Connect(ctx, client, presence.SessionOptions{ID: session, OnGone: func(r presence.Reason) { s.forget(k, h, r) }})
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
+	_, raced := s.httpSess[k] // a concurrent beat opened it first
+	if err != nil || raced {
 		s.uncount(client)
+	} else {
+		h.sess = sess
+		s.httpSess[k] = h
+	}
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	s.countBeat(presence.TransportHTTP)
-	if cur, ok := s.httpSess[k]; ok && cur.sess != nil {
-		s.uncount(client) // a concurrent beat opened it first
-		return nil
+	if !raced {
+		s.obs.ConnOpened(presence.TransportHTTP)
 	}
-	h.sess = sess
-	s.httpSess[k] = h
-	s.obs.ConnOpened(presence.TransportHTTP)
 	return nil
 }
 
@@ -94,7 +96,7 @@ func (s *Server) leave(ctx context.Context, client, session string) (bool, error
 		s.uncount(client)
 	}
 	s.mu.Unlock()
-	if !ok || h.sess == nil {
+	if !ok {
 		return false, nil
 	}
 	s.obs.ConnClosed(presence.TransportHTTP, 0, presence.ReasonLeft)

@@ -15,7 +15,6 @@ var closeCodes = [...]int{1000, 1001, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 
 var rejectStatuses = [...]int{400, 401, 403, 405, 413, 426, 429, 500, 503}
 
 type counters struct {
-	open        atomic.Int64
 	upgrades    atomic.Uint64
 	beats       atomic.Uint64
 	pings       atomic.Uint64
@@ -87,34 +86,34 @@ type Stats struct {
 
 // Stats returns the Server's counters.
 func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	open := len(s.conns)
+	s.mu.Unlock()
 	c := &s.stats
-	st := Stats{
-		Open: c.open.Load(), Upgrades: c.upgrades.Load(), Beats: c.beats.Load(), Pings: c.pings.Load(),
+	return Stats{
+		Open: int64(open), Upgrades: c.upgrades.Load(), Beats: c.beats.Load(), Pings: c.pings.Load(),
 		HeartbeatTimeouts: c.timeouts.Load(), IdleTimeouts: c.idle.Load(), AppPings: c.appPings.Load(),
 		MessagesIn: c.messagesIn.Load(), MessagesOut: c.messagesOut.Load(), SlowConsumers: c.slow.Load(),
 		TooBig: c.tooBig.Load(), InvalidUTF8: c.invalidUTF8.Load(), HandlerPanics: c.panics.Load(),
 		HTTPHeartbeats: c.httpBeats.Load(), Leaves: c.leaves.Load(),
-		Closes: make(map[int]uint64), Rejected: make(map[int]uint64),
+		Closes: byKey(c.closes[:], closeCodes[:]), Rejected: byKey(c.rejects[:], rejectStatuses[:]),
 	}
-	for i := range c.closes {
-		code := 0
-		if i < len(closeCodes) {
-			code = closeCodes[i]
-		}
-		if n := c.closes[i].Load(); n > 0 {
-			st.Closes[code] = n
-		}
-	}
-	for i := range c.rejects {
-		status := 0
-		if i < len(rejectStatuses) {
-			status = rejectStatuses[i]
-		}
-		if n := c.rejects[i].Load(); n > 0 {
-			st.Rejected[status] = n
+}
+
+// byKey returns the non-zero slots of a bump table by key, 0 standing for
+// the last slot ("other").
+func byKey(slots []atomic.Uint64, keys []int) map[int]uint64 {
+	m := make(map[int]uint64)
+	for i := range slots {
+		if n := slots[i].Load(); n > 0 {
+			k := 0
+			if i < len(keys) {
+				k = keys[i]
+			}
+			m[k] = n
 		}
 	}
-	return st
+	return m
 }
 
 // MetricsHandler serves the Server's and its Tracker's counters in the
@@ -126,48 +125,46 @@ func (s *Server) MetricsHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		b := bufio.NewWriter(w)
 		defer b.Flush()
-		c := &s.stats
-		ts := s.tr.Stats()
+		st, ts := s.Stats(), s.tr.Stats()
+		head := func(name, typ, help string) {
+			b.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
+		}
+		sample := func(name, labels string, v uint64) {
+			b.WriteString(name + labels + " " + strconv.FormatUint(v, 10) + "\n")
+		}
 		metric := func(name, typ, help string, v uint64) {
-			b.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n" +
-				name + " " + strconv.FormatUint(v, 10) + "\n")
+			head(name, typ, help)
+			sample(name, "", v)
 		}
-		metric("vigil_ws_connections", "gauge", "Open WebSocket connections on this node.", uint64(max(0, c.open.Load())))
-		metric("vigil_ws_upgrades_total", "counter", "WebSocket connections opened.", c.upgrades.Load())
-		metric("vigil_beats_total", "counter", "Beats received: frames, pongs, HTTP heartbeats and tracked requests.", c.beats.Load())
-		metric("vigil_ws_pings_total", "counter", "Protocol pings sent.", c.pings.Load())
-		metric("vigil_ws_heartbeat_timeouts_total", "counter", "Connections dropped for sending no frame within the pong timeout.", c.timeouts.Load())
-		metric("vigil_ws_idle_timeouts_total", "counter", "Connections closed for sending no application message within the idle timeout.", c.idle.Load())
-		metric("vigil_ws_app_pings_total", "counter", "Application pings answered.", c.appPings.Load())
-		metric("vigil_ws_messages_received_total", "counter", "Application messages received.", c.messagesIn.Load())
-		metric("vigil_ws_messages_sent_total", "counter", "Application messages sent.", c.messagesOut.Load())
-		metric("vigil_ws_slow_consumers_total", "counter", "Connections closed as slow consumers (4001).", c.slow.Load())
-		metric("vigil_ws_handler_panics_total", "counter", "Recovered WebSocket handler panics.", c.panics.Load())
-		metric("vigil_http_heartbeats_total", "counter", "HTTP heartbeats served.", c.httpBeats.Load())
-		metric("vigil_http_leaves_total", "counter", "HTTP leaves served.", c.leaves.Load())
-
-		b.WriteString("# HELP vigil_ws_closes_total Connections ended, by close code (sent or received; 1006: dropped).\n# TYPE vigil_ws_closes_total counter\n")
-		for i := range c.closes {
-			code := "other"
-			if i < len(closeCodes) {
-				code = strconv.Itoa(closeCodes[i])
+		// byKey writes one sample per key of a bump table, then "other".
+		byKey := func(name, help, label string, keys []int, n map[int]uint64) {
+			head(name, "counter", help)
+			for _, k := range keys {
+				sample(name, "{"+label+`="`+strconv.Itoa(k)+`"}`, n[k])
 			}
-			b.WriteString(`vigil_ws_closes_total{code="` + code + `"} ` + strconv.FormatUint(c.closes[i].Load(), 10) + "\n")
+			sample(name, "{"+label+`="other"}`, n[0])
 		}
-		b.WriteString("# HELP vigil_http_rejected_total Requests refused before any upgrade or beat, by HTTP status.\n# TYPE vigil_http_rejected_total counter\n")
-		for i := range c.rejects {
-			st := "other"
-			if i < len(rejectStatuses) {
-				st = strconv.Itoa(rejectStatuses[i])
-			}
-			b.WriteString(`vigil_http_rejected_total{status="` + st + `"} ` + strconv.FormatUint(c.rejects[i].Load(), 10) + "\n")
-		}
+		metric("vigil_ws_connections", "gauge", "Open WebSocket connections on this node.", uint64(st.Open))
+		metric("vigil_ws_upgrades_total", "counter", "WebSocket connections opened.", st.Upgrades)
+		metric("vigil_beats_total", "counter", "Beats received: frames, pongs, HTTP heartbeats and tracked requests.", st.Beats)
+		metric("vigil_ws_pings_total", "counter", "Protocol pings sent.", st.Pings)
+		metric("vigil_ws_heartbeat_timeouts_total", "counter", "Connections dropped for sending no frame within the pong timeout.", st.HeartbeatTimeouts)
+		metric("vigil_ws_idle_timeouts_total", "counter", "Connections closed for sending no application message within the idle timeout.", st.IdleTimeouts)
+		metric("vigil_ws_app_pings_total", "counter", "Application pings answered.", st.AppPings)
+		metric("vigil_ws_messages_received_total", "counter", "Application messages received.", st.MessagesIn)
+		metric("vigil_ws_messages_sent_total", "counter", "Application messages sent.", st.MessagesOut)
+		metric("vigil_ws_slow_consumers_total", "counter", "Connections closed as slow consumers (4001).", st.SlowConsumers)
+		metric("vigil_ws_handler_panics_total", "counter", "Recovered WebSocket handler panics.", st.HandlerPanics)
+		metric("vigil_http_heartbeats_total", "counter", "HTTP heartbeats served.", st.HTTPHeartbeats)
+		metric("vigil_http_leaves_total", "counter", "HTTP leaves served.", st.Leaves)
+		byKey("vigil_ws_closes_total", "Connections ended, by close code (sent or received; 1006: dropped).", "code", closeCodes[:], st.Closes)
+		byKey("vigil_http_rejected_total", "Requests refused before any upgrade or beat, by HTTP status.", "status", rejectStatuses[:], st.Rejected)
 
 		metric("vigil_presence_sessions", "gauge", "Presence sessions open on this node.", uint64(ts.Sessions))
 		metric("vigil_presence_connects_total", "counter", "Presence sessions opened on this node.", ts.Connects)
-		b.WriteString("# HELP vigil_presence_transitions_total Presence transitions observed by this node.\n# TYPE vigil_presence_transitions_total counter\n" +
-			`vigil_presence_transitions_total{to="online"} ` + strconv.FormatUint(ts.Onlines, 10) + "\n" +
-			`vigil_presence_transitions_total{to="offline"} ` + strconv.FormatUint(ts.Offlines, 10) + "\n")
+		head("vigil_presence_transitions_total", "counter", "Presence transitions observed by this node.")
+		sample("vigil_presence_transitions_total", `{to="online"}`, ts.Onlines)
+		sample("vigil_presence_transitions_total", `{to="offline"}`, ts.Offlines)
 		metric("vigil_presence_store_errors_total", "counter", "Failed store calls (each is retried).", ts.StoreErrors)
 		metric("vigil_presence_store_pending", "gauge", "Sessions and ends waiting for a store retry.", uint64(ts.Pending))
 		metric("vigil_presence_hook_panics_total", "counter", "Recovered hook panics.", ts.HookPanics)

@@ -173,7 +173,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	s.stats.upgrades.Add(1)
-	c := s.newConn(ws, id)
+	c := s.newConn(ws, id, false)
 	sess, err := s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.gone})
 	if err != nil {
 		code, text := CloseInternal, "presence"
@@ -261,7 +261,6 @@ func (s *Server) register(c *Conn) {
 	s.conns[c] = struct{}{}
 	draining := s.draining
 	s.mu.Unlock()
-	s.stats.open.Add(1)
 	s.obs.ConnOpened(presence.TransportWS)
 	if draining { // Shutdown started while we upgraded
 		c.closeAsync(&CloseError{Code: CloseGoingAway, Text: "shutdown", Reason: presence.ReasonShutdown})
@@ -275,7 +274,6 @@ func (s *Server) unregister(c *Conn) {
 	delete(s.conns, c)
 	s.uncount(c.clientID)
 	s.mu.Unlock()
-	s.stats.open.Add(-1)
 	s.wg.Done()
 }
 

@@ -78,6 +78,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.sched.shutdown()
 	case <-ctx.Done():
 		err = ctx.Err()
 		s.mu.Lock()
@@ -89,11 +90,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-done
 			s.sched.shutdown()
 		}()
-		s.shutdownErr = err
-		close(s.shutdownDone)
-		return err
 	}
-	s.sched.shutdown()
 	s.shutdownErr = err
 	close(s.shutdownDone)
 	return err

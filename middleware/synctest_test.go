@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -280,7 +281,7 @@ func TestSynctestDrainSpread(t *testing.T) {
 			t.Fatal(err)
 		}
 		wg.Wait()
-		for i, d := range sortDurations(at) {
+		for i, d := range slices.Sorted(slices.Values(at)) {
 			want := time.Duration(i) * 200 * time.Millisecond
 			if d < want || d > want+10*time.Millisecond {
 				t.Errorf("close %d at %v, want %v", i, d, want)
@@ -293,16 +294,4 @@ func TestSynctestDrainSpread(t *testing.T) {
 		}
 		b.close(t)
 	})
-}
-
-func sortDurations(d []time.Duration) []time.Duration {
-	out := append([]time.Duration(nil), d...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
