@@ -3,7 +3,7 @@
 // Package cluster_test runs examples/cluster: two demo nodes on one Redis
 // behind nginx, configured by nginx.conf in this directory. It needs
 // REDIS_ADDR and nginx on PATH (./scripts/test provides both: see
-// scripts/lib/redis.sh and scripts/lib/nginx-cluster.sh).
+// scripts/lib/redis.sh and scripts/lib/nginx.sh).
 package cluster_test
 
 import (
@@ -126,7 +126,7 @@ func freePort(t *testing.T) int {
 func startNginx(t *testing.T, upstreams ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
-		t.Fatal("nginx is not on PATH: run ./scripts/test (scripts/lib/nginx-cluster.sh installs it)")
+		t.Fatal("nginx is not on PATH: run ./scripts/test (nginx_install in scripts/lib/nginx.sh installs it)")
 	}
 	conf, err := os.ReadFile("nginx.conf")
 	if err != nil {
