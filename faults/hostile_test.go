@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
@@ -388,8 +389,8 @@ func TestCrossSiteHijacking(t *testing.T) {
 // refused before anything is written.
 func TestRedisKeyEscape(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
-	rdb := redisClient(t, r.addr())
+	r := redistest.StartServer(t)
+	rdb := redisClient(t, r.Addr())
 	pfx := uniq("esc")
 	st, err := redisstore.New(rdb, redisstore.Config{Prefix: pfx})
 	if err != nil {
