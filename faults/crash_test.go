@@ -177,7 +177,7 @@ func TestCrashRestartMemory(t *testing.T) {
 // restarted node.
 func TestCrashRestartRedis(t *testing.T) {
 	t.Parallel()
-	r := redistest.StartServer(t) // a server of its own: the demo has no key-prefix flag
+	r := redistest.StartServer(t) // a server of its own: the faults block of scripts/test sets no REDIS_ADDR
 	reconnect, ghosts, events := crashAndRestart(t, true, "-store", "redis", "-redis-url", "redis://"+r.Addr()+"/0")
 	offline := map[string][]string{}
 	for _, l := range events {
@@ -207,7 +207,7 @@ func TestCrashRestartRedis(t *testing.T) {
 // timings, so the test reads its hooks.
 func TestNodeDiesForGood(t *testing.T) {
 	t.Parallel()
-	r := redistest.StartServer(t) // a server of its own: the demo has no key-prefix flag
+	r := redistest.StartServer(t) // a server of its own: the faults block of scripts/test sets no REDIS_ADDR
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	a := startDemo(t, addr, "node-a", "-store", "redis", "-redis-url", "redis://"+r.Addr()+"/0")
 	st, err := redisstore.New(redisClient(t, r.Addr()), redisstore.Config{}) // the demo's default prefix
