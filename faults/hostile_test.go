@@ -29,15 +29,11 @@ import (
 
 func hostileNode(t testing.TB, mc middleware.Config, mem memory.Config) *node {
 	t.Helper()
-	st, err := memory.New(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if mc.PingInterval == 0 {
 		mc.PingInterval, mc.PongTimeout = 500*time.Millisecond, 500*time.Millisecond
 	}
 	ttl := max(1500*time.Millisecond, mc.PingInterval+mc.PongTimeout)
-	return startNode(t, st, presence.Config{TTL: ttl, Grace: 200 * time.Millisecond, SweepInterval: 100 * time.Millisecond}, mc, nil)
+	return memNode(t, mem, presence.Config{TTL: ttl, Grace: 200 * time.Millisecond, SweepInterval: 100 * time.Millisecond}, mc, nil)
 }
 
 // B14: slowloris. 200 connections trickle an upgrade request's header one
