@@ -41,11 +41,7 @@ func TestPulledCable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := startNode(t, st,
+	n := memNode(t, memory.Config{},
 		presence.Config{TTL: 2500 * time.Millisecond, Grace: time.Second, SweepInterval: sweep},
 		middleware.Config{PingInterval: ping, PongTimeout: pong}, ln)
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)

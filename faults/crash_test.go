@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
@@ -176,8 +177,8 @@ func TestCrashRestartMemory(t *testing.T) {
 // restarted node.
 func TestCrashRestartRedis(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t) // a server of its own: the demo has no key-prefix flag
-	reconnect, ghosts, events := crashAndRestart(t, true, "-store", "redis", "-redis-url", "redis://"+r.addr()+"/0")
+	r := redistest.StartServer(t) // a server of its own: the faults block of scripts/test sets no REDIS_ADDR
+	reconnect, ghosts, events := crashAndRestart(t, true, "-store", "redis", "-redis-url", "redis://"+r.Addr()+"/0")
 	offline := map[string][]string{}
 	for _, l := range events {
 		if l.str("event") == "offline" {
@@ -206,10 +207,10 @@ func TestCrashRestartRedis(t *testing.T) {
 // timings, so the test reads its hooks.
 func TestNodeDiesForGood(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t) // a server of its own: the demo has no key-prefix flag
+	r := redistest.StartServer(t) // a server of its own: the faults block of scripts/test sets no REDIS_ADDR
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	a := startDemo(t, addr, "node-a", "-store", "redis", "-redis-url", "redis://"+r.addr()+"/0")
-	st, err := redisstore.New(redisClient(t, r.addr()), redisstore.Config{}) // the demo's default prefix
+	a := startDemo(t, addr, "node-a", "-store", "redis", "-redis-url", "redis://"+r.Addr()+"/0")
+	st, err := redisstore.New(redisClient(t, r.Addr()), redisstore.Config{}) // the demo's default prefix
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,11 +40,7 @@ func framesOf(data []byte) []byte {
 // server must end every such connection within its heartbeat deadline,
 // never panic, and keep no connection open.
 func FuzzFrames(f *testing.F) {
-	st, err := memory.New(memory.Config{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	n := startNode(f, st,
+	n := memNode(f, memory.Config{},
 		presence.Config{Node: "fuzz", TTL: time.Second, Grace: -1, SweepInterval: 50 * time.Millisecond},
 		middleware.Config{PingInterval: 100 * time.Millisecond, PongTimeout: 200 * time.Millisecond, ReadLimit: 512}, nil)
 	f.Add(true, []byte("\x81\x05hello"))

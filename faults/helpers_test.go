@@ -25,6 +25,7 @@ import (
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
 )
 
 // stamped is a hook event with the time the hook saw it.
@@ -189,6 +190,16 @@ func startNode(t testing.TB, st presence.Store, tc presence.Config, mc middlewar
 		}
 	})
 	return n
+}
+
+// memNode is startNode on a memory store of configuration mem.
+func memNode(t testing.TB, mem memory.Config, tc presence.Config, mc middleware.Config, ln net.Listener) *node {
+	t.Helper()
+	st, err := memory.New(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startNode(t, st, tc, mc, ln)
 }
 
 // echo is a Handler that sends every message back.

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
@@ -28,15 +29,11 @@ import (
 
 func hostileNode(t testing.TB, mc middleware.Config, mem memory.Config) *node {
 	t.Helper()
-	st, err := memory.New(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if mc.PingInterval == 0 {
 		mc.PingInterval, mc.PongTimeout = 500*time.Millisecond, 500*time.Millisecond
 	}
 	ttl := max(1500*time.Millisecond, mc.PingInterval+mc.PongTimeout)
-	return startNode(t, st, presence.Config{TTL: ttl, Grace: 200 * time.Millisecond, SweepInterval: 100 * time.Millisecond}, mc, nil)
+	return memNode(t, mem, presence.Config{TTL: ttl, Grace: 200 * time.Millisecond, SweepInterval: 100 * time.Millisecond}, mc, nil)
 }
 
 // B14: slowloris. 200 connections trickle an upgrade request's header one
@@ -388,8 +385,8 @@ func TestCrossSiteHijacking(t *testing.T) {
 // refused before anything is written.
 func TestRedisKeyEscape(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
-	rdb := redisClient(t, r.addr())
+	r := redistest.StartServer(t)
+	rdb := redisClient(t, r.Addr())
 	pfx := uniq("esc")
 	st, err := redisstore.New(rdb, redisstore.Config{Prefix: pfx})
 	if err != nil {

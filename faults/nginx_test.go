@@ -47,24 +47,15 @@ func quietClient() client.Config {
 	return client.Config{PingInterval: -1, MaxAttempts: once}
 }
 
-func memNode(t testing.TB, tc presence.Config, mc middleware.Config) *node {
-	t.Helper()
-	st, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startNode(t, st, tc, mc, nil)
-}
-
 // R17, the problem: nginx cuts a WebSocket that carries nothing for
 // proxy_read_timeout. With vigil's ping interval longer than that, a client
 // that sends nothing (an idle browser tab) is cut at about 3 s. This test
 // proves the suite sees the problem the next one shows vigil solving.
 func TestNginxCutsQuietConnection(t *testing.T) {
 	t.Parallel()
-	n := memNode(t,
+	n := memNode(t, memory.Config{},
 		presence.Config{TTL: 30 * time.Second, Grace: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
-		middleware.Config{PingInterval: 20 * time.Second, PongTimeout: 10 * time.Second})
+		middleware.Config{PingInterval: 20 * time.Second, PongTimeout: 10 * time.Second}, nil)
 	c := dialClient(t, viaNginx(t, n, "quiet"), quietClient())
 	st := nextState(t, c, 10*time.Second)
 	cut := st.At.Sub(c.openedAt)
@@ -90,9 +81,9 @@ func TestNginxCutsQuietConnection(t *testing.T) {
 func TestNginxPingsKeepConnectionOpen(t *testing.T) {
 	t.Parallel()
 	const hold = 30 * time.Second
-	n := memNode(t,
+	n := memNode(t, memory.Config{},
 		presence.Config{TTL: 3 * time.Second, Grace: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
-		middleware.Config{PingInterval: time.Second, PongTimeout: time.Second})
+		middleware.Config{PingInterval: time.Second, PongTimeout: time.Second}, nil)
 	c := dialClient(t, viaNginx(t, n, "quiet"), quietClient())
 	timer := time.NewTimer(hold)
 	defer timer.Stop()
@@ -119,9 +110,9 @@ func TestNginxPingsKeepConnectionOpen(t *testing.T) {
 // passes the origin check, and a foreign page's does not.
 func TestNginxOriginCheck(t *testing.T) {
 	t.Parallel()
-	n := memNode(t,
+	n := memNode(t, memory.Config{},
 		presence.Config{TTL: 3 * time.Second, Grace: 100 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
-		middleware.Config{PingInterval: time.Second, PongTimeout: time.Second})
+		middleware.Config{PingInterval: time.Second, PongTimeout: time.Second}, nil)
 	url := viaNginx(t, n, "tab")
 	for _, tc := range []struct {
 		origin string

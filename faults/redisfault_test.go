@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
@@ -100,11 +101,11 @@ func (f *redisFleet) convergedOn(t *testing.T, d time.Duration, ids []string, wa
 // within one TTL of Redis's return.
 func TestRedisKilledAndRestarted(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
+	r := redistest.StartServer(t)
 	stay := []string{"r1", "r2", "r3", "r4"}
-	f := startRedisFleet(t, redisClient(t, r.addr()), rfTTL, append(stay, "leaver")...)
+	f := startRedisFleet(t, redisClient(t, r.Addr()), rfTTL, append(stay, "leaver")...)
 
-	r.kill()
+	r.Kill()
 	time.Sleep(rfTTL) // the outage's length is the fault under test
 	// The leaver closes its connection while Redis is down.
 	leaver := f.clients["leaver"]
@@ -119,7 +120,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 		t.Error("no store errors counted while Redis was down")
 	}
 
-	r.start() // empty: no RDB, no AOF
+	r.Start() // empty: no RDB, no AOF
 	want := map[string]bool{}
 	for _, id := range stay {
 		want[id] = true
@@ -158,12 +159,12 @@ func TestRedisPaused(t *testing.T) {
 	for _, pause := range []time.Duration{2 * rfPing, rfTTL + rfPing} {
 		t.Run(pause.String(), func(t *testing.T) {
 			t.Parallel()
-			r := startRedis(t)
+			r := redistest.StartServer(t)
 			ids := []string{"p1", "p2", "p3"}
-			f := startRedisFleet(t, redisClient(t, r.addr()), rfTTL, ids...)
-			r.signal(syscall.SIGSTOP)
+			f := startRedisFleet(t, redisClient(t, r.Addr()), rfTTL, ids...)
+			r.Signal(syscall.SIGSTOP)
 			time.Sleep(pause) // the pause's length is the fault under test
-			r.signal(syscall.SIGCONT)
+			r.Signal(syscall.SIGCONT)
 			want := map[string]bool{"p1": true, "p2": true, "p3": true}
 			conv := f.converged(t, rfTTL, want)
 			time.Sleep(rfTTL) // watch for one TTL
@@ -187,8 +188,8 @@ func TestRedisSentinelFailover(t *testing.T) {
 	t.Parallel()
 	sentinelBin := requireBin(t, "redis-sentinel")
 	const ttl = 3 * time.Second
-	primary := startRedis(t)
-	replica := startRedis(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
+	primary := redistest.StartServer(t)
+	replica := redistest.StartServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port()))
 	sport := freePort(t)
 	conf := filepath.Join(t.TempDir(), "sentinel.conf")
 	writeFile(t, conf, fmt.Sprintf(`port %d
@@ -197,7 +198,7 @@ sentinel monitor vigil 127.0.0.1 %d 1
 sentinel down-after-milliseconds vigil 1000
 sentinel failover-timeout vigil 5000
 sentinel parallel-syncs vigil 1
-`, sport, primary.port))
+`, sport, primary.Port()))
 	sentinel := exec.Command(sentinelBin, conf)
 	if err := sentinel.Start(); err != nil {
 		t.Fatalf("start redis-sentinel: %v", err)
@@ -224,19 +225,19 @@ sentinel parallel-syncs vigil 1
 	eventually(t, 5*time.Second, "replica in sync", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
-		a := redisClient(t, primary.addr()).DBSize(ctx).Val()
-		b := redisClient(t, replica.addr()).DBSize(ctx).Val()
+		a := redisClient(t, primary.Addr()).DBSize(ctx).Val()
+		b := redisClient(t, replica.Addr()).DBSize(ctx).Val()
 		return a > 0 && a == b
 	})
 
-	primary.kill()
+	primary.Kill()
 	killed := time.Now()
 	var promoted time.Time
 	eventually(t, 20*time.Second, "sentinel promotes the replica", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		a, err := sc.GetMasterAddrByName(ctx, "vigil").Result()
-		if err == nil && len(a) == 2 && a[1] == strconv.Itoa(replica.port) {
+		if err == nil && len(a) == 2 && a[1] == strconv.Itoa(replica.Port()) {
 			promoted = time.Now()
 			return true
 		}

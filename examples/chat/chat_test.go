@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -20,17 +19,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if builtBin != "" {
-		os.RemoveAll(filepath.Dir(builtBin))
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if builtBin != "" {
+			os.RemoveAll(filepath.Dir(builtBin))
 		}
-	}
-	os.Exit(code)
+		os.Exit(code)
+	}))
 }
 
 // demo is the chat binary running as a process, with its JSON log lines.

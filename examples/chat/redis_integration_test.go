@@ -3,19 +3,14 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/vigilhq/vigil/internal/redistest"
 )
@@ -46,25 +41,8 @@ func nodeArgs(url, prefix, node string) []string {
 // prefix unique to the test, whose keys are deleted when it ends.
 func sharedRedis(t *testing.T) (addr, prefix string) {
 	t.Helper()
-	addr = os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		t.Fatal("REDIS_ADDR is not set: run ./scripts/test, or start redis-server and export REDIS_ADDR")
-	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		rdb.Close()
-		t.Fatalf("redis at %s: %v", addr, err)
-	}
-	prefix = "vc-" + rand.Text()[:10]
-	t.Cleanup(func() {
-		defer rdb.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, "{"+prefix+":b*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
-	return addr, prefix
+	rdb := redistest.Standalone(t)
+	return rdb.Options().Addr, redistest.Prefix(t, rdb)
 }
 
 // transitions returns, per client, the online and offline log lines of the

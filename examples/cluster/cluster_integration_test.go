@@ -3,13 +3,11 @@
 // Package cluster_test runs examples/cluster: two demo nodes on one Redis
 // behind nginx, configured by nginx.conf in this directory. It needs
 // REDIS_ADDR and nginx on PATH (./scripts/test provides both: see
-// scripts/lib/redis.sh and scripts/lib/nginx-cluster.sh).
+// scripts/lib/redis.sh and scripts/lib/nginx.sh).
 package cluster_test
 
 import (
 	"bufio"
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -24,7 +22,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/internal/redistest"
 )
 
 // node is a demo process and its JSON log lines.
@@ -127,7 +126,7 @@ func freePort(t *testing.T) int {
 func startNginx(t *testing.T, upstreams ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
-		t.Fatal("nginx is not on PATH: run ./scripts/test (scripts/lib/nginx-cluster.sh installs it)")
+		t.Fatal("nginx is not on PATH: run ./scripts/test (nginx_install in scripts/lib/nginx.sh installs it)")
 	}
 	conf, err := os.ReadFile("nginx.conf")
 	if err != nil {
@@ -193,20 +192,8 @@ func status(t *testing.T, addr, id string) clientStatus {
 // two demo nodes; each node sees every client, pings and pongs keep them
 // online through the proxy, and a client that leaves goes offline once.
 func TestBehindNginx(t *testing.T) {
-	redisAddr := os.Getenv("REDIS_ADDR")
-	if redisAddr == "" {
-		t.Fatal("REDIS_ADDR is not set: run ./scripts/test, or start redis-server and export REDIS_ADDR")
-	}
-	prefix := "vn-" + rand.Text()[:10]
-	t.Cleanup(func() {
-		rdb := goredis.NewClient(&goredis.Options{Addr: redisAddr})
-		defer rdb.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, "{"+prefix+":b*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
+	rdb := redistest.Standalone(t)
+	redisAddr, prefix := rdb.Options().Addr, redistest.Prefix(t, rdb)
 	bin := filepath.Join(t.TempDir(), "chat")
 	build := exec.Command("go", "build", "-o", bin, "github.com/vigilhq/vigil/examples/chat")
 	build.Stderr = os.Stderr

@@ -99,16 +99,18 @@ func Prefix(t testing.TB, rdb goredis.UniversalClient) string {
 }
 
 // Server is a redis-server process of the test's own, on a free loopback
-// port, which the test can kill (as a crash would, losing everything) and
-// start again, empty, on the same port.
+// port, which the test can kill (as a crash would, losing everything),
+// pause with a signal, and start again, empty, on the same port.
 type Server struct {
 	t    testing.TB
 	port int
+	args []string
 	cmd  *exec.Cmd
 }
 
-// StartServer starts a Server, killed when the test ends.
-func StartServer(t testing.TB) *Server {
+// StartServer starts a Server with extra redis-server arguments (such as
+// "--replicaof", host, port), killed when the test ends.
+func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,7 +118,7 @@ func StartServer(t testing.TB) *Server {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{t: t, port: port}
+	s := &Server{t: t, port: port, args: args}
 	s.Start()
 	t.Cleanup(s.Kill)
 	return s
@@ -125,11 +127,14 @@ func StartServer(t testing.TB) *Server {
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
+// Port is the server's port.
+func (s *Server) Port() int { return s.port }
+
 // Start starts the server, empty, and waits until it answers.
 func (s *Server) Start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.t.TempDir())
+	s.cmd = exec.Command("redis-server", append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.t.TempDir()}, s.args...)...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server (install it, or run ./scripts/test): %v", err)
 	}
@@ -144,7 +149,16 @@ func (s *Server) Start() {
 	}
 }
 
-// Kill stops the server at once; it keeps no data. Killing a stopped server
+// Signal sends sig to the running server: SIGSTOP and SIGCONT pause and
+// resume it.
+func (s *Server) Signal(sig os.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal redis-server: %v", err)
+	}
+}
+
+// Kill stops the server at once, paused or not; it keeps no data. Killing a stopped server
 // does nothing.
 func (s *Server) Kill() {
 	if s.cmd == nil {

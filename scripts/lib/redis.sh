@@ -13,22 +13,34 @@
 REDIS_TMP="${REDIS_TMP:-}"
 REDIS_PIDFILES=()
 
-# redis_install installs Debian's redis-server (and redis-cli) when missing.
+# redis_install [PACKAGE...] installs Debian's redis-server (and redis-cli)
+# when missing, and each package named whose command of the same name is
+# missing (redis-sentinel).
 redis_install() {
-	if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+	local missing=() p
+	command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
+	for p in "$@"; do
+		command -v "$p" >/dev/null || missing+=("$p")
+	done
+	if [ ${#missing[@]} = 0 ]; then
 		return 0
 	fi
 	if [ "$(id -u)" != 0 ]; then
-		echo "redis.sh: redis-server is missing and we are not root to install it" >&2
+		echo "redis.sh: ${missing[*]} missing and we are not root to install it" >&2
 		return 1
 	fi
-	echo "redis.sh: installing redis-server" >&2
+	echo "redis.sh: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -q redis-server >/dev/null ||
-		{ apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }
-	# Debian starts a service on 6379; we use our own instances only.
-	if command -v systemctl >/dev/null; then systemctl stop redis-server 2>/dev/null || true; fi
-	command -v redis-server >/dev/null
+	apt-get install -y -q "${missing[@]}" >/dev/null ||
+		{ apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+	# Debian starts their services (redis-server on 6379); we use our own
+	# instances only.
+	if command -v systemctl >/dev/null; then
+		for p in "${missing[@]}"; do systemctl stop "$p" 2>/dev/null || true; done
+	fi
+	for p in redis-server "$@"; do
+		command -v "$p" >/dev/null || return 1
+	done
 }
 
 # redis_port_free PORT: true when nothing listens on 127.0.0.1:PORT.
