@@ -37,7 +37,7 @@ func TestFigureCommandsPerBeat(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rdb := tc.rdb(t)
-			st := newStore(t, rdb, redisstore.Config{Buckets: tc.buckets})
+			st := redistest.Store(t, rdb, redisstore.Config{Buckets: tc.buckets})
 			tr, err := presence.New(context.Background(), st, presence.Config{Node: "bench"})
 			if err != nil {
 				t.Fatal(err)
@@ -82,7 +82,7 @@ func TestFigureReap(t *testing.T) {
 	for _, nodes := range []int{1} {
 		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) {
 			rdb := redistest.Standalone(t)
-			st := newStore(t, rdb, redisstore.Config{})
+			st := redistest.Store(t, rdb, redisstore.Config{})
 			const n = 100_000
 			addSessions(t, st, n, 2*time.Second)
 			sweepers := []*redisstore.Store{st}
@@ -139,7 +139,7 @@ func TestFigureReap(t *testing.T) {
 // target TTL + 1s. TTL 5s, Tracker defaults otherwise.
 func TestFigureKillToOffline(t *testing.T) {
 	rdb := redistest.Standalone(t)
-	st := newStore(t, rdb, redisstore.Config{})
+	st := redistest.Store(t, rdb, redisstore.Config{})
 	cut := goredis.NewClient(&goredis.Options{Addr: rdb.Options().Addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = cut.Close() })
 	stA, err := redisstore.New(cut, st.Config())
@@ -245,7 +245,7 @@ func (s *timedStore) take() (leases, flushes int, longest time.Duration) {
 func TestFigureSustainedBeats(t *testing.T) {
 	const sessions, window = 150_000, 10 * time.Second
 	rdb := redistest.Standalone(t)
-	st := &timedStore{Store: newStore(t, rdb, redisstore.Config{})}
+	st := &timedStore{Store: redistest.Store(t, rdb, redisstore.Config{})}
 	tr, err := presence.New(context.Background(), st, presence.Config{Node: "bench"})
 	if err != nil {
 		t.Fatal(err)

@@ -22,18 +22,6 @@ import (
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
-// newStore returns a Store over rdb in a namespace of its own, deleted when
-// the benchmark ends.
-func newStore(t testing.TB, rdb goredis.UniversalClient, cfg redisstore.Config) *redisstore.Store {
-	t.Helper()
-	cfg.Prefix = redistest.Prefix(t, rdb)
-	s, err := redisstore.New(rdb, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // topLevel are the commands a Store sends as round trips. INFO counts the
 // commands scripts run inside Redis under their own names, so those
 // (HMGET, ZADD...) are left out.

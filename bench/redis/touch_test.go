@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/vigilhq/vigil/internal/redistest"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
@@ -22,17 +20,11 @@ import (
 // session, reading and parsing the calls included (one Redis thread's CPU
 // is the ceiling of the figure), and the CPU this process used per session.
 func BenchmarkTouch(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		rdb  func(testing.TB) goredis.UniversalClient
-	}{
-		{"standalone", func(t testing.TB) goredis.UniversalClient { return redistest.Standalone(t) }},
-		{"cluster", func(t testing.TB) goredis.UniversalClient { return redistest.Cluster(t) }},
-	} {
+	for _, tc := range redistest.Servers {
 		for _, batch := range []int{1_000, 10_000, 50_000} {
-			b.Run(fmt.Sprintf("%s/batch=%d", tc.name, batch), func(b *testing.B) {
-				rdb := tc.rdb(b)
-				st := newStore(b, rdb, redisstore.Config{})
+			b.Run(fmt.Sprintf("%s/batch=%d", tc.Name, batch), func(b *testing.B) {
+				rdb := tc.Client(b)
+				st := redistest.Store(b, rdb, redisstore.Config{})
 				const n = 100_000
 				leases := addSessions(b, st, n, time.Hour)
 				ctx := context.Background()
@@ -72,7 +64,7 @@ func BenchmarkTouch(b *testing.B) {
 // deadlines, a few Redis calls per client inside one script.
 func BenchmarkLookup(b *testing.B) {
 	rdb := redistest.Standalone(b)
-	st := newStore(b, rdb, redisstore.Config{})
+	st := redistest.Store(b, rdb, redisstore.Config{})
 	const n = 100_000
 	leases := addSessions(b, st, n, time.Hour)
 	ids := make([]string, 1000)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
 const hint = ": run ./scripts/test, or source scripts/lib/redis.sh and run redis_setup"
@@ -52,6 +54,29 @@ func Cluster(t testing.TB) *goredis.ClusterClient {
 		t.Fatalf("redis cluster at %s: %v", addrs, err)
 	}
 	return rdb
+}
+
+// Servers are the two kinds of Redis the integration tests run against.
+var Servers = []struct {
+	Name   string
+	Client func(testing.TB) goredis.UniversalClient
+}{
+	{"standalone", func(t testing.TB) goredis.UniversalClient { return Standalone(t) }},
+	{"cluster", func(t testing.TB) goredis.UniversalClient { return Cluster(t) }},
+}
+
+// Store returns a Store over rdb, in a namespace of its own (see Prefix)
+// unless cfg names one.
+func Store(t testing.TB, rdb goredis.UniversalClient, cfg redisstore.Config) *redisstore.Store {
+	t.Helper()
+	if cfg.Prefix == "" {
+		cfg.Prefix = Prefix(t, rdb)
+	}
+	s, err := redisstore.New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // ForEachServer calls fn on every server behind rdb: the one server, or

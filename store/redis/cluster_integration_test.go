@@ -22,8 +22,8 @@ import (
 // TestClusterSpread shows that one namespace spreads over every master of
 // a Cluster.
 func TestClusterSpread(t *testing.T) {
-	rdb := cluster(t)
-	st := newStore(t, rdb, redisstore.Config{})
+	rdb := redistest.Cluster(t)
+	st := redistest.Store(t, rdb, redisstore.Config{})
 	tr := startTracker(t, st, "n1", fast, nil)
 	for i := range 300 {
 		connect(t, tr, fmt.Sprintf("user-%d", i))
@@ -70,16 +70,10 @@ var hostileIDs = []string{
 }
 
 func TestHostileIDs(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		rdb  func(*testing.T) goredis.UniversalClient
-	}{
-		{"standalone", func(t *testing.T) goredis.UniversalClient { return standalone(t) }},
-		{"cluster", func(t *testing.T) goredis.UniversalClient { return cluster(t) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rdb := tc.rdb(t)
-			st := newStore(t, rdb, redisstore.Config{Buckets: 8})
+	for _, tc := range redistest.Servers {
+		t.Run(tc.Name, func(t *testing.T) {
+			rdb := tc.Client(t)
+			st := redistest.Store(t, rdb, redisstore.Config{Buckets: 8})
 			rec := &events{}
 			tr := startTracker(t, st, "n{1}:*", fast, rec)
 			ctx := context.Background()

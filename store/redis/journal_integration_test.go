@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
@@ -16,10 +17,10 @@ import (
 // it and returned it) and dies before its hooks run. Another node delivers
 // it, with the same ID.
 func TestReclaimFromDeadNode(t *testing.T) {
-	rdb := standalone(t)
-	p := prefix(t, rdb)
+	rdb := redistest.Standalone(t)
+	p := redistest.Prefix(t, rdb)
 	cfg := redisstore.Config{Prefix: p, ReclaimAfter: time.Second}
-	dead := newStore(t, rdb, cfg)
+	dead := redistest.Store(t, rdb, cfg)
 	ctx := context.Background()
 	evs, err := dead.Add(ctx, presence.Lease{ClientID: "zed", SessionID: "s1", Node: "dead", TTL: time.Hour})
 	if err != nil || len(evs) != 1 {
@@ -28,7 +29,7 @@ func TestReclaimFromDeadNode(t *testing.T) {
 	// "dead" never runs its hooks nor acknowledges.
 	rec := &events{}
 	start := time.Now()
-	live := startTracker(t, newStore(t, rdb, cfg), "live", fast, rec)
+	live := startTracker(t, redistest.Store(t, rdb, cfg), "live", fast, rec)
 	_ = live
 	waitUntil(t, cfg.ReclaimAfter+10*fast.sweep, "the survivor delivers the online", func() bool {
 		return len(rec.of("zed")) == 1
@@ -49,10 +50,10 @@ func TestReclaimFromDeadNode(t *testing.T) {
 // TestWatchSeesEveryNode: Watch hooks on one node see the transitions that
 // other nodes observed, in order per client.
 func TestWatchSeesEveryNode(t *testing.T) {
-	rdb := cluster(t)
-	p := prefix(t, rdb)
-	a := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "a", fast, nil)
-	b := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "b", fast, nil)
+	rdb := redistest.Cluster(t)
+	p := redistest.Prefix(t, rdb)
+	a := startTracker(t, redistest.Store(t, rdb, redisstore.Config{Prefix: p}), "a", fast, nil)
+	b := startTracker(t, redistest.Store(t, rdb, redisstore.Config{Prefix: p}), "b", fast, nil)
 	watched := &events{}
 	b.Watch(watched.hook)
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
@@ -22,14 +23,14 @@ import (
 // client that had no other session; a client also on the survivor stays
 // online with no event. A restart of the dead node leaves no ghost.
 func TestDeadNode(t *testing.T) {
-	rdb := standalone(t)
-	p := prefix(t, rdb)
+	rdb := redistest.Standalone(t)
+	p := redistest.Prefix(t, rdb)
 	rec := &events{}
 	// Node a has a client of its own, so it can be cut off alone.
 	ownA := goredis.NewClient(&goredis.Options{Addr: rdb.Options().Addr, MaxRetries: -1})
 	t.Cleanup(func() { _ = ownA.Close() })
-	a := startTracker(t, newStore(t, ownA, redisstore.Config{Prefix: p}), "a", fast, rec)
-	b := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "b", fast, rec)
+	a := startTracker(t, redistest.Store(t, ownA, redisstore.Config{Prefix: p}), "a", fast, rec)
+	b := startTracker(t, redistest.Store(t, rdb, redisstore.Config{Prefix: p}), "b", fast, rec)
 	solo := connect(t, a, "solo")
 	both := connect(t, a, "both")
 	bothB := connect(t, b, "both")
@@ -50,7 +51,7 @@ func TestDeadNode(t *testing.T) {
 	t.Logf("offline on the survivor %v after the node died (TTL %v)", took, fast.ttl)
 
 	// a restarts with the same node ID: nothing it held survives.
-	a2 := startTracker(t, newStore(t, rdb, redisstore.Config{Prefix: p}), "a", fast, rec)
+	a2 := startTracker(t, redistest.Store(t, rdb, redisstore.Config{Prefix: p}), "a", fast, rec)
 	time.Sleep(fast.grace + 3*fast.sweep)
 	ps, err := a2.Lookup(context.Background(), []string{"solo", "both"})
 	if err != nil {
@@ -66,21 +67,15 @@ func TestDeadNode(t *testing.T) {
 // all nodes' hooks together see strictly alternating transitions with
 // consecutive Seq, and that every transition was acknowledged.
 func TestExactlyOnceFourNodes(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		rdb  func(*testing.T) goredis.UniversalClient
-	}{
-		{"standalone", func(t *testing.T) goredis.UniversalClient { return standalone(t) }},
-		{"cluster", func(t *testing.T) goredis.UniversalClient { return cluster(t) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rdb := tc.rdb(t)
-			p := prefix(t, rdb)
+	for _, tc := range redistest.Servers {
+		t.Run(tc.Name, func(t *testing.T) {
+			rdb := tc.Client(t)
+			p := redistest.Prefix(t, rdb)
 			rec := &events{}
 			tm := timing{ttl: time.Second, grace: 200 * time.Millisecond, sweep: 100 * time.Millisecond}
 			var trs []*presence.Tracker
 			for i := range 4 {
-				st := newStore(t, rdb, redisstore.Config{Prefix: p, Buckets: 8})
+				st := redistest.Store(t, rdb, redisstore.Config{Prefix: p, Buckets: 8})
 				trs = append(trs, startTracker(t, st, fmt.Sprintf("node-%d", i), tm, rec))
 			}
 			ctx := context.Background()

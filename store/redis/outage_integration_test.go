@@ -138,7 +138,7 @@ func TestOutageRestartEmpty(t *testing.T) {
 	srv := redistest.StartServer(t)
 	rec := &events{}
 	mk := func(node string) *presence.Tracker {
-		st := newStore(t, client(t, srv), redisstore.Config{Prefix: "outage"})
+		st := redistest.Store(t, client(t, srv), redisstore.Config{Prefix: "outage"})
 		return startTracker(t, st, node, fast, rec)
 	}
 	a, b := mk("a"), mk("b")
