@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -76,6 +77,25 @@ type Lease struct {
 	Age time.Duration
 }
 
+// Validate reports whether l is a lease a Store may write: valid IDs
+// (ErrInvalidID), a positive TTL and an Age not below zero
+// (ErrInvalidArgument). Stores call it on every lease they are given.
+func (l Lease) Validate() error {
+	if err := ValidateID(l.ClientID); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if err := ValidateID(l.SessionID); err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	if err := ValidateID(l.Node); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if l.TTL <= 0 || l.Age < 0 {
+		return fmt.Errorf("%w: lease ttl %v age %v", ErrInvalidArgument, l.TTL, l.Age)
+	}
+	return nil
+}
+
 // Gone names a session, from a Touch, that the Store no longer holds as live.
 type Gone struct {
 	// Index is the position of the session in the slice passed to Touch.
@@ -99,6 +119,32 @@ type Ending struct {
 	// session already ending keeps the earlier of its deadline and the new
 	// one.
 	Grace time.Duration
+}
+
+// Validate reports whether e selects something with valid IDs: a client
+// (and maybe one of its sessions) or a node (ErrInvalidID,
+// ErrInvalidArgument). Stores call it on every Ending they are given.
+func (e Ending) Validate() error {
+	switch {
+	case e.ClientID != "":
+		if err := ValidateID(e.ClientID); err != nil {
+			return fmt.Errorf("end client: %w", err)
+		}
+		if e.SessionID != "" {
+			if err := ValidateID(e.SessionID); err != nil {
+				return fmt.Errorf("end session: %w", err)
+			}
+		}
+	case e.SessionID != "":
+		return fmt.Errorf("%w: end session %q without its client", ErrInvalidArgument, e.SessionID)
+	case e.Node != "":
+		if err := ValidateID(e.Node); err != nil {
+			return fmt.Errorf("end node: %w", err)
+		}
+	default:
+		return fmt.Errorf("%w: end selects nothing", ErrInvalidArgument)
+	}
+	return nil
 }
 
 // Presence is the state of one client.

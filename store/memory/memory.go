@@ -186,17 +186,8 @@ func (c *client) unlink(x *session) {
 }
 
 func checkLease(l presence.Lease) error {
-	if err := presence.ValidateID(l.ClientID); err != nil {
-		return fmt.Errorf("memory: client: %w", err)
-	}
-	if err := presence.ValidateID(l.SessionID); err != nil {
-		return fmt.Errorf("memory: session: %w", err)
-	}
-	if err := presence.ValidateID(l.Node); err != nil {
-		return fmt.Errorf("memory: node: %w", err)
-	}
-	if l.TTL <= 0 || l.Age < 0 {
-		return fmt.Errorf("%w: memory: lease ttl %v age %v", presence.ErrInvalidArgument, l.TTL, l.Age)
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("memory: %w", err)
 	}
 	return nil
 }
@@ -396,24 +387,8 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 }
 
 func checkEnding(e presence.Ending) error {
-	switch {
-	case e.ClientID != "":
-		if err := presence.ValidateID(e.ClientID); err != nil {
-			return fmt.Errorf("memory: end client: %w", err)
-		}
-		if e.SessionID != "" {
-			if err := presence.ValidateID(e.SessionID); err != nil {
-				return fmt.Errorf("memory: end session: %w", err)
-			}
-		}
-	case e.SessionID != "":
-		return fmt.Errorf("%w: memory: end session %q without its client", presence.ErrInvalidArgument, e.SessionID)
-	case e.Node != "":
-		if err := presence.ValidateID(e.Node); err != nil {
-			return fmt.Errorf("memory: end node: %w", err)
-		}
-	default:
-		return fmt.Errorf("%w: memory: end selects nothing", presence.ErrInvalidArgument)
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("memory: %w", err)
 	}
 	return nil
 }

@@ -122,17 +122,8 @@ func (s *Store) retentionMS() int64 {
 }
 
 func checkLease(l presence.Lease) error {
-	if err := presence.ValidateID(l.ClientID); err != nil {
-		return fmt.Errorf("redis: client: %w", err)
-	}
-	if err := presence.ValidateID(l.SessionID); err != nil {
-		return fmt.Errorf("redis: session: %w", err)
-	}
-	if err := presence.ValidateID(l.Node); err != nil {
-		return fmt.Errorf("redis: node: %w", err)
-	}
-	if l.TTL <= 0 || l.Age < 0 {
-		return fmt.Errorf("%w: redis: lease ttl %v age %v", presence.ErrInvalidArgument, l.TTL, l.Age)
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("redis: %w", err)
 	}
 	return nil
 }
@@ -420,24 +411,8 @@ func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any
 }
 
 func checkEnding(e presence.Ending) error {
-	switch {
-	case e.ClientID != "":
-		if err := presence.ValidateID(e.ClientID); err != nil {
-			return fmt.Errorf("redis: end client: %w", err)
-		}
-		if e.SessionID != "" {
-			if err := presence.ValidateID(e.SessionID); err != nil {
-				return fmt.Errorf("redis: end session: %w", err)
-			}
-		}
-	case e.SessionID != "":
-		return fmt.Errorf("%w: redis: end session %q without its client", presence.ErrInvalidArgument, e.SessionID)
-	case e.Node != "":
-		if err := presence.ValidateID(e.Node); err != nil {
-			return fmt.Errorf("redis: end node: %w", err)
-		}
-	default:
-		return fmt.Errorf("%w: redis: end selects nothing", presence.ErrInvalidArgument)
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("redis: %w", err)
 	}
 	return nil
 }
