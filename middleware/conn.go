@@ -32,9 +32,12 @@ type Message struct {
 	Data []byte
 }
 
+// outMsg is one queued write: a data message, or (ping) a protocol ping the
+// scheduler found due while a flush was writing.
 type outMsg struct {
 	typ  MessageType
 	data []byte
+	ping bool
 }
 
 // Conn is one WebSocket connection with its presence session. Send, Close
@@ -59,8 +62,9 @@ type Conn struct {
 	finishing atomic.Bool  // Finish was called
 
 	// raw writes the scheduler's pings straight to the socket (see
-	// wheel.ping); nil for attached connections and for sockets that are
-	// not syscall.Conns (TLS), which are pinged with WriteControl. pinging
+	// wheel.ping); nil for attached connections, for sockets that are not
+	// syscall.Conns (TLS) and on systems without the raw path (rawConn),
+	// which are all pinged with WriteControl. pinging
 	// and writers keep those raw pings and vigil's own gorilla writes
 	// apart: see beginWrite.
 	raw     syscall.RawConn
@@ -92,10 +96,8 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Co
 	c.lastRead.Store(now)
 	c.lastApp.Store(now)
 	c.nextPing = now + int64(s.cfg.PingInterval)
-	if sc, ok := c.nc.(syscall.Conn); ok && !attached {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
-		}
+	if !attached {
+		c.raw = rawConn(c.nc)
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(c.onControl)
@@ -248,7 +250,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 		c.closeAsync(&CloseError{Code: CloseSlowConsumer, Text: "slow", Reason: presence.ReasonClosed})
 		return ErrSlowConsumer
 	}
-	c.queue = append(c.queue, outMsg{typ, data})
+	c.queue = append(c.queue, outMsg{typ: typ, data: data})
 	start := !c.flushing.Load()
 	if start {
 		c.flushing.Store(true)
@@ -277,8 +279,14 @@ func (c *Conn) flush() {
 		c.qmu.Unlock()
 
 		c.beginWrite()
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-		err := c.ws.WriteMessage(int(m.typ), m.data)
+		deadline := time.Now().Add(c.s.cfg.WriteTimeout)
+		var err error
+		if m.ping {
+			err = c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+		} else {
+			_ = c.ws.SetWriteDeadline(deadline)
+			err = c.ws.WriteMessage(int(m.typ), m.data)
+		}
 		c.endWrite()
 		if err != nil {
 			c.qmu.Lock()
@@ -293,8 +301,27 @@ func (c *Conn) flush() {
 			}
 			return
 		}
-		c.s.stats.messagesOut.Add(1)
+		if !m.ping {
+			c.s.stats.messagesOut.Add(1)
+		}
 	}
+}
+
+// queuePing queues a ping behind the messages being written, and reports
+// whether it did: only while a flush is in progress, which then writes it.
+// A connection busy writing for longer than PingInterval+PongTimeout (a
+// broadcast stream to a client that only reads) would otherwise get no ping,
+// send no pong, and be dropped as dead.
+func (c *Conn) queuePing() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if !c.flushing.Load() {
+		return false
+	}
+	if n := len(c.queue); n == 0 || !c.queue[n-1].ping {
+		c.queue = append(c.queue, outMsg{ping: true})
+	}
+	return true
 }
 
 // Close closes the connection with code and reason text (at most 123

@@ -1,11 +1,8 @@
 package middleware
 
 import (
-	"errors"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/gorilla/websocket"
 
@@ -31,11 +28,8 @@ type wheel struct {
 	done    chan struct{}
 
 	// Used only by the wheel goroutine.
-	work     []*Conn
-	rawFn    func(fd uintptr) bool // w.rawWrite, made once: no allocation per write
-	rawFrame []byte                // what rawWrite writes
-	rawN     uintptr               // what its system call returned
-	rawErr   syscall.Errno
+	work []*Conn
+	rawWriter
 }
 
 func newWheel(s *Server) *wheel {
@@ -43,7 +37,7 @@ func newWheel(s *Server) *wheel {
 	horizon := int64(s.cfg.PingInterval + s.cfg.PongTimeout)
 	n := min(horizon/tick+2, 1<<14)
 	w := &wheel{s: s, tick: tick, slots: make([][]*Conn, n)}
-	w.rawFn = w.rawWrite
+	w.rawWriter.init()
 	return w
 }
 
@@ -188,18 +182,17 @@ func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 		deadline = min(deadline, idleAt)
 	}
 	if now >= c.nextPing {
-		// A connection busy writing data needs no ping to stay open
-		// through proxies, and its ping would wait behind the data.
-		if !c.flushing.Load() {
-			sent, err := w.ping(c)
-			if err != nil {
-				c.closeWith(&CloseError{Code: closeAbnormal, Reason: presence.ReasonClosed}, true)
-				return 0, false
-			}
-			if sent {
-				w.s.stats.pings.Add(1)
-			}
+		sent, err := w.ping(c)
+		if err != nil {
+			c.closeWith(&CloseError{Code: closeAbnormal, Reason: presence.ReasonClosed}, true)
+			return 0, false
 		}
+		if !sent {
+			// A write of vigil's was in progress, or the socket's send
+			// buffer was full: the ping stays due, for the next tick.
+			return min(deadline, now+w.tick), true
+		}
+		w.s.stats.pings.Add(1)
 		c.nextPing += int64(cfg.PingInterval)
 		if c.nextPing <= now {
 			c.nextPing = now + int64(cfg.PingInterval)
@@ -216,15 +209,16 @@ var (
 	timeoutFrame = append([]byte{0x80 | websocket.CloseMessage, 2 + 7, CloseTimeout >> 8, CloseTimeout & 0xff}, "timeout"...)
 )
 
-var errPartialWrite = errors.New("middleware: control frame written in part")
-
-// ping sends a ping on c and reports whether it did. On a plain TCP
-// connection it writes the frame with one non-blocking system call (see
-// writeRaw); it sends nothing, without error, while vigil is writing to c
-// (the connection is not idle, and its frame must not be split) and once c
-// is closing (no frame may follow the close frame). Other connections get
-// gorilla's WriteControl.
+// ping sends a ping on c, or queues it behind the messages a flush is
+// writing, and reports whether it did. On a plain TCP connection it writes
+// the frame with one non-blocking system call (see writeRaw); it sends
+// nothing, without error, while vigil is writing to c (its frame must not be
+// split) and once c is closing (no frame may follow the close frame). Other
+// connections get gorilla's WriteControl.
 func (w *wheel) ping(c *Conn) (bool, error) {
+	if c.queuePing() {
+		return true, nil
+	}
 	if c.raw == nil {
 		err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.controlTimeout()))
 		return err == nil, err
@@ -234,7 +228,7 @@ func (w *wheel) ping(c *Conn) (bool, error) {
 	if c.writers.Load() != 0 || c.closing.Load() {
 		return false, nil
 	}
-	return w.writeRaw(c, pingFrame)
+	return w.writeRaw(c.nc, c.raw, pingFrame)
 }
 
 // dropSilent closes c, whose client sent no frame within
@@ -253,39 +247,8 @@ func (w *wheel) dropSilent(c *Conn) {
 	c.cancel(ce)
 	c.pinging.Store(true)
 	if c.writers.Load() == 0 {
-		_, _ = w.writeRaw(c, timeoutFrame)
+		_, _ = w.writeRaw(c.nc, c.raw, timeoutFrame)
 	}
 	c.pinging.Store(false)
 	_ = c.nc.Close()
-}
-
-// writeRaw writes frame to c's socket with one non-blocking system call,
-// made without releasing the scheduler's P (it cannot block): no frame
-// buffer, no write deadline (a runtime timer per connection and ping), no
-// wait. When the socket's send buffer is full (the client reads nothing; its
-// deadline will drop it), it writes nothing and reports false. The caller
-// must hold c.pinging with no writer in progress. RawConn.Write takes the
-// socket's write lock, so the frame cannot land inside one that gorilla
-// writes on its own (the close frame it answers a client's close with).
-func (w *wheel) writeRaw(c *Conn, frame []byte) (bool, error) {
-	w.rawFrame, w.rawN, w.rawErr = frame, 0, 0
-	if err := c.raw.Write(w.rawFn); err != nil {
-		return false, err
-	}
-	switch {
-	case w.rawErr == syscall.EAGAIN || w.rawErr == syscall.EINTR:
-		return false, nil
-	case w.rawErr != 0:
-		return false, w.rawErr
-	case w.rawN != uintptr(len(frame)):
-		return false, errPartialWrite
-	}
-	return true, nil
-}
-
-// rawWrite is writeRaw's system call; it never asks RawConn.Write to wait.
-func (w *wheel) rawWrite(fd uintptr) bool {
-	p := w.rawFrame
-	w.rawN, _, w.rawErr = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	return true
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command compare measures vigil's chat demo against the hand-written gorilla
 // pattern (bench/handwritten), each run as a separate process with idle
 // WebSocket connections opened by several bench/load processes bound to

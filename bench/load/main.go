@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command load opens many idle WebSocket connections to one server and keeps
 // them open: each answers protocol pings with a pong (as gorilla's default
 // ping handler does) and sends nothing else. bench/compare starts several of

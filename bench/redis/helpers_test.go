@@ -1,4 +1,4 @@
-//go:build integration
+//go:build integration && unix
 
 // Package redis_test holds the benchmarks of store/redis against real
 // Redis servers. They need REDIS_ADDR (and REDIS_CLUSTER_ADDRS for the

@@ -1,4 +1,4 @@
-//go:build integration
+//go:build integration && unix
 
 // Package cluster_test runs examples/cluster: two demo nodes on one Redis
 // behind nginx, configured by nginx.conf in this directory. It needs

@@ -1,0 +1,20 @@
+//go:build unix && !linux
+
+package middleware
+
+import (
+	"errors"
+	"syscall"
+)
+
+// writeFD writes p to the non-blocking socket fd with syscall.Write: the
+// system calls of macOS and the BSDs go through libc or differ per system,
+// and a raw system call is the one optimisation kept to Linux.
+func writeFD(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, err := syscall.Write(int(fd), p)
+	var errno syscall.Errno
+	if err != nil && !errors.As(err, &errno) {
+		errno = syscall.EIO
+	}
+	return max(n, 0), errno
+}

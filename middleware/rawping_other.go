@@ -1,0 +1,21 @@
+//go:build !unix
+
+package middleware
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// rawConn returns nil: on Windows and other systems without non-blocking
+// socket writes from Go, every connection is pinged with WriteControl.
+func rawConn(net.Conn) syscall.RawConn { return nil }
+
+type rawWriter struct{}
+
+func (*rawWriter) init() {}
+
+func (*rawWriter) writeRaw(net.Conn, syscall.RawConn, []byte) (bool, error) {
+	return false, errors.ErrUnsupported
+}
