@@ -108,7 +108,7 @@ func TestDeadServerDetected(t *testing.T) {
 	})
 	st := newStates()
 	const ping, pong = 100 * time.Millisecond, 150 * time.Millisecond
-	c := dialT(t, "ws"+strings.TrimPrefix(ts.URL, "http"), Config{PingInterval: ping, PongTimeout: pong, WriteTimeout: 300 * time.Millisecond, OnState: st.record})
+	c := dialT(t, "ws"+strings.TrimPrefix(ts.URL, "http"), Config{PingInterval: ping, PongTimeout: pong, WriteTimeout: pong, OnState: st.record})
 	start := time.Now()
 	sc := st.wait(t, Reconnecting, 3*time.Second)
 	took := time.Since(start)

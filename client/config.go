@@ -61,7 +61,10 @@ type Config struct {
 	// Receive. Default: "ping" and "pong".
 	AppPing, AppPong string
 
-	// WriteTimeout bounds each write. Default: 10s.
+	// WriteTimeout bounds each write. An application ping waits for the
+	// write in progress, so WriteTimeout must not exceed PongTimeout: a
+	// longer one could hold the ping back past its own deadline and drop a
+	// live server. Default: 10s, or PongTimeout if that is shorter.
 	WriteTimeout time.Duration
 
 	// BackoffBase and BackoffMax shape the reconnect delay: attempt n
@@ -110,7 +113,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	def(&c.PingInterval, DefaultPingInterval)
 	def(&c.PongTimeout, DefaultPongTimeout)
-	def(&c.WriteTimeout, DefaultWriteTimeout)
+	if c.PongTimeout > 0 {
+		def(&c.WriteTimeout, min(DefaultWriteTimeout, c.PongTimeout))
+	}
 	def(&c.BackoffBase, DefaultBackoffBase)
 	def(&c.BackoffMax, DefaultBackoffMax)
 	def(&c.StableAfter, DefaultStableAfter)
@@ -147,6 +152,9 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.PongTimeout < 0, c.WriteTimeout < 0, c.StableAfter < 0, c.DrainWindow < 0:
 		return c, fmt.Errorf("%w: PongTimeout, WriteTimeout, StableAfter and DrainWindow must not be negative", ErrInvalidConfig)
+	case c.WriteTimeout > c.PongTimeout:
+		return c, fmt.Errorf("%w: WriteTimeout %v must not exceed PongTimeout %v (a ping waits behind a write for up to WriteTimeout; a live server would miss its deadline)",
+			ErrInvalidConfig, c.WriteTimeout, c.PongTimeout)
 	case c.BackoffBase <= 0 || c.BackoffMax < c.BackoffBase:
 		return c, fmt.Errorf("%w: backoff base %v and max %v: want 0 < base <= max", ErrInvalidConfig, c.BackoffBase, c.BackoffMax)
 	}

@@ -70,7 +70,10 @@ type Config struct {
 
 	// WriteTimeout bounds each write of a message or control frame. A
 	// client that does not take a message within it is dropped as a slow
-	// consumer. Default: 10s.
+	// consumer. A ping due while a message is being written waits for that
+	// write, so WriteTimeout must not exceed PongTimeout: a longer one
+	// could hold a live client's ping back until its deadline passed.
+	// Default: 10s, or PongTimeout if that is shorter.
 	WriteTimeout time.Duration
 
 	// ReadLimit is the largest message, in bytes, a client may send; a
@@ -136,7 +139,9 @@ func (c Config) withDefaults(tc presence.Config) (Config, error) {
 	}
 	c.PingInterval = cmp.Or(c.PingInterval, DefaultPingInterval)
 	c.PongTimeout = cmp.Or(c.PongTimeout, DefaultPongTimeout)
-	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
+	if c.WriteTimeout == 0 && c.PongTimeout > 0 {
+		c.WriteTimeout = min(DefaultWriteTimeout, c.PongTimeout)
+	}
 	c.DrainWindow = max(cmp.Or(c.DrainWindow, DefaultDrainWindow), 0)
 	c.RetryAfter = cmp.Or(c.RetryAfter, DefaultRetryAfter)
 	c.IdleTimeout = max(c.IdleTimeout, 0)
@@ -161,12 +166,19 @@ func (c Config) withDefaults(tc presence.Config) (Config, error) {
 		return c, fmt.Errorf("%w: config RetryAfter %v is negative", ErrInvalidConfig, c.RetryAfter)
 	case c.ReadLimit < 0 || c.ReadBufferSize < 0 || c.SendQueueSize < 0 || c.MaxBodyBytes < 0:
 		return c, fmt.Errorf("%w: config ReadLimit, ReadBufferSize, SendQueueSize and MaxBodyBytes must not be negative", ErrInvalidConfig)
+	}
+	// The relations between timings (docs/PROTOCOL.md, "Timing relations").
+	// Each message names the relation and why it must hold.
+	switch {
 	case c.IdleTimeout > 0 && c.IdleTimeout <= c.PingInterval:
-		return c, fmt.Errorf("%w: config IdleTimeout %v not longer than PingInterval %v", ErrInvalidConfig, c.IdleTimeout, c.PingInterval)
+		return c, fmt.Errorf("%w: config IdleTimeout %v must be longer than PingInterval %v (an idle connection must outlast a ping interval in which a quiet client only answers pings)",
+			ErrInvalidConfig, c.IdleTimeout, c.PingInterval)
+	case c.WriteTimeout > c.PongTimeout:
+		return c, fmt.Errorf("%w: config WriteTimeout %v must not exceed PongTimeout %v (a ping waits behind a write for up to WriteTimeout; a live client would miss its deadline)",
+			ErrInvalidConfig, c.WriteTimeout, c.PongTimeout)
 	case tc.TTL < c.PingInterval+c.PongTimeout:
-		// A live client beats once per ping; a TTL shorter than the
-		// dead-peer deadline would expire sessions that are healthy.
-		return c, fmt.Errorf("%w: tracker TTL %v shorter than PingInterval+PongTimeout %v", ErrInvalidConfig, tc.TTL, c.PingInterval+c.PongTimeout)
+		return c, fmt.Errorf("%w: tracker TTL %v must be at least PingInterval+PongTimeout %v (a live client beats once per ping; a shorter TTL expires healthy sessions)",
+			ErrInvalidConfig, tc.TTL, c.PingInterval+c.PongTimeout)
 	}
 	for _, o := range c.AllowedOrigins {
 		if _, ok := parseOrigin(o); !ok {

@@ -47,6 +47,15 @@ func TestNewConfig(t *testing.T) {
 		t.Error("nil Logger not replaced by a silent one")
 	}
 
+	// The write timeout's default keeps it within PongTimeout.
+	srv, err = middleware.New(tr, middleware.Config{Identify: id, PongTimeout: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Config().WriteTimeout; got != 4*time.Second {
+		t.Errorf("WriteTimeout with PongTimeout 4s: %v, want 4s", got)
+	}
+
 	for _, tc := range []struct {
 		name string
 		cfg  middleware.Config
@@ -56,6 +65,7 @@ func TestNewConfig(t *testing.T) {
 		{"negative ReadLimit", middleware.Config{Identify: id, ReadLimit: -1}},
 		{"IdleTimeout not above PingInterval", middleware.Config{Identify: id, IdleTimeout: middleware.DefaultPingInterval}},
 		{"TTL under PingInterval+PongTimeout", middleware.Config{Identify: id, PingInterval: 30 * time.Second}},
+		{"WriteTimeout over PongTimeout", middleware.Config{Identify: id, PongTimeout: 5 * time.Second, WriteTimeout: 6 * time.Second}},
 		{"bad AllowedOrigins", middleware.Config{Identify: id, AllowedOrigins: []string{"app.example"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
