@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -307,7 +308,7 @@ func (c *Conn) flush() {
 	}
 }
 
-// queuePing queues a ping behind the messages being written, and reports
+// queuePing queues a ping behind the message being written, and reports
 // whether it did: only while a flush is in progress, which then writes it.
 // A connection busy writing for longer than PingInterval+PongTimeout (a
 // broadcast stream to a client that only reads) would otherwise get no ping,
@@ -318,8 +319,10 @@ func (c *Conn) queuePing() bool {
 	if !c.flushing.Load() {
 		return false
 	}
-	if n := len(c.queue); n == 0 || !c.queue[n-1].ping {
-		c.queue = append(c.queue, outMsg{ping: true})
+	if len(c.queue) == 0 || !c.queue[0].ping {
+		// First in line: the ping waits for the write in progress only,
+		// which WriteTimeout (at most PongTimeout) bounds.
+		c.queue = slices.Insert(c.queue, 0, outMsg{ping: true})
 	}
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -292,6 +293,52 @@ func TestSynctestDrainSpread(t *testing.T) {
 			t.Fatalf("event %+v during drain: sessions should linger through Grace", ev)
 		default:
 		}
+		b.close(t)
+	})
+}
+
+// A client that only reads, from a connection busy writing for longer than
+// PingInterval+PongTimeout, still gets its pings (queued behind the write in
+// progress) and stays open: it has nothing else to answer. At the defaults,
+// on fake time.
+func TestSynctestPingWhileWriting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, every = 40, 1500 * time.Millisecond // 60s of writing > 35s
+		burst := func(ctx context.Context, c *middleware.Conn) {
+			big := make([]byte, 8<<10) // larger than the client's read buffer: each write waits for a read
+			for {
+				if _, err := c.Receive(ctx); err != nil {
+					return
+				}
+				for range n {
+					if c.Send(middleware.Binary, big) != nil {
+						return
+					}
+				}
+			}
+		}
+		b := newBubble(t, presence.Config{}, middleware.Config{}, burst)
+		c := b.connect(t, "reader")
+		var pings atomic.Int32
+		c.SetPingHandler(func(data string) error {
+			pings.Add(1)
+			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		b.next(t) // online
+		if err := c.WriteMessage(websocket.TextMessage, []byte("go")); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if _, _, err := c.ReadMessage(); err != nil {
+				t.Fatalf("message %d: %v (after %d pings)", i, err, pings.Load())
+			}
+			time.Sleep(every) // a slow reader, well within WriteTimeout
+		}
+		if got := pings.Load(); got < 2 {
+			t.Errorf("%d pings while the server wrote for %v, want 2", got, n*every)
+		}
+		b.noEvent(t)
+		c.Close()
 		b.close(t)
 	})
 }
