@@ -53,6 +53,10 @@ func TestSendReceiveAndPresence(t *testing.T) {
 // client's application pings (answered with "pong", never delivered) keep
 // its presence, and the server's protocol pings are answered: a client that
 // never pings stays connected on its pongs alone.
+//
+// timing: the client's PingInterval (50ms) is shorter than the server's
+// (fastServer), so the client's own application pings, not the server's,
+// carry its liveness; PongTimeout ≥ WriteTimeout (New enforces it).
 func TestHeartbeatKeepsSilentClientOnline(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), nil)
 	c := dialT(t, n.url(), Config{ClientID: "bob", PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
@@ -84,6 +88,9 @@ func TestHeartbeatKeepsSilentClientOnline(t *testing.T) {
 // A server that accepts the connection and then never sends anything (a
 // frozen process, or a half-open socket) is dropped within PingInterval +
 // PongTimeout, and the client reconnects.
+//
+// timing: dead-server detection within PingInterval + PongTimeout (+ one
+// check period); WriteTimeout = PongTimeout, the longest New allows.
 func TestDeadServerDetected(t *testing.T) {
 	var mu sync.Mutex
 	var held []*websocket.Conn
@@ -125,6 +132,9 @@ func TestDeadServerDetected(t *testing.T) {
 // The node crashes and comes back on the same address: the client shows
 // Reconnecting, comes back by itself with a bounded number of attempts,
 // and its presence is right afterwards.
+//
+// timing: backoff shortened so reconnects land within the test; the
+// heartbeat timings are fastServer's and play no part.
 func TestReconnectAfterServerRestart(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	st := newStates()
@@ -163,6 +173,9 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 
 // Messages sent while reconnecting are queued and sent, in order, once the
 // client is back.
+//
+// timing: backoff shortened so the reconnect lands within the test; no
+// heartbeat relation is involved.
 func TestSendQueuedWhileReconnecting(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	st := newStates()
@@ -254,6 +267,9 @@ func TestProtocolMatchesServer(t *testing.T) {
 
 // Kicked (4500): the client stops, reports the close, and makes no further
 // attempt.
+//
+// timing: backoff shortened: a reconnect, if the client wrongly made one,
+// would land within the test.
 func TestKickedDoesNotReconnect(t *testing.T) {
 	kick := make(chan struct{})
 	h := func(ctx context.Context, c *middleware.Conn) {
@@ -292,6 +308,9 @@ func TestKickedDoesNotReconnect(t *testing.T) {
 // Going away (1001, the node drains): the client reconnects by itself, its
 // first attempt spread over DrainWindow. The backoff is an hour, so a
 // delay inside the window comes from DrainWindow, not from the backoff.
+//
+// timing: DrainWindow (the 1001 jitter) against a much longer BackoffBase,
+// so the first reconnect's delay shows which one was used.
 func TestGoingAwayReconnectsWithJitter(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	st := newStates()
@@ -312,6 +331,8 @@ func TestGoingAwayReconnectsWithJitter(t *testing.T) {
 	_ = c
 }
 
+// timing: backoff shortened so retried refusals land within the test; no
+// heartbeat relation is involved.
 func TestHandshakeRefusals(t *testing.T) {
 	tests := []struct {
 		status    int
@@ -364,6 +385,7 @@ func TestHandshakeRefusals(t *testing.T) {
 	}
 }
 
+// timing: backoff shortened so MaxAttempts is reached within the test.
 func TestGiveUp(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "busy", http.StatusBadGateway)
@@ -376,6 +398,9 @@ func TestGiveUp(t *testing.T) {
 }
 
 // Close, from any state, leaves no goroutine behind.
+//
+// timing: a backoff longer than the test, so Close lands while the client
+// waits to reconnect.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	n := newNode(t, fastTracker(), fastServer(), echo)
 	// The first client starts the server's ping scheduler; its echo shows

@@ -40,10 +40,17 @@ type node struct {
 	events   chan presence.Event
 }
 
+// timing: compressed for speed, not scaled: TTL (400ms) ≥ the server's
+// PingInterval + PongTimeout (fastServer, 300ms), SweepInterval ≪ TTL, Grace
+// < TTL as at the defaults. The defaults' proportions are tested in
+// middleware's TestWriteDeadlineDoesNotOutliveWrite and the e2e soak.
 func fastTracker() presence.Config {
 	return presence.Config{Node: "n1", TTL: 400 * time.Millisecond, Grace: 200 * time.Millisecond, SweepInterval: 50 * time.Millisecond}
 }
 
+// timing: compressed for speed, not scaled: PingInterval < PongTimeout here
+// (the defaults have 25s > 10s); WriteTimeout defaults to PongTimeout. Tests
+// that need the defaults' proportions use internal/timing.Scale.
 func fastServer() middleware.Config {
 	return middleware.Config{PingInterval: 100 * time.Millisecond, PongTimeout: 200 * time.Millisecond}
 }

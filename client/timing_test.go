@@ -9,6 +9,8 @@ import (
 
 // The write timeout's default stays within PongTimeout, and a WriteTimeout
 // longer than PongTimeout is refused with a message naming the relation.
+//
+// timing: WriteTimeout against PongTimeout, the relation under test.
 func TestConfigTimingRelations(t *testing.T) {
 	c, err := Config{PongTimeout: 4 * time.Second}.withDefaults()
 	if err != nil {

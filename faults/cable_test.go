@@ -23,6 +23,9 @@ import (
 // PongTimeout of the last frame, plus its check period); and when the
 // cable is back the client reconnects and is online again, with strictly
 // alternating transitions.
+//
+// timing: dead-peer detection on both sides: server PingInterval +
+// PongTimeout and the client's own, against TTL; Sweep ≪ TTL.
 func TestPulledCable(t *testing.T) {
 	t.Parallel()
 	const (

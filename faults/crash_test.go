@@ -48,6 +48,9 @@ func isEv(ev, client string) func(procLine) bool {
 
 // crashClient is the configuration of the crash tests' clients: the real
 // client, with the demo's heartbeat and a short backoff.
+//
+// timing: the demo's heartbeat compressed as the crash tests' node; backoff
+// shortened so reconnects land within the test.
 func crashClient() client.Config {
 	return client.Config{PingInterval: crashPing, PongTimeout: crashPong,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
@@ -205,6 +208,9 @@ func TestCrashRestartRedis(t *testing.T) {
 // exactly once each; the ones that moved never look offline. The node that
 // dies is the chat demo; the survivor runs in-process with the same
 // timings, so the test reads its hooks.
+//
+// timing: the survivor runs the crash tests' timings (TTL ≥ PingInterval +
+// PongTimeout), those of the demo it is compared with.
 func TestNodeDiesForGood(t *testing.T) {
 	t.Parallel()
 	r := redistest.StartServer(t) // a server of its own: the faults block of scripts/test sets no REDIS_ADDR

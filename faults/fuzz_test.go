@@ -39,6 +39,9 @@ func framesOf(data []byte) []byte {
 // loopback, after a real handshake, followed by a normal close frame. The
 // server must end every such connection within its heartbeat deadline,
 // never panic, and keep no connection open.
+//
+// timing: compressed for speed: TTL ≥ PingInterval + PongTimeout, Sweep ≪
+// TTL; the frames are the subject.
 func FuzzFrames(f *testing.F) {
 	n := memNode(f, memory.Config{},
 		presence.Config{Node: "fuzz", TTL: time.Second, Grace: -1, SweepInterval: 50 * time.Millisecond},
@@ -78,6 +81,8 @@ func FuzzFrames(f *testing.F) {
 // content type, body) through the HTTP-heartbeat endpoint. Every answer is
 // one of the documented statuses; a 200 carries the documented JSON and the
 // client is then online; any other answer opens no session.
+//
+// timing: TTL only, long enough that no session expires during a fuzz input.
 func FuzzHeartbeatRequest(f *testing.F) {
 	st, err := memory.New(memory.Config{})
 	if err != nil {

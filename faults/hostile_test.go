@@ -27,6 +27,8 @@ import (
 	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
+// timing: TTL ≥ PingInterval + PongTimeout always; Sweep and Grace ≪ TTL.
+// The inputs are hostile, the timings only compressed.
 func hostileNode(t testing.TB, mc middleware.Config, mem memory.Config) *node {
 	t.Helper()
 	if mc.PingInterval == 0 {
@@ -109,6 +111,9 @@ func TestSlowloris(t *testing.T) {
 // the ping interval is set long enough that none is dropped meanwhile), every other one is refused with 429
 // and Retry-After before any upgrade; another client is not disturbed; and
 // when the 8 close, the client goes offline once.
+//
+// timing: a PingInterval + PongTimeout (30s) longer than the test, so
+// connections that never answer pings are not dropped meanwhile.
 func TestManyConnectionsOneClient(t *testing.T) {
 	t.Parallel()
 	const attempts, limit, workers = 2000, 8, 32
@@ -383,6 +388,9 @@ func TestCrossSiteHijacking(t *testing.T) {
 // another prefix's key names) stay data: every key in Redis is under the
 // store's prefix, each ID reads back as itself, and invalid IDs are
 // refused before anything is written.
+//
+// timing: compressed for speed: TTL ≥ PingInterval + PongTimeout; the keys
+// are the subject.
 func TestRedisKeyEscape(t *testing.T) {
 	t.Parallel()
 	r := redistest.StartServer(t)

@@ -51,6 +51,9 @@ func quietClient() client.Config {
 // proxy_read_timeout. With vigil's ping interval longer than that, a client
 // that sends nothing (an idle browser tab) is cut at about 3 s. This test
 // proves the suite sees the problem the next one shows vigil solving.
+//
+// timing: PingInterval (20s) longer than nginx's proxy_read_timeout (3s):
+// the relation whose breach this test shows.
 func TestNginxCutsQuietConnection(t *testing.T) {
 	t.Parallel()
 	n := memNode(t, memory.Config{},
@@ -78,6 +81,9 @@ func TestNginxCutsQuietConnection(t *testing.T) {
 // R17, the cure: with a ping interval shorter than proxy_read_timeout the
 // same quiet client stays connected through nginx for 30 s, and stays
 // online without a single transition.
+//
+// timing: PingInterval (1s) shorter than nginx's proxy_read_timeout (3s):
+// the relation this test proves sufficient.
 func TestNginxPingsKeepConnectionOpen(t *testing.T) {
 	t.Parallel()
 	const hold = 30 * time.Second
@@ -108,6 +114,8 @@ func TestNginxPingsKeepConnectionOpen(t *testing.T) {
 // Behind a proxy that forwards the Host header with its port
 // (proxy_set_header Host $http_host), a browser's same-origin upgrade
 // passes the origin check, and a foreign page's does not.
+//
+// timing: compressed; the origin check is the subject.
 func TestNginxOriginCheck(t *testing.T) {
 	t.Parallel()
 	n := memNode(t, memory.Config{},

@@ -37,6 +37,9 @@ type redisFleet struct {
 	ids     []string
 }
 
+// timing: TTL ≥ PingInterval + PongTimeout on the server and the same
+// heartbeat on the clients; backoff short so reconnects land within the
+// outage tests.
 func startRedisFleet(t *testing.T, rdb goredis.UniversalClient, ttl time.Duration, ids ...string) *redisFleet {
 	t.Helper()
 	st, err := redisstore.New(rdb, redisstore.Config{Prefix: uniq("rf")})

@@ -116,6 +116,8 @@ func handwritten(pingEvery, pongWait time.Duration, pings *atomic.Uint64, wg *sy
 	})
 }
 
+// timing: TTL = PingInterval + PongTimeout, the shortest New allows; the
+// benchmark chooses ping and pong.
 func newBenchVigil(b *testing.B, ping, pong time.Duration) (*middleware.Server, func()) {
 	b.Helper()
 	st, _ := memory.New(memory.Config{})

@@ -15,6 +15,8 @@ import (
 
 // New fills every zero field with its documented default, turns negative
 // "off" values into zero, and refuses invalid configurations.
+//
+// timing: the relations New enforces, each on its own.
 func TestNewConfig(t *testing.T) {
 	st, err := memory.New(memory.Config{})
 	if err != nil {

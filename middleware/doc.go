@@ -60,7 +60,12 @@
 // count. It must be longer than PingInterval. WriteTimeout bounds every
 // write: a client that does not take a message within it, or whose send
 // queue (SendQueueSize messages) overflows, is a slow consumer and is closed
-// with 4001. All timing is checked by the scheduler once per tick (1/16 of
+// with 4001. A ping that falls due while a message is being written goes
+// out right after that write, so WriteTimeout must not exceed PongTimeout
+// (New checks it; by default it is the shorter of 10s and PongTimeout). No
+// write deadline outlives its write: the scheduler's pings are written
+// without one, and clear the one the last write left. docs/PROTOCOL.md
+// ("Timing relations") lists every relation and why it holds. All timing is checked by the scheduler once per tick (1/16 of
 // the shorter of PingInterval and PongTimeout, between 5ms and 500ms), which
 // bounds how late a deadline can be noticed.
 //

@@ -12,10 +12,18 @@ import (
 	"github.com/vigilhq/vigil/presence"
 )
 
+// timing: compressed for speed, not scaled: TTL (400ms) ≥ PingInterval +
+// PongTimeout (fastServer, 300ms), SweepInterval ≪ TTL, Grace < TTL as at
+// the defaults. The defaults' proportions are tested in
+// TestWriteDeadlineDoesNotOutliveWrite (internal/timing.Scale) and the e2e
+// soak.
 func fastTracker() presence.Config {
 	return presence.Config{TTL: 400 * time.Millisecond, Grace: 200 * time.Millisecond, SweepInterval: 50 * time.Millisecond}
 }
 
+// timing: compressed for speed, not scaled: PingInterval < PongTimeout here
+// (the defaults have 25s > 10s); WriteTimeout defaults to PongTimeout. Tests
+// that need the defaults' proportions use internal/timing.Scale.
 func fastServer() middleware.Config {
 	return middleware.Config{PingInterval: 100 * time.Millisecond, PongTimeout: 200 * time.Millisecond}
 }

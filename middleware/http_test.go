@@ -163,6 +163,8 @@ func TestHeartbeatExpires(t *testing.T) {
 	})
 }
 
+// timing: fastServer's timings (TTL ≥ PingInterval + PongTimeout); requests
+// are the subject.
 func TestTrackRequests(t *testing.T) {
 	e := newEnv(t, fastTracker(), middleware.Config{
 		PingInterval: 100 * time.Millisecond, PongTimeout: 200 * time.Millisecond,

@@ -189,6 +189,9 @@ func TestSynctestPingCadence(t *testing.T) {
 
 // A client that reads but never answers is dropped when PingInterval +
 // PongTimeout passed since its last frame, and goes offline at once.
+//
+// timing: the dead-peer deadline PingInterval + PongTimeout = TTL, measured
+// on fake time.
 func TestSynctestPongTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := middleware.Config{PingInterval: time.Second, PongTimeout: 2 * time.Second}
@@ -213,6 +216,9 @@ func TestSynctestPongTimeout(t *testing.T) {
 
 // Pongs keep a connection alive but are not activity: IdleTimeout closes it
 // with 4501 "idle".
+//
+// timing: IdleTimeout longer than PingInterval (New requires it), at
+// otherwise default timings on fake time.
 func TestSynctestIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := middleware.Config{IdleTimeout: time.Minute}
@@ -250,6 +256,8 @@ func TestSynctestIdleTimeout(t *testing.T) {
 }
 
 // Shutdown spreads its 1001 closes evenly over the drain window.
+//
+// timing: DrainWindow alone, at otherwise default timings on fake time.
 func TestSynctestDrainSpread(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := middleware.Config{DrainWindow: 2 * time.Second}

@@ -67,6 +67,8 @@ func (e *events) list() []string {
 	return out
 }
 
+// timing: the relations New enforces (TTL > 2×SweepInterval, SweepInterval ≤
+// 1s), each on its own.
 func TestConfigValidation(t *testing.T) {
 	store := newStore(t)
 	for _, tc := range []struct {
@@ -107,6 +109,9 @@ func TestConfigDefaults(t *testing.T) {
 
 // A hook that panics or blocks stops neither beats nor other clients' hooks,
 // and the other hooks of the same event still run.
+//
+// timing: HookTimeout < TTL, so an abandoned hook is seen before any session
+// could expire.
 func TestHookPanicsAndBlocks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs strings.Builder
@@ -280,6 +285,9 @@ func (f *failing) Sweep(ctx context.Context) ([]presence.Event, error) {
 // While the store is unreachable, sessions stay up and beat, nothing is
 // lost: a connect during the outage goes online when the store returns, an
 // end during the outage goes offline once, and no false offline fires.
+//
+// timing: Grace < TTL as at the defaults, on fake time; the outage is the
+// subject.
 func TestStoreOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &failing{Store: newStore(t)}
@@ -325,6 +333,7 @@ func TestStoreOutage(t *testing.T) {
 	})
 }
 
+// timing: Grace alone, on fake time.
 func TestCloseEndsSessionsAndStopsGoroutines(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newStore(t)
@@ -442,6 +451,8 @@ func TestLookupLimits(t *testing.T) {
 
 // A node that starts while its store is unreachable still starts; it clears
 // what its previous process left before recording any session of its own.
+//
+// timing: Grace alone, on fake time.
 func TestStartDuringOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &failing{Store: newStore(t)}

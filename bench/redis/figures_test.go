@@ -137,6 +137,9 @@ func TestFigureReap(t *testing.T) {
 // process was killed) while it holds 1,000 clients; the survivor's Offline
 // hook fires for each. Figure: time from the cut to each hook, against the
 // target TTL + 1s. TTL 5s, Tracker defaults otherwise.
+//
+// timing: TTL alone is shortened, to measure kill-to-offline against TTL +
+// 1s; no other timing takes part.
 func TestFigureKillToOffline(t *testing.T) {
 	rdb := redistest.Standalone(t)
 	st := redistest.Store(t, rdb, redisstore.Config{})

@@ -20,6 +20,9 @@ import (
 // compatServer is a vigil server (TTL 1.2s) that also serves the pages of
 // the compatibility tests and the pinned reconnecting-websocket package
 // (client/js/testdata/node_modules, installed by scripts/test).
+//
+// timing: compressed for speed: TTL ≥ PingInterval + PongTimeout, Grace <
+// TTL; the browser's own timers are the subject, at their defaults.
 func compatServer(t *testing.T, pages map[string]string) (*httptest.Server, *conns) {
 	t.Helper()
 	st, err := memory.New(memory.Config{})
