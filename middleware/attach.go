@@ -62,7 +62,7 @@ func (s *Server) Attach(r *http.Request, clientID string, ws *websocket.Conn) (*
 // closes the connection with 1007. It reports whether the application should
 // process the message.
 func (c *Conn) Received(typ int, data []byte) bool {
-	if c.closing.Load() {
+	if c.isClosing() {
 		return false
 	}
 	return c.received(MessageType(typ), data)

@@ -3,9 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -58,19 +56,16 @@ type Conn struct {
 	lastRead  atomic.Int64 // Server.now() of the last frame received
 	lastApp   atomic.Int64 // of the last application message
 	flushing  atomic.Bool  // a goroutine is writing queued messages
-	closing   atomic.Bool  // cause is set
-	ended     atomic.Bool  // finish ran; the scheduler forgets the Conn
-	finishing atomic.Bool  // Finish was called
+	state     atomic.Int32 // open, closing or ended: see close.go
+	finishing atomic.Bool  // Finish was called (Attach)
 
 	// raw writes the scheduler's pings straight to the socket (see
 	// wheel.ping); nil for attached connections, for sockets that are not
 	// syscall.Conns (TLS) and on systems without the raw path (rawConn),
-	// which are all pinged with WriteControl. pinging
-	// and writers keep those raw pings and vigil's own gorilla writes
-	// apart: see beginWrite.
-	raw     syscall.RawConn
-	pinging atomic.Bool
-	writers atomic.Int32
+	// which are all pinged with WriteControl. wmu keeps those raw pings
+	// and vigil's own gorilla writes apart: see beginWrite.
+	raw syscall.RawConn
+	wmu sync.RWMutex
 
 	// Used only by the scheduler goroutine.
 	nextPing int64
@@ -115,20 +110,15 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Co
 	return c
 }
 
-// beginWrite and endWrite bracket every write vigil makes through gorilla on
-// a connection the scheduler pings raw. The scheduler skips a ping while a
-// write is in progress (so it never waits behind one, and never writes into
-// the middle of a frame), and a write waits for a raw ping in progress, a
-// single non-blocking system call. Sequentially consistent atomics make this
-// a mutual exclusion: each side announces itself, then checks the other.
-func (c *Conn) beginWrite() {
-	c.writers.Add(1)
-	for c.pinging.Load() {
-		runtime.Gosched()
-	}
-}
+// beginWrite and endWrite bracket every write vigil makes through gorilla.
+// Writes share wmu (gorilla orders them among themselves); the scheduler's
+// raw ping takes it alone, with TryLock: it skips a ping while a write is in
+// progress (it never waits behind one, never clears a deadline a write is
+// using, and never follows a close frame), and a write waits for a raw ping
+// in progress, a single non-blocking system call.
+func (c *Conn) beginWrite() { c.wmu.RLock() }
 
-func (c *Conn) endWrite() { c.writers.Add(-1) }
+func (c *Conn) endWrite() { c.wmu.RUnlock() }
 
 // onControl records a ping or pong from the client as a beat.
 func (c *Conn) onControl(string) error {
@@ -189,7 +179,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 		if deliver := c.received(MessageType(typ), data); deliver {
 			return Message{Type: MessageType(typ), Data: data}, nil
 		}
-		if c.closing.Load() {
+		if c.isClosing() {
 			return Message{}, c.closeErr()
 		}
 	}
@@ -218,22 +208,6 @@ func (c *Conn) received(typ MessageType, data []byte) bool {
 	return true
 }
 
-// readFailed records why a read failed. The gorilla connection cannot be read
-// again.
-func (c *Conn) readFailed(err error) {
-	c.readBroken = true
-	var ce *websocket.CloseError
-	switch {
-	case errors.As(err, &ce): // gorilla has answered the close frame
-		c.setCause(&CloseError{Code: ce.Code, Text: ce.Text, Remote: true, Reason: presence.ReasonClosed})
-	case errors.Is(err, websocket.ErrReadLimit): // gorilla has sent 1009
-		c.s.stats.tooBig.Add(1)
-		c.setCause(&CloseError{Code: CloseTooBig, Reason: presence.ReasonClosed})
-	default:
-		c.setCause(&CloseError{Code: closeAbnormal, Remote: true, Reason: presence.ReasonClosed})
-	}
-}
-
 // Send queues a message for the client and returns without waiting for the
 // write. Messages are written in order, each within Config.WriteTimeout.
 // data must not be modified afterwards; the same slice may be sent to many
@@ -241,7 +215,7 @@ func (c *Conn) readFailed(err error) {
 // messages are already waiting (the connection is then closed with 4001),
 // and with a *CloseError once the connection is closing.
 func (c *Conn) Send(typ MessageType, data []byte) error {
-	if c.closing.Load() {
+	if c.isClosing() {
 		return c.closeErr()
 	}
 	c.qmu.Lock()
@@ -325,147 +299,4 @@ func (c *Conn) queuePing() bool {
 		c.queue = slices.Insert(c.queue, 0, outMsg{ping: true})
 	}
 	return true
-}
-
-// Close closes the connection with code and reason text (at most 123
-// bytes). It returns at once; the Handler's Receive then fails. Use the
-// codes of docs/PROTOCOL.md: 4000–4499 ask the client to reconnect,
-// 4500–4999 ask it not to.
-func (c *Conn) Close(code int, text string) {
-	if len(text) > 123 {
-		text = text[:123]
-	}
-	c.closeAsync(&CloseError{Code: code, Text: text, Reason: presence.ReasonClosed})
-}
-
-// Kick closes the connection with 4500 "kicked" and ends its session with
-// presence.ReasonKicked. To kick every connection of a client on every
-// node, use Tracker.Kick.
-func (c *Conn) Kick() {
-	c.closeAsync(&CloseError{Code: CloseKicked, Text: "kicked", Reason: presence.ReasonKicked})
-}
-
-// gone is the session's OnGone: the Tracker ended the session.
-func (c *Conn) gone(r presence.Reason) {
-	ce := &CloseError{Code: CloseInternal, Text: string(r), Reason: r}
-	switch r {
-	case presence.ReasonKicked:
-		ce.Code, ce.Text = CloseKicked, "kicked"
-	case presence.ReasonShutdown:
-		ce.Code, ce.Text = CloseGoingAway, "shutdown"
-	case presence.ReasonExpired:
-		ce.Code, ce.Text = CloseTimeout, "timeout"
-	case presence.ReasonRestart, presence.ReasonNodeLost:
-		ce.Code, ce.Text = CloseRestart, "restart"
-	}
-	if len(ce.Text) > 123 {
-		ce.Text = ce.Text[:123]
-	}
-	c.closeAsync(ce)
-}
-
-// setCause records why the connection ends; it reports whether ce is the
-// first cause.
-func (c *Conn) setCause(ce *CloseError) bool {
-	c.causeMu.Lock()
-	defer c.causeMu.Unlock()
-	if c.cause != nil {
-		return false
-	}
-	c.cause = ce
-	c.closing.Store(true)
-	return true
-}
-
-func (c *Conn) closeErr() error {
-	c.causeMu.Lock()
-	defer c.causeMu.Unlock()
-	if c.cause == nil {
-		return &CloseError{Code: closeAbnormal, Reason: presence.ReasonClosed}
-	}
-	return c.cause
-}
-
-// closeAsync is closeWith on its own goroutine, for callers that must not
-// block on a write.
-func (c *Conn) closeAsync(ce *CloseError) {
-	if c.closing.Load() {
-		return
-	}
-	go c.closeWith(ce, false)
-}
-
-// closeWith starts closing the connection for ce, unless it is already
-// closing. With drop, or when the close frame cannot be written, the TCP
-// connection is closed at once; otherwise the reader waits for the client's
-// close frame for at most closeWait.
-func (c *Conn) closeWith(ce *CloseError, drop bool) {
-	if !c.setCause(ce) {
-		return
-	}
-	c.cancel(ce)
-	if drop {
-		if ce.Code != closeAbnormal && !c.flushing.Load() {
-			_ = c.writeClose(ce)
-		}
-		_ = c.nc.Close()
-		return
-	}
-	if err := c.writeClose(ce); err != nil {
-		_ = c.nc.Close()
-		return
-	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.closeWait()))
-}
-
-// writeClose writes the close frame of ce. closing is set, so the scheduler
-// sends no ping after it.
-func (c *Conn) writeClose(ce *CloseError) error {
-	c.beginWrite()
-	defer c.endWrite()
-	return c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ce.Code, ce.Text),
-		time.Now().Add(c.s.cfg.controlTimeout()))
-}
-
-// run is the connection's goroutine: the Handler, then the end.
-func (c *Conn) run(h Handler) {
-	defer c.finish()
-	defer func() {
-		if r := recover(); r != nil {
-			c.s.stats.panics.Add(1)
-			c.s.log.LogAttrs(c.ctx, slog.LevelError, "middleware: handler panicked",
-				slog.String("client_id", c.clientID), slog.Any("panic", r))
-			c.closeWith(&CloseError{Code: CloseInternal, Text: "internal error", Reason: presence.ReasonClosed}, false)
-		}
-	}()
-	h(c.ctx, c)
-}
-
-// finish closes the connection (1000 if nothing else closed it), waits for
-// the client's close frame within closeWait, and ends the session.
-func (c *Conn) finish() {
-	c.closeWith(&CloseError{Code: CloseNormal, Reason: presence.ReasonClosed}, false)
-	if !c.attached {
-		for !c.readBroken {
-			if _, _, err := c.ws.NextReader(); err != nil {
-				c.readBroken = true
-			}
-		}
-	}
-	_ = c.nc.Close()
-	c.ended.Store(true)
-	ce := c.closeErr().(*CloseError)
-	c.cancel(ce)
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
-	if err := c.sess.End(ctx, ce.Reason); err != nil {
-		c.s.log.LogAttrs(ctx, slog.LevelWarn, "middleware: end session",
-			slog.String("client_id", c.clientID), slog.Any("err", err))
-	}
-	cancel()
-	c.s.stats.closed(ce.Code)
-	c.s.obs.ConnClosed(presence.TransportWS, ce.Code, ce.Reason)
-	c.s.log.LogAttrs(ctx, slog.LevelDebug, "middleware: connection closed",
-		slog.String("client_id", c.clientID), slog.String("session_id", c.sess.ID()),
-		slog.Int("close_code", ce.Code), slog.Bool("remote", ce.Remote), slog.String("reason", string(ce.Reason)))
-	c.s.unregister(c)
 }

@@ -41,11 +41,11 @@ func (w *rawWriter) init() { w.fn = w.rawWrite }
 // call: no frame buffer, no write deadline of its own (a runtime timer per
 // connection and ping), no wait. When the socket's send buffer is full (the
 // client reads nothing; its deadline will drop it), it writes nothing and
-// reports false. The caller must hold c.pinging with no writer in progress.
+// reports false. The caller must hold c.wmu alone (TryLock).
 //
 // Every write through gorilla sets a write deadline on the socket and leaves
 // it there when done; RawConn.Write fails on a deadline that has passed. So
-// writeRaw first clears it: no write of vigil's is in progress (pinging
+// writeRaw first clears it: no write of vigil's is in progress (wmu
 // excludes them), and the next one sets its own. Without this, a message
 // written at the defaults (WriteTimeout 10s) broke the next ping 25s later
 // (issue 10). RawConn.Write takes the socket's write lock, so the frame

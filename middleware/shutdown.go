@@ -105,13 +105,3 @@ func (s *Server) Draining() bool {
 	defer s.mu.Unlock()
 	return s.draining
 }
-
-// closeAsyncDrop closes with ce and drops TCP without waiting for the
-// client's answer.
-func (c *Conn) closeAsyncDrop(ce *CloseError) {
-	if c.closing.Load() {
-		_ = c.nc.Close()
-		return
-	}
-	go c.closeWith(ce, true)
-}

@@ -120,7 +120,7 @@ func (w *wheel) advance() {
 		keep := slot[:0]
 		for _, c := range slot {
 			switch {
-			case c.ended.Load():
+			case c.isEnded():
 			case c.due > w.cur:
 				keep = append(keep, c) // a later turn of the wheel
 			default:
@@ -152,10 +152,10 @@ func (w *wheel) advance() {
 // false to forget it.
 func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 	cfg := &w.s.cfg
-	if c.ended.Load() {
+	if c.isEnded() {
 		return 0, false
 	}
-	if c.closing.Load() {
+	if c.isClosing() {
 		// The reader waits for the close frame with a read deadline; look
 		// again in case it never gets there (an attached connection).
 		return now + int64(cfg.closeWait()), true
@@ -223,9 +223,11 @@ func (w *wheel) ping(c *Conn) (bool, error) {
 		err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(w.s.cfg.controlTimeout()))
 		return err == nil, err
 	}
-	c.pinging.Store(true)
-	defer c.pinging.Store(false)
-	if c.writers.Load() != 0 || c.closing.Load() {
+	if !c.wmu.TryLock() {
+		return false, nil // a write is in progress
+	}
+	defer c.wmu.Unlock()
+	if c.isClosing() {
 		return false, nil
 	}
 	return w.writeRaw(c.nc, c.raw, pingFrame)
@@ -244,11 +246,9 @@ func (w *wheel) dropSilent(c *Conn) {
 	if !c.setCause(ce) {
 		return
 	}
-	c.cancel(ce)
-	c.pinging.Store(true)
-	if c.writers.Load() == 0 {
+	if c.wmu.TryLock() {
 		_, _ = w.writeRaw(c.nc, c.raw, timeoutFrame)
+		c.wmu.Unlock()
 	}
-	c.pinging.Store(false)
 	_ = c.nc.Close()
 }
