@@ -23,7 +23,6 @@ import (
 // round, whatever wins: the Handler's Receive fails with a *CloseError, the
 // Conn's context is cancelled with the same cause, the session ends exactly
 // once (one Online, then one Offline), and nothing stays open.
-
 func TestCloseRaces(t *testing.T) {
 	rounds := 60
 	if testing.Short() {
