@@ -9,6 +9,10 @@ export declare const CLOSED: "closed";
 
 /** Whether to reconnect after close code `code` (docs/PROTOCOL.md). */
 export declare function retryable(code: number): boolean;
+/** The options' defaults (milliseconds), the same as the Go client's. */
+export declare const DEFAULTS: Readonly<Required<Pick<Options,
+  "pingInterval" | "pongTimeout" | "connectTimeout" | "ping" | "pong" | "backoffBase" |
+  "backoffMax" | "stableAfter" | "drainWindow" | "maxAttempts" | "queue">>>;
 /** Full-jitter delay in ms before attempt n: uniform in [0, min(max, base·2^n)). */
 export declare function backoff(n: number, base?: number, max?: number, rnd?: () => number): number;
 

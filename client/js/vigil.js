@@ -20,7 +20,9 @@ export const retryable = (code) =>
 export const backoff = (n, base = 500, max = 30000, rnd = Math.random) =>
   rnd() * Math.min(max, base * 2 ** n);
 
-const DEFAULTS = {
+// DEFAULTS are the options' defaults, shared with the Go client (pinned by
+// testdata/protocol.json: vigil.test.js and the Go test TestProtocolFile).
+export const DEFAULTS = Object.freeze({
   pingInterval: 25000, // ms of silence before an application ping
   pongTimeout: 10000, // ms to wait for any message after a ping
   connectTimeout: 10000, // ms for a socket to open
@@ -32,7 +34,7 @@ const DEFAULTS = {
   drainWindow: 5000, // spread of the first attempt after 1001
   maxAttempts: 0, // 0: never give up
   queue: 64, // messages held while not open; 0: none
-};
+});
 
 const on = (t, type, fn) => t && t.addEventListener && t.addEventListener(type, fn);
 const off = (t, type, fn) => t && t.removeEventListener && t.removeEventListener(type, fn);

@@ -8,7 +8,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import {
-  VigilSocket, VigilHeartbeat, PresenceFeed, retryable, backoff,
+  VigilSocket, VigilHeartbeat, PresenceFeed, retryable, backoff, DEFAULTS,
   CONNECTING, OPEN, RECONNECTING, OFFLINE, CLOSED,
 } from "./vigil.js";
 
@@ -60,6 +60,15 @@ function record(t) {
 test("retryable follows the close-code table", () => {
   const table = { 1000: false, 1001: true, 1006: true, 1007: false, 1008: false, 1009: false, 1011: true, 1012: true, 1013: true, 4000: true, 4001: true, 4499: true, 4500: false, 4501: false, 4999: false, 3000: true };
   for (const [code, want] of Object.entries(table)) assert.equal(retryable(+code), want, `code ${code}`);
+});
+
+// testdata/protocol.json holds the Go client's defaults and close-code
+// decisions (kept equal to them by the Go test TestProtocolFile): a change
+// on one side fails the other's test.
+test("defaults and close codes agree with the Go client", () => {
+  const p = JSON.parse(readFileSync(dir + "testdata/protocol.json", "utf8"));
+  for (const [k, v] of Object.entries(p.defaults)) assert.equal(DEFAULTS[k], v, `DEFAULTS.${k}`);
+  for (const [code, want] of Object.entries(p.retryable)) assert.equal(retryable(+code), want, `retryable(${code})`);
 });
 
 test("backoff is full jitter under a cap", () => {
