@@ -40,6 +40,36 @@
 // so the batching never lets a live session expire. Expiry is measured on
 // the Store's clock: nodes pass durations, never timestamps.
 //
+// # Which clock decides that a session is gone
+//
+// Four checks decide that a session stopped beating. Each is needed for a
+// case the others miss; in this order, the first that fires wins:
+//
+//  1. The middleware's ping scheduler (WebSockets only, the node's clock):
+//     no frame for PingInterval+PongTimeout (35s by default). It is the
+//     only check that sees the socket, so it closes it, and it ends the
+//     session with ReasonExpired, which the Store removes at once. Since
+//     PingInterval+PongTimeout ≤ TTL, it fires first for every WebSocket
+//     whose node is alive.
+//  2. Store.Sweep (every SweepInterval, on the Store's clock, which is the
+//     one clock all nodes share): removes the sessions whose lease ran out
+//     (last written beat + TTL + SweepInterval) and returns their Offline
+//     events. It is the authority: it alone decides transitions, and it
+//     alone covers a node that died (nobody is left to end its sessions)
+//     and HTTP-heartbeat sessions (no socket to watch).
+//  3. expireLocal (every TTL/2, the node's clock): ends, in this process,
+//     the local sessions with no beat for TTL + SweepInterval. The Store has
+//     already removed them (or is about to: End then finds nothing), so this
+//     only tells their owners (OnGone: the middleware forgets an HTTP
+//     session) and frees them. Touch reports gone only the sessions it is
+//     given, and a session that stopped beating is given to no Touch: without
+//     this, such a session would stay in memory for ever.
+//  4. The check in Connect (the node's clock): Connect with the ID of a
+//     local session whose last beat is more than TTL ago (an HTTP tab that
+//     slept past its TTL, between two runs of expireLocal) starts a new
+//     session, rather than beat one the Store no longer holds: its client
+//     went offline, and must come online again with a new Online.
+//
 // # Concurrency
 //
 // Tracker and Session methods are safe for concurrent use. Session.Beat does
