@@ -1,12 +1,17 @@
 // Package memory is a presence.Store kept in process memory, the default
 // store: one node, or several Trackers in one process.
 //
-// Clients are held in github.com/patrickmn/go-cache maps, without go-cache's
-// janitor: that janitor runs on the wall clock, scans the whole map under
-// its lock, and cannot be stopped. Expiry runs instead on the monotonic
-// clock from a deadline index, when a Tracker calls Sweep, so it is exact to
-// the sweep step and a step of the wall clock expires nothing. The Store
-// starts no goroutine and needs no Close.
+// Clients are held in plain maps under the Store's one mutex. Expiry runs on
+// the monotonic clock from a deadline index, when a Tracker calls Sweep, so
+// it is exact to the sweep step and a step of the wall clock expires
+// nothing. The Store starts no goroutine and needs no Close.
+//
+// (Earlier versions kept clients in github.com/patrickmn/go-cache maps,
+// used without their expiry: go-cache's janitor runs on the wall clock,
+// scans a whole map under its lock and cannot be stopped, and its
+// per-entry expiry cannot express Grace, TTL measured from a beat, or the
+// longest-offline-first retention. What was left was a map behind a second
+// lock, so the dependency went.)
 //
 // # Limits
 //

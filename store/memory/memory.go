@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patrickmn/go-cache"
-
 	"github.com/vigilhq/vigil/presence"
 )
 
@@ -27,8 +25,8 @@ const (
 // maxClientSessions is the most sessions one client may have.
 const maxClientSessions = 0xffff
 
-// shards is the number of go-cache maps clients are spread over. List walks
-// one shard at a time, so a page costs a shard's size, not the store's.
+// shards is the number of maps clients are spread over. List walks one
+// shard at a time, so a page costs a shard's size, not the store's.
 const shards = 1024
 
 // Config tunes a Store. The zero value is ready to use.
@@ -61,7 +59,7 @@ type Store struct {
 	// mu makes every method atomic; it guards the fields below and every
 	// client and session.
 	mu        sync.Mutex
-	shards    [shards]*cache.Cache                 // client ID -> *client
+	shards    [shards]map[string]*client           // client ID -> client
 	nodeIDs   []string                             // a session's node is an index here
 	nodeIdx   map[string]uint16                    // inverse of nodeIDs
 	reasons   map[presence.Reason]*presence.Reason // interned end reasons
@@ -92,10 +90,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, epoch: time.Now(), nodeIdx: make(map[string]uint16), reasons: make(map[presence.Reason]*presence.Reason)}
 	for i := range s.shards {
-		// No janitor: go-cache's janitor runs on the wall clock, scans the
-		// whole map under its lock and cannot be stopped. Nothing here
-		// expires by go-cache; Sweep removes what is due.
-		s.shards[i] = cache.New(cache.NoExpiration, 0)
+		s.shards[i] = make(map[string]*client)
 	}
 	return s, nil
 }
@@ -133,7 +128,7 @@ func (s *Store) now() int64 { return int64(time.Since(s.epoch)) }
 
 func (s *Store) wall(t int64) time.Time { return s.epoch.Add(time.Duration(t)) }
 
-func (s *Store) shard(id string) *cache.Cache { return s.shards[shardOf(id)] }
+func (s *Store) shard(id string) map[string]*client { return s.shards[shardOf(id)] }
 
 // shardOf hashes id with FNV-1a, so that the order of List is stable.
 func shardOf(id string) int {
@@ -146,10 +141,7 @@ func shardOf(id string) int {
 }
 
 func (s *Store) get(id string) *client {
-	if v, ok := s.shard(id).Get(id); ok {
-		return v.(*client)
-	}
-	return nil
+	return s.shard(id)[id]
 }
 
 func (c *client) sessions() int { return int(c.sn & 0xffff) }
@@ -228,7 +220,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 			s.forget(s.oldest)
 		}
 		c = &client{id: l.ClientID, sn: s.seqBase(now) << 16}
-		s.shard(c.id).Set(c.id, c, cache.NoExpiration)
+		s.shard(c.id)[c.id] = c
 		s.nclients++
 	}
 	x := &session{c: c, id: l.SessionID, index: -1, next: c.head}
@@ -411,7 +403,7 @@ func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason,
 		SessionID: x.id, Seq: c.seq(),
 	})
 	if s.cfg.Retention < 0 {
-		s.shard(c.id).Delete(c.id)
+		delete(s.shard(c.id), c.id)
 		s.nclients--
 		return evs
 	}
@@ -443,7 +435,7 @@ func (s *Store) unlinkOffline(c *client) {
 // forget drops an offline client and its last-seen time.
 func (s *Store) forget(c *client) {
 	s.unlinkOffline(c)
-	s.shard(c.id).Delete(c.id)
+	delete(s.shard(c.id), c.id)
 	s.nclients--
 }
 
@@ -528,11 +520,11 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 	}
 	var page presence.Page
 	for ; shard < shards; shard, after = shard+1, "" {
-		items := s.shards[shard].Items()
-		ids := make([]string, 0, len(items))
 		s.mu.Lock()
-		for id, it := range items {
-			if c := it.Object.(*client); c.sessions() > 0 && (after == "" || id > after) {
+		m := s.shards[shard]
+		ids := make([]string, 0, len(m))
+		for id, c := range m {
+			if c.sessions() > 0 && (after == "" || id > after) {
 				ids = append(ids, id)
 			}
 		}
@@ -541,7 +533,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 			if len(page.Clients) == limit {
 				break
 			}
-			page.Clients = append(page.Clients, s.presence(items[id].Object.(*client)))
+			page.Clients = append(page.Clients, s.presence(m[id]))
 		}
 		s.mu.Unlock()
 		if len(page.Clients) == limit {
