@@ -87,6 +87,31 @@
 // clients whose hooks block forever stall every hook.) A panicking hook is
 // recovered and logged at Error level.
 //
+// # Locks
+//
+// For maintainers: the Tracker's locks, in the order they may be taken, and
+// what runs under each. A lock is never taken while one later in the list
+// is held, and no hook runs under any of them.
+//
+//  1. order.wideMu: one wide Store call at a time (Sweep, Reclaim, a
+//     node-wide End), for as long as the call and the queueing of its
+//     events take. Nothing else waits for it.
+//  2. a stripe (64, by client ID): one Store call for that client (Add,
+//     End of its sessions) until its events are queued, so a client's calls
+//     never overlap; also taken briefly by a wide call to queue that
+//     client's events in order (order.go).
+//  3. order.mu: whether a wide call is in flight, and the events set aside
+//     meanwhile. Held for a few instructions.
+//  4. localMu: the registry of this node's sessions and their states. No
+//     Store call runs under it.
+//  5. dirtyMu: the sessions beaten since their last write (Session.Beat).
+//  6. hooks.mu, the journal's mu: queues; leaves.
+//
+// Store calls (network calls with Redis) run under a stripe or wideMu only.
+// A slow wide call (a Redis sweep reaping 100,000 sessions loops for
+// seconds) does not hold up Connect and End of this node; docs/BENCHMARKS.md
+// ("A slow store") has the figures.
+//
 // # Failures
 //
 // When the Store fails (a Redis outage, say), sessions stay up and keep

@@ -95,10 +95,7 @@ func (t *Tracker) journalTick(ctx context.Context, sweep bool) {
 	}
 	t.flushAcks(ctx)
 	if sweep {
-		t.opsMu.Lock()
-		evs, err := jn.j.Reclaim(ctx)
-		t.emit(ctx, evs)
-		t.opsMu.Unlock()
+		_, err := t.wideCall(ctx, func() ([]Event, error) { return jn.j.Reclaim(ctx) })
 		if err != nil && ctx.Err() == nil {
 			t.storeFailed(ctx, "reclaim", err, nil)
 		}

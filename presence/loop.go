@@ -175,12 +175,12 @@ func (t *Tracker) retry(ctx context.Context) {
 // sweep removes expired sessions from the Store and queues the Offline
 // events it reports to this node.
 func (t *Tracker) sweep(ctx context.Context) {
-	t.opsMu.Lock()
-	start := time.Now()
-	evs, err := t.store.Sweep(ctx)
-	t.observed("sweep", start, err)
-	t.emit(ctx, evs)
-	t.opsMu.Unlock()
+	_, err := t.wideCall(ctx, func() ([]Event, error) {
+		start := time.Now()
+		evs, err := t.store.Sweep(ctx)
+		t.observed("sweep", start, err)
+		return evs, err
+	})
 	if err != nil && ctx.Err() == nil {
 		t.storeFailed(ctx, "sweep", err, nil)
 	}

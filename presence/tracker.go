@@ -28,12 +28,8 @@ type Tracker struct {
 	epoch time.Time // monotonic origin of now()
 	seed  maphash.Seed
 
-	// opsMu orders this node's events per client. Store calls that may
-	// decide a transition for one client hold that client's stripe and
-	// opsMu for reading, from the call until its events are queued; Sweep,
-	// which decides transitions for any client, holds opsMu for writing.
-	// So events are queued in the order the Store decided them.
-	opsMu   sync.RWMutex
+	// ord and stripes order this node's events per client: see order.go.
+	ord     order
 	stripes [64]sync.Mutex
 
 	// localMu guards the fields below and every Session's state.
@@ -226,15 +222,12 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 func (t *Tracker) add(ctx context.Context, s *Session) error {
 	age := time.Duration(t.now() - s.lastBeat.Load())
 	l := Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: t.lease(age), Age: age}
-	mu := t.stripe(s.clientID)
-	mu.Lock()
-	t.opsMu.RLock()
-	start := time.Now()
-	evs, err := t.store.Add(ctx, l)
-	t.observed("add", start, err)
-	t.emit(ctx, evs)
-	t.opsMu.RUnlock()
-	mu.Unlock()
+	_, err := t.clientCall(ctx, s.clientID, func() ([]Event, error) {
+		start := time.Now()
+		evs, err := t.store.Add(ctx, l)
+		t.observed("add", start, err)
+		return evs, err
+	})
 	if err != nil {
 		return err
 	}
@@ -310,21 +303,16 @@ func (t *Tracker) endInStore(ctx context.Context, s *Session, reason Reason) err
 // endSelected runs Store.End for one client (or one node) and queues the
 // events.
 func (t *Tracker) endSelected(ctx context.Context, e Ending) ([]Event, error) {
-	if e.ClientID != "" {
-		mu := t.stripe(e.ClientID)
-		mu.Lock()
-		defer mu.Unlock()
-		t.opsMu.RLock()
-		defer t.opsMu.RUnlock()
-	} else {
-		t.opsMu.Lock()
-		defer t.opsMu.Unlock()
+	call := func() ([]Event, error) {
+		start := time.Now()
+		evs, err := t.store.End(ctx, e)
+		t.observed("end", start, err)
+		return evs, err
 	}
-	start := time.Now()
-	evs, err := t.store.End(ctx, e)
-	t.observed("end", start, err)
-	t.emit(ctx, evs)
-	return evs, err
+	if e.ClientID != "" {
+		return t.clientCall(ctx, e.ClientID, call)
+	}
+	return t.wideCall(ctx, call)
 }
 
 // Kick ends every session of clientID, on every node, with ReasonKicked.
@@ -375,7 +363,7 @@ func (t *Tracker) kick(ctx context.Context, clientID, sessionID string) error {
 }
 
 // emit stamps and queues events decided by the Store. Callers hold the locks
-// that order them (see opsMu).
+// that order them (see order.go).
 func (t *Tracker) emit(ctx context.Context, evs []Event) {
 	for _, ev := range evs {
 		ev.Node = t.cfg.Node

@@ -510,7 +510,8 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 			if s.cfg.ReclaimAfter >= 0 && round == 0 {
 				reclaim = s.cfg.ReclaimAfter.Milliseconds()
 			}
-			calls[i] = call{keys: s.keysOf(g), args: []any{s.retentionMS(), sweepBatch, s.claimer(), s.cfg.JournalLen, reclaim}}
+			perBucket := max(1, sweepBatch/len(g))
+			calls[i] = call{keys: s.keysOf(g), args: []any{s.retentionMS(), perBucket, s.claimer(), s.cfg.JournalLen, reclaim}}
 		}
 		replies, err := s.runAll(ctx, scriptSweep, calls)
 		var next [][]int
