@@ -5,7 +5,7 @@
 //
 // Make one Server per process with New, then mount what you need; every
 // piece is an http.Handler or a func(http.Handler) http.Handler, so
-// net/http's ServeMux and chi (see adapters/chi) take them as they are:
+// net/http's ServeMux and chi (see adapters/vigilchi) take them as they are:
 //
 //	srv, err := middleware.New(tracker, middleware.Config{Identify: middleware.IdentifyCookie("uid")})
 //	mux.Handle("GET /ws", srv.WebSocket(handler))               // WebSocket endpoint

@@ -1,11 +1,11 @@
-// Package chi mounts a vigil middleware.Server in a github.com/go-chi/chi/v5
+// Package vigilchi mounts a vigil middleware.Server in a github.com/go-chi/chi/v5
 // router in one call.
 //
 // Only the mounting needs this package: the Server's TrackRequests is plain
 // func(http.Handler) http.Handler middleware, so r.Use(srv.TrackRequests)
 // works in chi as it is, and net/http's ServeMux needs no adapter at all
 // (see the middleware package's examples).
-package chi
+package vigilchi
 
 import (
 	"strings"

@@ -1,4 +1,4 @@
-package chi_test
+package vigilchi_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	vigilchi "github.com/vigilhq/vigil/adapters/chi"
+	"github.com/vigilhq/vigil/adapters/vigilchi"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
