@@ -30,6 +30,14 @@
 // connections with your users' cookies. Behind a proxy that terminates TLS,
 // list your public https origin in AllowedOrigins.
 //
+// # Refusals
+//
+// Every refusal (any status of 400 or more) has one JSON body, an
+// ErrorReply: {"error":{"code":"origin_not_allowed","message":"…"}}, with a
+// stable code (the Code constants) and a sentence saying why, also for the
+// WebSocket handshake. Stats.Refusals and MetricsHandler count refusals by
+// code.
+//
 // # Connections
 //
 // After the upgrade the HTTP handler returns, and the connection lives on
@@ -97,6 +105,6 @@
 // (attributes client_id, session_id, remote_addr, close_code, reason, err);
 // nil logs nothing. Server.Stats and Server.MetricsHandler expose counters:
 // open connections, beats, pings, closes by code, timeouts, idle closes,
-// refused requests by status, and the Tracker's transitions and store
+// refused requests by status and by code, and the Tracker's transitions and store
 // errors. No metric label carries a client ID.
 package middleware

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -153,12 +154,12 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 			switch {
 			case errors.Is(err, ErrTooManyConns):
 				w.Header().Set("Retry-After", s.retryAfter())
-				s.refuse(w, r, http.StatusTooManyRequests, err.Error())
+				s.refuseTooMany(w, r)
 			case errors.Is(err, presence.ErrClosed), errors.Is(err, presence.ErrLimit):
 				w.Header().Set("Retry-After", s.retryAfter())
-				s.refuse(w, r, http.StatusServiceUnavailable, err.Error())
+				s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+plain(err))
 			default:
-				s.refuse(w, r, http.StatusInternalServerError, err.Error())
+				s.refuse(w, r, http.StatusInternalServerError, CodeInternal, plain(err))
 			}
 			return
 		}
@@ -197,36 +198,43 @@ func (s *Server) LeaveEndpoint() http.Handler {
 // leave request; it answers and returns false when one fails.
 func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, session string, ok bool) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+		s.refuseMethod(w, r, "POST")
 		return "", "", false
 	}
 	if !s.origins.check(r) {
-		s.refuse(w, r, http.StatusForbidden, "origin not allowed")
+		s.refuseOrigin(w, r)
 		return "", "", false
 	}
 	id, status, err := s.identify(r)
 	if err != nil {
-		s.refuse(w, r, status, err.Error())
+		s.refuseIdentity(w, r, status, err)
 		return "", "", false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.refuse(w, r, http.StatusRequestEntityTooLarge, err.Error())
+			s.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+				"the body is over "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes (Config.MaxBodyBytes)")
 		} else {
-			s.refuse(w, r, http.StatusBadRequest, err.Error())
+			s.refuse(w, r, http.StatusBadRequest, CodeInvalidBody, "reading the body: "+err.Error())
 		}
 		return "", "", false
 	}
 	session, err = parseSession(body, queryValue(r.URL.RawQuery, "session"))
 	if err != nil {
-		s.refuse(w, r, http.StatusBadRequest, err.Error())
+		code := CodeInvalidSession
+		if errors.Is(err, errBody) {
+			code = CodeInvalidBody
+		}
+		s.refuse(w, r, http.StatusBadRequest, code, plain(err))
 		return "", "", false
 	}
 	return id, session, true
 }
+
+// errBody reports a heartbeat or leave body that is not the documented JSON.
+var errBody = errors.New("middleware: heartbeat body is not {\"session\":…,\"ts\":…}")
 
 // beatBody is the optional JSON body of heartbeat and leave requests.
 type beatBody struct {
@@ -243,10 +251,10 @@ func parseSession(body []byte, query string) (string, error) {
 		var b beatBody
 		dec := json.NewDecoder(bytes.NewReader(body))
 		if err := dec.Decode(&b); err != nil {
-			return "", fmt.Errorf("middleware: heartbeat body: %w", err)
+			return "", fmt.Errorf("%w: %w", errBody, err)
 		}
 		if dec.More() {
-			return "", errors.New("middleware: heartbeat body: data after the JSON object")
+			return "", fmt.Errorf("%w: data after the JSON object", errBody)
 		}
 		if b.Session != nil && *b.Session != "" {
 			if query != "" && query != *b.Session {
