@@ -14,7 +14,7 @@
 //	mux.Handle("GET /presence", srv.OnlineEndpoint())           // who is online, paged
 //	mux.Handle("GET /presence/{id}", srv.PresenceEndpoint())    // one client
 //	mux.Handle("GET /metrics", srv.MetricsHandler())            // Prometheus text format
-//	handler = srv.TrackRequests(handler)                        // every request is a beat
+//	handler = srv.TrackRequests(handler)                        // every successful identified request is a beat
 //
 // docs/PROTOCOL.md describes the wire protocol and the close codes for
 // client authors.

@@ -61,7 +61,7 @@ func Example() {
 	// Output:
 }
 
-// Counting every request of a signed-in user as a beat, with the user ID
+// Counting every successful request of a signed-in user as a beat, with the user ID
 // the app's authentication middleware put in the request context.
 func ExampleServer_TrackRequests() {
 	type userKey struct{}

@@ -199,6 +199,7 @@ func (f *Feed) snapshot(ctx context.Context) (feedSnapshot, error) {
 // ServeHTTP streams the feed to one subscriber until it goes away, falls
 // behind, or the Feed closes.
 func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ownEndpoint(r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: GET")

@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/vigilhq/vigil/presence"
 )
 
@@ -104,27 +102,6 @@ func (s *Server) leave(ctx context.Context, client, session string) (bool, error
 	return true, h.sess.End(ctx, presence.ReasonLeft)
 }
 
-// TrackRequests is middleware that counts every request of an identified
-// client as a beat of its HTTP session (DefaultHTTPSession), so a client
-// that makes a request at least once per Tracker TTL stays online; one that
-// stops goes offline a TTL after its last request. Requests that Identify
-// rejects, from a foreign Origin, or asking for a WebSocket upgrade (the
-// connection has its own session) are passed on uncounted. It never changes
-// the response.
-func (s *Server) TrackRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !websocket.IsWebSocketUpgrade(r) && s.origins.check(r) {
-			if id, _, err := s.identify(r); err == nil {
-				if err := s.beat(r.Context(), id, DefaultHTTPSession); err != nil {
-					s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request not counted",
-						slog.String("client_id", id), slog.Any("err", err))
-				}
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // heartbeatReply is the answer of the heartbeat endpoint.
 type heartbeatReply struct {
 	Online       bool  `json:"online"`
@@ -146,6 +123,7 @@ type heartbeatReply struct {
 // 429 over MaxConnsPerClient (with Retry-After).
 func (s *Server) HeartbeatEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		id, session, ok := s.httpPrelude(w, r)
 		if !ok {
 			return
@@ -180,6 +158,7 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 // Errors as for HeartbeatEndpoint.
 func (s *Server) LeaveEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		id, session, ok := s.httpPrelude(w, r)
 		if !ok {
 			return

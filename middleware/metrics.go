@@ -147,6 +147,7 @@ func byKey(slots []atomic.Uint64, keys []int) map[int]uint64 {
 // online-client gauge costs one Store.Count per scrape.
 func (s *Server) MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		b := bufio.NewWriter(w)
 		defer b.Flush()

@@ -155,6 +155,7 @@ func (s *Server) WebSocket(h Handler) http.Handler {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
+	ownEndpoint(r)
 	if r.Method != http.MethodGet {
 		s.refuseMethod(w, r, "GET")
 		return

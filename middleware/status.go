@@ -54,6 +54,7 @@ func statusOf(p presence.Presence) ClientStatus {
 // exposes every client ID: mount it behind the app's authorisation.
 func (s *Server) OnlineEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			s.refuseMethod(w, r, "GET, HEAD")
 			return
@@ -105,6 +106,7 @@ func pageParams(rawQuery string) (cursor string, limit int, err error) {
 // query parameter.
 func (s *Server) PresenceEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			s.refuseMethod(w, r, "GET, HEAD")
 			return
