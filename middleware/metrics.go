@@ -148,6 +148,10 @@ func byKey(slots []atomic.Uint64, keys []int) map[int]uint64 {
 func (s *Server) MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ownEndpoint(r)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.refuseMethod(w, r, "GET, HEAD")
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		b := bufio.NewWriter(w)
 		defer b.Flush()

@@ -44,6 +44,7 @@ type Server struct {
 	perClient map[string]int // WebSocket connections plus HTTP sessions
 	httpSess  map[httpKey]*httpSession
 	draining  bool
+	feeds     []*Feed        // made by Mount, closed by Shutdown
 	wg        sync.WaitGroup // connections, from reserve to finish
 
 	shutdownOnce sync.Once

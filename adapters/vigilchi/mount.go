@@ -1,50 +1,40 @@
-// Package vigilchi mounts a vigil middleware.Server in a github.com/go-chi/chi/v5
-// router in one call.
+// Package vigilchi mounts a vigil middleware.Server in a
+// github.com/go-chi/chi/v5 router in one call. It is named vigilchi, not
+// chi, so that it imports beside go-chi's chi package without an alias:
 //
-// Only the mounting needs this package: the Server's TrackRequests is plain
-// func(http.Handler) http.Handler middleware, so r.Use(srv.TrackRequests)
-// works in chi as it is, and net/http's ServeMux needs no adapter at all
-// (see the middleware package's examples).
+//	import (
+//		"github.com/go-chi/chi/v5"
+//
+//		"github.com/vigilhq/vigil/adapters/vigilchi"
+//	)
+//
+// The Server's TrackRequests is plain func(http.Handler) http.Handler
+// middleware, so r.Use(srv.TrackRequests) works in chi as it is; net/http's
+// ServeMux needs no adapter at all (middleware.Server.Mount takes it).
 package vigilchi
 
 import (
-	"strings"
-
 	"github.com/go-chi/chi/v5"
 
-	"github.com/vigilhq/vigil/client/js"
 	"github.com/vigilhq/vigil/middleware"
 )
 
-// Mount registers the Server's endpoints under prefix ("/presence", say; ""
-// for the root):
+// Mount registers srv's endpoints on r under prefix ("/presence", say): the
+// WebSocket (prefix/ws, running cfg.Handler), HTTP heartbeat and leave,
+// the online list (prefix) and one client (prefix/{id}), the live feed
+// (prefix/feed), the browser script (prefix/vigil.js) and metrics
+// (prefix/metrics), unless cfg leaves some out. See
+// middleware.Server.Mount for the routes and their answers.
 //
-//	GET  prefix/ws         the WebSocket endpoint, running h (nil: presence only)
-//	POST prefix/heartbeat  HTTP connection heartbeat
-//	POST prefix/leave      end an HTTP session (navigator.sendBeacon)
-//	GET  prefix            the online clients, cursor-paged
-//	GET  prefix/{id}       one client's presence
-//	GET  prefix/vigil.js   the browser client (and prefix/vigil.d.ts)
+// Close the returned Mounted (or Shutdown srv) before http.Server.Shutdown:
+// it ends the feed's streams, which the HTTP server would wait for.
 //
-// The live presence feed needs a middleware.Feed, which the app owns and
-// closes: mount it with r.Method("GET", prefix+"/feed", feed).
-//
-// The status routes list every client: mount them inside a chi Group with
-// the app's authorisation middleware if that matters, or mount the handlers
-// one by one. Because chi matches static segments first, the clients named
-// "ws", "heartbeat", "leave", "vigil.js" and "vigil.d.ts" (and "feed", if
-// mounted) are reachable only through the Tracker.
-func Mount(r chi.Router, prefix string, srv *middleware.Server, h middleware.Handler) {
-	prefix = strings.TrimSuffix(prefix, "/")
-	r.Method("GET", prefix+"/ws", srv.WebSocket(h))
-	r.Method("POST", prefix+"/heartbeat", srv.HeartbeatEndpoint())
-	r.Method("POST", prefix+"/leave", srv.LeaveEndpoint())
-	r.Method("GET", prefix+"/vigil.js", js.Handler())
-	r.Method("GET", prefix+"/vigil.d.ts", js.Handler())
-	root := prefix
-	if root == "" {
-		root = "/"
-	}
-	r.Method("GET", root, srv.OnlineEndpoint())
-	r.Method("GET", prefix+"/{id}", srv.PresenceEndpoint())
+// In chi, mount inside r.Group(…) to put the routes behind the app's
+// authentication and authorisation middleware, with the full prefix (a
+// r.Route subrouter's patterns are relative to its path, and Mount needs a
+// non-empty prefix).
+// chi matches static segments before {id}, so clients named like a route
+// ("ws", "feed", …) are reachable only through the Tracker.
+func Mount(r chi.Router, prefix string, srv *middleware.Server, cfg middleware.MountConfig) (*middleware.Mounted, error) {
+	return srv.Mount(r, prefix, cfg)
 }
