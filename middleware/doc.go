@@ -111,7 +111,8 @@
 // # Logging and metrics
 //
 // Config.Logger receives Debug lines per connection and refused request
-// (attributes client_id, session_id, remote_addr, close_code, reason, err);
+// (attributes client_id, session_id, remote_addr, close_code, reason,
+// status, code, err);
 // nil logs nothing. Server.Stats and Server.MetricsHandler expose counters:
 // open connections, beats, pings, closes by code, timeouts, idle closes,
 // refused requests by status and by code, and the Tracker's transitions and store

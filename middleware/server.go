@@ -21,7 +21,9 @@ import (
 // application: WebSocket endpoints (WebSocket, Attach), HTTP-heartbeat
 // endpoints and middleware (HeartbeatEndpoint, LeaveEndpoint,
 // TrackRequests), status endpoints (OnlineEndpoint, PresenceEndpoint) and
-// metrics (MetricsHandler). Sessions are kept in the Tracker passed to New.
+// metrics (MetricsHandler); Mount registers them all, with a Feed and the
+// browser script, in one call. Sessions are kept in the Tracker passed to
+// New.
 //
 // A Server starts one goroutine, the ping scheduler, when its first
 // WebSocket connection opens; Shutdown stops it. A Server is safe for
