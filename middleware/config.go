@@ -119,6 +119,16 @@ type Config struct {
 	// larger one is answered 413. Default: 1 KiB.
 	MaxBodyBytes int64
 
+	// CountRequest decides whether a request TrackRequests watched counts
+	// as a beat, from the request and the status its handler answered. It
+	// is asked only about requests of an identified client, from an allowed
+	// origin, that were not WebSocket upgrades nor served by the Server's
+	// own endpoints (see TrackRequests). Return true to count, say, only
+	// requests under /app/, or also 404s. It runs on the request's
+	// goroutine, after the handler. Default: DefaultCountRequest (a status
+	// below 400).
+	CountRequest func(r *http.Request, status int) bool
+
 	// ConnContext, if set, derives the context a WebSocket Handler gets
 	// from the upgrade request, to carry request-scoped values (the
 	// authenticated user, say) into the connection. The request's own
@@ -152,6 +162,9 @@ func (c Config) withDefaults(tc presence.Config) (Config, error) {
 	c.AppPing = cmp.Or(c.AppPing, DefaultAppPing)
 	c.AppPong = cmp.Or(c.AppPong, DefaultAppPong)
 	c.MaxConnsPerClient = max(c.MaxConnsPerClient, 0)
+	if c.CountRequest == nil {
+		c.CountRequest = DefaultCountRequest
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -41,7 +41,10 @@ func TestNewConfig(t *testing.T) {
 		RetryAfter: middleware.DefaultRetryAfter, MaxBodyBytes: middleware.DefaultMaxBodyBytes,
 		AppPing: middleware.DefaultAppPing, AppPong: middleware.DefaultAppPong,
 	}
-	got.Identify, got.Logger = nil, nil
+	if got.CountRequest == nil {
+		t.Error("nil CountRequest not replaced by DefaultCountRequest")
+	}
+	got.Identify, got.Logger, got.CountRequest = nil, nil, nil
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}

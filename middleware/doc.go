@@ -3,18 +3,27 @@
 // and plain-HTTP clients. It is built on github.com/gorilla/websocket and
 // records presence in a presence.Tracker.
 //
-// Make one Server per process with New, then mount what you need; every
-// piece is an http.Handler or a func(http.Handler) http.Handler, so
-// net/http's ServeMux and chi (see adapters/chi) take them as they are:
+// Make one Server per process with New, then mount everything with one
+// call (net/http's ServeMux and chi's Router both take it), or the pieces
+// you need: every piece is an http.Handler or a func(http.Handler)
+// http.Handler.
 //
 //	srv, err := middleware.New(tracker, middleware.Config{Identify: middleware.IdentifyCookie("uid")})
-//	mux.Handle("GET /ws", srv.WebSocket(handler))               // WebSocket endpoint
-//	mux.Handle("POST /presence/heartbeat", srv.HeartbeatEndpoint()) // pages without WebSockets
-//	mux.Handle("POST /presence/leave", srv.LeaveEndpoint())     // navigator.sendBeacon on unload
-//	mux.Handle("GET /presence", srv.OnlineEndpoint())           // who is online, paged
-//	mux.Handle("GET /presence/{id}", srv.PresenceEndpoint())    // one client
-//	mux.Handle("GET /metrics", srv.MetricsHandler())            // Prometheus text format
-//	handler = srv.TrackRequests(handler)                        // every request is a beat
+//	mounted, err := srv.Mount(mux, "/presence", middleware.MountConfig{Handler: chat})
+//	defer mounted.Close()
+//	handler = srv.TrackRequests(mux) // every successful identified request is a beat
+//
+// Mount serves prefix/ws (WebSocket), prefix/heartbeat and prefix/leave
+// (pages without WebSockets), prefix and prefix/{id} (who is online),
+// prefix/feed (live, Server-Sent Events), prefix/vigil.js (the browser
+// client) and prefix/metrics (Prometheus text format). Mounting a piece by
+// hand, register the path without a method ("/presence/heartbeat", not
+// "POST /presence/heartbeat"): each handler answers a wrong method with 405
+// and Allow, while a method pattern would send GET /presence/heartbeat to
+// "GET /presence/{id}" and a 404. With IdentifyContext, TrackRequests and
+// the routes must sit behind the authentication middleware that sets the
+// context value; at the router's root they would count nothing and answer
+// 401.
 //
 // docs/PROTOCOL.md describes the wire protocol and the close codes for
 // client authors.
@@ -29,6 +38,14 @@
 // Config.AllowedOrigins, else 403: this stops other sites from opening
 // connections with your users' cookies. Behind a proxy that terminates TLS,
 // list your public https origin in AllowedOrigins.
+//
+// # Refusals
+//
+// Every refusal (any status of 400 or more) has one JSON body, an
+// ErrorReply: {"error":{"code":"origin_not_allowed","message":"…"}}, with a
+// stable code (the Code constants) and a sentence saying why, also for the
+// WebSocket handshake. Stats.Refusals and MetricsHandler count refusals by
+// code.
 //
 // # Connections
 //
@@ -99,9 +116,10 @@
 // # Logging and metrics
 //
 // Config.Logger receives Debug lines per connection and refused request
-// (attributes client_id, session_id, remote_addr, close_code, reason, err);
+// (attributes client_id, session_id, remote_addr, close_code, reason,
+// status, code, err);
 // nil logs nothing. Server.Stats and Server.MetricsHandler expose counters:
 // open connections, beats, pings, closes by code, timeouts, idle closes,
-// refused requests by status, and the Tracker's transitions and store
+// refused requests by status and by code, and the Tracker's transitions and store
 // errors. No metric label carries a client ID.
 package middleware

@@ -16,8 +16,8 @@ import (
 	"github.com/vigilhq/vigil/store/memory"
 )
 
-// A chat endpoint and the presence endpoints on net/http's ServeMux (Go
-// 1.22 patterns), with no adapter, and the shutdown wiring.
+// A chat endpoint and every presence endpoint on net/http's ServeMux, with
+// no adapter, and the shutdown wiring.
 func Example() {
 	ctx := context.Background()
 	store, _ := memory.New(memory.Config{})
@@ -33,20 +33,21 @@ func Example() {
 		log.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", vs.WebSocket(func(ctx context.Context, c *middleware.Conn) {
-		for {
-			m, err := c.Receive(ctx)
-			if err != nil {
-				return // the client left, timed out, went idle, or we shut down
+	// /presence/ws, /heartbeat, /leave, /feed, /vigil.js, /metrics, /presence and /presence/{id}
+	mounted, err := vs.Mount(mux, "/presence", middleware.MountConfig{
+		Handler: func(ctx context.Context, c *middleware.Conn) {
+			for {
+				m, err := c.Receive(ctx)
+				if err != nil {
+					return // the client left, timed out, went idle, or we shut down
+				}
+				_ = c.Send(m.Type, m.Data)
 			}
-			_ = c.Send(m.Type, m.Data)
-		}
-	}))
-	mux.Handle("POST /presence/heartbeat", vs.HeartbeatEndpoint())
-	mux.Handle("POST /presence/leave", vs.LeaveEndpoint())
-	mux.Handle("GET /presence", vs.OnlineEndpoint())
-	mux.Handle("GET /presence/{id}", vs.PresenceEndpoint())
-	mux.Handle("GET /metrics", vs.MetricsHandler())
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	hs := &http.Server{Addr: "127.0.0.1:0", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go hs.ListenAndServe()
@@ -55,13 +56,14 @@ func Example() {
 	// over through Grace.
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	_ = mounted.Close() // ends the feed's streams, which hs.Shutdown would wait for
 	go hs.Shutdown(sctx)
 	_ = vs.Shutdown(sctx)
 	_ = tracker.Close(sctx)
 	// Output:
 }
 
-// Counting every request of a signed-in user as a beat, with the user ID
+// Counting every successful request of a signed-in user as a beat, with the user ID
 // the app's authentication middleware put in the request context.
 func ExampleServer_TrackRequests() {
 	type userKey struct{}

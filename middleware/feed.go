@@ -199,9 +199,10 @@ func (f *Feed) snapshot(ctx context.Context) (feedSnapshot, error) {
 // ServeHTTP streams the feed to one subscriber until it goes away, falls
 // behind, or the Feed closes.
 func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ownEndpoint(r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: GET")
 		return
 	}
 	// Subscribe before reading the snapshot, so that no transition falls
@@ -209,14 +210,14 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// twice, which changes nothing.
 	sub, ok := f.subscribe()
 	if !ok {
-		http.Error(w, "feed closed", http.StatusServiceUnavailable)
+		writeError(w, http.StatusServiceUnavailable, CodeDraining, "the presence feed is closed; the server is shutting down")
 		return
 	}
 	defer f.unsubscribe(sub)
 	snap, err := f.snapshot(r.Context())
 	if err != nil {
 		f.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: feed snapshot", slog.Any("err", err))
-		http.Error(w, "presence unavailable", http.StatusServiceUnavailable)
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+err.Error())
 		return
 	}
 	rc := http.NewResponseController(w)

@@ -9,9 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/vigilhq/vigil/presence"
 )
@@ -103,27 +102,6 @@ func (s *Server) leave(ctx context.Context, client, session string) (bool, error
 	return true, h.sess.End(ctx, presence.ReasonLeft)
 }
 
-// TrackRequests is middleware that counts every request of an identified
-// client as a beat of its HTTP session (DefaultHTTPSession), so a client
-// that makes a request at least once per Tracker TTL stays online; one that
-// stops goes offline a TTL after its last request. Requests that Identify
-// rejects, from a foreign Origin, or asking for a WebSocket upgrade (the
-// connection has its own session) are passed on uncounted. It never changes
-// the response.
-func (s *Server) TrackRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !websocket.IsWebSocketUpgrade(r) && s.origins.check(r) {
-			if id, _, err := s.identify(r); err == nil {
-				if err := s.beat(r.Context(), id, DefaultHTTPSession); err != nil {
-					s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request not counted",
-						slog.String("client_id", id), slog.Any("err", err))
-				}
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // heartbeatReply is the answer of the heartbeat endpoint.
 type heartbeatReply struct {
 	Online       bool  `json:"online"`
@@ -145,6 +123,7 @@ type heartbeatReply struct {
 // 429 over MaxConnsPerClient (with Retry-After).
 func (s *Server) HeartbeatEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		id, session, ok := s.httpPrelude(w, r)
 		if !ok {
 			return
@@ -153,12 +132,12 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 			switch {
 			case errors.Is(err, ErrTooManyConns):
 				w.Header().Set("Retry-After", s.retryAfter())
-				s.refuse(w, r, http.StatusTooManyRequests, err.Error())
+				s.refuseTooMany(w, r)
 			case errors.Is(err, presence.ErrClosed), errors.Is(err, presence.ErrLimit):
 				w.Header().Set("Retry-After", s.retryAfter())
-				s.refuse(w, r, http.StatusServiceUnavailable, err.Error())
+				s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+plain(err))
 			default:
-				s.refuse(w, r, http.StatusInternalServerError, err.Error())
+				s.refuse(w, r, http.StatusInternalServerError, CodeInternal, plain(err))
 			}
 			return
 		}
@@ -179,6 +158,7 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 // Errors as for HeartbeatEndpoint.
 func (s *Server) LeaveEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		id, session, ok := s.httpPrelude(w, r)
 		if !ok {
 			return
@@ -197,36 +177,43 @@ func (s *Server) LeaveEndpoint() http.Handler {
 // leave request; it answers and returns false when one fails.
 func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, session string, ok bool) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+		s.refuseMethod(w, r, "POST")
 		return "", "", false
 	}
 	if !s.origins.check(r) {
-		s.refuse(w, r, http.StatusForbidden, "origin not allowed")
+		s.refuseOrigin(w, r)
 		return "", "", false
 	}
 	id, status, err := s.identify(r)
 	if err != nil {
-		s.refuse(w, r, status, err.Error())
+		s.refuseIdentity(w, r, status, err)
 		return "", "", false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.refuse(w, r, http.StatusRequestEntityTooLarge, err.Error())
+			s.refuse(w, r, http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+				"the body is over "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes (Config.MaxBodyBytes)")
 		} else {
-			s.refuse(w, r, http.StatusBadRequest, err.Error())
+			s.refuse(w, r, http.StatusBadRequest, CodeInvalidBody, "reading the body: "+err.Error())
 		}
 		return "", "", false
 	}
 	session, err = parseSession(body, queryValue(r.URL.RawQuery, "session"))
 	if err != nil {
-		s.refuse(w, r, http.StatusBadRequest, err.Error())
+		code := CodeInvalidSession
+		if errors.Is(err, errBody) {
+			code = CodeInvalidBody
+		}
+		s.refuse(w, r, http.StatusBadRequest, code, plain(err))
 		return "", "", false
 	}
 	return id, session, true
 }
+
+// errBody reports a heartbeat or leave body that is not the documented JSON.
+var errBody = errors.New("middleware: heartbeat body is not {\"session\":…,\"ts\":…}")
 
 // beatBody is the optional JSON body of heartbeat and leave requests.
 type beatBody struct {
@@ -243,10 +230,10 @@ func parseSession(body []byte, query string) (string, error) {
 		var b beatBody
 		dec := json.NewDecoder(bytes.NewReader(body))
 		if err := dec.Decode(&b); err != nil {
-			return "", fmt.Errorf("middleware: heartbeat body: %w", err)
+			return "", fmt.Errorf("%w: %w", errBody, err)
 		}
 		if dec.More() {
-			return "", errors.New("middleware: heartbeat body: data after the JSON object")
+			return "", fmt.Errorf("%w: data after the JSON object", errBody)
 		}
 		if b.Session != nil && *b.Session != "" {
 			if query != "" && query != *b.Session {

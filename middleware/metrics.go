@@ -12,7 +12,7 @@ import (
 var closeCodes = [...]int{1000, 1001, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 4000, 4001, 4500, 4501}
 
 // rejectStatuses are the HTTP statuses counted by status.
-var rejectStatuses = [...]int{400, 401, 403, 405, 413, 426, 429, 500, 503}
+var rejectStatuses = [...]int{400, 401, 403, 404, 405, 413, 426, 429, 500, 503}
 
 type counters struct {
 	upgrades    atomic.Uint64
@@ -31,10 +31,22 @@ type counters struct {
 	leaves      atomic.Uint64
 	closes      [len(closeCodes) + 1]atomic.Uint64
 	rejects     [len(rejectStatuses) + 1]atomic.Uint64
+	refusals    [len(refusalCodes)]atomic.Uint64
 }
 
-func (c *counters) closed(code int)     { bump(c.closes[:], closeCodes[:], code) }
-func (c *counters) rejected(status int) { bump(c.rejects[:], rejectStatuses[:], status) }
+func (c *counters) closed(code int) { bump(c.closes[:], closeCodes[:], code) }
+
+// rejected counts a refusal by status and by code; codes are the fixed set
+// of refusalCodes.
+func (c *counters) rejected(status int, code string) {
+	bump(c.rejects[:], rejectStatuses[:], status)
+	for i, k := range refusalCodes {
+		if k == code {
+			c.refusals[i].Add(1)
+			return
+		}
+	}
+}
 
 // bump counts k in the slot of its key, or in the last slot ("other") for a
 // key not listed: labels stay a fixed set.
@@ -82,6 +94,12 @@ type Stats struct {
 	// Rejected counts refused requests by HTTP status; 0 stands for
 	// others.
 	Rejected map[int]uint64
+	// Refusals counts refused requests by the code of their answer
+	// (CodeOriginNotAllowed, CodeNoIdentity, …): a growing
+	// origin_not_allowed or no_identity count usually means a
+	// misconfiguration (AllowedOrigins behind a proxy, vigil mounted
+	// before the authentication middleware).
+	Refusals map[string]uint64
 }
 
 // Stats returns the Server's counters.
@@ -90,14 +108,21 @@ func (s *Server) Stats() Stats {
 	open := len(s.conns)
 	s.mu.Unlock()
 	c := &s.stats
-	return Stats{
+	st := Stats{
 		Open: int64(open), Upgrades: c.upgrades.Load(), Beats: c.beats.Load(), Pings: c.pings.Load(),
 		HeartbeatTimeouts: c.timeouts.Load(), IdleTimeouts: c.idle.Load(), AppPings: c.appPings.Load(),
 		MessagesIn: c.messagesIn.Load(), MessagesOut: c.messagesOut.Load(), SlowConsumers: c.slow.Load(),
 		TooBig: c.tooBig.Load(), InvalidUTF8: c.invalidUTF8.Load(), HandlerPanics: c.panics.Load(),
 		HTTPHeartbeats: c.httpBeats.Load(), Leaves: c.leaves.Load(),
 		Closes: byKey(c.closes[:], closeCodes[:]), Rejected: byKey(c.rejects[:], rejectStatuses[:]),
+		Refusals: make(map[string]uint64),
 	}
+	for i, k := range refusalCodes {
+		if n := c.refusals[i].Load(); n > 0 {
+			st.Refusals[k] = n
+		}
+	}
+	return st
 }
 
 // byKey returns the non-zero slots of a bump table by key, 0 standing for
@@ -122,6 +147,11 @@ func byKey(slots []atomic.Uint64, keys []int) map[int]uint64 {
 // online-client gauge costs one Store.Count per scrape.
 func (s *Server) MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.refuseMethod(w, r, "GET, HEAD")
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		b := bufio.NewWriter(w)
 		defer b.Flush()
@@ -159,6 +189,10 @@ func (s *Server) MetricsHandler() http.Handler {
 		metric("vigil_http_leaves_total", "counter", "HTTP leaves served.", st.Leaves)
 		byKey("vigil_ws_closes_total", "Connections ended, by close code (sent or received; 1006: dropped).", "code", closeCodes[:], st.Closes)
 		byKey("vigil_http_rejected_total", "Requests refused before any upgrade or beat, by HTTP status.", "status", rejectStatuses[:], st.Rejected)
+		head("vigil_http_refusals_total", "counter", "Requests refused, by the code of the JSON answer (docs/PROTOCOL.md); origin_not_allowed and no_identity usually mean a misconfiguration.")
+		for _, k := range refusalCodes {
+			sample("vigil_http_refusals_total", `{code="`+k+`"}`, st.Refusals[k])
+		}
 
 		metric("vigil_presence_sessions", "gauge", "Presence sessions open on this node.", uint64(ts.Sessions))
 		metric("vigil_presence_connects_total", "counter", "Presence sessions opened on this node.", ts.Connects)

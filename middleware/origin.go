@@ -11,6 +11,8 @@ import (
 // port.
 type origin struct{ scheme, host, port string }
 
+func (o origin) String() string { return o.scheme + "://" + net.JoinHostPort(o.host, o.port) }
+
 // parseOrigin parses "scheme://host[:port]" (an Origin header or an
 // AllowedOrigins entry). ws and wss count as http and https. Paths, user
 // info, queries and fragments are refused, and so is "null".

@@ -21,7 +21,9 @@ import (
 // application: WebSocket endpoints (WebSocket, Attach), HTTP-heartbeat
 // endpoints and middleware (HeartbeatEndpoint, LeaveEndpoint,
 // TrackRequests), status endpoints (OnlineEndpoint, PresenceEndpoint) and
-// metrics (MetricsHandler). Sessions are kept in the Tracker passed to New.
+// metrics (MetricsHandler); Mount registers them all, with a Feed and the
+// browser script, in one call. Sessions are kept in the Tracker passed to
+// New.
 //
 // A Server starts one goroutine, the ping scheduler, when its first
 // WebSocket connection opens; Shutdown stops it. A Server is safe for
@@ -44,6 +46,7 @@ type Server struct {
 	perClient map[string]int // WebSocket connections plus HTTP sessions
 	httpSess  map[httpKey]*httpSession
 	draining  bool
+	feeds     []*Feed        // made by Mount, closed by Shutdown
 	wg        sync.WaitGroup // connections, from reserve to finish
 
 	shutdownOnce sync.Once
@@ -80,10 +83,16 @@ func New(tr *presence.Tracker, cfg Config) (*Server, error) {
 		// The Origin was checked before Upgrade, by s.origins.
 		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			s.stats.rejected(status)
-			s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: handshake refused",
-				slog.Int("status", status), slog.String("remote_addr", r.RemoteAddr), slog.Any("err", reason))
-			http.Error(w, http.StatusText(status), status)
+			code := CodeInternal
+			switch status {
+			case http.StatusBadRequest:
+				code = CodeBadHandshake
+			case http.StatusMethodNotAllowed:
+				code = CodeMethodNotAllowed
+			case http.StatusForbidden:
+				code = CodeOriginNotAllowed
+			}
+			s.refuse(w, r, status, code, plain(reason))
 		},
 	}
 	s.obs = tr.Config().Observer
@@ -149,18 +158,18 @@ func (s *Server) WebSocket(h Handler) http.Handler {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
+	ownEndpoint(r)
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+		s.refuseMethod(w, r, "GET")
 		return
 	}
 	if !s.origins.check(r) {
-		s.refuse(w, r, http.StatusForbidden, "origin not allowed")
+		s.refuseOrigin(w, r)
 		return
 	}
 	id, status, err := s.identify(r)
 	if err != nil {
-		s.refuse(w, r, status, err.Error())
+		s.refuseIdentity(w, r, status, err)
 		return
 	}
 	if err := s.reserve(id); err != nil {
@@ -280,23 +289,21 @@ func (s *Server) unregister(c *Conn) {
 func (s *Server) refuseReserve(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Retry-After", s.retryAfter())
 	if errors.Is(err, ErrDraining) {
-		s.refuse(w, r, http.StatusServiceUnavailable, "draining")
+		s.refuse(w, r, http.StatusServiceUnavailable, CodeDraining, "the server is shutting down; retry after Retry-After, on another node if there is one")
 		return
 	}
-	s.refuse(w, r, http.StatusTooManyRequests, "too many connections")
+	s.refuseTooMany(w, r)
+}
+
+// refuseTooMany answers 429 for a client over MaxConnsPerClient.
+func (s *Server) refuseTooMany(w http.ResponseWriter, r *http.Request) {
+	s.refuse(w, r, http.StatusTooManyRequests, CodeTooManyConns,
+		"the client holds "+strconv.Itoa(s.cfg.MaxConnsPerClient)+" connections and HTTP sessions on this node, the most Config.MaxConnsPerClient allows")
 }
 
 func (s *Server) retryAfter() string {
 	secs := (s.cfg.RetryAfter + time.Second - 1) / time.Second
 	return strconv.Itoa(max(1, int(secs)))
-}
-
-// refuse answers a request the Server will not serve.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	s.stats.rejected(status)
-	s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request refused",
-		slog.Int("status", status), slog.String("remote_addr", r.RemoteAddr), slog.String("err", msg))
-	http.Error(w, http.StatusText(status), status)
 }
 
 // hijackable lets gorilla (which type-asserts http.Hijacker) upgrade through

@@ -13,7 +13,8 @@ import (
 // do not all reconnect at once, and waits until every connection has ended.
 // Each session ends with presence.ReasonShutdown and lingers for the
 // Tracker's Grace, so a client that reconnects to another node in time never
-// looks offline. HTTP endpoints keep working.
+// looks offline. It closes the Feeds Mount made, ending their streams.
+// Other HTTP endpoints keep working.
 //
 // If ctx ends first, the connections not yet closed are dropped at once and
 // Shutdown returns ctx's error without waiting further. Calling it again
@@ -45,7 +46,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	feeds := s.feeds
 	s.mu.Unlock()
+	for _, f := range feeds {
+		_ = f.Close() // ends the streams, which http.Server.Shutdown waits for
+	}
 
 	bye := &CloseError{Code: CloseGoingAway, Text: "shutdown", Reason: presence.ReasonShutdown}
 	start := time.Now()

@@ -54,22 +54,22 @@ func statusOf(p presence.Presence) ClientStatus {
 // exposes every client ID: mount it behind the app's authorisation.
 func (s *Server) OnlineEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+			s.refuseMethod(w, r, "GET, HEAD")
 			return
 		}
 		cursor, limit, err := pageParams(r.URL.RawQuery)
 		if err != nil {
-			s.refuse(w, r, http.StatusBadRequest, err.Error())
+			s.refuse(w, r, http.StatusBadRequest, CodeInvalidQuery, plain(err))
 			return
 		}
 		page, err := s.tr.List(r.Context(), cursor, limit)
 		if err != nil {
 			if errors.Is(err, presence.ErrInvalidArgument) {
-				s.refuse(w, r, http.StatusBadRequest, err.Error())
+				s.refuse(w, r, http.StatusBadRequest, CodeInvalidQuery, "the cursor is not one this endpoint returned: "+err.Error())
 			} else {
-				s.refuse(w, r, http.StatusServiceUnavailable, err.Error())
+				s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+err.Error())
 			}
 			return
 		}
@@ -106,9 +106,9 @@ func pageParams(rawQuery string) (cursor string, limit int, err error) {
 // query parameter.
 func (s *Server) PresenceEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ownEndpoint(r)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed")
+			s.refuseMethod(w, r, "GET, HEAD")
 			return
 		}
 		id := r.PathValue("id")
@@ -116,18 +116,16 @@ func (s *Server) PresenceEndpoint() http.Handler {
 			id = queryValue(r.URL.RawQuery, "id")
 		}
 		if err := presence.ValidateID(id); err != nil {
-			s.refuse(w, r, http.StatusBadRequest, err.Error())
+			s.refuse(w, r, http.StatusBadRequest, CodeInvalidClientID, "the client ID is invalid: "+err.Error())
 			return
 		}
 		p, err := s.tr.Presence(r.Context(), id)
 		switch {
 		case errors.Is(err, presence.ErrNotFound):
-			writeJSON(w, http.StatusNotFound, struct {
-				Error string `json:"error"`
-			}{"unknown client"})
+			s.refuse(w, r, http.StatusNotFound, CodeUnknownClient, "no client "+quoteShort(id)+" has been seen (or it was forgotten)")
 			return
 		case err != nil:
-			s.refuse(w, r, http.StatusServiceUnavailable, err.Error())
+			s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, statusOf(p))

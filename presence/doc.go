@@ -18,7 +18,7 @@
 //	s.Beat()                          // on every pong or heartbeat
 //	s.End(ctx, presence.ReasonClosed) // when the connection closes
 //
-// Packages middleware (WebSocket and HTTP heartbeats) and adapters/chi
+// Packages middleware (WebSocket and HTTP heartbeats) and adapters/vigilchi
 // drive a Tracker for you; use this package directly for other transports.
 //
 // # Timeouts

@@ -1,4 +1,4 @@
-package chi_test
+package vigilchi_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	vigilchi "github.com/vigilhq/vigil/adapters/chi"
+	"github.com/vigilhq/vigil/adapters/vigilchi"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
@@ -46,7 +46,7 @@ func TestMountBehindChiLogger(t *testing.T) {
 	r := chi.NewRouter()
 	r.Use(chimw.Logger) // wraps the ResponseWriter
 	r.Use(srv.TrackRequests)
-	vigilchi.Mount(r, "/presence", srv, func(ctx context.Context, c *middleware.Conn) {
+	mounted, err := vigilchi.Mount(r, "/presence", srv, middleware.MountConfig{Handler: func(ctx context.Context, c *middleware.Conn) {
 		for {
 			m, err := c.Receive(ctx)
 			if err != nil {
@@ -54,7 +54,11 @@ func TestMountBehindChiLogger(t *testing.T) {
 			}
 			c.Send(m.Type, append([]byte(c.ClientID()+": "), m.Data...))
 		}
-	})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mounted.Close()
 	r.Get("/app", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("app")) })
 	ts := httptest.NewServer(r)
 	defer ts.Close()
@@ -113,8 +117,12 @@ func TestMountBehindChiLogger(t *testing.T) {
 func TestMountServesScript(t *testing.T) {
 	_, srv := setup(t)
 	r := chi.NewRouter()
-	vigilchi.Mount(r, "/presence", srv, nil)
-	for _, p := range []string{"/presence/vigil.js", "/presence/vigil.d.ts"} {
+	mounted, err := vigilchi.Mount(r, "/presence", srv, middleware.MountConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mounted.Close()
+	for _, p := range []string{"/presence/vigil.js", "/presence/vigil.d.ts", "/presence/metrics"} {
 		rec := httptest.NewRecorder()
 		r.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
 		if rec.Code != 200 || rec.Body.Len() == 0 {
