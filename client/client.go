@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -54,7 +55,7 @@ type Client struct {
 	mu    sync.Mutex
 	ws    *websocket.Conn // nil while not connected
 	queue []Message
-	state State // zero until Dial's first attempt
+	state State // Initial until Dial's first attempt
 	err   error // why the Client stopped
 
 	// Used only by Dial, then by the run goroutine.
@@ -66,7 +67,11 @@ type Client struct {
 // itself. It retries failed attempts with backoff until one succeeds, ctx
 // ends, or the server refuses for good (401, 403, or another 4xx other than
 // 408 and 429; a close code that Retryable rejects), and returns that
-// error. ctx bounds only the dialing, not the Client's life: call Close.
+// error. When ctx ends first, the error matches ctx's error and the last
+// failed attempt's error, both with errors.Is and errors.As: a server that
+// is down gives "client: dial ws://host/ws: context deadline exceeded
+// (last attempt: dial tcp ...: connection refused)". ctx bounds only the
+// dialing, not the Client's life: call Close.
 func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -232,15 +237,18 @@ func (c *Client) connect(ctx context.Context, st State, cause error, delay time.
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return nil, ctx.Err()
+				return nil, c.dialError(ctx, cause)
 			}
 		}
 		ws, resp, err := c.cfg.Dialer.DialContext(ctx, c.url, c.cfg.Header)
 		if err == nil {
 			return ws, nil
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if ctx.Err() != nil || pastDeadline(ctx) {
+			// An attempt cut short by ctx failed because of ctx, not of
+			// the server; past the deadline, ctx is done at once.
+			<-ctx.Done()
+			return nil, c.dialError(ctx, cause)
 		}
 		err = handshakeError(err, resp)
 		c.log.LogAttrs(ctx, slog.LevelDebug, "client: dial failed", slog.String("url", c.url),
@@ -251,6 +259,36 @@ func (c *Client) connect(ctx context.Context, st State, cause error, delay time.
 		cause = err
 		delay = c.nextDelay(err)
 	}
+}
+
+// dialError is the error of attempts cut short by ctx: ctx's error, with
+// the last failed attempt's error (cause, nil if none failed) beside it, so
+// that a Dial that timed out against a server that is down says why
+// ("connection refused") and both match with errors.Is.
+func (c *Client) dialError(ctx context.Context, cause error) error {
+	if cause == nil {
+		return fmt.Errorf("client: dial %s: %w", redact(c.url), ctx.Err())
+	}
+	return fmt.Errorf("client: dial %s: %w (last attempt: %w)", redact(c.url), ctx.Err(), cause)
+}
+
+// pastDeadline reports whether ctx's deadline has passed. The net dialer
+// fails with "i/o timeout" at the deadline itself, a moment before
+// ctx.Err is set.
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
+// redact returns rawURL without its query and password, which may carry a
+// token, for error texts.
+func redact(rawURL string) string {
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment = "", false, ""
+	return u.Redacted()
 }
 
 // handshakeError turns a refused handshake into a *HandshakeError.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -382,6 +384,47 @@ func TestHandshakeRefusals(t *testing.T) {
 				t.Errorf("state changes %+v: want a second attempt after Retry-After", st.all)
 			}
 		})
+	}
+}
+
+// With nothing listening, Dial's error says why the attempts failed, not
+// only that ctx ended, and keeps a token in the URL's query out of its text.
+//
+// timing: backoff shortened so several attempts fail within the deadline.
+func TestDialReportsLastAttempt(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // a free port with nothing on it
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	st := newStates()
+	_, err = Dial(ctx, "ws://"+addr+"/ws?token=secret", Config{BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond, OnState: st.record})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Dial: %v, want it to match context.DeadlineExceeded", err)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Dial: %v, want it to match ECONNREFUSED, the last attempt's error", err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) {
+		t.Errorf("Dial: %v, want a *net.OpError inside", err)
+	}
+	msg := fmt.Sprint(err)
+	for _, want := range []string{"client: dial ws://" + addr + "/ws: context deadline exceeded (last attempt: ", "connection refused)"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Dial: %q, want it to contain %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "secret") {
+		t.Errorf("Dial: %q shows the URL's query", msg)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.all) == 0 || st.all[0].From != Initial || st.all[0].From.String() != "initial" {
+		t.Errorf("first state change %+v: want From Initial", st.all)
 	}
 }
 

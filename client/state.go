@@ -10,8 +10,11 @@ type State uint8
 
 // The states. A Client starts Connecting, is Open while it has a
 // connection, Reconnecting between connections, and Closed at the end.
+// Initial, the zero State, is a Client before Dial's first attempt: it
+// shows only as StateChange.From of the first OnState call.
 const (
-	Connecting State = iota + 1
+	Initial State = iota
+	Connecting
 	Open
 	Reconnecting
 	Closed
@@ -20,6 +23,8 @@ const (
 // String returns the state's name, as the browser client spells it.
 func (s State) String() string {
 	switch s {
+	case Initial:
+		return "initial"
 	case Connecting:
 		return "connecting"
 	case Open:

@@ -21,14 +21,19 @@ import (
 // waits for the first call.
 //
 // http.Server.Shutdown does not close hijacked connections such as
-// WebSockets; call both, for instance:
+// WebSockets, and Shutdown does not wait for plain requests: run both at
+// once, wait for both, then close the Tracker, which must outlive every
+// request that beats or ends a session:
 //
-//	go httpServer.Shutdown(ctx) // stops listeners, waits for plain requests
-//	err := vigilServer.Shutdown(ctx)
-//	tracker.Close(ctx)
+//	errs := make(chan error, 2)
+//	go func() { errs <- httpServer.Shutdown(ctx) }() // stops listeners, waits for plain requests
+//	go func() { errs <- vigilServer.Shutdown(ctx) }()
+//	err := errors.Join(<-errs, <-errs)
+//	err = errors.Join(err, tracker.Close(ctx))
 //
-// or register it: httpServer.RegisterOnShutdown(func() { vigilServer.Shutdown(ctx) })
-// (RegisterOnShutdown does not wait for it: wait for Done before exiting).
+// Or register it, httpServer.RegisterOnShutdown(func() { vigilServer.Shutdown(ctx) }),
+// and wait for Done as well as for httpServer.Shutdown before closing the
+// Tracker: RegisterOnShutdown does not wait for it.
 func (s *Server) Shutdown(ctx context.Context) error {
 	first := false
 	s.shutdownOnce.Do(func() { first = true })

@@ -72,7 +72,12 @@ type Event struct {
 	Time time.Time
 	// LastSeen is the client's latest beat (for Online, Time).
 	LastSeen time.Time
-	// OnlineFor is how long the client was online; zero for Online.
+	// OnlineFor is how long the client was online: from its Online to
+	// LastSeen, the end of its last session or its last beat, whichever
+	// came later. The Grace a closed session lingered through, or the TTL
+	// an expired one went without a beat, is not counted: a client
+	// connected for 6s and closed is online for 6s, though its Offline
+	// fires a Grace later. Zero for Online.
 	OnlineFor time.Duration
 	// Node is the node that observed the transition and ran its hooks.
 	Node string
@@ -80,7 +85,10 @@ type Event struct {
 	SessionID string
 	// Seq numbers the client's transitions: it grows by one with each, so
 	// consumers can order events and drop duplicates. Online events have odd
-	// numbers for as long as the Store remembers the client.
+	// numbers for as long as the Store remembers the client. It is an
+	// increasing sequence per client, not a count: a Store starts a client
+	// it has no record of from its clock (store/memory near 6·10^12 in
+	// 2026), so that Seq never goes back for a client it forgot.
 	Seq uint64
 }
 

@@ -66,7 +66,7 @@ func TestFigureSlowStore(t *testing.T) {
 		tr := newSlowTracker(t, st)
 		base := calls(t, tr, "base", 50)
 		const n = 100_000
-		addSessions(t, st, n, time.Second) // node "bench", not the Tracker's
+		addSessions(t, st, n, time.Second)  // node "bench", not the Tracker's
 		time.Sleep(1100 * time.Millisecond) // they expire; the Tracker's sweep reaps them
 		during := calls(t, tr, "during", 100)
 		t.Logf("Connect+End of another client every 20ms: p50 %v, p90 %v, max %v with nothing to sweep; p50 %v, p90 %v, max %v while %d expired sessions are swept",

@@ -399,7 +399,9 @@ func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason,
 	s.online--
 	evs = append(evs, presence.Event{
 		ClientID: c.id, Transition: presence.Offline, Reason: reason,
-		Time: s.wall(now), LastSeen: s.wall(c.seen), OnlineFor: time.Duration(now - c.since),
+		// Online until the last beat or session end: not through the
+		// Grace or TTL that passed since.
+		Time: s.wall(now), LastSeen: s.wall(c.seen), OnlineFor: time.Duration(max(0, c.seen-c.since)),
 		SessionID: x.id, Seq: c.seq(),
 	})
 	if s.cfg.Retention < 0 {

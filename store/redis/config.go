@@ -66,7 +66,11 @@ type Config struct {
 	ReclaimAfter time.Duration
 
 	// Logger receives the Store's logs: data loss detected in Redis,
-	// reclaimed transitions. Nil: nothing is logged.
+	// reclaimed transitions, and Redis outages: one Warn line, with the
+	// address, when Redis stops answering ("redis: unreachable, retrying")
+	// and one when it answers again, however many calls failed between;
+	// a Redis that flaps logs at most one outage a minute. Nil: nothing is
+	// logged.
 	Logger *slog.Logger
 }
 

@@ -8,6 +8,19 @@
 //	...
 //	tr, err := presence.New(ctx, st, presence.Config{Node: nodeID})
 //
+// # Start-up
+//
+// New does no I/O, and presence.New starts even when Redis is unreachable
+// (the node serves its clients and re-asserts them once Redis answers), so
+// a wrong address shows only in errors and logs. To fail fast at start
+// instead, ping first:
+//
+//	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+//	defer cancel()
+//	if err := rdb.Ping(pctx).Err(); err != nil {
+//		log.Fatalf("redis at %v: %v", addrs, err)
+//	}
+//
 // # Layout
 //
 // Clients are spread by a hash of their ID over Config.Buckets buckets.
@@ -64,8 +77,14 @@
 //
 // # Redis outages
 //
-// Errors from Redis are returned as they are, so the Tracker treats them as
-// transient and retries; no Offline fires while nobody can sweep. When Redis
+// Errors from Redis are returned wrapped, naming what the call did (the
+// client and session, or the node), so the Tracker treats them as
+// transient and retries; no Offline fires while nobody can sweep. The Store
+// logs one line per outage (see Config.Logger). go-redis itself logs every
+// failed dial through its own package-level logger (the standard log
+// package, by default); an application that wants only the Store's line
+// replaces that logger with goredis.SetLogger, which this package leaves
+// alone. When Redis
 // comes back empty (a restart without persistence), each bucket gets a new
 // generation marker. A Touch or End of a session this Store wrote in an
 // earlier generation re-creates it silently (no Online); an End then lets

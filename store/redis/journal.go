@@ -90,7 +90,7 @@ func (s *Store) Ack(ctx context.Context, evs []presence.Event) error {
 	for b, ids := range byBucket {
 		pipe.XAck(ctx, s.buckets[b][keyJournal], "hooks", ids...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.exec(ctx, pipe); err != nil {
 		return fmt.Errorf("redis: ack %d events: %w", len(evs), err)
 	}
 	s.journalMu.Lock()
@@ -143,7 +143,7 @@ func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, stri
 			}))
 		}
 	}
-	_, _ = pipe.Exec(ctx)
+	_ = s.exec(ctx, pipe) // errors are read per command below
 	byKey := make(map[string]int, len(s.buckets))
 	for b, keys := range s.buckets {
 		byKey[keys[keyJournal]] = b
@@ -188,7 +188,7 @@ func (s *Store) readStart(ctx context.Context) ([]presence.Event, string, error)
 	for b, keys := range s.buckets {
 		cmds[b] = pipe.XRevRangeN(ctx, keys[keyJournal], "+", "-", 1)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
+	if err := s.exec(ctx, pipe); err != nil && err != goredis.Nil {
 		return nil, "", fmt.Errorf("redis: read journal: %w", err)
 	}
 	ids := make([]entryID, len(s.buckets))

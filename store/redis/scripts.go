@@ -51,8 +51,12 @@ type call struct {
 // what the calls that ran decided.
 func (s *Store) runAll(ctx context.Context, script *goredis.Script, calls []call) ([]any, error) {
 	out := make([]any, len(calls))
+	if len(calls) == 0 {
+		return out, nil
+	}
 	if len(calls) == 1 {
 		v, err := script.Run(ctx, s.rdb, calls[0].keys, calls[0].args...).Result()
+		s.out.observe(ctx, err)
 		out[0] = v
 		return out, err
 	}
@@ -74,6 +78,7 @@ func (s *Store) runAll(ctx context.Context, script *goredis.Script, calls []call
 		}
 		out[i] = v
 	}
+	s.out.observe(ctx, first)
 	return out, first
 }
 
@@ -83,6 +88,9 @@ func (s *Store) runAll(ctx context.Context, script *goredis.Script, calls []call
 // running the earlier ones. It returns what runAll returns.
 func (s *Store) runConcurrent(ctx context.Context, script *goredis.Script, n, parallel int, build func(i int) call) ([]any, error) {
 	out := make([]any, n)
+	if n == 0 {
+		return out, nil
+	}
 	errs := make([]error, n)
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -103,7 +111,18 @@ func (s *Store) runConcurrent(ctx context.Context, script *goredis.Script, n, pa
 			first = cmp.Or(first, err)
 		}
 	}
+	s.out.observe(ctx, first)
 	return out, first
+}
+
+// exec runs pipe and notes whether Redis answered.
+func (s *Store) exec(ctx context.Context, pipe goredis.Pipeliner) error {
+	if pipe.Len() == 0 {
+		return nil // no I/O: tells nothing
+	}
+	_, err := pipe.Exec(ctx)
+	s.out.observe(ctx, err)
+	return err
 }
 
 // errReply reports a script reply of an unexpected shape: a bug, or keys of

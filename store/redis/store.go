@@ -35,6 +35,7 @@ type Store struct {
 	rdb goredis.UniversalClient
 	cfg Config
 	log *slog.Logger
+	out *outage
 	// single: the client talks to one server (not a Cluster or Ring), so
 	// one script may span every bucket and a batch is one command.
 	single   bool
@@ -95,6 +96,7 @@ func New(rdb goredis.UniversalClient, cfg Config) (*Store, error) {
 		pending:  make(map[string]pendingEntry),
 	}
 	_, s.single = rdb.(*goredis.Client)
+	s.out = newOutage(cfg.Logger, rdb)
 	s.buckets = make([][]string, cfg.Buckets)
 	for b := range s.buckets {
 		s.buckets[b] = bucketKeys(cfg.Prefix, b)
@@ -146,17 +148,18 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.knownMu.Unlock()
 	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], l.ClientID, l.SessionID, l.Node,
 		ms(l.TTL), l.Age.Milliseconds(), sibling, s.claimer(), s.cfg.JournalLen).Slice()
+	s.out.observe(ctx, err)
 	if err != nil {
-		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, err)
+		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}
 	if len(v) < 1 {
-		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, errReply)
+		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, errReply)
 	}
 	gen, _ := v[0].(string)
 	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
 	evs, err := s.events(b, v[1:])
 	if err != nil {
-		return nil, fmt.Errorf("redis: add %q: %w", l.ClientID, err)
+		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}
 	return evs, nil
 }
@@ -287,7 +290,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 		replies, err = s.runAll(ctx, scriptTouch, calls)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redis: touch %d sessions: %w", len(leases), err)
+		return nil, fmt.Errorf("redis: touch %s: %w", touching(leases), err)
 	}
 	var gone []presence.Gone
 	var kept []int // full leases whose span Redis did not take
@@ -410,6 +413,26 @@ func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any
 	return args, t
 }
 
+// touching names the sessions of a Touch, for error texts.
+func touching(leases []presence.Lease) string {
+	l := leases[0]
+	if len(leases) == 1 {
+		return fmt.Sprintf("client %q session %q", l.ClientID, l.SessionID)
+	}
+	return fmt.Sprintf("%d sessions (client %q session %q and others)", len(leases), l.ClientID, l.SessionID)
+}
+
+// ending names what e selects, for error texts.
+func ending(e presence.Ending) string {
+	switch {
+	case e.SessionID != "":
+		return fmt.Sprintf("client %q session %q", e.ClientID, e.SessionID)
+	case e.ClientID != "":
+		return fmt.Sprintf("client %q", e.ClientID)
+	}
+	return fmt.Sprintf("sessions of node %q", e.Node)
+}
+
 func checkEnding(e presence.Ending) error {
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("redis: %w", err)
@@ -482,10 +505,10 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	}
 	s.knownMu.Unlock()
 	if err != nil {
-		return evs, fmt.Errorf("redis: end %q/%q node %q: %w", e.ClientID, e.SessionID, e.Node, err)
+		return evs, fmt.Errorf("redis: end %s: %w", ending(e), err)
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("redis: end %q/%q node %q: %w", e.ClientID, e.SessionID, e.Node, presence.ErrNotFound)
+		return nil, fmt.Errorf("redis: end %s: %w", ending(e), presence.ErrNotFound)
 	}
 	return evs, nil
 }
@@ -613,7 +636,7 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 		}
 		qs = append(qs, q{idx, pipe.HMGet(ctx, s.buckets[b][keyClients], fields...)})
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.exec(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
 	}
 	for _, q := range qs {
@@ -660,7 +683,7 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 		}
 	}
 	if len(lists) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
+		if err := s.exec(ctx, pipe); err != nil {
 			return err
 		}
 		for i, cmd := range lists {
@@ -695,7 +718,7 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 		bt.ends = pipe.ZMScore(ctx, keys[keyExpiry], bt.sks...)
 		bt.reasons = pipe.HMGet(ctx, keys[keyReasons], bt.sks...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.exec(ctx, pipe); err != nil {
 		return err
 	}
 	for _, bt := range bs {
@@ -729,6 +752,7 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 		return nil, fmt.Errorf("redis: sessions: %w", err)
 	}
 	v, err := scriptSessions.Run(ctx, s.rdb, s.buckets[s.bucket(clientID)], clientID).Slice()
+	s.out.observe(ctx, err)
 	if err == goredis.Nil {
 		return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, presence.ErrNotFound)
 	}
@@ -767,6 +791,7 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 	for ; b < len(s.buckets); b, after = b+1, "" {
 		need := limit - len(page.Clients)
 		v, err := scriptList.Run(ctx, s.rdb, s.buckets[b], after, need+1).Slice()
+		s.out.observe(ctx, err)
 		if err != nil {
 			return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 		}
@@ -807,7 +832,7 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	for b, keys := range s.buckets {
 		cmds[b] = pipe.ZCard(ctx, keys[keyOnline])
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.exec(ctx, pipe); err != nil {
 		return 0, fmt.Errorf("redis: count: %w", err)
 	}
 	n := 0

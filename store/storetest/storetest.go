@@ -240,6 +240,7 @@ const (
 
 func testOnlineOffline(e *env) {
 	tr := e.tracker("n1")
+	connected := time.Now()
 	s := e.connect(tr, "alice", presence.SessionOptions{})
 	e.settle()
 	e.expect("alice", on)
@@ -249,6 +250,7 @@ func testOnlineOffline(e *env) {
 	}
 	e.sleep(3 * e.u)
 	e.end(s, presence.ReasonClosed)
+	ended := time.Since(connected)
 	e.sleep(e.grace - e.u)
 	e.expect("alice", on) // still lingering
 	if p, err := tr.Presence(e.ctx, "alice"); err != nil || !p.Online {
@@ -260,9 +262,12 @@ func testOnlineOffline(e *env) {
 	if off.Seq != ev.Seq+1 {
 		e.Errorf("offline Seq = %d, want %d", off.Seq, ev.Seq+1)
 	}
-	if off.OnlineFor < 3*e.u {
-		e.Errorf("OnlineFor = %v, want at least %v", off.OnlineFor, 3*e.u)
+	// OnlineFor runs from the Online to the end of the last session, not
+	// through the Grace that followed.
+	if off.OnlineFor < 3*e.u || off.OnlineFor > ended+e.u/10 {
+		e.Errorf("OnlineFor = %v, want the %v from online to the session's end, without the grace %v", off.OnlineFor, ended, e.grace)
 	}
+	e.checkOnlineFor(ev, off)
 	if off.LastSeen.Before(ev.Time) || off.LastSeen.After(off.Time) {
 		e.Errorf("LastSeen %v not between online %v and offline %v", off.LastSeen, ev.Time, off.Time)
 	}
@@ -331,6 +336,13 @@ func testExpiry(e *env) {
 	if d := time.Since(start); d < e.ttl {
 		e.Errorf("offline after %v, before TTL %v", d, e.ttl)
 	}
+	// An expired session ended at its last beat (here, when it came
+	// online): OnlineFor leaves out the TTL that passed after it.
+	evs := e.rec.of("dave")
+	if evs[1].OnlineFor > e.u {
+		e.Errorf("OnlineFor = %v, want it to end at the last beat, not %v later", evs[1].OnlineFor, e.ttl)
+	}
+	e.checkOnlineFor(evs[0], evs[1])
 	// The Tracker lets the owner know, so it can close the connection.
 	e.waitFor(e.ttl, "OnGone of the expired session", func() bool { return len(gone) == 1 })
 	if r := <-gone; r != presence.ReasonExpired {
@@ -521,6 +533,17 @@ func testQueries(e *env) {
 	}
 	if n, err := tr.Count(e.ctx); err != nil || n != 1 {
 		e.Errorf("Count = %d, %v; want 1", n, err)
+	}
+}
+
+// checkOnlineFor fails unless the Offline event off reports OnlineFor as
+// the time from the Online event on to off's LastSeen: the last beat or the
+// end of the client's last session.
+func (e *env) checkOnlineFor(on, off presence.Event) {
+	e.Helper()
+	want := max(0, off.LastSeen.Sub(on.Time))
+	if d := off.OnlineFor - want; d < -time.Millisecond || d > time.Millisecond {
+		e.Errorf("OnlineFor = %v, want %v: from the online event (%v) to LastSeen (%v)", off.OnlineFor, want, on.Time, off.LastSeen)
 	}
 }
 

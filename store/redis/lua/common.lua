@@ -208,7 +208,9 @@ local function remove(sk, reason, retention)
     return
   end
   c.seq = c.seq + 1
-  local onlinefor = NOW - c.since
+  -- Online until the last beat or session end (c.seen): not through the
+  -- Grace or TTL that passed since.
+  local onlinefor = math.max(0, c.seen - c.since)
   c.since = 0
   redis.call('ZREM', B.on, id)
   if retention < 0 then
