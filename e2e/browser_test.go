@@ -1,6 +1,6 @@
 //go:build browser
 
-package js_test
+package e2e
 
 import (
 	"context"

@@ -1,6 +1,6 @@
-//go:build browser
+//go:build browser || soak
 
-package js_test
+package e2e
 
 import (
 	"bufio"
@@ -149,8 +149,11 @@ func startDemo(t *testing.T, addr string, args ...string) *demo {
 			buildOnce.err = err
 			return
 		}
+		demoDir = dir
 		buildOnce.bin = filepath.Join(dir, "chat")
-		out, err := exec.Command("go", "build", "-o", buildOnce.bin, "../../examples/chat").CombinedOutput()
+		build := exec.Command("go", "build", "-o", buildOnce.bin, "./examples/chat")
+		build.Dir = ".." // the root module, which holds the demo
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
