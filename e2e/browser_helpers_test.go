@@ -120,6 +120,11 @@ func poll(t *testing.T, tab context.Context, expr string, d time.Duration) time.
 	}
 }
 
+// stateIs is true when the demo page shows the vigil.js state s.
+func stateIs(s string) string {
+	return fmt.Sprintf(`document.getElementById("state").dataset.state === %q`, s)
+}
+
 // demo is the chat demo (examples/chat) running as a process.
 type demo struct {
 	t    *testing.T

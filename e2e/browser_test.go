@@ -27,10 +27,6 @@ func chatPage(d *demo, name string) string {
 	return d.url(fmt.Sprintf("/?name=%s&%s", name, pageOpts))
 }
 
-func stateIs(s string) string {
-	return fmt.Sprintf(`document.getElementById("state").dataset.state === %q`, s)
-}
-
 func listHas(id string) string {
 	return fmt.Sprintf(`window.chat.presence.online.has(%q)`, id)
 }

@@ -8,12 +8,12 @@ replace github.com/vigilhq/vigil => ../
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
+	github.com/gorilla/websocket v1.5.3
 	github.com/vigilhq/vigil v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
 require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/patrickmn/go-cache v2.1.0+incompatible // indirect
 )
