@@ -149,7 +149,7 @@ func TestSoakDefaults(t *testing.T) {
 		t.Errorf("demo: online lines for %v, want one each for %v", dOnline, dIDs)
 	}
 	for _, l := range d.events("offline", "") {
-		t.Errorf("demo: offline line %v", l)
+		t.Errorf("demo: offline line for %v (reason %v) at %v", l["client"], l["reason"], l["time"])
 	}
 	lIDs := []string{"l-attach", "l-chat", "l-go", "l-http", "l-silent", "l-tls"}
 	online, offline := lib.transitions()
