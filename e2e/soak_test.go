@@ -99,7 +99,8 @@ func TestSoakDefaults(t *testing.T) {
 
 	// The quiet period is what this test is about, not a synchronisation:
 	// nothing happens in it but pings, pongs, the page's application pings
-	// and the HTTP heartbeats.
+	// and the HTTP heartbeats. scripts/test waits for the "set-up took" line
+	// below before it starts other tests beside this one.
 	setup := time.Since(start)
 	t.Logf("set-up took %v; now %v of quiet at the default timings", setup.Round(time.Millisecond), quiet)
 	<-time.After(quiet)
