@@ -139,10 +139,14 @@ redis_stop_all() {
 	fi
 }
 
-# redis_setup: everything the integration tests need; stops it all on exit.
+# redis_setup: everything the integration tests need; stops it all on exit
+# (keeping any EXIT trap already set, such as scripts/test's for the soak).
 redis_setup() {
 	redis_install || return 1
-	trap redis_stop_all EXIT
+	local prev
+	prev=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT\$/\1/")
+	# shellcheck disable=SC2064
+	trap "redis_stop_all${prev:+; $prev}" EXIT
 	redis_start_standalone || return 1
 	redis_start_cluster || return 1
 	echo "redis.sh: REDIS_ADDR=$REDIS_ADDR REDIS_CLUSTER_ADDRS=$REDIS_CLUSTER_ADDRS" >&2

@@ -1,21 +1,16 @@
-//go:build browser
+//go:build browser || soak
 
-package js_test
+package e2e
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,9 +19,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// The browser tests drive Debian's chromium headless through the DevTools
-// protocol. With the browser tag set they fail, never skip, when chromium is
-// missing: scripts/lib/chromium.sh installs it and exports CHROMIUM.
+// The browser tests and the soak drive Debian's chromium headless through
+// the DevTools protocol. With the browser or soak tag set they fail, never
+// skip, when chromium is missing: scripts/lib/chromium.sh installs it and
+// exports CHROMIUM.
 
 func chromiumPath(t *testing.T) string {
 	t.Helper()
@@ -120,6 +116,11 @@ func poll(t *testing.T, tab context.Context, expr string, d time.Duration) time.
 	}
 }
 
+// stateIs is true when the demo page shows the vigil.js state s.
+func stateIs(s string) string {
+	return fmt.Sprintf(`document.getElementById("state").dataset.state === %q`, s)
+}
+
 // demo is the chat demo (examples/chat) running as a process.
 type demo struct {
 	t    *testing.T
@@ -149,8 +150,11 @@ func startDemo(t *testing.T, addr string, args ...string) *demo {
 			buildOnce.err = err
 			return
 		}
+		demoDir = dir
 		buildOnce.bin = filepath.Join(dir, "chat")
-		out, err := exec.Command("go", "build", "-o", buildOnce.bin, "../../examples/chat").CombinedOutput()
+		build := exec.Command("go", "build", "-o", buildOnce.bin, "./examples/chat")
+		build.Dir = ".." // the root module, which holds the demo
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -200,36 +204,10 @@ func startDemo(t *testing.T, addr string, args ...string) *demo {
 
 func (d *demo) url(path string) string { return "http://" + d.addr + path }
 
-// stop sends SIGTERM and waits for the process to exit.
-func (d *demo) stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	<-d.done
-	d.cmd.Wait()
-}
-
 func (d *demo) kill() {
 	d.cmd.Process.Kill()
 	<-d.done
 	d.cmd.Wait()
-}
-
-// restart starts the demo again on the same address.
-func (d *demo) restart() *demo {
-	d.t.Helper()
-	var nd *demo
-	for i := 0; ; i++ { // the port may take a moment to be free again
-		ln, err := net.Listen("tcp", d.addr)
-		if err == nil {
-			ln.Close()
-			break
-		}
-		if i == 100 {
-			d.t.Fatalf("port of %s not free: %v", d.addr, err)
-		}
-		<-time.After(10 * time.Millisecond)
-	}
-	nd = startDemo(d.t, d.addr, d.args...)
-	return nd
 }
 
 // events returns the demo's log lines with event ev for client.
@@ -244,114 +222,3 @@ func (d *demo) events(ev, client string) []map[string]any {
 	}
 	return out
 }
-
-// presence returns GET /presence/{id} of the demo.
-func (d *demo) presence(t *testing.T, id string) (online bool, sessions int) {
-	t.Helper()
-	res, err := http.Get(d.url("/presence/" + id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	if res.StatusCode == 404 {
-		return false, 0
-	}
-	var p struct {
-		Online   bool `json:"online"`
-		Sessions int  `json:"sessions"`
-	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		t.Fatalf("presence %s: %s", id, body)
-	}
-	return p.Online, p.Sessions
-}
-
-// waitServer polls the demo's presence of id until it is want.
-func (d *demo) waitPresence(t *testing.T, id string, want bool, within time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		if on, _ := d.presence(t, id); on == want {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("%s online=%v not reached within %v", id, want, within)
-		}
-		<-time.After(20 * time.Millisecond)
-	}
-}
-
-// cable is a TCP proxy in front of the demo that the test can unplug:
-// while cut, bytes on every connection, old and new, are dropped in both
-// directions without closing anything, as a pulled cable or a dead Wi-Fi
-// does. (DevTools' offline emulation alone leaves open WebSockets working.)
-type cable struct {
-	ln  net.Listener
-	cut atomic.Bool
-	wg  sync.WaitGroup
-
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newCable(t *testing.T, to string) *cable {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cable{ln: ln}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", to)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			c.mu.Lock()
-			c.conns = append(c.conns, in, out)
-			c.mu.Unlock()
-			c.wg.Add(2)
-			go c.pipe(in, out)
-			go c.pipe(out, in)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		c.mu.Lock()
-		for _, x := range c.conns {
-			x.Close()
-		}
-		c.mu.Unlock()
-		c.wg.Wait()
-	})
-	return c
-}
-
-func (c *cable) pipe(dst, src net.Conn) {
-	defer c.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !c.cut.Load() {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			if tc, ok := dst.(*net.TCPConn); ok && !c.cut.Load() {
-				tc.CloseWrite()
-			}
-			return
-		}
-	}
-}
-
-func (c *cable) url(path string) string { return "http://" + c.ln.Addr().String() + path }

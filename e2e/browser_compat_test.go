@@ -1,6 +1,6 @@
 //go:build browser
 
-package js_test
+package e2e
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 // compatServer is a vigil server (TTL 1.2s) that also serves the pages of
 // the compatibility tests and the pinned reconnecting-websocket package
-// (client/js/testdata/node_modules, installed by scripts/test).
+// (client/js/testdata/node_modules, which scripts/test installs with npm ci).
 //
 // timing: compressed for speed: TTL ≥ PingInterval + PongTimeout, Grace <
 // TTL; the browser's own timers are the subject, at their defaults.
@@ -41,7 +41,7 @@ func compatServer(t *testing.T, pages map[string]string) (*httptest.Server, *con
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv.WebSocket(cs.serve))
 	mux.Handle("GET /presence/{id}", srv.PresenceEndpoint())
-	mux.Handle("GET /rws/", http.StripPrefix("/rws/", http.FileServer(http.Dir("testdata/node_modules/reconnecting-websocket/dist"))))
+	mux.Handle("GET /rws/", http.StripPrefix("/rws/", http.FileServer(http.Dir("../client/js/testdata/node_modules/reconnecting-websocket/dist"))))
 	for path, html := range pages {
 		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -164,7 +164,7 @@ func TestBrowserHeartCheckSnippet(t *testing.T) {
 	}
 }
 
-// reconnecting-websocket (pinned in testdata/package.json), unchanged: it
+// reconnecting-websocket (pinned in client/js/testdata/package.json), unchanged: it
 // has no heartbeat of its own, so the server's protocol pings keep it
 // online; when the server drops it, it reconnects by itself.
 const rwsPage = `<!doctype html><script type="module">

@@ -1,6 +1,6 @@
 //go:build browser
 
-package js_test
+package e2e
 
 import (
 	"context"
@@ -25,10 +25,6 @@ const (
 
 func chatPage(d *demo, name string) string {
 	return d.url(fmt.Sprintf("/?name=%s&%s", name, pageOpts))
-}
-
-func stateIs(s string) string {
-	return fmt.Sprintf(`document.getElementById("state").dataset.state === %q`, s)
 }
 
 func listHas(id string) string {
