@@ -220,6 +220,9 @@ func (c *Conn) finish() {
 	}
 	cancel()
 	c.s.stats.closed(ce.Code)
+	if ce.Code == closeAbnormal { // dropped: no close frame either way
+		c.s.connDropped(ctx, time.Duration(c.s.now()-c.opened))
+	}
 	c.s.obs.ConnClosed(presence.TransportWS, ce.Code, ce.Reason)
 	c.s.log.LogAttrs(ctx, slog.LevelDebug, "middleware: connection closed",
 		slog.String("client_id", c.clientID), slog.String("session_id", c.sess.ID()),

@@ -53,6 +53,7 @@ type Conn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	opened    int64        // Server.now() when it opened
 	lastRead  atomic.Int64 // Server.now() of the last frame received
 	lastApp   atomic.Int64 // of the last application message
 	flushing  atomic.Bool  // a goroutine is writing queued messages
@@ -89,6 +90,7 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Co
 	c := &Conn{s: s, ws: ws, nc: ws.NetConn(), clientID: clientID, attached: attached}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	now := s.now()
+	c.opened = now
 	c.lastRead.Store(now)
 	c.lastApp.Store(now)
 	c.nextPing = now + int64(s.cfg.PingInterval)

@@ -189,6 +189,16 @@ func (s *Server) MetricsHandler() http.Handler {
 		metric("vigil_http_leaves_total", "counter", "HTTP leaves served.", st.Leaves)
 		byKey("vigil_ws_closes_total", "Connections ended, by close code (sent or received; 1006: dropped).", "code", closeCodes[:], st.Closes)
 		byKey("vigil_http_rejected_total", "Requests refused before any upgrade or beat, by HTTP status.", "status", rejectStatuses[:], st.Rejected)
+		head("vigil_ws_dropped_age_seconds", "histogram", "Age of WebSocket connections that ended without a close frame (1006); many at one age mean a proxy's idle timeout.")
+		var cum uint64
+		for i, le := range ageBuckets {
+			cum += s.cuts.hist[i].Load()
+			sample("vigil_ws_dropped_age_seconds_bucket", `{le="`+strconv.FormatFloat(le, 'g', -1, 64)+`"}`, cum)
+		}
+		cum += s.cuts.hist[len(ageBuckets)].Load()
+		sample("vigil_ws_dropped_age_seconds_bucket", `{le="+Inf"}`, cum)
+		b.WriteString("vigil_ws_dropped_age_seconds_sum " + strconv.FormatFloat(float64(s.cuts.sumMS.Load())/1000, 'f', 3, 64) + "\n")
+		sample("vigil_ws_dropped_age_seconds_count", "", cum)
 		head("vigil_http_refusals_total", "counter", "Requests refused, by the code of the JSON answer (docs/PROTOCOL.md); origin_not_allowed and no_identity usually mean a misconfiguration.")
 		for _, k := range refusalCodes {
 			sample("vigil_http_refusals_total", `{code="`+k+`"}`, st.Refusals[k])
