@@ -280,6 +280,7 @@ func (s *Server) register(c *Conn) {
 }
 
 func (s *Server) unregister(c *Conn) {
+	s.sched.remove(c)
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.uncount(c.clientID)

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -62,6 +63,28 @@ func (w *wheel) insert(c *Conn, due int64) {
 	c.due = t
 	i := t % int64(len(w.slots))
 	w.slots[i] = append(w.slots[i], c)
+}
+
+// remove forgets c, which ended, at once rather than at its next visit (up
+// to PingInterval later): under churn, every connection closed within the
+// last ping interval would otherwise stay reachable from its slot, with its
+// gorilla connection and read buffer (about 1.5 KiB each; 3,000 closes a
+// second would hold over 100 MB). A c being visited right now is not in
+// any slot; its visit sees it ended and forgets it.
+func (w *wheel) remove(c *Conn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running {
+		return
+	}
+	i := c.due % int64(len(w.slots))
+	slot := w.slots[i]
+	if j := slices.Index(slot, c); j >= 0 {
+		last := len(slot) - 1
+		slot[j] = slot[last]
+		slot[last] = nil
+		w.slots[i] = slot[:last]
+	}
 }
 
 // shutdown stops the wheel goroutine and waits for it.
