@@ -37,7 +37,7 @@ type Server struct {
 	epoch   time.Time // monotonic origin of now()
 	pongMsg []byte
 	stats   counters
-	cuts    cutDetector // proxycut.go
+	cuts    cutDetector       // proxycut.go
 	obs     presence.Observer // the Tracker's, never nil
 	sched   *wheel
 
