@@ -249,7 +249,10 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 // New has registered hooks.
 func (t *Tracker) clearNode(ctx context.Context) error {
 	e := Ending{Node: t.cfg.Node, Reason: ReasonRestart, Grace: max(t.cfg.Grace, t.cfg.SweepInterval)}
-	if _, err := t.store.End(ctx, e); err != nil && !errors.Is(err, ErrNotFound) {
+	start := time.Now()
+	_, err := t.store.End(ctx, e)
+	t.observed("end", start, err)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	return nil
