@@ -76,16 +76,17 @@ func TestObserver(t *testing.T) {
 	}
 }
 
-// failEnd is a Store whose End fails, for a transient reason, while fail is
-// set.
+// failEnd is a Store whose End fails with errDown while fail is set: every
+// End, or with clientsOnly those that select a client.
 type failEnd struct {
 	presence.Store
-	fail atomic.Bool
+	fail        atomic.Bool
+	clientsOnly bool
 }
 
 func (s *failEnd) End(ctx context.Context, e presence.Ending) ([]presence.Event, error) {
-	if s.fail.Load() {
-		return nil, errors.New("store unreachable")
+	if s.fail.Load() && (!s.clientsOnly || e.ClientID != "") {
+		return nil, errDown
 	}
 	return s.Store.End(ctx, e)
 }
