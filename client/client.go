@@ -59,7 +59,15 @@ type Client struct {
 	err   error // why the Client stopped
 
 	// Used only by Dial, then by the run goroutine.
-	attempt int
+	// failed counts the failed attempts in a row: StateChange.Attempt and
+	// what MaxAttempts limits. A drop is not an attempt, so it is 0 for
+	// the first attempt after one.
+	failed int
+	// step is the backoff exponent of the next reconnect: the reconnects
+	// since the last stable connection. Unlike failed it keeps growing
+	// across connections that close before StableAfter, so a server that
+	// accepts and drops at once is not hammered.
+	step int
 }
 
 // Dial connects to the WebSocket endpoint url (ws:// or wss://) and
@@ -181,7 +189,7 @@ func (c *Client) run(ws *websocket.Conn) {
 		opened := time.Now()
 		cause := c.serve(ws)
 		if time.Since(opened) >= c.cfg.StableAfter {
-			c.attempt = 0
+			c.step = 0
 		}
 		if c.ctx.Err() != nil {
 			c.stop(ErrClosed)
@@ -206,16 +214,16 @@ func (c *Client) run(ws *websocket.Conn) {
 }
 
 // nextDelay returns the wait before the next attempt after cause, and
-// counts the attempt.
+// counts it as a step of the backoff.
 func (c *Client) nextDelay(cause error) time.Duration {
-	defer func() { c.attempt++ }()
+	defer func() { c.step++ }()
 	var ce *CloseError
-	if errors.As(cause, &ce) && ce.Code == websocket.CloseGoingAway && c.attempt == 0 {
+	if errors.As(cause, &ce) && ce.Code == websocket.CloseGoingAway && c.step == 0 {
 		// The server drains its connections over its drain window; spread
 		// the reconnects over it too, rather than all at once.
 		return time.Duration(rand.Float64() * float64(c.cfg.DrainWindow))
 	}
-	d := backoff(c.attempt, c.cfg.BackoffBase, c.cfg.BackoffMax, rand.Float64)
+	d := backoff(c.step, c.cfg.BackoffBase, c.cfg.BackoffMax, rand.Float64)
 	var he *HandshakeError
 	if errors.As(cause, &he) {
 		d += he.RetryAfter
@@ -227,10 +235,10 @@ func (c *Client) nextDelay(cause error) time.Duration {
 // ends, an error is permanent or MaxAttempts is reached.
 func (c *Client) connect(ctx context.Context, st State, cause error, delay time.Duration) (*websocket.Conn, error) {
 	for {
-		if c.cfg.MaxAttempts > 0 && c.attempt >= c.cfg.MaxAttempts {
-			return nil, fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, c.attempt, cause)
+		if c.cfg.MaxAttempts > 0 && c.failed >= c.cfg.MaxAttempts {
+			return nil, fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, c.failed, cause)
 		}
-		c.setState(StateChange{To: st, Attempt: c.attempt, Delay: delay, Err: cause})
+		c.setState(StateChange{To: st, Attempt: c.failed, Delay: delay, Err: cause})
 		if delay > 0 {
 			t := time.NewTimer(delay)
 			select {
@@ -252,7 +260,8 @@ func (c *Client) connect(ctx context.Context, st State, cause error, delay time.
 		}
 		err = handshakeError(err, resp)
 		c.log.LogAttrs(ctx, slog.LevelDebug, "client: dial failed", slog.String("url", c.url),
-			slog.Int("attempt", c.attempt), slog.Any("err", err))
+			slog.Int("attempt", c.failed), slog.Any("err", err))
+		c.failed++
 		if permanent(err) {
 			return nil, err
 		}
@@ -323,7 +332,8 @@ func (c *Client) opened(ws *websocket.Conn) {
 		}
 	}
 	c.log.LogAttrs(c.ctx, slog.LevelDebug, "client: connected", slog.String("url", c.url))
-	c.setState(StateChange{To: Open, Attempt: c.attempt})
+	c.setState(StateChange{To: Open, Attempt: c.failed})
+	c.failed = 0
 }
 
 // stop ends the Client with err.
@@ -333,7 +343,7 @@ func (c *Client) stop(err error) {
 	c.queue = nil
 	c.err = err
 	c.mu.Unlock()
-	c.setState(StateChange{To: Closed, Attempt: c.attempt, Err: err})
+	c.setState(StateChange{To: Closed, Attempt: c.failed, Err: err})
 }
 
 // setState records the state and calls OnState, never under the lock.

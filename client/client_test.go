@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -471,4 +473,50 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	wg.Wait()
 	goleak.VerifyNone(t, base)
+}
+
+// After a drop, MaxAttempts counts the failed attempts from the drop on
+// (the drop itself is not one), and each Reconnecting announces how many
+// failed before it: 0 for the first attempt after the drop.
+//
+// timing: backoff shortened so MaxAttempts is reached within the test; no
+// heartbeat relation is involved.
+func TestMaxAttemptsAfterDrop(t *testing.T) {
+	var served atomic.Int64
+	up := websocket.Upgrader{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if served.Add(1) > 1 {
+			http.Error(w, "busy", http.StatusBadGateway)
+			return
+		}
+		// The first attempt opens a connection, dropped at once (1006).
+		if ws, err := up.Upgrade(w, r, nil); err == nil {
+			ws.Close()
+		}
+	}))
+	t.Cleanup(ts.Close)
+	st := newStates()
+	const max = 3
+	c := dialT(t, "ws"+strings.TrimPrefix(ts.URL, "http"), Config{BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, MaxAttempts: max, OnState: st.record})
+	sc := st.wait(t, Closed, 5*time.Second)
+	if !errors.Is(sc.Err, ErrGaveUp) || !errors.Is(c.Err(), ErrGaveUp) {
+		t.Fatalf("closed with %v, want ErrGaveUp", sc.Err)
+	}
+	if got := served.Load() - 1; got != max {
+		t.Errorf("%d attempts after the drop, want MaxAttempts = %d", got, max)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var attempts []int
+	for _, sc := range st.all {
+		if sc.To == Reconnecting {
+			attempts = append(attempts, sc.Attempt)
+		}
+	}
+	if want := []int{0, 1, 2}; !slices.Equal(attempts, want) {
+		t.Errorf("Reconnecting announced attempts %v, want %v", attempts, want)
+	}
+	if sc.Attempt != max {
+		t.Errorf("Closed reports Attempt %d, want %d failed attempts", sc.Attempt, max)
+	}
 }

@@ -67,12 +67,15 @@ type Config struct {
 	// live server. Default: 10s, or PongTimeout if that is shorter.
 	WriteTimeout time.Duration
 
-	// BackoffBase and BackoffMax shape the reconnect delay: attempt n
-	// waits a uniformly random time in [0, min(BackoffMax, BackoffBase·2^n))
-	// (full jitter). Defaults: 500ms and 30s.
+	// BackoffBase and BackoffMax shape the reconnect delay: reconnect n
+	// since the last stable connection (n from 0: the first attempt after
+	// a drop, or Dial's second attempt) waits a uniformly random time in
+	// [0, min(BackoffMax, BackoffBase·2^n)) (full jitter). Defaults: 500ms
+	// and 30s.
 	BackoffBase, BackoffMax time.Duration
-	// StableAfter is how long a connection must stay open for the attempt
-	// counter to start again from zero. Default: 10s.
+	// StableAfter is how long a connection must stay open for the backoff
+	// to start again from n = 0; after a connection that closed sooner, n
+	// keeps growing. Default: 10s.
 	StableAfter time.Duration
 	// DrainWindow is the spread of the first reconnect after the server
 	// closed with 1001 (draining): it waits a uniformly random time in
@@ -80,7 +83,10 @@ type Config struct {
 	// Default: 5s.
 	DrainWindow time.Duration
 	// MaxAttempts stops the Client, with ErrGaveUp, after that many failed
-	// attempts in a row. Zero or negative: never give up. Default: never.
+	// attempts in a row: Dial makes at most MaxAttempts attempts, and so
+	// does the Client after each drop (the drop is not one of them). An
+	// attempt that opens a connection succeeds, however soon the
+	// connection drops. Zero or negative: never give up. Default: never.
 	MaxAttempts int
 
 	// SendQueueSize is how many messages Send holds while the Client is

@@ -42,8 +42,11 @@ type StateChange struct {
 	// From and To are the states before and after. They are equal when
 	// the Client makes another attempt in Connecting or Reconnecting.
 	From, To State
-	// Attempt counts the failed attempts since the last stable connection:
-	// 0 for the first attempt after a drop.
+	// Attempt counts the failed attempts in a row before the one announced
+	// (Connecting, Reconnecting): 0 for Dial's first attempt and for the
+	// first attempt after a drop, which is not a failed attempt. For Open,
+	// the attempts that failed before it; for Closed, those that failed
+	// since the last Open (Config.MaxAttempts when the Client gave up).
 	Attempt int
 	// Delay is how long the Client waits before the attempt it announces
 	// (Connecting and Reconnecting).

@@ -23,7 +23,12 @@ type httpKey struct{ client, session string }
 
 // httpSession holds one HTTP-heartbeat session; its identity tells a stale
 // OnGone from a current one.
-type httpSession struct{ sess *presence.Session }
+type httpSession struct {
+	sess *presence.Session
+	// gone is set, under Server.mu, when the session's OnGone was called:
+	// maybe before beat could keep it, so that forget found nothing.
+	gone bool
+}
 
 // countBeat counts one beat of a transport, for Stats and the Observer.
 func (s *Server) countBeat(transport string) {
@@ -34,6 +39,13 @@ func (s *Server) countBeat(transport string) {
 // beat beats the HTTP session (client, session), opening it if this node
 // holds none. It fails with ErrTooManyConns or the Tracker's error.
 func (s *Server) beat(ctx context.Context, client, session string) error {
+	return s.beatOnce(ctx, client, session, true)
+}
+
+// beatOnce is beat; when the session it opens has already ended (kicked,
+// expired, or the Tracker closed while Connect was in flight), it tries
+// once more if retry is set, and otherwise leaves it to the next beat.
+func (s *Server) beatOnce(ctx context.Context, client, session string, retry bool) error {
 	k := httpKey{client, session}
 	s.mu.Lock()
 	if h, ok := s.httpSess[k]; ok {
@@ -53,7 +65,11 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 	sess, err := s.tr.Connect(ctx, client, presence.SessionOptions{ID: session, OnGone: func(r presence.Reason) { s.forget(k, h, r) }})
 	s.mu.Lock()
 	_, raced := s.httpSess[k] // a concurrent beat opened it first
-	if err != nil || raced {
+	// The Tracker ended the session before it could be kept here: its
+	// OnGone has come and gone, so keeping it would send later beats to a
+	// dead session.
+	ended := h.gone
+	if err != nil || raced || ended {
 		s.uncount(client)
 	} else {
 		h.sess = sess
@@ -62,6 +78,12 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 	s.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if ended && !raced {
+		if retry {
+			return s.beatOnce(ctx, client, session, false)
+		}
+		return nil
 	}
 	s.countBeat(presence.TransportHTTP)
 	if !raced {
@@ -73,6 +95,7 @@ func (s *Server) beat(ctx context.Context, client, session string) error {
 // forget drops an HTTP session that ended, unless a newer one replaced it.
 func (s *Server) forget(k httpKey, h *httpSession, r presence.Reason) {
 	s.mu.Lock()
+	h.gone = true
 	cur := s.httpSess[k] == h
 	if cur {
 		delete(s.httpSess, k)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -348,5 +349,86 @@ func TestSynctestPingWhileWriting(t *testing.T) {
 		b.noEvent(t)
 		c.Close()
 		b.close(t)
+	})
+}
+
+// stallAdd is a Store whose Add, while stall is set, waits for release
+// before it writes anything.
+type stallAdd struct {
+	presence.Store
+	stall   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stallAdd) Add(ctx context.Context, l presence.Lease) ([]presence.Event, error) {
+	if s.stall.Load() {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return s.Store.Add(ctx, l)
+}
+
+// An HTTP session the Tracker ends while its Connect is still in flight
+// (here the Store's Add stalls past TTL, and the Tracker expires the
+// session meanwhile: its OnGone comes before the Server keeps it) is not
+// kept: later heartbeats must not go to the dead session but open a live
+// one. Default timings, on fake time.
+func TestHTTPSessionEndedDuringConnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mem, err := memory.New(memory.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &stallAdd{Store: mem, entered: make(chan struct{}), release: make(chan struct{})}
+		tr, err := presence.New(ctx, st, presence.Config{Node: "n1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := middleware.New(tr, middleware.Config{Identify: middleware.IdentifyQuery("id")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Error(err)
+			}
+			if err := tr.Close(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+		hb := srv.HeartbeatEndpoint()
+		beat := func() int {
+			rec := httptest.NewRecorder()
+			hb.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/presence/heartbeat?id=ann", nil))
+			return rec.Code
+		}
+
+		st.stall.Store(true)
+		first := make(chan int)
+		go func() { first <- beat() }()
+		<-st.entered
+		// The Tracker gives up on the session, still pending in its Add.
+		time.Sleep(2 * tr.Config().TTL)
+		synctest.Wait()
+		if n := tr.Stats().Sessions; n != 0 {
+			t.Fatalf("%d sessions on the Tracker after TTL without a beat, want the stalled one expired", n)
+		}
+		st.stall.Store(false)
+		close(st.release)
+		if code := <-first; code != http.StatusOK {
+			t.Fatalf("first heartbeat: status %d", code)
+		}
+		if code := beat(); code != http.StatusOK {
+			t.Fatalf("second heartbeat: status %d", code)
+		}
+		synctest.Wait()
+		if n := tr.Stats().Sessions; n != 1 {
+			t.Errorf("%d sessions on the Tracker after the heartbeats, want 1: a heartbeat went to the expired session", n)
+		}
+		if p, err := tr.Presence(ctx, "ann"); err != nil || !p.Online {
+			t.Errorf("Presence(ann) = %+v, %v; want online", p, err)
+		}
 	})
 }

@@ -1,9 +1,13 @@
 package presence_test
 
 import (
+	"context"
 	"errors"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -70,4 +74,48 @@ func TestObserver(t *testing.T) {
 			t.Errorf("store call %q reported as failed (ErrNotFound is an answer)", op)
 		}
 	}
+}
+
+// failEnd is a Store whose End fails with errDown while fail is set: every
+// End, or with clientsOnly those that select a client.
+type failEnd struct {
+	presence.Store
+	fail        atomic.Bool
+	clientsOnly bool
+}
+
+func (s *failEnd) End(ctx context.Context, e presence.Ending) ([]presence.Event, error) {
+	if s.fail.Load() && (!s.clientsOnly || e.ClientID != "") {
+		return nil, errDown
+	}
+	return s.Store.End(ctx, e)
+}
+
+// The start-up clearing of the node's old sessions is a Store call like any
+// other: the Observer sees it in New, and again when the loop retries it.
+func TestObserverSeesClearNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{storeOps: make(map[string]int)}
+		st := &failEnd{Store: newStore(t)}
+		st.fail.Store(true)
+		tr, err := presence.New(ctx, st, presence.Config{Node: "n1", Observer: rec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close(ctx)
+		ops := func() map[string]int {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			return maps.Clone(rec.storeOps)
+		}
+		if diff := cmp.Diff(map[string]int{"end!": 1}, ops()); diff != "" {
+			t.Errorf("store calls observed in New (-want +got):\n%s", diff)
+		}
+		st.fail.Store(false)
+		time.Sleep(tr.Config().SweepInterval / 2) // the loop's first tick retries the clearing
+		synctest.Wait()
+		if got := ops(); got["end!"] != 1 || got["end"] != 1 {
+			t.Errorf("store calls observed after the retried clearing: %v, want one failed and one good end", got)
+		}
+	})
 }

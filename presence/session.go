@@ -58,7 +58,8 @@ func (s *Session) queue() {
 // End ends the session with reason. Unless reason is ReasonExpired, the
 // session lingers for the Tracker's Grace before it counts as gone. Ending a
 // session twice does nothing. When the Store cannot be reached, End returns
-// nil and the Tracker keeps trying.
+// nil and the Tracker keeps trying, until Tracker.Close, which tries once
+// more and reports what still fails.
 func (s *Session) End(ctx context.Context, reason Reason) error {
 	return s.t.end(ctx, s, reason)
 }

@@ -24,7 +24,9 @@ import (
 type Store interface {
 	// Add records a live session, or refreshes (and revives, if it was
 	// ending) the session with the same client and session ID. It returns
-	// an Online event when the client had no session before.
+	// an Online event when the client had no session before. A new session
+	// leaves the client's ending sessions lingering, each through its own
+	// grace.
 	Add(ctx context.Context, l Lease) ([]Event, error)
 
 	// Touch extends the leases of many sessions in one call. It returns the

@@ -38,7 +38,10 @@ type Tracker struct {
 	nlocal  int
 	pending []*Session // Add failed for a transient reason; retried
 	retries []endRetry // End failed for a transient reason; retried
-	closed  bool
+	// retriesTaken: Close has made the retries; a later failed End is
+	// returned to its caller instead.
+	retriesTaken bool
+	closed       bool
 	// mustClear: the start-up clearing of this node's old sessions has not
 	// reached the Store yet; until it has, new sessions stay pending.
 	mustClear bool
@@ -249,7 +252,10 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 // New has registered hooks.
 func (t *Tracker) clearNode(ctx context.Context) error {
 	e := Ending{Node: t.cfg.Node, Reason: ReasonRestart, Grace: max(t.cfg.Grace, t.cfg.SweepInterval)}
-	if _, err := t.store.End(ctx, e); err != nil && !errors.Is(err, ErrNotFound) {
+	start := time.Now()
+	_, err := t.store.End(ctx, e)
+	t.observed("end", start, err)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	return nil
@@ -280,23 +286,62 @@ func (t *Tracker) end(ctx context.Context, s *Session, reason Reason) error {
 }
 
 // endInStore ends a session in the Store; a transient failure is retried by
-// the loop.
+// the loop, or by Close (see endRetries). Once Close has taken the retries
+// nothing would retry it, and the failure is returned.
 func (t *Tracker) endInStore(ctx context.Context, s *Session, reason Reason) error {
+	err := t.storeEnd(ctx, s, reason)
+	if err == nil || permanent(err) {
+		return err
+	}
+	t.localMu.Lock()
+	late := t.retriesTaken
+	if !late {
+		t.retries = append(t.retries, endRetry{s, reason})
+	}
+	t.localMu.Unlock()
+	if late {
+		t.storeErrors.Add(1)
+		return fmt.Errorf("presence: end session %q of %q: %w", s.id, s.clientID, err)
+	}
+	t.storeFailed(ctx, "end", err, s)
+	return nil
+}
+
+// storeEnd ends one session in the Store, with the grace its reason takes.
+// A session the Store no longer holds is no error.
+func (t *Tracker) storeEnd(ctx context.Context, s *Session, reason Reason) error {
 	grace := t.cfg.Grace
 	if reason == ReasonExpired {
 		grace = 0
 	}
 	_, err := t.endSelected(ctx, Ending{ClientID: s.clientID, SessionID: s.id, Reason: reason, Grace: grace})
-	switch {
-	case err == nil, errors.Is(err, ErrNotFound):
+	if errors.Is(err, ErrNotFound) {
 		return nil
-	case permanent(err):
-		return err
 	}
-	t.storeFailed(ctx, "end", err, s)
+	return err
+}
+
+// endRetries makes, for Close, the Ends that failed and wait for the
+// loop's retry, each with its own reason and grace, and returns an error
+// naming how many still failed.
+func (t *Tracker) endRetries(ctx context.Context) error {
 	t.localMu.Lock()
-	t.retries = append(t.retries, endRetry{s, reason})
+	retries := t.retries
+	t.retries, t.retriesTaken = nil, true
 	t.localMu.Unlock()
+	var failed int
+	var first error
+	for _, r := range retries {
+		if err := t.storeEnd(ctx, r.s, r.reason); err != nil {
+			t.storeErrors.Add(1)
+			if failed++; first == nil {
+				first = fmt.Errorf("%q of %q: %w", r.s.id, r.s.clientID, err)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("presence: %d ended sessions not recorded as ended (first: %w)", failed, first)
+	}
 	return nil
 }
 
@@ -441,8 +486,10 @@ func (t *Tracker) isClosed() bool {
 // (so clients that reconnect to another node in time never look offline),
 // calls their OnGone, stops the Tracker's goroutine and waits until the
 // hooks have seen every queued event, or until ctx is done; then it cancels
-// the context of hooks still running. Calling Close again returns the first
-// result.
+// the context of hooks still running. Sessions ended earlier whose End
+// could not reach the Store yet are ended first, with their own reason;
+// those that still fail are reported in the error. Calling Close again
+// returns the first result.
 func (t *Tracker) Close(ctx context.Context) error {
 	t.closeOnce.Do(func() {
 		t.localMu.Lock()
@@ -463,6 +510,12 @@ func (t *Tracker) Close(ctx context.Context) error {
 		<-t.loopDone
 
 		var errs []error
+		// Ends that failed before go first, with their own reason and
+		// grace (an expired session goes at once, not through the Grace
+		// of the shutdown); nothing retries them after Close.
+		if err := t.endRetries(ctx); err != nil {
+			errs = append(errs, err)
+		}
 		_, err := t.endSelected(ctx, Ending{Node: t.cfg.Node, Reason: ReasonShutdown, Grace: t.cfg.Grace})
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			errs = append(errs, fmt.Errorf("presence: end sessions of node %q: %w", t.cfg.Node, err))

@@ -525,3 +525,61 @@ func TestHookBurstBoundedGoroutines(t *testing.T) {
 		}
 	})
 }
+
+// An End that failed for a transient reason and waits for the loop's retry
+// is not dropped by Close: Close makes it, with its own reason and grace,
+// before it ends the node's other sessions through Grace, and reports it
+// when the Store still refuses.
+func TestCloseRepeatsFailedEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		recover bool // the Store answers again by Close
+	}{
+		{"store back", true},
+		{"store still down", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mem := newStore(t)
+				st := &failEnd{Store: mem, clientsOnly: true}
+				tr, err := presence.New(ctx, st, presence.Config{Node: "n1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var evs events
+				tr.OnOffline(evs.hook)
+				s, err := tr.Connect(ctx, "alice", presence.SessionOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				st.fail.Store(true)
+				if err := s.End(ctx, presence.ReasonExpired); err != nil {
+					t.Fatalf("End while the Store is down: %v, want nil (retried)", err)
+				}
+				if n := tr.Stats().Pending; n != 1 {
+					t.Fatalf("Stats().Pending = %d, want the failed End", n)
+				}
+				st.fail.Store(!tc.recover)
+				err = tr.Close(ctx)
+				if !tc.recover {
+					if !errors.Is(err, errDown) {
+						t.Fatalf("Close = %v, want the failed End reported (errDown)", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				// Expired: gone at once, not through the Grace of the
+				// node's shutdown.
+				if got := evs.list(); len(got) != 1 || got[0] != "alice:offline" {
+					t.Errorf("events after Close = %v, want alice offline", got)
+				}
+				ps, err := mem.Lookup(ctx, []string{"alice"})
+				if err != nil || ps[0].Online {
+					t.Errorf("Lookup after Close = %+v, %v; want alice offline", ps, err)
+				}
+			})
+		})
+	}
+}

@@ -229,18 +229,10 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.nsessions++
 	s.renew(x, l, node, now)
 	if c.sessions() > 1 {
-		// The new session keeps the client online: sessions lingering
-		// through their grace have done their job. Dropping them bounds
-		// what a client that reconnects in a loop can pile up.
-		for y := x.next; y != nil; {
-			next := y.next
-			if y.reason != nil {
-				heap.Remove(&s.expiry, int(y.index))
-				c.unlink(y)
-				s.nsessions--
-			}
-			y = next
-		}
+		// Sessions lingering through their grace stay, each with its own
+		// deadline and reason: one may outlast the new session. What a
+		// client reconnecting in a loop piles up is bounded by its grace,
+		// maxClientSessions and MaxSessions.
 		return nil, nil
 	}
 	if wasOffline {

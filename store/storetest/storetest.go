@@ -80,6 +80,7 @@ func Run(t *testing.T, cfg Config) {
 		{"KickSeenByOwningNode", testKickOtherNode},
 		{"RestartClearsNodeSessions", testRestartCleanup},
 		{"TouchReportsGoneSessions", testTouchGone},
+		{"NewSessionKeepsLingeringOnes", testLingerBesideNew},
 		{"Queries", testQueries},
 		{"LastSeenFollowsBeats", testLastSeen},
 		{"ListPaging", testListPaging},
@@ -490,6 +491,65 @@ func testTouchGone(e *env) {
 	slices.SortFunc(infos, func(a, b presence.SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
 	if infos[0].Ending || !infos[1].Ending || infos[1].Reason != presence.ReasonKicked || infos[0].Node != "n1" {
 		e.Fatalf("Sessions = %+v; want a live, b ending (kicked), both on n1", infos)
+	}
+}
+
+// testLingerBesideNew pins down that a new session of a client leaves the
+// client's ending sessions lingering: each keeps its own grace, reason and
+// last-seen time, and keeps the client online through its grace even when
+// the new session is gone first.
+func testLingerBesideNew(e *env) {
+	const id = "kate"
+	add := func(sid string) []presence.Event {
+		e.Helper()
+		evs, err := e.store.Add(e.ctx, presence.Lease{ClientID: id, SessionID: sid, Node: "n1", TTL: time.Hour})
+		if err != nil {
+			e.Fatalf("Add(%s/%s): %v", id, sid, err)
+		}
+		return evs
+	}
+	add("old")
+	e.sleep(e.u)
+	ended := beat{at: e.timed(func() error {
+		_, err := e.store.End(e.ctx, presence.Ending{ClientID: id, SessionID: "old", Reason: presence.ReasonClosed, Grace: e.grace})
+		return err
+	})}
+	e.sleep(e.u)
+	if evs := add("new"); len(evs) != 0 {
+		e.Fatalf("Add of a new session beside a lingering one = %+v; want no event", evs)
+	}
+	if p := e.lookup(id); !p.Online || p.Sessions != 2 {
+		e.Fatalf("Lookup(%s) = %+v; want online with 2 sessions, the lingering one included", id, p)
+	}
+	if s := e.session(id, "old"); !s.Ending || s.Reason != presence.ReasonClosed {
+		e.Fatalf("session %s/old = %+v; want still ending, closed", id, s)
+	}
+	e.checkSeen("lingering session", e.session(id, "old").LastSeen, ended)
+	gone, err := e.store.Touch(e.ctx, []presence.Lease{{ClientID: id, SessionID: "old", Node: "n1", TTL: time.Hour}})
+	if want := []presence.Gone{{Index: 0, Reason: presence.ReasonClosed}}; err != nil || !slices.Equal(gone, want) {
+		e.Fatalf("Touch of the lingering session = %+v, %v; want %+v", gone, err, want)
+	}
+
+	// The new session goes at once: the lingering one still holds the
+	// client online until its own grace runs out.
+	evs, err := e.store.End(e.ctx, presence.Ending{ClientID: id, SessionID: "new", Reason: presence.ReasonKicked})
+	if err != nil || len(evs) != 0 {
+		e.Fatalf("End of the new session = %+v, %v; want no event while the old one lingers", evs, err)
+	}
+	if p := e.lookup(id); !p.Online || p.Sessions != 1 {
+		e.Fatalf("Lookup(%s) = %+v; want online with the lingering session", id, p)
+	}
+	var off []presence.Event
+	e.waitFor(e.grace+2*e.sweep, "offline once the lingering session's grace ran out", func() bool {
+		evs, err := e.store.Sweep(e.ctx)
+		if err != nil {
+			e.Fatal(err)
+		}
+		off = append(off, evs...)
+		return len(off) > 0
+	})
+	if len(off) != 1 || off[0].ClientID != id || off[0].Transition != presence.Offline || off[0].Reason != presence.ReasonClosed || off[0].SessionID != "old" {
+		e.Fatalf("Sweep = %+v; want one Offline of %s/old, closed", off, id)
 	}
 }
 
