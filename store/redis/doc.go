@@ -41,7 +41,8 @@
 // # Cost
 //
 // A session's deadline in the expiry index is its last beat plus its span
-// (the lease's TTL + Age, the same for every lease a Tracker writes), so
+// (presence.Lease.Span, which the presence.Lease contract keeps the same for
+// every lease a Tracker writes of a session), so
 // refreshing a session this Store wrote before moves its deadline and
 // nothing else: one multi-member ZADD per bucket. Its last beat is read
 // back as deadline - span, so Lookup and List read an online client's

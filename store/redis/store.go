@@ -60,10 +60,10 @@ type knownSession struct {
 	gen  string // the bucket's generation when the session was last written
 }
 
-// span is the deadline minus the last beat of a lease, in the milliseconds
-// the scripts get: the same on every lease of a Tracker (TTL + Age is its
-// TTL + SweepInterval), which lets Touch refresh a session by moving its
-// deadline alone.
+// span is l.Span, the deadline minus the last beat of a lease, in the
+// milliseconds the scripts get: the same on every lease a Tracker writes of
+// a session (see presence.Lease), which lets Touch refresh a session by
+// moving its deadline alone.
 func span(l presence.Lease) int64 { return ms(l.TTL) + l.Age.Milliseconds() }
 
 type pendingEntry struct {
@@ -450,6 +450,10 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 		e.Reason = presence.ReasonClosed
 	}
 	grace := ms(e.Grace)
+	unseen := "0"
+	if e.Reason.Unseen() {
+		unseen = "1"
+	}
 	var bs []int
 	var calls []call
 	if e.ClientID != "" {
@@ -462,12 +466,12 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 		}
 		bs = []int{b}
 		calls = []call{{keys: s.buckets[b], args: []any{"c", e.ClientID, e.SessionID, string(e.Reason), grace, k.gen,
-			s.retentionMS(), s.claimer(), s.cfg.JournalLen, k.node, k.ttl}}}
+			s.retentionMS(), s.claimer(), s.cfg.JournalLen, k.node, k.ttl, unseen}}}
 	} else {
 		for b := range s.buckets {
 			bs = append(bs, b)
 			calls = append(calls, call{keys: s.buckets[b], args: []any{"n", e.Node, "", string(e.Reason), grace, "",
-				s.retentionMS(), s.claimer(), s.cfg.JournalLen, e.Node, 0}})
+				s.retentionMS(), s.claimer(), s.cfg.JournalLen, e.Node, 0, unseen}})
 		}
 	}
 	replies, err := s.runAll(ctx, scriptEnd, calls)

@@ -2,8 +2,9 @@
 -- KEYS: one bucket. ARGV: mode ('c' client, 'n' node), client ID or node,
 -- session ID or '', reason, grace ms, known generation of the session (''
 -- if unknown), retention ms (negative: none), consumer, journal length,
--- node of the session or caller ('' if unknown), and how long a session
--- re-created after Redis lost it lingers at least (ms).
+-- node of the session or caller ('' if unknown), how long a session
+-- re-created after Redis lost it lingers at least (ms), and '1' if the
+-- reason is presence.Reason.Unseen (else '0').
 -- Returns: generation, number of sessions ended, then the transitions.
 bucket(0)
 local g = gen()
@@ -34,7 +35,7 @@ else
   local p = #who + 2
   for i = 1, #m do sel[i] = string.sub(m[i], p) end
 end
-local keep = reason == 'expired' or reason == 'node_lost' or reason == 'restart'
+local keep = ARGV[12] == '1'
 for _, sk in ipairs(sel) do
   -- The record's seen becomes the session's last: its last beat for the
   -- reasons that mean it went quiet, otherwise now (the client was there
