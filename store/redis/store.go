@@ -132,8 +132,11 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		break
 	}
 	s.knownMu.Unlock()
-	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], l.ClientID, l.SessionID, l.Node,
-		ms(l.TTL), l.Age.Milliseconds(), sibling, s.claimer(), s.cfg.JournalLen).Slice()
+	args := newArgv(nAddArgs).
+		set(addArgClient, l.ClientID).set(addArgSession, l.SessionID).set(addArgNode, l.Node).
+		set(addArgTTL, ms(l.TTL)).set(addArgAge, l.Age.Milliseconds()).set(addArgSiblingGen, sibling).
+		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen)
+	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
 	if err != nil {
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
@@ -203,6 +206,14 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	if e.Reason.Unseen() {
 		unseen = "1"
 	}
+	endArgs := func(mode, who, session, knownGen, node string, linger int64) argv {
+		return newArgv(nEndArgs).
+			set(endArgMode, mode).set(endArgWho, who).set(endArgSession, session).
+			set(endArgReason, string(e.Reason)).set(endArgGrace, grace).set(endArgKnownGen, knownGen).
+			set(endArgRetention, s.retentionMS()).set(endArgConsumer, s.claimer()).
+			set(endArgJournalLen, s.cfg.JournalLen).set(endArgNode, node).
+			set(endArgLinger, linger).set(endArgUnseen, unseen)
+	}
 	var bs []int
 	var calls []call
 	if e.ClientID != "" {
@@ -214,13 +225,11 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 			s.knownMu.Unlock()
 		}
 		bs = []int{b}
-		calls = []call{{keys: s.buckets[b], args: []any{"c", e.ClientID, e.SessionID, string(e.Reason), grace, k.gen,
-			s.retentionMS(), s.claimer(), s.cfg.JournalLen, k.node, k.ttl, unseen}}}
+		calls = []call{{keys: s.buckets[b], args: endArgs("c", e.ClientID, e.SessionID, k.gen, k.node, k.ttl)}}
 	} else {
 		for b := range s.buckets {
 			bs = append(bs, b)
-			calls = append(calls, call{keys: s.buckets[b], args: []any{"n", e.Node, "", string(e.Reason), grace, "",
-				s.retentionMS(), s.claimer(), s.cfg.JournalLen, e.Node, 0, unseen}})
+			calls = append(calls, call{keys: s.buckets[b], args: endArgs("n", e.Node, "", "", e.Node, 0)})
 		}
 	}
 	replies, err := s.runAll(ctx, scriptEnd, calls)
@@ -287,7 +296,10 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 				reclaim = s.cfg.ReclaimAfter.Milliseconds()
 			}
 			perBucket := max(1, sweepBatch/len(g))
-			calls[i] = call{keys: s.keysOf(g), args: []any{s.retentionMS(), perBucket, s.claimer(), s.cfg.JournalLen, reclaim}}
+			calls[i] = call{keys: s.keysOf(g), args: newArgv(nSweepArgs).
+				set(sweepArgRetention, s.retentionMS()).set(sweepArgLimit, perBucket).
+				set(sweepArgConsumer, s.claimer()).set(sweepArgJournalLen, s.cfg.JournalLen).
+				set(sweepArgReclaim, reclaim)}
 		}
 		replies, err := s.runAll(ctx, scriptSweep, calls)
 		var next [][]int
@@ -326,8 +338,8 @@ func (s *Store) sweepReply(v []any) (evs, claimed []presence.Event, err error) {
 	if sep < 0 {
 		return nil, nil, errReply
 	}
-	for i := 0; i+eventFields <= sep; i += eventFields {
-		ev, eid, err := decodeEvent(v[i : i+eventFields])
+	for i := 0; i+nEventFields <= sep; i += nEventFields {
+		ev, eid, err := decodeEvent(v[i : i+nEventFields])
 		if err != nil {
 			return evs, claimed, err
 		}
@@ -504,7 +516,8 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	if err := presence.ValidateID(clientID); err != nil {
 		return nil, fmt.Errorf("redis: sessions: %w", err)
 	}
-	v, err := scriptSessions.Run(ctx, s.rdb, s.buckets[s.bucket(clientID)], clientID).Slice()
+	args := newArgv(nSessionsArgs).set(sessionsArgClient, clientID)
+	v, err := scriptSessions.Run(ctx, s.rdb, s.buckets[s.bucket(clientID)], args...).Slice()
 	s.out.observe(ctx, err)
 	if err == goredis.Nil {
 		return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, presence.ErrNotFound)
@@ -543,7 +556,8 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 	var page presence.Page
 	for ; b < len(s.buckets); b, after = b+1, "" {
 		need := limit - len(page.Clients)
-		v, err := scriptList.Run(ctx, s.rdb, s.buckets[b], after, need+1).Slice()
+		args := newArgv(nListArgs).set(listArgAfter, after).set(listArgLimit, need+1)
+		v, err := scriptList.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 		s.out.observe(ctx, err)
 		if err != nil {
 			return presence.Page{}, fmt.Errorf("redis: list: %w", err)

@@ -111,7 +111,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 	groups := s.touchGroups(bs, byBucket)
 	sent := make([][]touchBatch, len(groups)) // per group, per bucket: what was sent
 	build := func(gi int) call {
-		args := []any{s.claimer(), s.cfg.JournalLen}
+		args := []any(newArgv(nTouchArgs).set(touchArgConsumer, s.claimer()).set(touchArgJournalLen, s.cfg.JournalLen))
 		sent[gi] = make([]touchBatch, len(groups[gi]))
 		s.knownMu.Lock()
 		for j, b := range groups[gi] {
@@ -227,7 +227,7 @@ func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any
 	t := touchBatch{order: make([]int, 0, len(idx))}
 	var full []int
 	head := len(args)
-	args = append(args, 0, "", 0, "")
+	args = append(args, make([]any, nTouchRefresh)...)
 	for _, i := range idx {
 		l := leases[i]
 		k, ok := s.known[l.ClientID][l.SessionID]
@@ -236,7 +236,10 @@ func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any
 				t.lead = k
 			}
 			if k.node == t.lead.node && k.span == t.lead.span && k.gen == t.lead.gen {
-				args = append(args, l.ClientID+"\x00"+l.SessionID, ms(l.TTL))
+				at := len(args)
+				args = append(args, make([]any, nTouchRefreshItem)...)
+				args[at+touchRefreshItemKey] = l.ClientID + "\x00" + l.SessionID
+				args[at+touchRefreshItemTTL] = ms(l.TTL)
 				t.order = append(t.order, i)
 				continue
 			}
@@ -244,12 +247,18 @@ func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any
 		full = append(full, i)
 	}
 	t.refreshes = len(t.order)
-	args[head], args[head+1], args[head+2], args[head+3] = t.refreshes, t.lead.node, t.lead.span, t.lead.gen
-	args = append(args, len(full))
+	args[head+touchRefreshCount], args[head+touchRefreshNode] = t.refreshes, t.lead.node
+	args[head+touchRefreshSpan], args[head+touchRefreshGen] = t.lead.span, t.lead.gen
+	at := len(args)
+	args = append(args, make([]any, nTouchFulls)...)
+	args[at+touchFullsCount] = len(full)
 	for _, i := range full {
 		l := leases[i]
-		kg := s.known[l.ClientID][l.SessionID].gen
-		args = append(args, l.ClientID, l.SessionID, l.Node, ms(l.TTL), l.Age.Milliseconds(), kg)
+		at := len(args)
+		args = append(args, make([]any, nTouchFull)...)
+		args[at+touchFullClient], args[at+touchFullSession], args[at+touchFullNode] = l.ClientID, l.SessionID, l.Node
+		args[at+touchFullTTL], args[at+touchFullAge] = ms(l.TTL), l.Age.Milliseconds()
+		args[at+touchFullGen] = s.known[l.ClientID][l.SessionID].gen
 	}
 	t.order = append(t.order, full...)
 	return args, t
