@@ -60,6 +60,16 @@ const (
 	ReasonKicked Reason = "kicked"
 )
 
+// Unseen reports whether a session that ends for r ended unseen: the
+// client stopped beating (ReasonExpired) or its node went away
+// (ReasonNodeLost, ReasonRestart), so nobody saw it go. A Store keeps such a
+// session's last beat as its last-seen time; for every other reason,
+// including ones vigil does not define, the client was there until the
+// session ended and the Store records the end time (see Store.End).
+func (r Reason) Unseen() bool {
+	return r == ReasonExpired || r == ReasonNodeLost || r == ReasonRestart
+}
+
 // Event is one transition of one client. Exactly one Event is produced for
 // each change, across all nodes sharing a Store.
 type Event struct {

@@ -24,16 +24,19 @@ import (
 type Store interface {
 	// Add records a live session, or refreshes (and revives, if it was
 	// ending) the session with the same client and session ID. It returns
-	// an Online event when the client had no session before. A new session
-	// leaves the client's ending sessions lingering, each through its own
-	// grace.
+	// an Online event when the client had no session before. The session's
+	// deadline becomes l.TTL from now: a revived session's earlier Grace no
+	// longer counts. A new session leaves the client's ending sessions
+	// lingering, each through its own grace.
 	Add(ctx context.Context, l Lease) ([]Event, error)
 
 	// Touch extends the leases of many sessions in one call. It returns the
 	// sessions the Store no longer holds as live: removed (expired, kicked
 	// and gone) or ended by someone else (kicked, or cleared by a restart of
 	// their node). Their owner should close them. Touch never decides a
-	// transition.
+	// transition, never moves a live session's deadline earlier (a lease
+	// that ends sooner than the one the Store holds leaves the deadline
+	// where it is) and changes nothing of a session it reports gone.
 	Touch(ctx context.Context, leases []Lease) ([]Gone, error)
 
 	// End ends the sessions e selects. With a positive e.Grace they linger
@@ -41,6 +44,11 @@ type Store interface {
 	// Sweep; otherwise they are removed at once and End returns the Offline
 	// events of the clients that lost their last session. Ending selects
 	// nothing: ErrNotFound.
+	//
+	// Each session's last-seen time becomes its end: its last beat when
+	// e.Reason.Unseen (nobody saw it go: expired, node_lost, restart),
+	// otherwise now, the client having been there until the session
+	// ended. Its client's LastSeen, and the Offline event's, follow.
 	End(ctx context.Context, e Ending) ([]Event, error)
 
 	// Sweep removes every session whose lease or grace has run out on the
@@ -53,7 +61,9 @@ type Store interface {
 	// client the Store has never seen, or has forgotten, has a zero LastSeen.
 	Lookup(ctx context.Context, clientIDs []string) ([]Presence, error)
 
-	// Sessions lists a client's sessions, ending ones included.
+	// Sessions lists a client's sessions, ending ones included: none for an
+	// offline client the Store remembers, ErrNotFound for a client it does
+	// not know (never seen, or forgotten).
 	Sessions(ctx context.Context, clientID string) ([]SessionInfo, error)
 
 	// List pages through the online clients. An empty cursor starts the
@@ -66,6 +76,13 @@ type Store interface {
 }
 
 // Lease describes a session's liveness as one node saw it.
+//
+// A Tracker writes every lease of a session with the same TTL + Age, its
+// Config.TTL + SweepInterval (see Span), so that a session's deadline stays
+// a fixed span after its last beat. A Store may rely on that to make a
+// refresh cheap (store/redis then moves the deadline alone and reads the
+// last beat back as deadline - span), but must still take a lease with
+// another span as it comes: its last-seen time is now-Age all the same.
 type Lease struct {
 	ClientID  string
 	SessionID string
@@ -75,9 +92,15 @@ type Lease struct {
 	// without another Add or Touch. It must be positive.
 	TTL time.Duration
 	// Age is how long ago the session's last beat happened. The Store
-	// reports now-Age as the session's last-seen time.
+	// reports now-Age as the session's last-seen time, unless it holds a
+	// later one: an older beat, from a write delayed or reordered, moves
+	// nothing back.
 	Age time.Duration
 }
+
+// Span is TTL + Age: how long after the session's last beat its lease
+// ends. Every lease a Tracker writes of one session has the same Span.
+func (l Lease) Span() time.Duration { return l.TTL + l.Age }
 
 // Validate reports whether l is a lease a Store may write: valid IDs
 // (ErrInvalidID), a positive TTL and an Age not below zero
@@ -115,7 +138,8 @@ type Ending struct {
 	SessionID string
 	Node      string
 	// Reason is recorded on the sessions and reported on the Offline event
-	// if one follows.
+	// if one follows. It also decides the sessions' last-seen time (see
+	// Store.End and Reason.Unseen). Empty means ReasonClosed.
 	Reason Reason
 	// Grace is how long the sessions linger before they count as gone. A
 	// session already ending keeps the earlier of its deadline and the new

@@ -352,7 +352,7 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	now := s.now()
 	var evs []presence.Event
 	for _, x := range sel {
-		if e.Reason != presence.ReasonExpired && e.Reason != presence.ReasonNodeLost && e.Reason != presence.ReasonRestart {
+		if !e.Reason.Unseen() {
 			x.seen = now // the client was there until it ended
 			x.c.seen = max(x.c.seen, now)
 		}

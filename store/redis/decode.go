@@ -11,11 +11,6 @@ import (
 	"github.com/vigilhq/vigil/presence"
 )
 
-// eventFields is the number of fields of one transition in a script reply:
-// kind, client, session, reason, seq, time, last seen, online for (ms),
-// journal entry ID.
-const eventFields = 9
-
 func str(v any) string {
 	switch x := v.(type) {
 	case string:
@@ -28,15 +23,16 @@ func str(v any) string {
 
 // decodeEvent reads one transition of a script reply.
 func decodeEvent(v []any) (presence.Event, string, error) {
-	if len(v) < eventFields {
+	if len(v) < nEventFields {
 		return presence.Event{}, "", errReply
 	}
-	f := make([]string, eventFields)
+	f := make([]string, nEventFields)
 	for i := range f {
 		f[i] = str(v[i])
 	}
-	ev, err := makeEvent(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7])
-	return ev, f[8], err
+	ev, err := makeEvent(f[eventKind], f[eventClient], f[eventSession], f[eventReason],
+		f[eventSeq], f[eventTime], f[eventSeen], f[eventOnlineFor])
+	return ev, f[eventEntry], err
 }
 
 // decodeEntry reads a journal stream entry, given as field, value, field,

@@ -41,9 +41,9 @@
 // # Cost
 //
 // A session's deadline in the expiry index is its last beat plus its span
-// (the lease's TTL + Age, the same for every lease a Tracker writes), so
-// refreshing a session this Store wrote before moves its deadline and
-// nothing else: one multi-member ZADD per bucket. Its last beat is read
+// (presence.Lease.Span, which the presence.Lease contract keeps the same
+// for every lease a Tracker writes of a session), so refreshing a session
+// this Store wrote before moves its deadline and nothing else: one multi-member ZADD per bucket. Its last beat is read
 // back as deadline - span, so Lookup and List read an online client's
 // sessions too, not only its record: the record names the session of a
 // client that has one, and a client with several costs one more round

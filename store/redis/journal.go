@@ -23,14 +23,14 @@ const readCount = 1000
 // journal entries for Ack.
 func (s *Store) events(b int, v []any) ([]presence.Event, error) {
 	var evs []presence.Event
-	for len(v) >= eventFields {
-		ev, eid, err := decodeEvent(v[:eventFields])
+	for len(v) >= nEventFields {
+		ev, eid, err := decodeEvent(v[:nEventFields])
 		if err != nil {
 			return evs, err
 		}
 		evs = append(evs, ev)
 		s.addPending(b, ev, eid)
-		v = v[eventFields:]
+		v = v[nEventFields:]
 	}
 	return evs, nil
 }

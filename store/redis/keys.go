@@ -2,22 +2,13 @@ package redis
 
 import "strconv"
 
-// keysPerBucket is the number of keys of one bucket, in the order the Lua
-// scripts expect (see lua/common.lua).
-const keysPerBucket = 10
-
-var keySuffixes = [keysPerBucket]string{":g", ":s", ":x", ":k", ":n", ":r", ":c", ":o", ":on", ":j"}
-
-// Positions in a bucket's keys.
-const (
-	keySessions = 1
-	keyExpiry   = 2
-	keyIndex    = 3
-	keyReasons  = 5
-	keyClients  = 6
-	keyOnline   = 8
-	keyJournal  = 9
-)
+// keySuffixes ends the name of each key of a bucket, by its position
+// (luanames.go); the Lua scripts name each key by its suffix (table K of
+// lua/common.lua).
+var keySuffixes = [keysPerBucket]string{
+	keyGen: ":g", keySessions: ":s", keyExpiry: ":x", keyIndex: ":k", keyNodes: ":n",
+	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyJournal: ":j",
+}
 
 // bucketKeys returns the keys of bucket b. All carry the same hash tag,
 // "{prefix:bN}", so a bucket is one Cluster slot. Client IDs never appear in

@@ -37,6 +37,18 @@ func newScript(name string) *goredis.Script {
 	return goredis.NewScript(string(common) + "\n" + string(body))
 }
 
+// argv is the ARGV of one script call, set by the positions luanames.go
+// names (which count from 1, as in Lua).
+type argv []any
+
+func newArgv(n int) argv { return make(argv, n) }
+
+// set puts v at position pos (from 1) and returns a.
+func (a argv) set(pos int, v any) argv {
+	a[pos-1] = v
+	return a
+}
+
 // call is one script invocation of a batch.
 type call struct {
 	keys []string

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -52,19 +51,6 @@ type Store struct {
 	pending   map[string]pendingEntry // by Event.ID(): returned, not acknowledged
 	reclaimed []presence.Event        // claimed by Sweep, not yet handed out
 }
-
-type knownSession struct {
-	node string
-	ttl  int64  // a lease written (Add's, or a full Touch's), ms
-	span int64  // its TTL + Age, ms, as Redis holds it; -1 if unknown
-	gen  string // the bucket's generation when the session was last written
-}
-
-// span is the deadline minus the last beat of a lease, in the milliseconds
-// the scripts get: the same on every lease of a Tracker (TTL + Age is its
-// TTL + SweepInterval), which lets Touch refresh a session by moving its
-// deadline alone.
-func span(l presence.Lease) int64 { return ms(l.TTL) + l.Age.Milliseconds() }
 
 type pendingEntry struct {
 	bucket int
@@ -146,8 +132,11 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		break
 	}
 	s.knownMu.Unlock()
-	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], l.ClientID, l.SessionID, l.Node,
-		ms(l.TTL), l.Age.Milliseconds(), sibling, s.claimer(), s.cfg.JournalLen).Slice()
+	args := newArgv(nAddArgs).
+		set(addArgClient, l.ClientID).set(addArgSession, l.SessionID).set(addArgNode, l.Node).
+		set(addArgTTL, ms(l.TTL)).set(addArgAge, l.Age.Milliseconds()).set(addArgSiblingGen, sibling).
+		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen)
+	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
 	if err != nil {
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
@@ -164,37 +153,6 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	return evs, nil
 }
 
-func (s *Store) remember(clientID, sessionID string, k knownSession) {
-	s.knownMu.Lock()
-	s.rememberLocked(clientID, sessionID, k)
-	s.knownMu.Unlock()
-}
-
-// rememberLocked is remember with knownMu held.
-func (s *Store) rememberLocked(clientID, sessionID string, k knownSession) {
-	m := s.known[clientID]
-	if m == nil {
-		m = make(map[string]knownSession, 1)
-		s.known[clientID] = m
-	}
-	m[sessionID] = k
-}
-
-// forgetSession drops what this Store knew of one session, or of every
-// session of a client when sessionID is empty. knownMu must be held.
-func (s *Store) forgetSession(clientID, sessionID string) {
-	if sessionID == "" {
-		delete(s.known, clientID)
-		return
-	}
-	if m := s.known[clientID]; m != nil {
-		delete(m, sessionID)
-		if len(m) == 0 {
-			delete(s.known, clientID)
-		}
-	}
-}
-
 // groups splits bucket numbers into script calls: all in one on a single
 // server, one per bucket (one per slot) otherwise.
 func (s *Store) groups(bs []int) [][]int {
@@ -208,218 +166,12 @@ func (s *Store) groups(bs []int) [][]int {
 	return out
 }
 
-// touchChunk is about the most leases one Touch script call carries on a
-// single server: a bigger batch is split into calls of whole buckets, run
-// concurrently over the client's connection pool, so that encoding the
-// next call overlaps with Redis running the previous one, and no one call
-// blocks Redis for long.
-const touchChunk = 500
-
-// touchParallel bounds the Touch calls in flight at once.
-const touchParallel = 4
-
-// touchGroups splits the buckets of a Touch into script calls: on a single
-// server, runs of whole buckets of about touchChunk leases each; elsewhere
-// one per bucket.
-func (s *Store) touchGroups(bs []int, byBucket map[int][]int) [][]int {
-	if !s.single {
-		return s.groups(bs)
-	}
-	var out [][]int
-	var cur []int
-	n := 0
-	for _, b := range bs {
-		if n > 0 && n+len(byBucket[b]) > touchChunk {
-			out = append(out, cur)
-			cur, n = nil, 0
-		}
-		cur = append(cur, b)
-		n += len(byBucket[b])
-	}
-	return append(out, cur)
-}
-
 func (s *Store) keysOf(bs []int) []string {
 	keys := make([]string, 0, len(bs)*keysPerBucket)
 	for _, b := range bs {
 		keys = append(keys, s.buckets[b]...)
 	}
 	return keys
-}
-
-// Touch implements presence.Store. On a single server it writes the leases
-// in one script call, or, for more than about 500 leases, in calls of
-// whole buckets run concurrently (each call's arguments built while the
-// calls before it run); on a Cluster in one call per bucket, pipelined.
-func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.Gone, error) {
-	for _, l := range leases {
-		if err := checkLease(l); err != nil {
-			return nil, err
-		}
-	}
-	if len(leases) == 0 {
-		return nil, nil
-	}
-	byBucket := make(map[int][]int) // bucket -> lease indexes
-	for i, l := range leases {
-		b := s.bucket(l.ClientID)
-		byBucket[b] = append(byBucket[b], i)
-	}
-	bs := slices.Sorted(maps.Keys(byBucket))
-	groups := s.touchGroups(bs, byBucket)
-	sent := make([][]touchBatch, len(groups)) // per group, per bucket: what was sent
-	build := func(gi int) call {
-		args := []any{s.claimer(), s.cfg.JournalLen}
-		sent[gi] = make([]touchBatch, len(groups[gi]))
-		s.knownMu.Lock()
-		for j, b := range groups[gi] {
-			args, sent[gi][j] = s.touchArgs(args, leases, byBucket[b])
-		}
-		s.knownMu.Unlock()
-		return call{keys: s.keysOf(groups[gi]), args: args}
-	}
-	var replies []any
-	var err error
-	if s.single && len(groups) > 1 {
-		replies, err = s.runConcurrent(ctx, scriptTouch, len(groups), touchParallel, build)
-	} else {
-		calls := make([]call, len(groups))
-		for gi := range groups {
-			calls[gi] = build(gi)
-		}
-		replies, err = s.runAll(ctx, scriptTouch, calls)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("redis: touch %s: %w", touching(leases), err)
-	}
-	var gone []presence.Gone
-	var kept []int // full leases whose span Redis did not take
-	restored := 0
-	for gi, g := range groups {
-		v, _ := replies[gi].([]any)
-		for j := range g {
-			t := &sent[gi][j]
-			if len(v) < 2 {
-				return nil, fmt.Errorf("redis: touch: %w", errReply)
-			}
-			t.gen, _ = v[0].(string)
-			m, _ := v[1].(int64)
-			v = v[2:]
-			if int64(len(v)) < 2*m {
-				return nil, fmt.Errorf("redis: touch: %w", errReply)
-			}
-			for k := int64(0); k < m; k++ {
-				pos, _ := v[2*k].(int64)
-				reason, _ := v[2*k+1].(string)
-				if pos < 1 || pos > int64(len(t.order)) {
-					return nil, fmt.Errorf("redis: touch: %w", errReply)
-				}
-				i := t.order[pos-1]
-				switch reason {
-				case "!":
-					restored++ // re-created in a new generation: remembered below
-				case "~":
-					kept = append(kept, i)
-				default:
-					gone = append(gone, presence.Gone{Index: i, Reason: presence.Reason(reason)})
-				}
-			}
-			v = v[2*m:]
-		}
-	}
-	if restored > 0 {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "redis: restored sessions that Redis lost", slog.Int("sessions", restored))
-	}
-	slices.SortFunc(gone, func(a, b presence.Gone) int { return a.Index - b.Index })
-	s.knownMu.Lock()
-	for _, bt := range sent {
-		for _, t := range bt {
-			s.rememberTouched(leases, t)
-		}
-	}
-	for _, g := range gone {
-		l := leases[g.Index]
-		s.forgetSession(l.ClientID, l.SessionID)
-	}
-	for _, i := range kept {
-		l := leases[i]
-		if k, ok := s.known[l.ClientID][l.SessionID]; ok {
-			k.span = -1
-			s.known[l.ClientID][l.SessionID] = k
-		}
-	}
-	s.knownMu.Unlock()
-	return gone, nil
-}
-
-// touchBatch is what a Touch sent for one bucket: the lease indexes in the
-// order sent (refreshes first), how many were refreshes, what they shared,
-// and the generation Redis replied with.
-type touchBatch struct {
-	order     []int
-	refreshes int
-	lead      knownSession
-	gen       string
-}
-
-// rememberTouched records what a Touch wrote for one bucket: every full
-// lease, and the refreshes too if the bucket's generation is not the one
-// they were sent with (which is so for every re-created session). Gone
-// sessions are forgotten after. knownMu must be held.
-func (s *Store) rememberTouched(leases []presence.Lease, t touchBatch) {
-	for j, i := range t.order {
-		if j < t.refreshes && t.gen == t.lead.gen {
-			continue // a refresh changes nothing this Store knows
-		}
-		l := leases[i]
-		s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: t.gen})
-	}
-}
-
-// touchArgs appends to args the script arguments of one bucket's leases
-// (idx, indexes in leases). Refreshes come first: leases of sessions this
-// Store wrote with the same node and span, sharing the node, span and
-// generation of the first of them. The other leases are sent whole.
-// knownMu must be held.
-func (s *Store) touchArgs(args []any, leases []presence.Lease, idx []int) ([]any, touchBatch) {
-	t := touchBatch{order: make([]int, 0, len(idx))}
-	var full []int
-	head := len(args)
-	args = append(args, 0, "", 0, "")
-	for _, i := range idx {
-		l := leases[i]
-		k, ok := s.known[l.ClientID][l.SessionID]
-		if ok && k.node == l.Node && k.span == span(l) {
-			if len(t.order) == 0 {
-				t.lead = k
-			}
-			if k.node == t.lead.node && k.span == t.lead.span && k.gen == t.lead.gen {
-				args = append(args, l.ClientID+"\x00"+l.SessionID, ms(l.TTL))
-				t.order = append(t.order, i)
-				continue
-			}
-		}
-		full = append(full, i)
-	}
-	t.refreshes = len(t.order)
-	args[head], args[head+1], args[head+2], args[head+3] = t.refreshes, t.lead.node, t.lead.span, t.lead.gen
-	args = append(args, len(full))
-	for _, i := range full {
-		l := leases[i]
-		kg := s.known[l.ClientID][l.SessionID].gen
-		args = append(args, l.ClientID, l.SessionID, l.Node, ms(l.TTL), l.Age.Milliseconds(), kg)
-	}
-	t.order = append(t.order, full...)
-	return args, t
-}
-
-// touching names the sessions of a Touch, for error texts.
-func touching(leases []presence.Lease) string {
-	l := leases[0]
-	if len(leases) == 1 {
-		return fmt.Sprintf("client %q session %q", l.ClientID, l.SessionID)
-	}
-	return fmt.Sprintf("%d sessions (client %q session %q and others)", len(leases), l.ClientID, l.SessionID)
 }
 
 // ending names what e selects, for error texts.
@@ -450,6 +202,18 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 		e.Reason = presence.ReasonClosed
 	}
 	grace := ms(e.Grace)
+	unseen := "0"
+	if e.Reason.Unseen() {
+		unseen = "1"
+	}
+	endArgs := func(mode, who, session, knownGen, node string, linger int64) argv {
+		return newArgv(nEndArgs).
+			set(endArgMode, mode).set(endArgWho, who).set(endArgSession, session).
+			set(endArgReason, string(e.Reason)).set(endArgGrace, grace).set(endArgKnownGen, knownGen).
+			set(endArgRetention, s.retentionMS()).set(endArgConsumer, s.claimer()).
+			set(endArgJournalLen, s.cfg.JournalLen).set(endArgNode, node).
+			set(endArgLinger, linger).set(endArgUnseen, unseen)
+	}
 	var bs []int
 	var calls []call
 	if e.ClientID != "" {
@@ -461,13 +225,11 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 			s.knownMu.Unlock()
 		}
 		bs = []int{b}
-		calls = []call{{keys: s.buckets[b], args: []any{"c", e.ClientID, e.SessionID, string(e.Reason), grace, k.gen,
-			s.retentionMS(), s.claimer(), s.cfg.JournalLen, k.node, k.ttl}}}
+		calls = []call{{keys: s.buckets[b], args: endArgs("c", e.ClientID, e.SessionID, k.gen, k.node, k.ttl)}}
 	} else {
 		for b := range s.buckets {
 			bs = append(bs, b)
-			calls = append(calls, call{keys: s.buckets[b], args: []any{"n", e.Node, "", string(e.Reason), grace, "",
-				s.retentionMS(), s.claimer(), s.cfg.JournalLen, e.Node, 0}})
+			calls = append(calls, call{keys: s.buckets[b], args: endArgs("n", e.Node, "", "", e.Node, 0)})
 		}
 	}
 	replies, err := s.runAll(ctx, scriptEnd, calls)
@@ -534,7 +296,10 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 				reclaim = s.cfg.ReclaimAfter.Milliseconds()
 			}
 			perBucket := max(1, sweepBatch/len(g))
-			calls[i] = call{keys: s.keysOf(g), args: []any{s.retentionMS(), perBucket, s.claimer(), s.cfg.JournalLen, reclaim}}
+			calls[i] = call{keys: s.keysOf(g), args: newArgv(nSweepArgs).
+				set(sweepArgRetention, s.retentionMS()).set(sweepArgLimit, perBucket).
+				set(sweepArgConsumer, s.claimer()).set(sweepArgJournalLen, s.cfg.JournalLen).
+				set(sweepArgReclaim, reclaim)}
 		}
 		replies, err := s.runAll(ctx, scriptSweep, calls)
 		var next [][]int
@@ -573,8 +338,8 @@ func (s *Store) sweepReply(v []any) (evs, claimed []presence.Event, err error) {
 	if sep < 0 {
 		return nil, nil, errReply
 	}
-	for i := 0; i+eventFields <= sep; i += eventFields {
-		ev, eid, err := decodeEvent(v[i : i+eventFields])
+	for i := 0; i+nEventFields <= sep; i += nEventFields {
+		ev, eid, err := decodeEvent(v[i : i+nEventFields])
 		if err != nil {
 			return evs, claimed, err
 		}
@@ -751,7 +516,8 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	if err := presence.ValidateID(clientID); err != nil {
 		return nil, fmt.Errorf("redis: sessions: %w", err)
 	}
-	v, err := scriptSessions.Run(ctx, s.rdb, s.buckets[s.bucket(clientID)], clientID).Slice()
+	args := newArgv(nSessionsArgs).set(sessionsArgClient, clientID)
+	v, err := scriptSessions.Run(ctx, s.rdb, s.buckets[s.bucket(clientID)], args...).Slice()
 	s.out.observe(ctx, err)
 	if err == goredis.Nil {
 		return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, presence.ErrNotFound)
@@ -790,7 +556,8 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 	var page presence.Page
 	for ; b < len(s.buckets); b, after = b+1, "" {
 		need := limit - len(page.Clients)
-		v, err := scriptList.Run(ctx, s.rdb, s.buckets[b], after, need+1).Slice()
+		args := newArgv(nListArgs).set(listArgAfter, after).set(listArgLimit, need+1)
+		v, err := scriptList.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 		s.out.observe(ctx, err)
 		if err != nil {
 			return presence.Page{}, fmt.Errorf("redis: list: %w", err)

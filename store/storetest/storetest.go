@@ -83,6 +83,8 @@ func Run(t *testing.T, cfg Config) {
 		{"NewSessionKeepsLingeringOnes", testLingerBesideNew},
 		{"Queries", testQueries},
 		{"LastSeenFollowsBeats", testLastSeen},
+		{"EndSetsLastSeenByReason", testEndLastSeen},
+		{"LeaseDeadlines", testDeadlines},
 		{"ListPaging", testListPaging},
 		{"BadArguments", testBadArguments},
 		{"ConcurrentNodesAlternate", testConcurrentNodes},
@@ -246,8 +248,8 @@ func testOnlineOffline(e *env) {
 	e.settle()
 	e.expect("alice", on)
 	ev := e.rec.of("alice")[0]
-	if ev.Seq == 0 || ev.Node != "n1" || ev.SessionID != s.ID() || ev.Time.IsZero() {
-		e.Fatalf("online event = %+v: want Seq > 0, Node n1, SessionID %q, Time set", ev, s.ID())
+	if ev.Seq%2 != 1 || ev.Node != "n1" || ev.SessionID != s.ID() || ev.Time.IsZero() {
+		e.Fatalf("online event = %+v: want an odd Seq, Node n1, SessionID %q, Time set", ev, s.ID())
 	}
 	e.sleep(3 * e.u)
 	e.end(s, presence.ReasonClosed)
@@ -591,6 +593,11 @@ func testQueries(e *env) {
 	if _, err := tr.Sessions(e.ctx, "nobody"); !errors.Is(err, presence.ErrNotFound) {
 		e.Errorf("Sessions(unknown) = %v, want ErrNotFound", err)
 	}
+	// An offline client the store remembers (mia has a LastSeen) is known,
+	// with no sessions.
+	if infos, err := e.store.Sessions(e.ctx, "mia"); err != nil || len(infos) != 0 {
+		e.Errorf("store Sessions(offline client) = %+v, %v; want none and no error", infos, err)
+	}
 	if n, err := tr.Count(e.ctx); err != nil || n != 1 {
 		e.Errorf("Count = %d, %v; want 1", n, err)
 	}
@@ -773,12 +780,9 @@ func testLastSeen(e *env) {
 	a4 := beat{touch(lease("a", e.u, 3*e.u)), e.u}
 	e.expectSeen(id, "a", a4, a4)
 
-	// The contract says a client's LastSeen is its latest beat "or when it
-	// went offline", a session's its latest beat "or when it ended",
-	// without saying which reason gives which. Both stores keep the latest
-	// beat for a session that ended unseen (expired, as here; also
-	// node_lost and restart) and write the end time for one the client
-	// left (closed, kicked: below); this asserts what they share.
+	// A session that ended unseen (Reason.Unseen: expired, as here) keeps
+	// its latest beat as its last-seen time, and so does its client
+	// (Store.End; testEndLastSeen tries every kind of reason).
 	off, err := e.store.End(e.ctx, presence.Ending{ClientID: id, Reason: presence.ReasonExpired})
 	if err != nil || len(off) != 1 || off[0].Transition != presence.Offline || off[0].Reason != presence.ReasonExpired {
 		e.Fatalf("End(%s, expired) = %+v, %v; want one Offline, expired", id, off, err)
@@ -793,7 +797,7 @@ func testLastSeen(e *env) {
 	// A session ended with grace reports its end time while it lingers,
 	// even past a beat of it, which the store reports gone and ignores.
 	// Once the grace runs out, the client's LastSeen is still the end
-	// time, not when the Sweep took it offline: again what both stores do.
+	// time, not when the Sweep took it offline.
 	const id2 = "omar"
 	if _, err := e.store.Add(e.ctx, presence.Lease{ClientID: id2, SessionID: "c", Node: "n1", TTL: e.ttl}); err != nil {
 		e.Fatal(err)
@@ -844,6 +848,118 @@ func testLastSeen(e *env) {
 		e.Errorf("Lookup(%s) = %+v; want online with one session", id3, p)
 	}
 	e.expectSeen(id3, "y", y, y)
+}
+
+// testEndLastSeen pins down the last-seen times End writes (Store.End): a
+// session that ends for a Reason.Unseen keeps its last beat, one that ends
+// for any other reason (an application's own, or none, which is
+// ReasonClosed) gets its end time; its client's LastSeen and the Offline
+// event's follow. With and without grace, selecting by session, client or
+// node.
+func testEndLastSeen(e *env) {
+	const age = 3 // units between the beat and the Add that writes it
+	// A store may hold no time before its own start (store/memory's clock
+	// starts there): let the beats come after it.
+	e.sleep((age + 1) * e.u)
+	for i, tc := range []struct {
+		reason presence.Reason
+		want   presence.Reason // as recorded and reported
+	}{
+		{presence.ReasonExpired, presence.ReasonExpired},
+		{presence.ReasonNodeLost, presence.ReasonNodeLost},
+		{presence.ReasonRestart, presence.ReasonRestart},
+		{presence.ReasonClosed, presence.ReasonClosed},
+		{presence.ReasonKicked, presence.ReasonKicked},
+		{presence.ReasonLeft, presence.ReasonLeft},
+		{"app_defined", "app_defined"},
+		{"", presence.ReasonClosed},
+	} {
+		for _, grace := range []time.Duration{0, e.grace} {
+			for _, by := range []string{"session", "client", "node"} {
+				id := fmt.Sprintf("end%d-%s-%d", i, by, grace/e.u)
+				node := "n-" + id
+				added := beat{at: e.timed(func() error {
+					_, err := e.store.Add(e.ctx, presence.Lease{ClientID: id, SessionID: "s", Node: node, TTL: e.ttl, Age: age * e.u})
+					return err
+				}), age: age * e.u}
+				sel := presence.Ending{ClientID: id, SessionID: "s", Reason: tc.reason, Grace: grace}
+				switch by {
+				case "client":
+					sel.SessionID = ""
+				case "node":
+					sel.ClientID, sel.SessionID, sel.Node = "", "", node
+				}
+				var evs []presence.Event
+				ended := beat{at: e.timed(func() (err error) {
+					evs, err = e.store.End(e.ctx, sel)
+					return err
+				})}
+				want := ended
+				if tc.reason.Unseen() {
+					want = added
+				}
+				what := fmt.Sprintf("End(%+v)", sel)
+				if grace > 0 {
+					if len(evs) != 0 {
+						e.Errorf("%s = %+v; want no event while the session lingers", what, evs)
+					}
+					s := e.session(id, "s")
+					if !s.Ending || s.Reason != tc.want {
+						e.Errorf("%s: session = %+v; want ending, reason %q", what, s, tc.want)
+					}
+					e.checkSeen(what+": session", s.LastSeen, want)
+				} else {
+					if len(evs) != 1 || evs[0].Transition != presence.Offline || evs[0].Reason != tc.want {
+						e.Fatalf("%s = %+v; want one Offline, reason %q", what, evs, tc.want)
+					}
+					e.checkSeen(what+": Offline event", evs[0].LastSeen, want)
+				}
+				e.checkSeen(what+": client", e.lookup(id).LastSeen, want)
+			}
+		}
+	}
+}
+
+// testDeadlines pins down how leases move a session's deadline: Touch never
+// brings it earlier, while Add of an ending session revives it with the
+// lease's deadline, its grace forgotten.
+func testDeadlines(e *env) {
+	lease := func(id string, ttl time.Duration) presence.Lease {
+		return presence.Lease{ClientID: id, SessionID: "s", Node: "n1", TTL: ttl}
+	}
+	for _, id := range []string{"long", "revived"} {
+		if _, err := e.store.Add(e.ctx, lease(id, e.ttl)); err != nil {
+			e.Fatal(err)
+		}
+	}
+	// A shorter lease, as from a caller with other settings.
+	if gone, err := e.store.Touch(e.ctx, []presence.Lease{lease("long", e.u)}); err != nil || len(gone) != 0 {
+		e.Fatalf("Touch = %+v, %v; want nothing gone", gone, err)
+	}
+	if _, err := e.store.End(e.ctx, presence.Ending{ClientID: "revived", SessionID: "s", Reason: presence.ReasonClosed, Grace: time.Hour}); err != nil {
+		e.Fatal(err)
+	}
+	if evs, err := e.store.Add(e.ctx, lease("revived", 2*e.u)); err != nil || len(evs) != 0 {
+		e.Fatalf("Add of an ending session = %+v, %v; want no event", evs, err)
+	}
+	if s := e.session("revived", "s"); s.Ending {
+		e.Errorf("revived session = %+v; want live", s)
+	}
+	e.sleep(4 * e.u) // past both short leases, well before the long ones
+	swept, err := e.store.Sweep(e.ctx)
+	if err != nil {
+		e.Fatal(err)
+	}
+	var got []string
+	for _, ev := range swept {
+		got = append(got, ev.ClientID+":"+ev.Transition.String()+"/"+string(ev.Reason))
+	}
+	if want := []string{"revived:offline/expired"}; !slices.Equal(got, want) {
+		e.Errorf("Sweep = %v, want %v: the shorter Touch keeps the longer deadline, the revived session expires by its lease", got, want)
+	}
+	if s := e.session("long", "s"); s.Ending {
+		e.Errorf("session long/s = %+v; want live", s)
+	}
 }
 
 func testListPaging(e *env) {

@@ -1,13 +1,15 @@
 -- add.lua: Store.Add for one session. KEYS: one bucket.
--- ARGV: client, session, node, ttl ms, age ms, known generation of a
--- sibling session ('' if none), consumer, journal length.
+-- ARGV: A below (luanames.go: addArg...): client, session, node, ttl ms,
+-- age ms, known generation of a sibling session ('' if none), consumer,
+-- journal length.
 -- Returns: generation, then the transitions.
+local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8 }
 bucket(0)
 local g = gen()
-local id, sid, node = ARGV[1], ARGV[2], ARGV[3]
-local ttl, age = tonumber(ARGV[4]), tonumber(ARGV[5])
-local lost = ARGV[6] ~= '' and ARGV[6] ~= g
-J.consumer, J.maxlen, J.node = ARGV[7], tonumber(ARGV[8]), node
+local id, sid, node = ARGV[A.client], ARGV[A.session], ARGV[A.node]
+local ttl, age = tonumber(ARGV[A.ttl]), tonumber(ARGV[A.age])
+local lost = ARGV[A.sibling_gen] ~= '' and ARGV[A.sibling_gen] ~= g
+J.consumer, J.maxlen, J.node = ARGV[A.consumer], tonumber(ARGV[A.journal_len]), node
 local sk = id .. '\0' .. sid
 local seen = NOW - age
 local x = gets(sk)

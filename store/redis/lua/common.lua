@@ -1,5 +1,9 @@
 -- common.lua: prepended to every script of the store.
 --
+-- Every position shared with Go is named in a table (K, EV here; A and
+-- others in each script) that luanames.go names too; TestLuaNames checks
+-- that the two agree, and that the scripts read ARGV only through them.
+--
 -- Each bucket has KN keys, passed in this order (see keys.go):
 --   g   string  generation marker: set when the bucket is first written, so a
 --               node can tell that Redis lost the bucket's data since
@@ -25,7 +29,19 @@
 -- "seen" of its record while offline, and the latest of its sessions' while
 -- online: see sseen, and Store.lastSeen in store.go.
 
-local KN = 10
+-- K: position of each key in a bucket's KEYS, by its name above
+-- (luanames.go: key..., keySuffixes).
+local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10 }
+-- size returns the number of entries of table t.
+local function size(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+local KN = size(K)
+-- EV: position of each field of a transition in a reply (luanames.go:
+-- event...).
+local EV = { kind = 1, client = 2, session = 3, reason = 4, seq = 5, time = 6, seen = 7, online_for = 8, entry = 9 }
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 -- A client record created from nothing starts its seq at a multiple of
@@ -40,8 +56,7 @@ local function fmt(n) return string.format('%.0f', n) end
 
 local function bucket(i)
   local o = i * KN
-  B.g, B.s, B.x, B.k, B.n = KEYS[o + 1], KEYS[o + 2], KEYS[o + 3], KEYS[o + 4], KEYS[o + 5]
-  B.r, B.c, B.o, B.on, B.j = KEYS[o + 6], KEYS[o + 7], KEYS[o + 8], KEYS[o + 9], KEYS[o + 10]
+  for name, p in pairs(K) do B[name] = KEYS[o + p] end
 end
 
 -- gen returns the bucket's generation, creating it (and the journal's
@@ -135,7 +150,7 @@ end
 -- Journal settings, set by each script from its arguments.
 local J = { consumer = '', maxlen = 10000, node = '' }
 
--- out collects transitions: 9 fields each.
+-- out collects transitions: the fields of EV each.
 local out = {}
 
 -- transition records a transition in the journal, claims it for this
@@ -148,8 +163,12 @@ local function transition(kind, id, sid, reason, c, onlinefor)
   if J.consumer ~= '' then
     redis.call('XCLAIM', B.j, 'hooks', J.consumer, 0, eid, 'FORCE', 'JUSTID')
   end
-  local e = { kind, id, sid, reason, fmt(c.seq), fmt(NOW), fmt(c.seen), fmt(onlinefor), eid }
-  for i = 1, #e do out[#out + 1] = e[i] end
+  local e = {}
+  e[EV.kind], e[EV.client], e[EV.session], e[EV.reason] = kind, id, sid, reason
+  e[EV.seq], e[EV.time], e[EV.seen], e[EV.online_for] = fmt(c.seq), fmt(NOW), fmt(c.seen), fmt(onlinefor)
+  e[EV.entry] = eid
+  local base = #out
+  for i = 1, #e do out[base + i] = e[i] end
 end
 
 -- addsession writes a new session, live until deadline, whose last beat

@@ -1,15 +1,19 @@
 -- end.lua: Store.End in one bucket.
--- KEYS: one bucket. ARGV: mode ('c' client, 'n' node), client ID or node,
--- session ID or '', reason, grace ms, known generation of the session (''
--- if unknown), retention ms (negative: none), consumer, journal length,
--- node of the session or caller ('' if unknown), and how long a session
--- re-created after Redis lost it lingers at least (ms).
+-- KEYS: one bucket. ARGV: A below (luanames.go: endArg...): mode ('c'
+-- client, 'n' node), client ID or node, session ID or '', reason, grace
+-- ms, known generation of the session ('' if unknown), retention ms
+-- (negative: none), consumer, journal length, node of the session or
+-- caller ('' if unknown), how long a session re-created after Redis lost
+-- it lingers at least (ms), and '1' if the reason is
+-- presence.Reason.Unseen (else '0').
 -- Returns: generation, number of sessions ended, then the transitions.
+local A = { mode = 1, who = 2, session = 3, reason = 4, grace = 5, known_gen = 6, retention = 7,
+  consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12 }
 bucket(0)
 local g = gen()
-local mode, who, sid, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local grace, kg, retention = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-J.consumer, J.maxlen, J.node = ARGV[8], tonumber(ARGV[9]), ARGV[10]
+local mode, who, sid, reason = ARGV[A.mode], ARGV[A.who], ARGV[A.session], ARGV[A.reason]
+local grace, kg, retention = tonumber(ARGV[A.grace]), ARGV[A.known_gen], tonumber(ARGV[A.retention])
+J.consumer, J.maxlen, J.node = ARGV[A.consumer], tonumber(ARGV[A.journal_len]), ARGV[A.node]
 local sel = {}
 if mode == 'c' then
   if sid ~= '' then
@@ -21,10 +25,10 @@ if mode == 'c' then
       -- end it like any other, so its client gets its one Offline.
       -- It lingers at least a lease, so that the client's sessions on other
       -- nodes are re-asserted before it is gone.
-      local node = ARGV[10]
+      local node = ARGV[A.node]
       addsession(who, sid, sk, node, NOW, NOW, true)
       sel[1] = sk
-      grace = math.max(grace, tonumber(ARGV[11]))
+      grace = math.max(grace, tonumber(ARGV[A.linger]))
     end
   else
     sel = under(B.k, who)
@@ -34,7 +38,7 @@ else
   local p = #who + 2
   for i = 1, #m do sel[i] = string.sub(m[i], p) end
 end
-local keep = reason == 'expired' or reason == 'node_lost' or reason == 'restart'
+local keep = ARGV[A.unseen] == '1'
 for _, sk in ipairs(sel) do
   -- The record's seen becomes the session's last: its last beat for the
   -- reasons that mean it went quiet, otherwise now (the client was there

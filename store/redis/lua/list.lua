@@ -1,10 +1,12 @@
 -- list.lua: one bucket's part of Store.List. KEYS: one bucket.
--- ARGV: the client ID to list after ('' from the start), limit.
+-- ARGV: A below (luanames.go: listArg...): the client ID to list after
+-- ('' from the start), limit.
 -- Returns per online client: its ID and record.
+local A = { after = 1, limit = 2 }
 bucket(0)
 local from = '-'
-if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
-local ids = redis.call('ZRANGEBYLEX', B.on, from, '+', 'LIMIT', 0, tonumber(ARGV[2]))
+if ARGV[A.after] ~= '' then from = '(' .. ARGV[A.after] end
+local ids = redis.call('ZRANGEBYLEX', B.on, from, '+', 'LIMIT', 0, tonumber(ARGV[A.limit]))
 local r = {}
 for _, id in ipairs(ids) do
   r[#r + 1] = id

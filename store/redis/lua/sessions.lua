@@ -1,9 +1,11 @@
--- sessions.lua: Store.Sessions. KEYS: one bucket. ARGV: client ID.
+-- sessions.lua: Store.Sessions. KEYS: one bucket. ARGV: A below
+-- (luanames.go: sessionsArg...): client ID.
 -- Returns: nil if the client is unknown; otherwise per session its ID,
 -- "seen|span|node" (seen: its last beat, see sseen) and reason ('' if
 -- live).
+local A = { client = 1 }
 bucket(0)
-local id = ARGV[1]
+local id = ARGV[A.client]
 if redis.call('HEXISTS', B.c, id) == 0 then return false end
 local r = {}
 local sks = under(B.k, id)

@@ -2,14 +2,16 @@
 -- whose deadline passed on Redis's clock, forgets clients offline for
 -- longer than the retention, and claims journal entries left unacknowledged
 -- for longer than the reclaim delay (their claimer died).
--- KEYS: the buckets. ARGV: retention ms (negative: none), batch limit,
--- consumer, journal length, reclaim delay ms (negative: never).
+-- KEYS: the buckets. ARGV: A below (luanames.go: sweepArg...): retention
+-- ms (negative: none), batch limit per bucket, consumer, journal length,
+-- reclaim delay ms (negative: never).
 -- Returns: number of buckets with more due ("more"), then the
 -- transitions, then the reclaimed entries: count, then per entry its ID and
 -- field count and fields.
-local retention, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-J.consumer, J.maxlen = ARGV[3], tonumber(ARGV[4])
-local reclaim = tonumber(ARGV[5])
+local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5 }
+local retention, limit = tonumber(ARGV[A.retention]), tonumber(ARGV[A.limit])
+J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
+local reclaim = tonumber(ARGV[A.reclaim])
 local more = 0
 local claimed = {}
 local nb = #KEYS / KN

@@ -1,9 +1,12 @@
 -- touch.lua: Store.Touch for the leases of one or more buckets.
--- KEYS: the buckets. ARGV: consumer, journal length, then per bucket:
---   refreshes: their number f, then node, span, known generation, shared
---     by all of them, then f times: session key, ttl ms;
---   full leases: their number m, then m times: client, session, node,
---     ttl ms, age ms, known generation.
+-- KEYS: the buckets. ARGV, named by the tables below (luanames.go:
+-- touchArg..., touchRefresh..., touchRefreshItem..., touchFulls...,
+-- touchFull...): A, consumer and journal length, then per bucket:
+--   refreshes: R, their number f, then node, span, known generation,
+--     shared by all of them, then f times RI: session key, ttl ms;
+--   full leases: FH, their number m, then m times FI: client, session,
+--     node, ttl ms, age ms, known generation.
+-- The positions of R, RI, FH and FI count from the start of each.
 -- Returns per bucket: generation, number of gone sessions, then per gone
 -- session: its position among the bucket's leases (refreshes first,
 -- counting from 1) and reason. Two marks are not reasons and the session is
@@ -15,7 +18,13 @@
 -- node and span (TTL + Age): it only moves the session's deadline (one
 -- multi-member ZADD per bucket), since its last beat is read back as
 -- deadline - span. Full leases rewrite the session's record.
-J.consumer, J.maxlen = ARGV[1], tonumber(ARGV[2])
+local A = { consumer = 1, journal_len = 2 }
+local R = { count = 0, node = 1, span = 2, gen = 3 }
+local RI = { key = 0, ttl = 1 }
+local FH = { count = 0 }
+local FI = { client = 0, session = 1, node = 2, ttl = 3, age = 4, gen = 5 }
+local RN, RIN, FHN, FIN = size(R), size(RI), size(FH), size(FI)
+J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
 
 local gone
 local function isgone(pos, reason)
@@ -35,7 +44,8 @@ local function missing(pos, g, id, sid, sk, node, deadline, seen, kg)
 end
 
 -- ending returns the reasons of the ending sessions among the session
--- keys ARGV[from], ARGV[from + 2], ... ARGV[to], by key.
+-- keys of the refreshes from the one at ARGV[from] to the one ending at
+-- ARGV[to], by key.
 local function ending(from, to)
   local reasons = {}
   local n = redis.call('HLEN', B.r)
@@ -46,7 +56,7 @@ local function ending(from, to)
     return reasons
   end
   local sks = {}
-  for p = from, to, 2 do sks[#sks + 1] = ARGV[p] end
+  for p = from, to, RIN do sks[#sks + 1] = ARGV[p + RI.key] end
   local part = many('HMGET', B.r, sks)
   for i = 1, #sks do
     if part[i] then reasons[sks[i]] = part[i] end
@@ -55,23 +65,23 @@ local function ending(from, to)
 end
 
 local function refresh(g, a)
-  local f = tonumber(ARGV[a])
-  local node, span, kg = ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
-  local from, to = a + 4, a + 3 + 2 * f
+  local f = tonumber(ARGV[a + R.count])
+  local node, span, kg = ARGV[a + R.node], tonumber(ARGV[a + R.span]), ARGV[a + R.gen]
+  local from, to = a + RN, a + RN - 1 + RIN * f
   local reasons = ending(from, to)
   -- XX: never re-creates a removed session; GT: never moves a deadline
   -- back. CH counts the members moved: fewer than sent means some may be
   -- missing, and only then are scores read.
   local z, nz, sent, moved = {}, 0, 0, 0
   local pos = 0
-  for p = from, to, 2 do
+  for p = from, to, RIN do
     pos = pos + 1
-    local sk = ARGV[p]
+    local sk = ARGV[p + RI.key]
     local reason = reasons[sk]
     if reason then
       isgone(pos, reason)
     else
-      z[nz + 1] = NOW + ARGV[p + 1]; z[nz + 2] = sk
+      z[nz + 1] = NOW + ARGV[p + RI.ttl]; z[nz + 2] = sk
       nz = nz + 2
       if nz == 2 * CHUNK then
         moved = moved + redis.call('ZADD', B.x, 'XX', 'GT', 'CH', unpack(z, 1, nz))
@@ -86,9 +96,9 @@ local function refresh(g, a)
   if moved == sent then return to + 1, f end
   -- Some were not moved: find the missing ones.
   local sks, at = {}, {}
-  for p = from, to, 2 do
-    if not reasons[ARGV[p]] then
-      sks[#sks + 1] = ARGV[p]; at[#at + 1] = p
+  for p = from, to, RIN do
+    if not reasons[ARGV[p + RI.key]] then
+      sks[#sks + 1] = ARGV[p + RI.key]; at[#at + 1] = p
     end
   end
   local deadlines = many('ZMSCORE', B.x, sks)
@@ -97,19 +107,19 @@ local function refresh(g, a)
       local p = at[k]
       local sk = sks[k]
       local id, sid = clientof(sk)
-      local deadline = NOW + ARGV[p + 1]
-      missing((p - from) / 2 + 1, g, id, sid, sk, node, deadline, deadline - span, kg)
+      local deadline = NOW + ARGV[p + RI.ttl]
+      missing((p - from) / RIN + 1, g, id, sid, sk, node, deadline, deadline - span, kg)
     end
   end
   return to + 1, f
 end
 
 local function full(g, a, base)
-  local m = tonumber(ARGV[a]); a = a + 1
+  local m = tonumber(ARGV[a + FH.count]); a = a + FHN
   for i = 1, m do
-    local id, sid, node = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-    local ttl, age, kg = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), ARGV[a + 5]
-    a = a + 6
+    local id, sid, node = ARGV[a + FI.client], ARGV[a + FI.session], ARGV[a + FI.node]
+    local ttl, age, kg = tonumber(ARGV[a + FI.ttl]), tonumber(ARGV[a + FI.age]), ARGV[a + FI.gen]
+    a = a + FIN
     local sk = id .. '\0' .. sid
     local pos = base + i
     local x = gets(sk)
@@ -136,7 +146,7 @@ local function full(g, a, base)
   return a
 end
 
-local a = 3
+local a = size(A) + 1
 local res = {}
 for b = 0, #KEYS / KN - 1 do
   bucket(b)

@@ -1,0 +1,82 @@
+package presence_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// leases wraps a Store (through failing, so it can be taken down) and
+// records every lease the Tracker writes.
+type leases struct {
+	*failing
+	mu  sync.Mutex
+	got []presence.Lease
+}
+
+func (s *leases) record(ls ...presence.Lease) {
+	s.mu.Lock()
+	s.got = append(s.got, ls...)
+	s.mu.Unlock()
+}
+
+func (s *leases) Add(ctx context.Context, l presence.Lease) ([]presence.Event, error) {
+	s.record(l)
+	return s.failing.Add(ctx, l)
+}
+
+func (s *leases) Touch(ctx context.Context, ls []presence.Lease) ([]presence.Gone, error) {
+	s.record(ls...)
+	return s.failing.Touch(ctx, ls)
+}
+
+// Every lease a Tracker writes of a session has the same Span, its TTL +
+// SweepInterval, whenever the beat it carries happened: the rule of
+// presence.Lease that store/redis's cheap refresh relies on. Beats come at
+// irregular times, and an Add is retried after an outage with an old beat.
+//
+// timing: the defaults, on fake time; beats at gaps that are no multiple
+// of the flush step.
+func TestLeaseSpan(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &leases{failing: &failing{Store: newStore(t)}}
+		tr := newTracker(t, store, presence.Config{})
+		cfg := tr.Config()
+		a, err := tr.Connect(ctx, "a", presence.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.down.Store(true)
+		b, err := tr.Connect(ctx, "b", presence.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(cfg.SweepInterval + 700*time.Millisecond)
+		store.down.Store(false)
+		for _, gap := range []time.Duration{1300 * time.Millisecond, 7 * time.Second, 300 * time.Millisecond, 11 * time.Second} {
+			time.Sleep(gap)
+			a.Beat()
+			b.Beat()
+		}
+		time.Sleep(2 * cfg.SweepInterval)
+		synctest.Wait()
+
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		want := cfg.TTL + cfg.SweepInterval
+		aged := false
+		for _, l := range store.got {
+			if l.Span() != want {
+				t.Errorf("lease %+v: Span %v, want TTL + SweepInterval = %v", l, l.Span(), want)
+			}
+			aged = aged || l.Age > 0
+		}
+		if len(store.got) < 6 || !aged {
+			t.Fatalf("leases written: %+v; want several, some with an Age", store.got)
+		}
+	})
+}
