@@ -334,3 +334,55 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo exit: %v", err)
 	}
 }
+
+// A wrong method on a /presence/… route gets 405 with Allow from the
+// route's own handler, not the 404 "unknown client" of /presence/{id}.
+func TestDemoWrongMethod(t *testing.T) {
+	d := startDemo(t)
+	tests := []struct {
+		method, path, allow string
+	}{
+		{"GET", "/presence/heartbeat?id=alice", "POST"},
+		{"PUT", "/presence/heartbeat?id=alice", "POST"},
+		{"GET", "/presence/leave?id=alice", "POST"},
+		{"DELETE", "/presence/leave?id=alice", "POST"},
+		{"POST", "/presence/feed", "GET"},
+		{"POST", "/presence/alice", "GET, HEAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, "http://"+d.addr+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var reply struct {
+				Error struct{ Code string } `json:"error"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&reply)
+			if resp.StatusCode != http.StatusMethodNotAllowed || reply.Error.Code != "method_not_allowed" {
+				t.Errorf("status %d, code %q; want 405 method_not_allowed", resp.StatusCode, reply.Error.Code)
+			}
+			if got := resp.Header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow %q, want %q", got, tt.allow)
+			}
+		})
+	}
+	// The routes still serve their methods.
+	resp, err := http.Post("http://"+d.addr+"/presence/heartbeat?id=alice", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST heartbeat: %d", resp.StatusCode)
+	}
+	var one status
+	if st := d.get(t, "/presence/alice", &one); st != 200 || !one.Online {
+		t.Fatalf("GET /presence/alice: %d %+v", st, one)
+	}
+}

@@ -182,12 +182,17 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	mux.Handle("GET /{$}", http.FileServerFS(page))
 	mux.Handle("GET /ws", vs.WebSocket(room.serve))
 	mux.Handle("GET /presence", vs.OnlineEndpoint())
-	mux.Handle("GET /presence/{id}", vs.PresenceEndpoint())
-	mux.Handle("GET /presence/feed", feed)
+	// The /presence/… routes carry no method: their handlers answer a
+	// wrong one with 405 and Allow. With "POST /presence/heartbeat", a GET
+	// fell through to /presence/{id} and got 404 "unknown client"; and a
+	// method-less route beside "GET /presence/{id}" would conflict on the
+	// ServeMux, so {id} has none either (as Server.Mount registers them).
+	mux.Handle("/presence/{id}", vs.PresenceEndpoint())
+	mux.Handle("/presence/feed", feed)
+	mux.Handle("/presence/heartbeat", vs.HeartbeatEndpoint())
+	mux.Handle("/presence/leave", vs.LeaveEndpoint())
 	mux.Handle("GET /vigil/", js.Handler())
 	mux.Handle("GET /vigil.js", js.Handler())
-	mux.Handle("POST /presence/heartbeat", vs.HeartbeatEndpoint())
-	mux.Handle("POST /presence/leave", vs.LeaveEndpoint())
 	mux.Handle("GET /metrics", vs.MetricsHandler())
 
 	ln, err := net.Listen("tcp", o.addr)
