@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigilhq/vigil/metrics"
 )
 
 // Tracker is one node's view of presence: it owns the sessions opened on this
@@ -22,7 +24,8 @@ type Tracker struct {
 	store Store
 	cfg   Config
 	log   *slog.Logger
-	obs   Observer // never nil
+	obs   Observer // recorderObserver: rec, then Config.Observer
+	rec   *metrics.Recorder
 	hooks *hooks
 	jn    journal   // see journal.go
 	epoch time.Time // monotonic origin of now()
@@ -52,10 +55,7 @@ type Tracker struct {
 	leases []Lease
 	owners []*Session
 
-	connects    atomic.Uint64
-	onlines     atomic.Uint64
-	offlines    atomic.Uint64
-	storeErrors atomic.Uint64
+	connects atomic.Uint64
 
 	stopLoop  context.CancelFunc
 	loopDone  chan struct{}
@@ -82,16 +82,18 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		store:    store,
 		cfg:      cfg,
 		log:      cfg.Logger,
-		obs:      cfg.Observer,
+		rec:      metrics.NewRecorder(),
 		hooks:    newHooks(cfg.Logger, cfg.HookTimeout),
 		epoch:    time.Now(),
 		seed:     maphash.MakeSeed(),
 		local:    make(map[uint64]*Session),
 		loopDone: make(chan struct{}),
 	}
-	if t.obs == nil {
-		t.obs = NopObserver{}
+	next := cfg.Observer
+	if next == nil {
+		next = NopObserver{}
 	}
+	t.obs = recorderObserver{r: t.rec, next: next}
 	t.initJournal(ctx)
 	if err := t.clearNode(ctx); err != nil {
 		if permanent(err) {
@@ -367,11 +369,6 @@ func (t *Tracker) kick(ctx context.Context, clientID, sessionID string) error {
 func (t *Tracker) emit(ctx context.Context, evs []Event) {
 	for _, ev := range evs {
 		ev.Node = t.cfg.Node
-		if ev.Transition == Online {
-			t.onlines.Add(1)
-		} else {
-			t.offlines.Add(1)
-		}
 		t.obs.Transition(ev.Transition, ev.Reason)
 		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: transition", eventAttrs(ev)...)
 		t.hooks.dispatch(ev)
@@ -382,7 +379,6 @@ func (t *Tracker) emit(ctx context.Context, evs []Event) {
 }
 
 func (t *Tracker) storeFailed(ctx context.Context, op string, err error, s *Session) {
-	t.storeErrors.Add(1)
 	attrs := []slog.Attr{slog.String("op", op), slog.Any("err", err)}
 	if s != nil {
 		attrs = append(attrs, slog.String("client_id", s.clientID), slog.String("session_id", s.id))
@@ -491,7 +487,7 @@ type Stats struct {
 	Connects uint64
 	// Onlines and Offlines count the transitions this node observed.
 	Onlines, Offlines uint64
-	// StoreErrors counts failed Store calls (each is retried).
+	// StoreErrors counts failed Store calls.
 	StoreErrors uint64
 	// Pending is the number of sessions and ends waiting for a Store retry.
 	Pending int
@@ -506,9 +502,21 @@ func (t *Tracker) Stats() Stats {
 	st := Stats{Sessions: t.nlocal, Pending: len(t.pending) + len(t.retries)}
 	t.localMu.Unlock()
 	st.Connects = t.connects.Load()
-	st.Onlines = t.onlines.Load()
-	st.Offlines = t.offlines.Load()
-	st.StoreErrors = t.storeErrors.Load()
+	// Transitions and Store errors are counted once, by the Recorder.
+	for _, f := range t.rec.Gather() {
+		for _, smp := range f.Samples {
+			switch f.Desc {
+			case metrics.Transitions:
+				if smp.Labels[0] == Online.String() {
+					st.Onlines += uint64(smp.Value)
+				} else {
+					st.Offlines += uint64(smp.Value)
+				}
+			case metrics.StoreErrors:
+				st.StoreErrors += uint64(smp.Value)
+			}
+		}
+	}
 	st.HookPanics = t.hooks.panics.Load()
 	st.HookTimeouts = t.hooks.timeouts.Load()
 	return st
