@@ -75,6 +75,12 @@ func say(t *testing.T, tab context.Context, text string) {
 // both pages show reconnecting, come back and see each other again; one
 // closes, and the other shows the leave and moves the person to "recently
 // offline". At the end it takes the screenshots the README shows.
+//
+// timing: the demo runs the browser tests' compressed timings (demoArgs:
+// ping 400ms, pong 800ms, TTL 1.2s ≥ ping + pong); the Go client's backoff
+// and drain window are shortened so it is back within the test after the
+// restart, and its heartbeat stays at its defaults (the server's pings keep
+// it alive).
 func TestBrowserDemoPage(t *testing.T) {
 	d := startDemo(t, "", demoArgs...)
 	b := newBrowser(t)

@@ -171,14 +171,14 @@ func TestSoakDefaults(t *testing.T) {
 		<-time.After(50 * time.Millisecond)
 		dm, st = scrapeMetrics(t, hc, d.url("/metrics")), lib.vs.Stats()
 	}
-	t.Logf("demo: %v pings sent, %v beats, %v upgrades; library server: %+v", dm["vigil_ws_pings_total"], dm["vigil_beats_total"], dm["vigil_ws_upgrades_total"], st)
-	if got, want := dm["vigil_ws_connections"], float64(len(dWS)+1); got != want {
+	t.Logf("demo: %v pings sent, %v beats, %v upgrades; library server: %+v", dm["vigil_ws_pings_total"], dm[`vigil_beats_total{transport="ws"}`], dm[`vigil_connections_opened_total{transport="ws"}`], st)
+	if got, want := dm[`vigil_connections{transport="ws"}`], float64(len(dWS)+1); got != want {
 		t.Errorf("demo: %v WebSockets open, want %v", got, want)
 	}
 	if got := dm["vigil_ws_heartbeat_timeouts_total"]; got != 0 {
 		t.Errorf("demo: %v heartbeat timeouts", got)
 	}
-	if got, want := dm["vigil_ws_upgrades_total"], float64(len(dWS)+1); got != want {
+	if got, want := dm[`vigil_connections_opened_total{transport="ws"}`], float64(len(dWS)+1); got != want {
 		t.Errorf("demo: %v upgrades, want %v (a reconnect makes more)", got, want)
 	}
 	if rest := dm["vigil_ws_pings_total"] - float64(sumPings(dWS)); rest < 3 {
@@ -567,7 +567,8 @@ func scrapeMetrics(t *testing.T, hc *http.Client, u string) map[string]float64 {
 	sc := bufio.NewScanner(res.Body)
 	for sc.Scan() {
 		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+		// Keyed by name and labels: vigil_connections{transport="ws"}.
+		if !ok || strings.HasPrefix(name, "#") {
 			continue
 		}
 		if v, err := strconv.ParseFloat(val, 64); err == nil {

@@ -76,7 +76,6 @@ func (c *Conn) readFailed(err error) {
 	case errors.As(err, &ce): // gorilla has answered the close frame
 		c.setCause(&CloseError{Code: ce.Code, Text: ce.Text, Remote: true, Reason: presence.ReasonClosed})
 	case errors.Is(err, websocket.ErrReadLimit): // gorilla has sent 1009
-		c.s.stats.tooBig.Add(1)
 		c.setCause(&CloseError{Code: CloseTooBig, Reason: presence.ReasonClosed})
 	default:
 		c.setCause(&CloseError{Code: closeAbnormal, Remote: true, Reason: presence.ReasonClosed})
@@ -190,7 +189,7 @@ func (c *Conn) run(h Handler) {
 	defer c.finish()
 	defer func() {
 		if r := recover(); r != nil {
-			c.s.stats.panics.Add(1)
+			c.s.obs.HandlerPanic()
 			c.s.log.LogAttrs(c.ctx, slog.LevelError, "middleware: handler panicked",
 				slog.String("client_id", c.clientID), slog.Any("panic", r))
 			c.closeWith(&CloseError{Code: CloseInternal, Text: "internal error", Reason: presence.ReasonClosed}, false)
@@ -219,7 +218,6 @@ func (c *Conn) finish() {
 			slog.String("client_id", c.clientID), slog.Any("err", err))
 	}
 	cancel()
-	c.s.stats.closed(ce.Code)
 	if ce.Code == closeAbnormal { // dropped: no close frame either way
 		c.s.connDropped(ctx, time.Duration(c.s.now()-c.opened))
 	}

@@ -132,7 +132,7 @@ func (c *Conn) onControl(string) error {
 // counters and the presence session.
 func (c *Conn) beat(now int64) {
 	c.lastRead.Store(now)
-	c.s.countBeat(presence.TransportWS)
+	c.s.obs.Beat(presence.TransportWS)
 	if c.sess != nil {
 		c.sess.Beat()
 	}
@@ -195,18 +195,17 @@ func (c *Conn) received(typ MessageType, data []byte) bool {
 	c.beat(now)
 	if typ == Text {
 		if !utf8.Valid(data) {
-			c.s.stats.invalidUTF8.Add(1)
 			c.closeWith(&CloseError{Code: CloseInvalidPayload, Text: "invalid utf-8", Reason: presence.ReasonClosed}, false)
 			return false
 		}
 		if !c.s.cfg.DisableAppPing && string(data) == c.s.cfg.AppPing {
-			c.s.stats.appPings.Add(1)
+			c.s.obs.AppPing()
 			_ = c.Send(Text, c.s.pongMsg)
 			return false
 		}
 	}
 	c.lastApp.Store(now)
-	c.s.stats.messagesIn.Add(1)
+	c.s.obs.MessageReceived()
 	return true
 }
 
@@ -223,7 +222,6 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	c.qmu.Lock()
 	if len(c.queue) >= c.s.cfg.SendQueueSize {
 		c.qmu.Unlock()
-		c.s.stats.slow.Add(1)
 		c.closeAsync(&CloseError{Code: CloseSlowConsumer, Text: "slow", Reason: presence.ReasonClosed})
 		return ErrSlowConsumer
 	}
@@ -271,7 +269,6 @@ func (c *Conn) flush() {
 			c.qmu.Unlock()
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				c.s.stats.slow.Add(1)
 				c.closeWith(&CloseError{Code: CloseSlowConsumer, Text: "slow", Reason: presence.ReasonClosed}, true)
 			} else {
 				c.closeWith(&CloseError{Code: closeAbnormal, Remote: true, Reason: presence.ReasonClosed}, true)
@@ -279,7 +276,7 @@ func (c *Conn) flush() {
 			return
 		}
 		if !m.ping {
-			c.s.stats.messagesOut.Add(1)
+			c.s.obs.MessageSent()
 		}
 	}
 }

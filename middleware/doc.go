@@ -118,8 +118,11 @@
 // Config.Logger receives Debug lines per connection and refused request
 // (attributes client_id, session_id, remote_addr, close_code, reason,
 // status, code, err);
-// nil logs nothing. Server.Stats and Server.MetricsHandler expose counters:
-// open connections, beats, pings, closes by code, timeouts, idle closes,
-// refused requests by status and by code, and the Tracker's transitions and store
-// errors. No metric label carries a client ID.
+// nil logs nothing. The Server reports connections, beats, pings, closes,
+// timeouts and refusals through the Tracker's Observer
+// (presence.Tracker.Observer), each once: Server.MetricsHandler serves them
+// with the Tracker's transitions and Store calls as the families of package
+// metrics (docs/METRICS.md), the same names and labels as metrics/prometheus
+// and metrics/otel; Server.Stats reads the same counts. No metric label
+// carries a client ID.
 package middleware

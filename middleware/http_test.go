@@ -260,11 +260,11 @@ func TestMetricsHandler(t *testing.T) {
 	e.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
 	for _, want := range []string{
-		"# TYPE vigil_ws_connections gauge\nvigil_ws_connections 0\n",
-		"vigil_http_heartbeats_total 1\n",
-		`vigil_ws_closes_total{code="1001"} 0`,
-		`vigil_presence_transitions_total{to="online"} 1`,
-		"vigil_presence_store_errors_total 0\n",
+		"# TYPE vigil_connections gauge\nvigil_connections{transport=\"http\"} 1\n",
+		`vigil_beats_total{transport="http"} 1` + "\n",
+		"# TYPE vigil_ws_pings_total counter\nvigil_ws_pings_total 0\n",
+		`vigil_presence_transitions_total{to="online",reason="connect"} 1` + "\n",
+		"# TYPE vigil_presence_store_duration_seconds histogram\n",
 		"vigil_presence_online_clients 1\n",
 	} {
 		if !strings.Contains(body, want) {

@@ -30,12 +30,6 @@ type httpSession struct {
 	gone bool
 }
 
-// countBeat counts one beat of a transport, for Stats and the Observer.
-func (s *Server) countBeat(transport string) {
-	s.stats.beats.Add(1)
-	s.obs.Beat(transport)
-}
-
 // beat beats the HTTP session (client, session), opening it if this node
 // holds none. It fails with ErrTooManyConns or the Tracker's error.
 func (s *Server) beat(ctx context.Context, client, session string) error {
@@ -51,7 +45,7 @@ func (s *Server) beatOnce(ctx context.Context, client, session string, retry boo
 	if h, ok := s.httpSess[k]; ok {
 		s.mu.Unlock()
 		h.sess.Beat()
-		s.countBeat(presence.TransportHTTP)
+		s.obs.Beat(presence.TransportHTTP)
 		return nil
 	}
 	if err := s.admit(client); err != nil {
@@ -85,7 +79,7 @@ func (s *Server) beatOnce(ctx context.Context, client, session string, retry boo
 		}
 		return nil
 	}
-	s.countBeat(presence.TransportHTTP)
+	s.obs.Beat(presence.TransportHTTP)
 	if !raced {
 		s.obs.ConnOpened(presence.TransportHTTP)
 	}
@@ -164,7 +158,6 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 			}
 			return
 		}
-		s.stats.httpBeats.Add(1)
 		writeJSON(w, http.StatusOK, heartbeatReply{
 			Online:       true,
 			IntervalMS:   s.cfg.PingInterval.Milliseconds(),
@@ -190,7 +183,6 @@ func (s *Server) LeaveEndpoint() http.Handler {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: leave",
 				slog.String("client_id", id), slog.Any("err", err))
 		}
-		s.stats.leaves.Add(1)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	})

@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -36,21 +35,14 @@ const (
 	cutRepeat = 10 * time.Minute
 )
 
-// ageBuckets are the upper bounds, in seconds, of the histogram of the ages
-// of connections that ended without a close frame: dense around the idle
-// timeouts of common proxies (60s nginx and ALB, 100s Cloudflare).
-var ageBuckets = [...]float64{1, 5, 10, 30, 55, 60, 65, 90, 100, 110, 300, 600, 1800, 3600}
-
 type cutEnd struct {
 	at  time.Time     // when the connection ended
 	age time.Duration // how long it had been open
 }
 
-// cutDetector holds the recent abnormal ends and the age histogram.
+// cutDetector holds the recent abnormal ends. (Their ages are also
+// reported to the Observer, for the vigil_ws_dropped_age_seconds histogram.)
 type cutDetector struct {
-	hist  [len(ageBuckets) + 1]atomic.Uint64 // cumulative on export; +Inf last
-	sumMS atomic.Uint64
-
 	// mu guards the fields below.
 	mu     sync.Mutex
 	ends   []cutEnd
@@ -60,10 +52,6 @@ type cutDetector struct {
 // ended records a connection that ended without a close frame after age,
 // and returns the age to warn about, if this end completes a diagnosis.
 func (d *cutDetector) ended(now time.Time, age time.Duration) (time.Duration, bool) {
-	i, _ := slices.BinarySearch(ageBuckets[:], age.Seconds())
-	d.hist[i].Add(1)
-	d.sumMS.Add(uint64(age.Milliseconds()))
-
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ends = append(d.ends, cutEnd{now, age})
@@ -97,6 +85,7 @@ func (d *cutDetector) ended(now time.Time, age time.Duration) (time.Duration, bo
 // connDropped is called by finish for a connection that ended without a
 // close frame from either side after it had been open for age.
 func (s *Server) connDropped(ctx context.Context, age time.Duration) {
+	s.obs.ConnDropped(age)
 	cut, ok := s.cuts.ended(time.Now(), age)
 	if !ok {
 		return

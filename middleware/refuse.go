@@ -27,11 +27,16 @@ const (
 	CodeUnavailable      = "unavailable"          // 503: the Tracker is closed or its Store failing
 )
 
-// refusalCodes are the codes counted by code, in the order of the metrics.
-var refusalCodes = [...]string{
-	CodeBadHandshake, CodeInvalidClientID, CodeInvalidBody, CodeInvalidSession, CodeInvalidQuery,
-	CodeNoIdentity, CodeOriginNotAllowed, CodeUnknownClient, CodeMethodNotAllowed, CodeBodyTooLarge,
-	CodeTooManyConns, CodeInternal, CodeDraining, CodeUnavailable,
+// codeStatus is the HTTP status of each code's answers (the Upgrader's
+// errors other than 400, 403 and 405 are answered as CodeInternal with
+// their own status; Stats counts them as 500). Package metrics lists the
+// same codes, as metrics.RefusalCodes, for the refusals counter;
+// TestRefusalCodes checks that the two agree.
+var codeStatus = map[string]int{
+	CodeBadHandshake: 400, CodeInvalidClientID: 400, CodeInvalidBody: 400, CodeInvalidSession: 400,
+	CodeInvalidQuery: 400, CodeNoIdentity: 401, CodeOriginNotAllowed: 403, CodeUnknownClient: 404,
+	CodeMethodNotAllowed: 405, CodeBodyTooLarge: 413, CodeTooManyConns: 429, CodeInternal: 500,
+	CodeDraining: 503, CodeUnavailable: 503,
 }
 
 // ErrorReply is the JSON body of every answer with a status of 400 or more
@@ -50,10 +55,10 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 }
 
-// refuse answers a request the Server will not serve, counts it by status
-// and code, and logs it at Debug.
+// refuse answers a request the Server will not serve, reports it by code,
+// and logs it at Debug.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	s.stats.rejected(status, code)
+	s.obs.Refused(code)
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request refused",
 		slog.Int("status", status), slog.String("code", code), slog.String("remote_addr", r.RemoteAddr), slog.String("err", msg))
 	writeError(w, status, code, msg)

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/vigilhq/vigil/metrics"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 )
@@ -128,6 +130,23 @@ func TestOriginRefusalSaysWhy(t *testing.T) {
 	for _, want := range []string{`vigil_http_refusals_total{code="origin_not_allowed"} 1`, `vigil_http_refusals_total{code="no_identity"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestRefusalCodes checks that metrics.RefusalCodes, the label values of
+// vigil_http_refusals_total, lists every refusal code: a code missing there
+// would be counted as "other".
+func TestRefusalCodes(t *testing.T) {
+	for _, code := range []string{
+		middleware.CodeBadHandshake, middleware.CodeInvalidClientID, middleware.CodeInvalidBody,
+		middleware.CodeInvalidSession, middleware.CodeInvalidQuery, middleware.CodeNoIdentity,
+		middleware.CodeOriginNotAllowed, middleware.CodeUnknownClient, middleware.CodeMethodNotAllowed,
+		middleware.CodeBodyTooLarge, middleware.CodeTooManyConns, middleware.CodeInternal,
+		middleware.CodeDraining, middleware.CodeUnavailable,
+	} {
+		if !slices.Contains(metrics.RefusalCodes, code) {
+			t.Errorf("metrics.RefusalCodes lacks %q", code)
 		}
 	}
 }

@@ -36,9 +36,8 @@ type Server struct {
 	up      websocket.Upgrader
 	epoch   time.Time // monotonic origin of now()
 	pongMsg []byte
-	stats   counters
 	cuts    cutDetector       // proxycut.go
-	obs     presence.Observer // the Tracker's, never nil
+	obs     presence.Observer // tr.Observer(): the Tracker's Recorder, then Config.Observer
 	sched   *wheel
 
 	// mu guards the fields below.
@@ -96,10 +95,7 @@ func New(tr *presence.Tracker, cfg Config) (*Server, error) {
 			s.refuse(w, r, status, code, plain(reason))
 		},
 	}
-	s.obs = tr.Config().Observer
-	if s.obs == nil {
-		s.obs = presence.NopObserver{}
-	}
+	s.obs = tr.Observer()
 	s.sched = newWheel(s)
 	return s, nil
 }
@@ -182,7 +178,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		s.release(id) // gorilla has answered
 		return
 	}
-	s.stats.upgrades.Add(1)
 	c := s.newConn(ws, id, false)
 	sess, err := s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.gone})
 	if err != nil {
@@ -197,7 +192,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 			slog.String("client_id", id), slog.Any("err", err))
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.cfg.controlTimeout()))
 		_ = ws.Close()
-		s.stats.closed(code)
 		s.release(id)
 		return
 	}

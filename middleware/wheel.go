@@ -186,14 +186,13 @@ func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 	last := c.lastRead.Load()
 	deadline := last + int64(cfg.PingInterval+cfg.PongTimeout)
 	if now >= deadline {
-		w.s.stats.timeouts.Add(1)
+		w.s.obs.HeartbeatTimeout()
 		w.dropSilent(c)
 		return 0, false
 	}
 	if cfg.IdleTimeout > 0 {
 		idleAt := c.lastApp.Load() + int64(cfg.IdleTimeout)
 		if now >= idleAt {
-			w.s.stats.idle.Add(1)
 			ce := &CloseError{Code: CloseIdle, Text: "idle", Reason: presence.ReasonIdle}
 			if c.flushing.Load() {
 				c.closeAsync(ce) // its write could wait behind the flush
@@ -215,7 +214,7 @@ func (w *wheel) visit(c *Conn, now int64) (int64, bool) {
 			// buffer was full: the ping stays due, for the next tick.
 			return min(deadline, now+w.tick), true
 		}
-		w.s.stats.pings.Add(1)
+		w.s.obs.PingSent()
 		c.nextPing += int64(cfg.PingInterval)
 		if c.nextPing <= now {
 			c.nextPing = now + int64(cfg.PingInterval)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigilhq/vigil/metrics"
 )
 
 // Tracker is one node's view of presence: it owns the sessions opened on this
@@ -22,7 +24,8 @@ type Tracker struct {
 	store Store
 	cfg   Config
 	log   *slog.Logger
-	obs   Observer // never nil
+	obs   Observer // recorderObserver: rec, then Config.Observer
+	rec   *metrics.Recorder
 	hooks *hooks
 	jn    journal   // see journal.go
 	epoch time.Time // monotonic origin of now()
@@ -55,10 +58,7 @@ type Tracker struct {
 	leases []Lease
 	owners []*Session
 
-	connects    atomic.Uint64
-	onlines     atomic.Uint64
-	offlines    atomic.Uint64
-	storeErrors atomic.Uint64
+	connects atomic.Uint64
 
 	stopLoop  context.CancelFunc
 	loopDone  chan struct{}
@@ -85,16 +85,18 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		store:    store,
 		cfg:      cfg,
 		log:      cfg.Logger,
-		obs:      cfg.Observer,
+		rec:      metrics.NewRecorder(),
 		hooks:    newHooks(cfg.Logger, cfg.HookTimeout),
 		epoch:    time.Now(),
 		seed:     maphash.MakeSeed(),
 		local:    make(map[uint64]*Session),
 		loopDone: make(chan struct{}),
 	}
-	if t.obs == nil {
-		t.obs = NopObserver{}
+	next := cfg.Observer
+	if next == nil {
+		next = NopObserver{}
 	}
+	t.obs = recorderObserver{r: t.rec, next: next}
 	t.initJournal(ctx)
 	if err := t.clearNode(ctx); err != nil {
 		if permanent(err) {
@@ -299,8 +301,7 @@ func (t *Tracker) endInStore(ctx context.Context, s *Session, reason Reason) err
 		t.retries = append(t.retries, endRetry{s, reason})
 	}
 	t.localMu.Unlock()
-	if late {
-		t.storeErrors.Add(1)
+	if late { // counted as a store error by observed, like every failed call
 		return fmt.Errorf("presence: end session %q of %q: %w", s.id, s.clientID, err)
 	}
 	t.storeFailed(ctx, "end", err, s)
@@ -333,7 +334,6 @@ func (t *Tracker) endRetries(ctx context.Context) error {
 	var first error
 	for _, r := range retries {
 		if err := t.storeEnd(ctx, r.s, r.reason); err != nil {
-			t.storeErrors.Add(1)
 			if failed++; first == nil {
 				first = fmt.Errorf("%q of %q: %w", r.s.id, r.s.clientID, err)
 			}
@@ -412,11 +412,6 @@ func (t *Tracker) kick(ctx context.Context, clientID, sessionID string) error {
 func (t *Tracker) emit(ctx context.Context, evs []Event) {
 	for _, ev := range evs {
 		ev.Node = t.cfg.Node
-		if ev.Transition == Online {
-			t.onlines.Add(1)
-		} else {
-			t.offlines.Add(1)
-		}
 		t.obs.Transition(ev.Transition, ev.Reason)
 		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: transition", eventAttrs(ev)...)
 		t.hooks.dispatch(ev)
@@ -427,7 +422,6 @@ func (t *Tracker) emit(ctx context.Context, evs []Event) {
 }
 
 func (t *Tracker) storeFailed(ctx context.Context, op string, err error, s *Session) {
-	t.storeErrors.Add(1)
 	attrs := []slog.Attr{slog.String("op", op), slog.Any("err", err)}
 	if s != nil {
 		attrs = append(attrs, slog.String("client_id", s.clientID), slog.String("session_id", s.id))
@@ -544,7 +538,7 @@ type Stats struct {
 	Connects uint64
 	// Onlines and Offlines count the transitions this node observed.
 	Onlines, Offlines uint64
-	// StoreErrors counts failed Store calls (each is retried).
+	// StoreErrors counts failed Store calls.
 	StoreErrors uint64
 	// Pending is the number of sessions and ends waiting for a Store retry.
 	Pending int
@@ -559,9 +553,21 @@ func (t *Tracker) Stats() Stats {
 	st := Stats{Sessions: t.nlocal, Pending: len(t.pending) + len(t.retries)}
 	t.localMu.Unlock()
 	st.Connects = t.connects.Load()
-	st.Onlines = t.onlines.Load()
-	st.Offlines = t.offlines.Load()
-	st.StoreErrors = t.storeErrors.Load()
+	// Transitions and Store errors are counted once, by the Recorder.
+	for _, f := range t.rec.Gather() {
+		for _, smp := range f.Samples {
+			switch f.Desc {
+			case metrics.Transitions:
+				if smp.Labels[0] == Online.String() {
+					st.Onlines += uint64(smp.Value)
+				} else {
+					st.Offlines += uint64(smp.Value)
+				}
+			case metrics.StoreErrors:
+				st.StoreErrors += uint64(smp.Value)
+			}
+		}
+	}
 	st.HookPanics = t.hooks.panics.Load()
 	st.HookTimeouts = t.hooks.timeouts.Load()
 	return st

@@ -8,7 +8,7 @@
 //
 //	go run ./bench/handwritten -addr 127.0.0.1:8081 -debug-addr 127.0.0.1:6061
 //
-// It serves /ws (any query), /metrics (vigil_ws_connections and
+// It serves /ws (any query), /metrics (vigil_connections{transport="ws"} and
 // vigil_ws_pings_total, under the names the demo uses, so that one load
 // tool reads both) and, on -debug-addr, net/http/pprof.
 package main
@@ -41,7 +41,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) { serveWS(w, r, *pingInterval, pongWait) })
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "vigil_ws_connections %d\nvigil_ws_pings_total %d\n", open.Load(), pings.Load())
+		fmt.Fprintf(w, "vigil_connections{transport=\"ws\"} %d\nvigil_ws_pings_total %d\n", open.Load(), pings.Load())
 	})
 	if *debugAddr != "" {
 		dbg := http.NewServeMux()

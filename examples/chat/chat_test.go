@@ -314,7 +314,7 @@ func TestDemo(t *testing.T) {
 		resp.Body.Close()
 		metrics = string(b)
 	}
-	if !strings.Contains(metrics, "vigil_ws_connections 1\n") {
+	if !strings.Contains(metrics, `vigil_connections{transport="ws"} 1`+"\n") {
 		t.Errorf("metrics:\n%s", metrics)
 	}
 

@@ -16,24 +16,18 @@
 //
 // # Metrics
 //
-// Names follow namespace_subsystem_name_unit, with the namespace "vigil" by
-// default; counters end in _total. No label carries a client or session ID:
-// every label takes its value from a small fixed set, anything else is
-// counted as "other".
-//
-//	vigil_connections{transport}                          gauge: open WebSocket connections ("ws") and HTTP-heartbeat sessions ("http")
-//	vigil_connections_opened_total{transport}             counter
-//	vigil_connections_closed_total{transport,code,reason} counter: code is the close code ("none" for HTTP), reason the presence reason
-//	vigil_beats_total{transport}                          counter: frames, pongs, HTTP heartbeats and tracked requests
-//	vigil_presence_transitions_total{to,reason}           counter: to is "online" or "offline"
-//	vigil_presence_store_errors_total{op}                 counter: failed Store calls by method
-//	vigil_presence_store_duration_seconds{op}             histogram: Store call latency by method
-//
-// NewTrackerCollector adds, read at each scrape:
-//
-//	vigil_presence_online_clients   gauge: clients online on all nodes sharing the store (one Store count per scrape)
-//	vigil_presence_sessions         gauge: presence sessions open on this node
-//	vigil_presence_store_pending    gauge: sessions and ends waiting for a Store retry
+// The families are those of package metrics (github.com/vigilhq/vigil/metrics),
+// the same names, labels and help texts as the built-in
+// middleware.Server.MetricsHandler and metrics/otel; docs/METRICS.md lists
+// them. The Observer exports the families fed by events (vigil_connections,
+// vigil_beats_total, vigil_connections_closed_total{transport,code,reason},
+// vigil_ws_*, vigil_http_refusals_total, vigil_presence_transitions_total,
+// the Store latency and errors); NewTrackerCollector adds those read from
+// the Tracker at each scrape (vigil_presence_online_clients, _sessions,
+// _store_pending, _connects_total, _hook_panics_total,
+// _hook_timeouts_total). No label carries a client or session ID: every
+// label takes its value from a small fixed set, anything else is counted as
+// "other".
 //
 // # Concurrency
 //

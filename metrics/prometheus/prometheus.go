@@ -3,21 +3,23 @@ package prometheus
 import (
 	"context"
 	"errors"
-	"strconv"
+	"strings"
 	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/metrics"
 	"github.com/vigilhq/vigil/presence"
 )
 
 // Config tunes the metrics.
 type Config struct {
-	// Namespace is the first part of every metric name. Default: "vigil".
+	// Namespace replaces "vigil", the first part of every metric name.
+	// Default: "vigil".
 	Namespace string
 
 	// Buckets are the upper bounds, in seconds, of the Store latency
-	// histogram. Default: 0.5ms to 2.5s, about ×2.5 apart.
+	// histogram. Default: metrics.StoreBuckets (0.5ms to 2.5s).
 	Buckets []float64
 
 	// CountTimeout bounds the Store count NewTrackerCollector makes at each
@@ -27,7 +29,7 @@ type Config struct {
 }
 
 // DefaultBuckets are the default bounds of the Store latency histogram.
-var DefaultBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+var DefaultBuckets = metrics.StoreBuckets
 
 func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
@@ -42,16 +44,18 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Observer is a presence.Observer that counts into Prometheus metrics. It is
-// safe for concurrent use; use New to make one.
+// name returns d's name in namespace ns.
+func (c Config) name(d *metrics.Desc) string {
+	return c.Namespace + strings.TrimPrefix(d.Name, "vigil")
+}
+
+// Observer is a presence.Observer that counts into Prometheus metrics: the
+// families of package metrics fed by events. It is safe for concurrent use;
+// use New to make one.
 type Observer struct {
-	open        *prom.GaugeVec
-	opened      *prom.CounterVec
-	closed      *prom.CounterVec
-	beats       *prom.CounterVec
-	transitions *prom.CounterVec
-	storeErrors *prom.CounterVec
-	storeTime   *prom.HistogramVec
+	counters   map[*metrics.Desc]*prom.CounterVec
+	open       *prom.GaugeVec
+	histograms map[*metrics.Desc]*prom.HistogramVec
 
 	// Children of the hot paths, resolved once.
 	beatWS, beatHTTP prom.Counter
@@ -67,103 +71,77 @@ func New(reg prom.Registerer, cfg Config) (*Observer, error) {
 		return nil, errors.New("prometheus: nil Registerer")
 	}
 	cfg = cfg.withDefaults()
-	ns := cfg.Namespace
-	o := &Observer{
-		open: prom.NewGaugeVec(prom.GaugeOpts{Namespace: ns, Name: "connections",
-			Help: "Open WebSocket connections (transport ws) and HTTP-heartbeat sessions (http) on this node."}, []string{"transport"}),
-		opened: prom.NewCounterVec(prom.CounterOpts{Namespace: ns, Name: "connections_opened_total",
-			Help: "WebSocket connections and HTTP-heartbeat sessions opened."}, []string{"transport"}),
-		closed: prom.NewCounterVec(prom.CounterOpts{Namespace: ns, Name: "connections_closed_total",
-			Help: "WebSocket connections and HTTP-heartbeat sessions ended, by close code (1006: dropped; none: HTTP) and presence reason."},
-			[]string{"transport", "code", "reason"}),
-		beats: prom.NewCounterVec(prom.CounterOpts{Namespace: ns, Name: "beats_total",
-			Help: "Beats received: frames, pongs, HTTP heartbeats and tracked requests."}, []string{"transport"}),
-		transitions: prom.NewCounterVec(prom.CounterOpts{Namespace: ns, Subsystem: "presence", Name: "transitions_total",
-			Help: "Presence transitions observed by this node."}, []string{"to", "reason"}),
-		storeErrors: prom.NewCounterVec(prom.CounterOpts{Namespace: ns, Subsystem: "presence", Name: "store_errors_total",
-			Help: "Failed Store calls, by method."}, []string{"op"}),
-		storeTime: prom.NewHistogramVec(prom.HistogramOpts{Namespace: ns, Subsystem: "presence", Name: "store_duration_seconds",
-			Help: "Latency of Store calls, by method.", Buckets: cfg.Buckets}, []string{"op"}),
-	}
-	for _, c := range []prom.Collector{o.open, o.opened, o.closed, o.beats, o.transitions, o.storeErrors, o.storeTime} {
+	o := &Observer{counters: make(map[*metrics.Desc]*prom.CounterVec), histograms: make(map[*metrics.Desc]*prom.HistogramVec)}
+	for _, d := range metrics.Families {
+		if d.Source != metrics.Events {
+			continue
+		}
+		var c prom.Collector
+		switch d.Kind {
+		case metrics.Counter:
+			v := prom.NewCounterVec(prom.CounterOpts{Name: cfg.name(d), Help: d.Help}, d.LabelNames())
+			o.counters[d], c = v, v
+			if len(d.Labels) == 0 {
+				v.WithLabelValues() // exposed at zero, like the built-in handler
+			}
+		case metrics.Gauge: // only metrics.Connections
+			o.open = prom.NewGaugeVec(prom.GaugeOpts{Name: cfg.name(d), Help: d.Help}, d.LabelNames())
+			c = o.open
+		case metrics.Histogram:
+			b := d.Buckets
+			if d == metrics.StoreDuration {
+				b = cfg.Buckets
+			}
+			v := prom.NewHistogramVec(prom.HistogramOpts{Name: cfg.name(d), Help: d.Help, Buckets: b}, d.LabelNames())
+			o.histograms[d], c = v, v
+			if len(d.Labels) == 0 {
+				v.WithLabelValues()
+			}
+		}
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
-	o.beatWS = o.beats.WithLabelValues(presence.TransportWS)
-	o.beatHTTP = o.beats.WithLabelValues(presence.TransportHTTP)
-	for _, t := range transports {
-		o.open.WithLabelValues(t)
-		o.opened.WithLabelValues(t)
-	}
+	o.beatWS = o.counters[metrics.Beats].WithLabelValues(presence.TransportWS)
+	o.beatHTTP = o.counters[metrics.Beats].WithLabelValues(presence.TransportHTTP)
 	return o, nil
 }
 
-var transports = []string{presence.TransportWS, presence.TransportHTTP}
-
-func transport(t string) string {
-	switch t {
-	case presence.TransportWS, presence.TransportHTTP:
-		return t
+func (o *Observer) inc(d *metrics.Desc, vals ...string) {
+	for i, l := range d.Labels {
+		vals[i] = l.Value(vals[i])
 	}
-	return "other"
+	o.counters[d].WithLabelValues(vals...).Inc()
 }
 
-// closeCodes are the codes of docs/PROTOCOL.md and the standard ones vigil
-// sends or sees; a client can send any code, so others count as "other".
-var closeCodes = map[int]string{}
-
-func init() {
-	for _, c := range []int{1000, 1001, 1006, 1007, 1008, 1009, 1011, 1012, 1013, 4000, 4001, 4500, 4501} {
-		closeCodes[c] = strconv.Itoa(c)
+func (o *Observer) observe(d *metrics.Desc, v float64, vals ...string) {
+	for i, l := range d.Labels {
+		vals[i] = l.Value(vals[i])
 	}
-	closeCodes[0] = "none"
-}
-
-func code(c int) string {
-	if s, ok := closeCodes[c]; ok {
-		return s
-	}
-	return "other"
-}
-
-func reason(r presence.Reason) string {
-	switch r {
-	case presence.ReasonConnect, presence.ReasonClosed, presence.ReasonLeft, presence.ReasonExpired,
-		presence.ReasonIdle, presence.ReasonShutdown, presence.ReasonRestart, presence.ReasonNodeLost,
-		presence.ReasonKicked:
-		return string(r)
-	}
-	return "other"
-}
-
-func op(s string) string {
-	switch s {
-	case "add", "end", "touch", "sweep", "lookup", "sessions", "list", "count":
-		return s
-	}
-	return "other"
+	o.histograms[d].WithLabelValues(vals...).Observe(v)
 }
 
 // Connections returns the gauge of open connections of transport ("ws",
 // "http" or "other"), for tests.
-func (o *Observer) Connections(transport string) prom.Gauge { return o.open.WithLabelValues(transport) }
+func (o *Observer) Connections(transport string) prom.Gauge {
+	return o.open.WithLabelValues(metrics.LabelTransport.Value(transport))
+}
 
 // Beats returns the counter of beats of transport, for tests.
-func (o *Observer) Beats(transport string) prom.Counter { return o.beats.WithLabelValues(transport) }
+func (o *Observer) Beats(transport string) prom.Counter {
+	return o.counters[metrics.Beats].WithLabelValues(metrics.LabelTransport.Value(transport))
+}
 
 // ConnOpened counts a connection or HTTP session opening.
 func (o *Observer) ConnOpened(t string) {
-	t = transport(t)
-	o.open.WithLabelValues(t).Inc()
-	o.opened.WithLabelValues(t).Inc()
+	o.Connections(t).Inc()
+	o.inc(metrics.ConnectionsOpened, t)
 }
 
 // ConnClosed counts a connection or HTTP session ending.
 func (o *Observer) ConnClosed(t string, c int, r presence.Reason) {
-	t = transport(t)
-	o.open.WithLabelValues(t).Dec()
-	o.closed.WithLabelValues(t, code(c), reason(r)).Inc()
+	o.Connections(t).Dec()
+	o.inc(metrics.ConnectionsClosed, t, metrics.CloseCode(c), string(r))
 }
 
 // Beat counts a beat.
@@ -174,62 +152,92 @@ func (o *Observer) Beat(t string) {
 	case presence.TransportHTTP:
 		o.beatHTTP.Inc()
 	default:
-		o.beats.WithLabelValues("other").Inc()
+		o.inc(metrics.Beats, t)
 	}
 }
 
 // Transition counts a transition.
 func (o *Observer) Transition(t presence.Transition, r presence.Reason) {
-	o.transitions.WithLabelValues(t.String(), reason(r)).Inc()
+	o.inc(metrics.Transitions, t.String(), string(r))
 }
 
 // StoreCall records a Store call's latency and counts its failure.
-func (o *Observer) StoreCall(name string, d time.Duration, err error) {
-	name = op(name)
-	o.storeTime.WithLabelValues(name).Observe(d.Seconds())
+func (o *Observer) StoreCall(op string, d time.Duration, err error) {
+	o.observe(metrics.StoreDuration, d.Seconds(), op)
 	if err != nil {
-		o.storeErrors.WithLabelValues(name).Inc()
+		o.inc(metrics.StoreErrors, op)
 	}
 }
 
-// NewTrackerCollector returns a collector of gauges read from tr at each
-// scrape: clients online on all nodes (one Store count, bounded by
-// Config.CountTimeout), sessions on this node, and Store retries pending.
-// Register it on the same registry as the Observer.
+// PingSent counts a protocol ping.
+func (o *Observer) PingSent() { o.inc(metrics.Pings) }
+
+// HeartbeatTimeout counts a connection dropped for silence.
+func (o *Observer) HeartbeatTimeout() { o.inc(metrics.HeartbeatTimeouts) }
+
+// AppPing counts an application ping answered.
+func (o *Observer) AppPing() { o.inc(metrics.AppPings) }
+
+// MessageReceived counts an application message received.
+func (o *Observer) MessageReceived() { o.inc(metrics.MessagesReceived) }
+
+// MessageSent counts an application message sent.
+func (o *Observer) MessageSent() { o.inc(metrics.MessagesSent) }
+
+// HandlerPanic counts a recovered Handler panic.
+func (o *Observer) HandlerPanic() { o.inc(metrics.HandlerPanics) }
+
+// ConnDropped records the age of a dropped connection.
+func (o *Observer) ConnDropped(age time.Duration) { o.observe(metrics.DroppedAge, age.Seconds()) }
+
+// Refused counts a refused request by code.
+func (o *Observer) Refused(code string) { o.inc(metrics.Refusals, code) }
+
+// NewTrackerCollector returns a collector of the families read from tr at
+// each scrape (metrics.TrackerRead): clients online on all nodes (one Store
+// count, bounded by Config.CountTimeout), sessions on this node, Store
+// retries pending, sessions opened, hook panics and hook timeouts. Register
+// it on the same registry as the Observer.
 func NewTrackerCollector(tr *presence.Tracker, cfg Config) prom.Collector {
 	cfg = cfg.withDefaults()
-	ns := cfg.Namespace
-	return &trackerCollector{
-		tr:      tr,
-		timeout: cfg.CountTimeout,
-		online: prom.NewDesc(prom.BuildFQName(ns, "presence", "online_clients"),
-			"Clients online on all nodes sharing the store.", nil, nil),
-		sessions: prom.NewDesc(prom.BuildFQName(ns, "presence", "sessions"),
-			"Presence sessions open on this node.", nil, nil),
-		pending: prom.NewDesc(prom.BuildFQName(ns, "presence", "store_pending"),
-			"Sessions and ends waiting for a Store retry.", nil, nil),
+	c := &trackerCollector{tr: tr, timeout: cfg.CountTimeout, descs: make(map[*metrics.Desc]*prom.Desc)}
+	for _, d := range metrics.Families {
+		if d.Source == metrics.TrackerRead {
+			c.descs[d] = prom.NewDesc(cfg.name(d), d.Help, nil, nil)
+		}
 	}
+	return c
 }
 
 type trackerCollector struct {
-	tr                        *presence.Tracker
-	timeout                   time.Duration
-	online, sessions, pending *prom.Desc
+	tr      *presence.Tracker
+	timeout time.Duration
+	descs   map[*metrics.Desc]*prom.Desc
 }
 
 func (c *trackerCollector) Describe(ch chan<- *prom.Desc) {
-	ch <- c.online
-	ch <- c.sessions
-	ch <- c.pending
+	for _, d := range c.descs {
+		ch <- d
+	}
 }
 
 func (c *trackerCollector) Collect(ch chan<- prom.Metric) {
 	st := c.tr.Stats()
-	ch <- prom.MustNewConstMetric(c.sessions, prom.GaugeValue, float64(st.Sessions))
-	ch <- prom.MustNewConstMetric(c.pending, prom.GaugeValue, float64(st.Pending))
+	emit := func(d *metrics.Desc, v float64) {
+		t := prom.GaugeValue
+		if d.Kind == metrics.Counter {
+			t = prom.CounterValue
+		}
+		ch <- prom.MustNewConstMetric(c.descs[d], t, v)
+	}
+	emit(metrics.Sessions, float64(st.Sessions))
+	emit(metrics.StorePending, float64(st.Pending))
+	emit(metrics.Connects, float64(st.Connects))
+	emit(metrics.HookPanics, float64(st.HookPanics))
+	emit(metrics.HookTimeouts, float64(st.HookTimeouts))
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	if n, err := c.tr.Count(ctx); err == nil {
-		ch <- prom.MustNewConstMetric(c.online, prom.GaugeValue, float64(n))
+		emit(metrics.OnlineClients, float64(n))
 	}
 }

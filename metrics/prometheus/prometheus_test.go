@@ -87,13 +87,12 @@ func TestEndToEnd(t *testing.T) {
 vigil_connections_closed_total{code="1000",reason="closed",transport="ws"} 1
 # HELP vigil_connections_opened_total WebSocket connections and HTTP-heartbeat sessions opened.
 # TYPE vigil_connections_opened_total counter
-vigil_connections_opened_total{transport="http"} 0
 vigil_connections_opened_total{transport="ws"} 1
 # HELP vigil_presence_transitions_total Presence transitions observed by this node.
 # TYPE vigil_presence_transitions_total counter
 vigil_presence_transitions_total{reason="closed",to="offline"} 1
 vigil_presence_transitions_total{reason="connect",to="online"} 1
-# HELP vigil_presence_online_clients Clients online on all nodes sharing the store.
+# HELP vigil_presence_online_clients Clients online on all nodes sharing the store (one Store count per collection).
 # TYPE vigil_presence_online_clients gauge
 vigil_presence_online_clients 0
 `
@@ -139,7 +138,7 @@ func TestLabelsBounded(t *testing.T) {
 # HELP x_connections_closed_total WebSocket connections and HTTP-heartbeat sessions ended, by close code (1006: dropped; none: HTTP) and presence reason.
 # TYPE x_connections_closed_total counter
 x_connections_closed_total{code="other",reason="other",transport="ws"} 1
-# HELP x_presence_store_errors_total Failed Store calls, by method.
+# HELP x_presence_store_errors_total Failed Store calls, by method (each is retried).
 # TYPE x_presence_store_errors_total counter
 x_presence_store_errors_total{op="other"} 1
 `
