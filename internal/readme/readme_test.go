@@ -6,6 +6,12 @@
 // program does not belong in a ```go fence: use a Go doc example
 // (example_test.go) instead, where the compiler checks it.
 //
+// A block that imports a package of one of the repository's other modules
+// (adapters/vigilgin, which requires gin, say) cannot build in a module
+// that requires only the root one, with GOPROXY=off: it must be, byte for
+// byte, that module's example/main.go, which the module's own vet, build
+// and staticcheck (scripts/test) check.
+//
 // The browser snippet (```html) is checked against the routes
 // middleware.Server.Mount serves.
 package readme_test
@@ -16,9 +22,12 @@ import (
 	"context"
 	"fmt"
 	"go/format"
+	"go/parser"
+	"go/token"
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -129,6 +138,9 @@ replace github.com/vigilhq/vigil => %s
 	writeFile(t, filepath.Join(mod, "go.sum"), string(sum))
 
 	for i, b := range snippets {
+		if nestedModule(t, b) != "" {
+			continue // TestOtherModuleSnippets
+		}
 		if !strings.HasPrefix(b.text, "package main\n") {
 			t.Errorf("%s: a go block must be a whole program starting with \"package main\" (see internal/readme)", b)
 			continue
@@ -154,6 +166,57 @@ replace github.com/vigilhq/vigil => %s
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// modulePath is the root module's path.
+const modulePath = "github.com/vigilhq/vigil"
+
+// nestedModule returns the directory (relative to root) of the
+// repository's other module whose package b imports, or "" when b imports
+// only the root module's packages.
+func nestedModule(t *testing.T, b block) string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), b.String(), b.text, parser.ImportsOnly)
+	if err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	for _, imp := range f.Imports {
+		rel, ok := strings.CutPrefix(strings.Trim(imp.Path.Value, `"`), modulePath+"/")
+		for ; ok && rel != "."; rel = path.Dir(rel) {
+			if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel), "go.mod")); err == nil {
+				return rel
+			}
+		}
+	}
+	return ""
+}
+
+// TestOtherModuleSnippets checks that every go block importing a package
+// of another module of the repository is that module's example/main.go.
+func TestOtherModuleSnippets(t *testing.T) {
+	seen := map[string]bool{}
+	for _, b := range blocks(t, "go") {
+		dir := nestedModule(t, b)
+		if dir == "" {
+			continue
+		}
+		seen[dir] = true
+		file := filepath.Join(root, filepath.FromSlash(dir), "example", "main.go")
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Errorf("%s imports module %s, whose example/main.go it must show: %v", b, dir, err)
+			continue
+		}
+		if b.text != string(want) {
+			t.Errorf("%s differs from %s/example/main.go (the README shows that file as it is)", b, dir)
+		}
+	}
+	// The router adapters' sections: a README without them fails here.
+	for _, dir := range []string{"adapters/vigilgin", "adapters/vigilecho"} {
+		if !seen[dir] {
+			t.Errorf("no go block shows %s/example/main.go", dir)
 		}
 	}
 }
