@@ -254,8 +254,9 @@ type stateAt struct {
 	At time.Time
 }
 
-// once makes a client that never reconnects: it gives up (ErrGaveUp) after
-// the first failed attempt.
+// once makes a client that gives up (ErrGaveUp) after its first failed
+// attempt: Dial tries once, and after a drop it tries once more (the drop
+// is not an attempt: client.Config.MaxAttempts).
 const once = 1
 
 // dialClient dials url with the real client, fails the test if that fails,
