@@ -167,16 +167,20 @@ func settle(t *testing.T, d *demo, hc *http.Client, dbg string) health {
 		time.Sleep(200 * time.Millisecond)
 	}
 	hc.CloseIdleConnections() // our own keep-alive connections are not the demo's
+	// The runtime gives freed memory back to the system in the background,
+	// over seconds: measure until RSS stops falling (no new low for 10s, at
+	// most a minute), each time after a forced GC.
 	var h health
-	// Goroutines and files settle once the last connections are closed.
-	for range 20 {
-		time.Sleep(250 * time.Millisecond) // not synchronisation: let the last handlers return
+	low, lowAt := 0, time.Now()
+	for start := time.Now(); time.Since(start) < time.Minute && time.Since(lowAt) < 10*time.Second; {
+		time.Sleep(time.Second) // not synchronisation: the scavenger's pace
 		n := health{heapKB: heapInUseKB(t, hc, dbg), rssKB: rssKB(t, d), goroutines: goroutines(t, hc, dbg), files: openFiles(t, d)}
 		hc.CloseIdleConnections()
-		if n == h {
-			break
+		if low == 0 || n.rssKB < low {
+			low, lowAt = n.rssKB, time.Now()
 		}
 		h = n
+		h.rssKB = low
 	}
 	return h
 }

@@ -46,7 +46,7 @@ func (s *Server) Attach(r *http.Request, clientID string, ws *websocket.Conn) (*
 		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)
 	}
 	c := s.newConn(ws, clientID, true)
-	sess, err := s.tr.Connect(r.Context(), clientID, presence.SessionOptions{OnGone: c.gone})
+	sess, err := s.tr.Connect(r.Context(), clientID, presence.SessionOptions{OnGone: c.sessionGone})
 	if err != nil {
 		s.release(clientID)
 		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)

@@ -30,7 +30,7 @@ import (
 // Moves from open to closing, each through setCause:
 //
 //   - closeWith(ce, false): write the close frame of ce, then let the
-//     reader wait for the answer. Callers: Close, Kick, gone (the Tracker
+//     reader wait for the answer. Callers: Close, Kick, sessionGone (the Tracker
 //     ended the session: kicked, expired, restart, shutdown), the idle
 //     timeout, Receive's ctx, invalid UTF-8, a Handler panic, and finish
 //     itself (1000 when the Handler returned first). closeAsync runs it
@@ -100,8 +100,8 @@ func (c *Conn) Kick() {
 	c.closeAsync(&CloseError{Code: CloseKicked, Text: "kicked", Reason: presence.ReasonKicked})
 }
 
-// gone is the session's OnGone: the Tracker ended the session.
-func (c *Conn) gone(r presence.Reason) {
+// sessionGone is the session's OnGone: the Tracker ended the session.
+func (c *Conn) sessionGone(r presence.Reason) {
 	ce := &CloseError{Code: CloseInternal, Text: string(r), Reason: r}
 	switch r {
 	case presence.ReasonKicked:

@@ -124,13 +124,13 @@ func (c *Conn) endWrite() { c.wmu.RUnlock() }
 
 // onControl records a ping or pong from the client as a beat.
 func (c *Conn) onControl(string) error {
-	c.beat(c.s.now())
+	c.heard(c.s.now())
 	return nil
 }
 
-// beat records a frame from the client at now: the dead-peer deadline, the
+// heard records a frame from the client at now (a beat): the dead-peer deadline, the
 // counters and the presence session.
-func (c *Conn) beat(now int64) {
+func (c *Conn) heard(now int64) {
 	c.lastRead.Store(now)
 	c.s.obs.Beat(presence.TransportWS)
 	if c.sess != nil {
@@ -192,7 +192,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 // the application.
 func (c *Conn) received(typ MessageType, data []byte) bool {
 	now := c.s.now()
-	c.beat(now)
+	c.heard(now)
 	if typ == Text {
 		if !utf8.Valid(data) {
 			c.closeWith(&CloseError{Code: CloseInvalidPayload, Text: "invalid utf-8", Reason: presence.ReasonClosed}, false)

@@ -30,16 +30,16 @@ type httpSession struct {
 	gone bool
 }
 
-// beat beats the HTTP session (client, session), opening it if this node
+// heartbeat beats the HTTP session (client, session), opening it if this node
 // holds none. It fails with ErrTooManyConns or the Tracker's error.
-func (s *Server) beat(ctx context.Context, client, session string) error {
-	return s.beatOnce(ctx, client, session, true)
+func (s *Server) heartbeat(ctx context.Context, client, session string) error {
+	return s.heartbeatOnce(ctx, client, session, true)
 }
 
-// beatOnce is beat; when the session it opens has already ended (kicked,
+// heartbeatOnce is heartbeat; when the session it opens has already ended (kicked,
 // expired, or the Tracker closed while Connect was in flight), it tries
 // once more if retry is set, and otherwise leaves it to the next beat.
-func (s *Server) beatOnce(ctx context.Context, client, session string, retry bool) error {
+func (s *Server) heartbeatOnce(ctx context.Context, client, session string, retry bool) error {
 	k := httpKey{client, session}
 	s.mu.Lock()
 	if h, ok := s.httpSess[k]; ok {
@@ -75,7 +75,7 @@ func (s *Server) beatOnce(ctx context.Context, client, session string, retry boo
 	}
 	if ended && !raced {
 		if retry {
-			return s.beatOnce(ctx, client, session, false)
+			return s.heartbeatOnce(ctx, client, session, false)
 		}
 		return nil
 	}
@@ -145,7 +145,7 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 		if !ok {
 			return
 		}
-		if err := s.beat(r.Context(), id, session); err != nil {
+		if err := s.heartbeat(r.Context(), id, session); err != nil {
 			switch {
 			case errors.Is(err, ErrTooManyConns):
 				w.Header().Set("Retry-After", s.retryAfter())

@@ -179,7 +179,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	c := s.newConn(ws, id, false)
-	sess, err := s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.gone})
+	sess, err := s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.sessionGone})
 	if err != nil {
 		code, text := CloseInternal, "presence"
 		switch {

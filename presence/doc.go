@@ -87,6 +87,24 @@
 // clients whose hooks block forever stall every hook.) A panicking hook is
 // recovered and logged at Error level.
 //
+// # Words
+//
+// For maintainers, one name per idea, in code and docs:
+//
+//   - beat: proof that a session is alive (a frame, a pong, an HTTP
+//     heartbeat), recorded by Session.Beat; middleware's Conn.heard records
+//     a frame from the client, Server.heartbeat an HTTP heartbeat.
+//   - end: a session stops on purpose (closed, left, kicked, shut down,
+//     restart) and lingers for Grace: Session.End, Ending, Store.End;
+//     Tracker.end, endOrRetry (the Store side, retried), storeEnd (one
+//     Store.End), callEnd (Store.End with its events queued in order).
+//   - expire: no beat for TTL; gone at once, without Grace (ReasonExpired).
+//   - gone: the Store no longer holds a session as live (Gone from Touch);
+//     the session's owner hears it through OnGone (Session.notifyGone;
+//     Tracker.forgetGone).
+//   - drop (middleware only): the TCP connection closed at once, without a
+//     close handshake.
+//
 // # Locks
 //
 // For maintainers: the Tracker's locks, in the order they may be taken, and

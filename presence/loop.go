@@ -55,12 +55,12 @@ func (t *Tracker) expireLocal(ctx context.Context) {
 	}
 	t.localMu.Unlock()
 	for _, s := range stored {
-		_ = t.endInStore(ctx, s, ReasonExpired) // usually ErrNotFound: the Store swept it
+		_ = t.endOrRetry(ctx, s, ReasonExpired) // usually ErrNotFound: the Store swept it
 	}
 	for _, s := range expired {
 		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session expired",
 			slog.String("client_id", s.clientID), slog.String("session_id", s.id))
-		s.gone(ReasonExpired)
+		s.notifyGone(ReasonExpired)
 	}
 }
 
@@ -108,7 +108,7 @@ func (t *Tracker) flush(ctx context.Context) {
 			}
 		} else {
 			for _, g := range gone {
-				t.drop(ctx, owners[g.Index], g.Reason)
+				t.forgetGone(ctx, owners[g.Index], g.Reason)
 			}
 		}
 	}
@@ -117,8 +117,8 @@ func (t *Tracker) flush(ctx context.Context) {
 	t.leases, t.owners = leases[:0], owners[:0]
 }
 
-// drop ends a local session that the Store no longer holds as live.
-func (t *Tracker) drop(ctx context.Context, s *Session, reason Reason) {
+// forgetGone ends a local session that the Store no longer holds as live.
+func (t *Tracker) forgetGone(ctx context.Context, s *Session, reason Reason) {
 	t.localMu.Lock()
 	if s.state == stateEnded {
 		t.localMu.Unlock()
@@ -128,7 +128,7 @@ func (t *Tracker) drop(ctx context.Context, s *Session, reason Reason) {
 	t.localMu.Unlock()
 	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: session dropped by store",
 		slog.String("client_id", s.clientID), slog.String("session_id", s.id), slog.String("reason", string(reason)))
-	s.gone(reason)
+	s.notifyGone(reason)
 }
 
 // retry repeats the Adds and Ends that failed for a transient reason.
@@ -158,7 +158,7 @@ func (t *Tracker) retry(ctx context.Context) {
 		}
 		if err := t.add(ctx, s); err != nil {
 			if permanent(err) {
-				t.drop(ctx, s, ReasonKicked)
+				t.forgetGone(ctx, s, ReasonKicked)
 				continue
 			}
 			t.storeFailed(ctx, "add", err, s)
@@ -168,7 +168,7 @@ func (t *Tracker) retry(ctx context.Context) {
 		}
 	}
 	for _, r := range retries {
-		_ = t.endInStore(ctx, r.s, r.reason) // requeues itself on a transient error
+		_ = t.endOrRetry(ctx, r.s, r.reason) // requeues itself on a transient error
 	}
 }
 

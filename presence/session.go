@@ -64,7 +64,7 @@ func (s *Session) End(ctx context.Context, reason Reason) error {
 	return s.t.end(ctx, s, reason)
 }
 
-func (s *Session) gone(reason Reason) {
+func (s *Session) notifyGone(reason Reason) {
 	if s.onGone != nil {
 		s.onGone(reason)
 	}

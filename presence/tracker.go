@@ -191,7 +191,7 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 		// Its lease ran out (the Store expired it, or soon will): start
 		// afresh rather than beat a session the Store no longer holds.
 		t.markEnded(old, ReasonExpired)
-		defer old.gone(ReasonExpired)
+		defer old.notifyGone(ReasonExpired)
 		break
 	}
 	s.next = t.local[k]
@@ -243,7 +243,7 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 	}
 	t.localMu.Unlock()
 	if ended { // ended while the Add was in flight
-		return t.endInStore(ctx, s, *s.reason)
+		return t.endOrRetry(ctx, s, *s.reason)
 	}
 	return nil
 }
@@ -284,13 +284,13 @@ func (t *Tracker) end(ctx context.Context, s *Session, reason Reason) error {
 	if !stored { // never recorded, or its Add is in flight and will end it
 		return nil
 	}
-	return t.endInStore(ctx, s, reason)
+	return t.endOrRetry(ctx, s, reason)
 }
 
-// endInStore ends a session in the Store; a transient failure is retried by
+// endOrRetry ends a session in the Store; a transient failure is retried by
 // the loop, or by Close (see endRetries). Once Close has taken the retries
 // nothing would retry it, and the failure is returned.
-func (t *Tracker) endInStore(ctx context.Context, s *Session, reason Reason) error {
+func (t *Tracker) endOrRetry(ctx context.Context, s *Session, reason Reason) error {
 	err := t.storeEnd(ctx, s, reason)
 	if err == nil || permanent(err) {
 		return err
@@ -315,7 +315,7 @@ func (t *Tracker) storeEnd(ctx context.Context, s *Session, reason Reason) error
 	if reason == ReasonExpired {
 		grace = 0
 	}
-	_, err := t.endSelected(ctx, Ending{ClientID: s.clientID, SessionID: s.id, Reason: reason, Grace: grace})
+	_, err := t.callEnd(ctx, Ending{ClientID: s.clientID, SessionID: s.id, Reason: reason, Grace: grace})
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -345,9 +345,9 @@ func (t *Tracker) endRetries(ctx context.Context) error {
 	return nil
 }
 
-// endSelected runs Store.End for one client (or one node) and queues the
+// callEnd runs Store.End for one client (or one node) and queues the
 // events.
-func (t *Tracker) endSelected(ctx context.Context, e Ending) ([]Event, error) {
+func (t *Tracker) callEnd(ctx context.Context, e Ending) ([]Event, error) {
 	call := func() ([]Event, error) {
 		start := time.Now()
 		evs, err := t.store.End(ctx, e)
@@ -385,7 +385,7 @@ func (t *Tracker) kick(ctx context.Context, clientID, sessionID string) error {
 		return ErrClosed
 	}
 	e := Ending{ClientID: clientID, SessionID: sessionID, Reason: ReasonKicked, Grace: t.cfg.Grace}
-	if _, err := t.endSelected(ctx, e); err != nil {
+	if _, err := t.callEnd(ctx, e); err != nil {
 		return fmt.Errorf("presence: kick %q: %w", clientID, err)
 	}
 	var gone []*Session
@@ -400,7 +400,7 @@ func (t *Tracker) kick(ctx context.Context, clientID, sessionID string) error {
 	}
 	t.localMu.Unlock()
 	for _, s := range gone {
-		s.gone(ReasonKicked)
+		s.notifyGone(ReasonKicked)
 	}
 	t.log.LogAttrs(ctx, slog.LevelDebug, "presence: kicked",
 		slog.String("client_id", clientID), slog.String("session_id", sessionID))
@@ -510,12 +510,12 @@ func (t *Tracker) Close(ctx context.Context) error {
 		if err := t.endRetries(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		_, err := t.endSelected(ctx, Ending{Node: t.cfg.Node, Reason: ReasonShutdown, Grace: t.cfg.Grace})
+		_, err := t.callEnd(ctx, Ending{Node: t.cfg.Node, Reason: ReasonShutdown, Grace: t.cfg.Grace})
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			errs = append(errs, fmt.Errorf("presence: end sessions of node %q: %w", t.cfg.Node, err))
 		}
 		for _, s := range all {
-			s.gone(ReasonShutdown)
+			s.notifyGone(ReasonShutdown)
 		}
 		if err := t.hooks.wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("presence: wait for hooks: %w", err))

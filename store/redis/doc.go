@@ -30,6 +30,21 @@
 // and sorted-set members, never parts of key names, so no ID can steer or
 // escape the layout. Needs Redis 7.0 or later; HEXPIRE is not used.
 //
+// The keys of bucket N, after "{prefix:bN}" (short on purpose: they are in
+// every command; store/redis/luanames.go names each position, and Go and
+// the Lua scripts are checked to agree):
+//
+//	:g   string  the generation marker (a new value means Redis lost data)
+//	:s   hash    session key -> "seen|span|node"
+//	:x   zset    session key -> deadline (ms, Redis clock): what Sweep reaps
+//	:k   zset    session keys by client: a client's sessions
+//	:n   zset    session keys by node: a node's sessions
+//	:r   hash    session key -> end reason, while the session is ending
+//	:c   hash    client ID -> "seq|since|seen|sessions|sid"
+//	:o   zset    offline client -> when it went offline (for Retention)
+//	:on  zset    online clients
+//	:j   stream  the journal of transitions (consumer group "hooks")
+//
 // # Time
 //
 // Every decision is a Lua script that reads Redis's clock (TIME): node
