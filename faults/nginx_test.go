@@ -3,11 +3,13 @@
 package faults
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,7 +61,17 @@ func TestNginxCutsQuietConnection(t *testing.T) {
 	n := memNode(t, memory.Config{},
 		presence.Config{TTL: 30 * time.Second, Grace: 500 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
 		middleware.Config{PingInterval: 20 * time.Second, PongTimeout: 10 * time.Second}, nil)
-	c := dialClient(t, viaNginx(t, n, "quiet"), quietClient())
+	// A client that dials once: its reconnect fails, so the cut connection
+	// is its last, and it goes offline after Grace.
+	cfg := quietClient()
+	var dials atomic.Int32
+	cfg.Dialer = &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dials.Add(1) > 1 {
+			return nil, errors.New("faults: this client dials once")
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	c := dialClient(t, viaNginx(t, n, "quiet"), cfg)
 	st := nextState(t, c, 10*time.Second)
 	cut := st.At.Sub(c.openedAt)
 	var ce *client.CloseError
