@@ -102,8 +102,10 @@ type Config struct {
 
 	// MaxConnsPerClient caps the WebSocket connections plus HTTP-heartbeat
 	// sessions one client may hold on this node. Over it, an upgrade or a
-	// new heartbeat session is answered 429 with Retry-After. Zero or
-	// negative: no cap. Default: no cap.
+	// new heartbeat session is answered 429 with Retry-After. N nodes allow
+	// N times it: the Tracker's presence.Config.MaxSessionsPerClient caps a
+	// client across every node sharing the Store, answered the same way.
+	// Zero or negative: no cap. Default: no cap.
 	MaxConnsPerClient int
 
 	// DrainWindow is the time over which Shutdown spreads the close frames

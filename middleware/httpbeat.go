@@ -137,7 +137,8 @@ type heartbeatReply struct {
 // the "session" query parameter; without either the client has one session,
 // DefaultHTTPSession. Errors: 400 malformed body or session ID, 401 no
 // identity, 403 foreign Origin, 405 not POST, 413 body over MaxBodyBytes,
-// 429 over MaxConnsPerClient (with Retry-After).
+// 429 over MaxConnsPerClient or the Tracker's MaxSessionsPerClient (with
+// Retry-After).
 func (s *Server) HeartbeatEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ownEndpoint(r)
@@ -150,6 +151,9 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 			case errors.Is(err, ErrTooManyConns):
 				w.Header().Set("Retry-After", s.retryAfter())
 				s.refuseTooMany(w, r)
+			case errors.Is(err, presence.ErrTooManySessions):
+				w.Header().Set("Retry-After", s.retryAfter())
+				s.refuseTooManySessions(w, r)
 			case errors.Is(err, presence.ErrClosed), errors.Is(err, presence.ErrLimit):
 				w.Header().Set("Retry-After", s.retryAfter())
 				s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+plain(err))

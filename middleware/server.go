@@ -145,7 +145,11 @@ func discard(ctx context.Context, c *Conn) {
 // checks the Origin (403), identifies the client (401 without identity, 400
 // for an invalid ID), applies MaxConnsPerClient (429) and Shutdown (503),
 // upgrades, opens a presence session, and returns from the HTTP handler; h
-// then runs on the connection's own goroutine. A nil h gives a
+// then runs on the connection's own goroutine. When the Tracker has a
+// presence.Config.MaxSessionsPerClient, the session opens before the
+// upgrade instead, so that a client over it is answered 429 with
+// Retry-After (and a closed Tracker 503) rather than upgraded and closed;
+// h then runs on the connection's own goroutine. A nil h gives a
 // presence-only endpoint that reads and discards application messages.
 func (s *Server) WebSocket(h Handler) http.Handler {
 	if h == nil {
@@ -173,13 +177,38 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		s.refuseReserve(w, r, err)
 		return
 	}
+	// With a cluster-wide cap the session is opened before the upgrade, so
+	// that the Store's refusal can still be answered 429; its OnGone reaches
+	// the Conn once there is one. Without a cap nothing can refuse a
+	// session for this client alone, and the session opens after the
+	// upgrade, as a failed handshake then leaves no Online/Offline pair.
+	var (
+		sess  *presence.Session
+		early *lateGone
+	)
+	if s.tr.Config().MaxSessionsPerClient > 0 {
+		early = &lateGone{}
+		sess, err = s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: early.gone})
+		if err != nil {
+			s.release(id)
+			s.refuseSession(w, r, err)
+			return
+		}
+	}
 	ws, err := s.up.Upgrade(hijackable{w}, r, nil)
 	if err != nil {
+		if sess != nil {
+			_ = sess.End(context.WithoutCancel(r.Context()), presence.ReasonClosed)
+		}
 		s.release(id) // gorilla has answered
 		return
 	}
 	c := s.newConn(ws, id, false)
-	sess, err := s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.sessionGone})
+	if early != nil {
+		early.attach(c)
+	} else {
+		sess, err = s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.sessionGone})
+	}
 	if err != nil {
 		code, text := CloseInternal, "presence"
 		switch {
@@ -280,6 +309,60 @@ func (s *Server) unregister(c *Conn) {
 	s.uncount(c.clientID)
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// refuseSession answers, before any upgrade, a Connect that failed: 429 over
+// the Tracker's MaxSessionsPerClient, 503 for a closed Tracker or a full
+// Store, 500 otherwise.
+func (s *Server) refuseSession(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, presence.ErrTooManySessions):
+		w.Header().Set("Retry-After", s.retryAfter())
+		s.refuseTooManySessions(w, r)
+	case errors.Is(err, presence.ErrClosed), errors.Is(err, presence.ErrLimit):
+		w.Header().Set("Retry-After", s.retryAfter())
+		s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+plain(err))
+	default:
+		s.refuse(w, r, http.StatusInternalServerError, CodeInternal, plain(err))
+	}
+}
+
+// refuseTooManySessions answers 429 for a client over the Tracker's
+// MaxSessionsPerClient.
+func (s *Server) refuseTooManySessions(w http.ResponseWriter, r *http.Request) {
+	s.refuse(w, r, http.StatusTooManyRequests, CodeTooManyConns,
+		"the client holds "+strconv.Itoa(s.tr.Config().MaxSessionsPerClient)+" live sessions across all nodes, the most presence.Config.MaxSessionsPerClient allows")
+}
+
+// lateGone holds a session's OnGone until the Conn it must close exists:
+// the session of a capped WebSocket opens before the upgrade.
+type lateGone struct {
+	mu     sync.Mutex
+	c      *Conn
+	reason *presence.Reason // gone before attach
+}
+
+func (g *lateGone) gone(r presence.Reason) {
+	g.mu.Lock()
+	c := g.c
+	if c == nil {
+		g.reason = &r
+	}
+	g.mu.Unlock()
+	if c != nil {
+		c.sessionGone(r)
+	}
+}
+
+// attach passes to c the OnGone calls from now on, and one that came before.
+func (g *lateGone) attach(c *Conn) {
+	g.mu.Lock()
+	g.c = c
+	r := g.reason
+	g.mu.Unlock()
+	if r != nil {
+		c.sessionGone(*r)
+	}
 }
 
 func (s *Server) refuseReserve(w http.ResponseWriter, r *http.Request, err error) {

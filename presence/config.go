@@ -50,6 +50,21 @@ type Config struct {
 	// hooks block at once). Default: 10s.
 	HookTimeout time.Duration
 
+	// MaxSessionsPerClient caps the live sessions one client may hold
+	// across every node sharing the Store. The Store decides it atomically
+	// when Connect records a new session, so nodes racing to open sessions
+	// for one client never exceed it; over it, Connect fails with
+	// ErrTooManySessions and nothing is recorded. Ending sessions, lingering
+	// through their Grace, do not count: a client that reloads its page
+	// reconnects at once. Reconnecting with the ID of a session the Store
+	// holds is never refused. While the Store cannot be reached, or before
+	// a restarted node has cleared its previous sessions, Connect records
+	// the session later: it is then refused (OnGone with ReasonKicked) if
+	// the client is over the cap by that time. The middleware's
+	// Config.MaxConnsPerClient caps this node alone. Zero or negative: no
+	// cap. Default: no cap.
+	MaxSessionsPerClient int
+
 	// Observer receives counts and latencies for metrics (see Observer);
 	// a middleware Server built on this Tracker reports through it too.
 	// Nil: nothing is reported.
@@ -83,6 +98,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
+	c.MaxSessionsPerClient = max(c.MaxSessionsPerClient, 0)
 	if c.HookTimeout == 0 {
 		c.HookTimeout = DefaultHookTimeout
 	}

@@ -1,6 +1,9 @@
 package presence
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Match them with errors.Is: stores and the Tracker wrap them
 // with the operation and key.
@@ -12,6 +15,12 @@ var (
 	ErrInvalidArgument = errors.New("presence: invalid argument")
 	// ErrLimit reports that a store's cap on clients or sessions is reached.
 	ErrLimit = errors.New("presence: limit reached")
+	// ErrTooManySessions reports that a client already holds
+	// Config.MaxSessionsPerClient live sessions across every node sharing
+	// the Store (Lease.MaxSessions); the session was not recorded. It wraps
+	// ErrLimit, so code that handles ErrLimit handles it too; match it
+	// first to tell the per-client cap from a Store's capacity.
+	ErrTooManySessions = fmt.Errorf("%w: too many sessions of one client", ErrLimit)
 	// ErrNotFound reports an unknown client or session.
 	ErrNotFound = errors.New("presence: not found")
 	// ErrClosed reports a call on a closed Tracker or Store.

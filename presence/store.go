@@ -17,7 +17,8 @@ import (
 //
 // Every method must be safe for concurrent use. Stores report the conditions
 // callers must tell apart with the sentinel errors of this package
-// (ErrInvalidID, ErrInvalidArgument, ErrLimit, ErrNotFound), wrapped or not;
+// (ErrInvalidID, ErrInvalidArgument, ErrLimit, ErrTooManySessions,
+// ErrNotFound), wrapped or not;
 // any other error is treated as transient and the call is retried.
 //
 // store/storetest holds the conformance suite every implementation must pass.
@@ -28,6 +29,13 @@ type Store interface {
 	// deadline becomes l.TTL from now: a revived session's earlier Grace no
 	// longer counts. A new session leaves the client's ending sessions
 	// lingering, each through its own grace.
+	//
+	// With a positive l.MaxSessions, Add fails with ErrTooManySessions, and
+	// records nothing, when it would create a session for a client that
+	// already has that many live sessions (ending ones, and ones whose
+	// lease has run out, not counted). Refreshing or reviving a session the
+	// Store holds is never refused. The count and the write are one atomic
+	// step for every caller sharing the Store.
 	Add(ctx context.Context, l Lease) ([]Event, error)
 
 	// Touch extends the leases of many sessions in one call. It returns the
@@ -96,6 +104,10 @@ type Lease struct {
 	// later one: an older beat, from a write delayed or reordered, moves
 	// nothing back.
 	Age time.Duration
+	// MaxSessions caps, for Add only, the client's live sessions across
+	// the Store (see Store.Add); Touch ignores it. It must not be negative.
+	// Zero: no cap.
+	MaxSessions int
 }
 
 // Span is TTL + Age: how long after the session's last beat its lease
@@ -103,8 +115,8 @@ type Lease struct {
 func (l Lease) Span() time.Duration { return l.TTL + l.Age }
 
 // Validate reports whether l is a lease a Store may write: valid IDs
-// (ErrInvalidID), a positive TTL and an Age not below zero
-// (ErrInvalidArgument). Stores call it on every lease they are given.
+// (ErrInvalidID), a positive TTL, and an Age and MaxSessions not below
+// zero (ErrInvalidArgument). Stores call it on every lease they are given.
 func (l Lease) Validate() error {
 	if err := ValidateID(l.ClientID); err != nil {
 		return fmt.Errorf("client: %w", err)
@@ -117,6 +129,9 @@ func (l Lease) Validate() error {
 	}
 	if l.TTL <= 0 || l.Age < 0 {
 		return fmt.Errorf("%w: lease ttl %v age %v", ErrInvalidArgument, l.TTL, l.Age)
+	}
+	if l.MaxSessions < 0 {
+		return fmt.Errorf("%w: lease max sessions %d", ErrInvalidArgument, l.MaxSessions)
 	}
 	return nil
 }

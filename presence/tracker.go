@@ -159,7 +159,8 @@ type SessionOptions struct {
 //
 // When the Store cannot be reached, Connect still returns the session and
 // keeps trying to record it; hooks fire when the Store has recorded it. It
-// fails with ErrInvalidID, ErrLimit or ErrClosed.
+// fails with ErrInvalidID, ErrLimit, ErrTooManySessions (over
+// Config.MaxSessionsPerClient) or ErrClosed.
 func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOptions) (*Session, error) {
 	if err := ValidateID(clientID); err != nil {
 		return nil, fmt.Errorf("presence: connect client: %w", err)
@@ -226,7 +227,8 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 // add records s in the Store and queues the resulting events.
 func (t *Tracker) add(ctx context.Context, s *Session) error {
 	age := time.Duration(t.now() - s.lastBeat.Load())
-	l := Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: t.lease(age), Age: age}
+	l := Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: t.lease(age), Age: age,
+		MaxSessions: t.cfg.MaxSessionsPerClient}
 	_, err := t.clientCall(ctx, s.clientID, func() ([]Event, error) {
 		start := time.Now()
 		evs, err := t.store.Add(ctx, l)

@@ -156,6 +156,18 @@ func (s *Store) seqBase(now int64) uint64 {
 	return uint64(max(sec, 0)) << 16
 }
 
+// live counts c's sessions that are neither ending nor past their lease at
+// now: those Lease.MaxSessions caps.
+func (c *client) live(now int64) int {
+	n := 0
+	for x := c.head; x != nil; x = x.next {
+		if x.reason == nil && x.deadline > now {
+			n++
+		}
+	}
+	return n
+}
+
 func (c *client) find(id string) *session {
 	for x := c.head; x != nil; x = x.next {
 		if x.id == id {
@@ -204,6 +216,9 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 			s.renew(x, l, node, now)
 			return nil, nil
 		}
+	}
+	if l.MaxSessions > 0 && c != nil && c.live(now) >= l.MaxSessions {
+		return nil, fmt.Errorf("%w: memory: client %q holds %d", presence.ErrTooManySessions, c.id, l.MaxSessions)
 	}
 	if c != nil && c.sessions() == maxClientSessions {
 		return nil, fmt.Errorf("%w: memory: %d sessions of client %q", presence.ErrLimit, maxClientSessions, c.id)

@@ -16,7 +16,8 @@ const (
 	addArgSiblingGen // generation a sibling session was last written in; '' if none
 	addArgConsumer
 	addArgJournalLen
-	nAddArgs = iota
+	addArgMaxSessions // 0: no cap
+	nAddArgs          = iota
 )
 
 // ARGV of end.lua.

@@ -135,14 +135,15 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	args := newArgv(nAddArgs).
 		set(addArgClient, l.ClientID).set(addArgSession, l.SessionID).set(addArgNode, l.Node).
 		set(addArgTTL, ms(l.TTL)).set(addArgAge, l.Age.Milliseconds()).set(addArgSiblingGen, sibling).
-		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen)
+		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen).
+		set(addArgMaxSessions, l.MaxSessions)
 	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
 	if err != nil {
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}
-	if len(v) < 1 {
-		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, errReply)
+	if len(v) < 1 { // refused by the cap: add.lua wrote nothing
+		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, presence.ErrTooManySessions)
 	}
 	gen, _ := v[0].(string)
 	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})

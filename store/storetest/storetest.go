@@ -88,6 +88,7 @@ func Run(t *testing.T, cfg Config) {
 		{"ListPaging", testListPaging},
 		{"BadArguments", testBadArguments},
 		{"ConcurrentNodesAlternate", testConcurrentNodes},
+		{"MaxSessionsAcrossNodes", testMaxSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,8 +126,15 @@ func newEnv(t *testing.T, cfg Config) *env {
 // tracker starts a node on the shared store with hooks that record events.
 func (e *env) tracker(node string) *presence.Tracker {
 	e.Helper()
+	return e.trackerWith(node, 0)
+}
+
+// trackerWith is tracker with Config.MaxSessionsPerClient maxSessions.
+func (e *env) trackerWith(node string, maxSessions int) *presence.Tracker {
+	e.Helper()
 	tr, err := presence.New(e.ctx, e.store, presence.Config{
 		Node: node, TTL: e.ttl, Grace: e.grace, SweepInterval: e.sweep,
+		MaxSessionsPerClient: maxSessions,
 	})
 	if err != nil {
 		e.Fatalf("presence.New(%q): %v", node, err)
@@ -1159,6 +1167,99 @@ func testConcurrentNodes(e *env) {
 				e.Errorf("node %d delivered %s's events out of order: %v", n, id, seqs(local))
 			}
 		}
+	}
+}
+
+// testMaxSessions races nodes opening sessions for one client under
+// Config.MaxSessionsPerClient: exactly the cap are recorded, across nodes,
+// the others fail with ErrTooManySessions and leave no trace, and ending
+// sessions (lingering) do not count.
+func testMaxSessions(e *env) {
+	const (
+		limit   = 3
+		nodes   = 4
+		perNode = 4
+		id      = "capped"
+	)
+	trs := make([]*presence.Tracker, nodes)
+	for i := range trs {
+		trs[i] = e.trackerWith(fmt.Sprintf("cap-node-%d", i), limit)
+	}
+	var (
+		mu      sync.Mutex
+		opened  []*presence.Session
+		refused int
+		wg      sync.WaitGroup
+	)
+	for _, tr := range trs {
+		for range perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := tr.Connect(e.ctx, id, presence.SessionOptions{})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					opened = append(opened, s)
+				case errors.Is(err, presence.ErrTooManySessions):
+					refused++
+				default:
+					e.Errorf("Connect: %v, want nil or ErrTooManySessions", err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(opened) != limit || refused != nodes*perNode-limit {
+		e.Fatalf("%d opened, %d refused; want %d and %d", len(opened), refused, limit, nodes*perNode-limit)
+	}
+	stored := func() []string {
+		e.Helper()
+		infos, err := e.store.Sessions(e.ctx, id)
+		if err != nil {
+			e.Fatalf("Sessions: %v", err)
+		}
+		var ids []string
+		for _, in := range infos {
+			if !in.Ending {
+				ids = append(ids, in.ID)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	var want []string
+	for _, s := range opened {
+		want = append(want, s.ID())
+	}
+	slices.Sort(want)
+	if got := stored(); !slices.Equal(got, want) {
+		e.Fatalf("live sessions in the Store = %v, want the opened ones %v", got, want)
+	}
+	if p := e.lookup(id); p.Sessions != limit {
+		e.Fatalf("Lookup Sessions = %d, want %d", p.Sessions, limit)
+	}
+	e.settle()
+	e.expect(id, "online/connect")
+
+	// An ending session lingers but no longer counts: one more may open,
+	// and then the cap holds again.
+	e.end(opened[0], presence.ReasonClosed)
+	s := e.connect(trs[1], id, presence.SessionOptions{})
+	if _, err := trs[2].Connect(e.ctx, id, presence.SessionOptions{}); !errors.Is(err, presence.ErrTooManySessions) {
+		e.Fatalf("Connect over the cap after a replacement = %v, want ErrTooManySessions", err)
+	}
+	if got := len(stored()); got != limit {
+		e.Fatalf("%d live sessions after the replacement, want %d", got, limit)
+	}
+	// The Store holds the one that was refused nowhere.
+	if p := e.lookup(id); p.Sessions != limit+1 {
+		e.Fatalf("Lookup Sessions = %d, want %d (one lingering)", p.Sessions, limit+1)
+	}
+	// Reviving a session the Store holds is never refused.
+	if _, err := e.store.Add(e.ctx, presence.Lease{ClientID: id, SessionID: s.ID(), Node: "cap-node-1", TTL: e.ttl, MaxSessions: 1}); err != nil {
+		e.Fatalf("Add of a held session under a lower cap = %v, want nil", err)
 	}
 }
 

@@ -1,9 +1,10 @@
 -- add.lua: Store.Add for one session. KEYS: one bucket.
 -- ARGV: A below (luanames.go: addArg...): client, session, node, ttl ms,
 -- age ms, known generation of a sibling session ('' if none), consumer,
--- journal length.
--- Returns: generation, then the transitions.
-local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8 }
+-- journal length, max sessions (0: no cap).
+-- Returns: generation, then the transitions; an empty reply, having written
+-- nothing, when max sessions refuses a new session.
+local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9 }
 bucket(0)
 local g = gen()
 local id, sid, node = ARGV[A.client], ARGV[A.session], ARGV[A.node]
@@ -23,6 +24,20 @@ if x then
   x.seen, x.span = seen, ttl + age
   puts(sk, x)
   return { g }
+end
+-- The cap counts the client's live sessions: not ending (no reason), lease
+-- not run out. A refusal leaves no session, client or journal entry (at
+-- most the bucket's generation marker, which gen() above may have set).
+local cap = tonumber(ARGV[A.max_sessions])
+if cap > 0 then
+  local live = 0
+  for _, k in ipairs(under(B.k, id)) do
+    if redis.call('HEXISTS', B.r, k) == 0 then
+      local d = redis.call('ZSCORE', B.x, k)
+      if d and tonumber(d) > NOW then live = live + 1 end
+    end
+  end
+  if live >= cap then return {} end
 end
 -- A client this node knew online before Redis lost the bucket comes back
 -- without an event.
