@@ -6,14 +6,13 @@ go 1.26.0
 replace github.com/vigilhq/vigil => ../..
 
 require (
-	github.com/google/go-cmp v0.7.0
-	github.com/gorilla/websocket v1.5.3
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/vigilhq/vigil v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
 require (
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect

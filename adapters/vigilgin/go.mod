@@ -7,8 +7,6 @@ replace github.com/vigilhq/vigil => ../..
 
 require (
 	github.com/gin-gonic/gin v1.12.0
-	github.com/google/go-cmp v0.7.0
-	github.com/gorilla/websocket v1.5.3
 	github.com/vigilhq/vigil v0.0.0
 	go.uber.org/goleak v1.3.0
 )
@@ -25,6 +23,7 @@ require (
 	github.com/go-playground/validator/v10 v10.30.1 // indirect
 	github.com/goccy/go-json v0.10.5 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
