@@ -225,7 +225,7 @@ sentinel parallel-syncs vigil 1
 	ids := []string{"f1", "f2", "f3", "f4"}
 	f := startRedisFleet(t, rdb, ttl, ids...)
 	// Let the replica catch up, as it would in steady state.
-	eventually(t, 5*time.Second, "replica in sync", func() bool {
+	eventually(t, 20*time.Second, "replica in sync", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		a := redisClient(t, primary.Addr()).DBSize(ctx).Val()
