@@ -217,9 +217,14 @@ func TestMillionIDs(t *testing.T) {
 
 // B16 over WebSocket: a new client over the store's cap is upgraded and
 // then closed with 1013 (try again later).
+//
+// timing: a heartbeat (5s + 5s) far longer than the test, so that on a
+// loaded machine neither the two clients holding the cap nor the third are
+// dropped for a late pong: with 500ms + 500ms one of them was, which freed
+// a place and let the third in.
 func TestStoreCapOverWebSocket(t *testing.T) {
 	t.Parallel()
-	n := hostileNode(t, middleware.Config{}, memory.Config{MaxClients: 2, MaxSessions: 2})
+	n := hostileNode(t, middleware.Config{PingInterval: 5 * time.Second, PongTimeout: 5 * time.Second}, memory.Config{MaxClients: 2, MaxSessions: 2})
 	for _, id := range []string{"a", "b"} {
 		dialClient(t, n.wsURL(id), client.Config{MaxAttempts: once})
 	}
