@@ -13,7 +13,7 @@ export declare function retryable(code: number): boolean;
 export declare const DEFAULTS: Readonly<Required<Pick<Options,
   "pingInterval" | "pongTimeout" | "connectTimeout" | "ping" | "pong" | "backoffBase" |
   "backoffMax" | "stableAfter" | "drainWindow" | "maxAttempts" | "queue">>>;
-/** Full-jitter delay in ms before attempt n: uniform in [0, min(max, base·2^n)). */
+/** Full-jitter delay in ms before reconnect n (Options.backoffBase): uniform in [0, min(max, base·2^n)). */
 export declare function backoff(n: number, base?: number, max?: number, rnd?: () => number): number;
 
 export interface Options {
@@ -26,14 +26,30 @@ export interface Options {
   /** Application ping and pong texts. Default "ping" and "pong". */
   ping?: string;
   pong?: string;
-  /** Backoff base and cap in ms. Default 500 and 30000. */
+  /**
+   * Backoff base and cap in ms: reconnect n since the last stable connection
+   * (n from 0: the first attempt after a drop, or the second attempt of the
+   * first connect) waits a random time in [0, min(backoffMax, backoffBase·2^n)).
+   * Default 500 and 30000.
+   */
   backoffBase?: number;
   backoffMax?: number;
-  /** ms a connection must stay open for the attempt counter to reset. Default 10000. */
+  /**
+   * ms a connection must stay open for the backoff to start again from n = 0;
+   * after a connection that closed sooner, n keeps growing, so a server that
+   * accepts and drops at once is not hammered. Default 10000.
+   */
   stableAfter?: number;
-  /** ms over which the first attempt after a 1001 is spread. Default 5000. */
+  /** ms over which the first reconnect after the server closed with 1001 (draining) is spread, when the backoff is at n = 0. Default 5000. */
   drainWindow?: number;
-  /** Give up after this many failed attempts in a row; 0: never. Default 0. */
+  /**
+   * Give up (state closed, detail.gaveUp) after this many failed attempts in
+   * a row: the first connect makes at most maxAttempts attempts, and so does
+   * each reconnect after a drop (the drop is not one of them). An attempt
+   * that opens a connection succeeds, however soon it drops; for
+   * VigilHeartbeat, a heartbeat that fails while open is such a drop. Going
+   * offline and back online starts the count again. 0: never. Default 0.
+   */
   maxAttempts?: number;
   /** Messages held by send() while not open; 0: none. Default 64. */
   queue?: number;
@@ -50,7 +66,12 @@ export interface Options {
 export interface StateDetail {
   state: State;
   prev: State;
-  /** Failed attempts since the last stable connection. */
+  /**
+   * Failed attempts in a row before the one announced (reconnecting): 0 for
+   * the first attempt after a drop, which is not a failed attempt. For open,
+   * the attempts that failed before it; for closed, those that failed since
+   * the last open (maxAttempts when it gave up).
+   */
   attempt: number;
   /** ms until the next attempt (reconnecting). */
   delay?: number;
@@ -78,6 +99,7 @@ export declare class VigilSocket extends EventTarget {
   constructor(url: string, opts?: Options);
   readonly url: string;
   readonly state: State;
+  /** Failed attempts in a row (StateDetail.attempt). */
   readonly attempt: number;
   /** Sends, or queues while not open; false when neither. */
   send(data: string | ArrayBufferLike | Blob | ArrayBufferView): boolean;
@@ -100,6 +122,8 @@ export declare class VigilHeartbeat extends EventTarget {
   readonly prefix: string;
   readonly session: string;
   readonly state: State;
+  /** Failed heartbeats in a row, not counting one that failed while open (StateDetail.attempt). */
+  readonly attempt: number;
   /** The server's interval_ms, once known. */
   readonly interval: number;
   readonly ttl?: number;

@@ -30,7 +30,7 @@ export const DEFAULTS = Object.freeze({
   pong: "pong",
   backoffBase: 500,
   backoffMax: 30000,
-  stableAfter: 10000, // ms open before the attempt counter resets
+  stableAfter: 10000, // ms open before the backoff starts again from the base
   drainWindow: 5000, // spread of the first attempt after 1001
   maxAttempts: 0, // 0: never give up
   queue: 64, // messages held while not open; 0: none
@@ -46,7 +46,11 @@ class Base extends EventTarget {
     super();
     this.opts = opts = { ...DEFAULTS, ...opts };
     this.state = CONNECTING;
-    this.attempt = 0;
+    // attempt counts the failed attempts in a row: detail.attempt and what
+    // maxAttempts limits. A drop is not an attempt. _step is the backoff
+    // exponent: the reconnects since the last stable connection, which
+    // keeps growing across connections that drop before stableAfter.
+    this.attempt = this._step = 0;
     this._now = opts.now || Date.now;
     this._win = "window" in opts ? opts.window : G.window;
     this._doc = "document" in opts ? opts.document : G.document;
@@ -74,14 +78,25 @@ class Base extends EventTarget {
     for (const k in this._h) off(k == "visibilitychange" ? this._doc : this._win, k, this._h[k]);
     clearTimeout(this._timer);
   }
-  // _delay returns the wait before the next attempt and counts it, or -1
-  // when maxAttempts is reached.
+  // _ended records the end of an attempt or connection: a failed attempt
+  // counts; a drop does not, and restarts the backoff if it was stable.
+  _ended() {
+    if (this.state != OPEN) this.attempt++;
+    else if (this._now() - this._opened >= this.opts.stableAfter) this._step = 0;
+  }
+  // _open announces an open connection, then starts the count again.
+  _open() {
+    this._opened = this._now();
+    this._set(OPEN);
+    this.attempt = 0;
+  }
+  // _delay returns the wait before the next attempt and counts a backoff
+  // step, or -1 when maxAttempts attempts in a row have failed.
   _delay(code) {
     const o = this.opts;
     if (o.maxAttempts > 0 && this.attempt >= o.maxAttempts) return -1;
-    const d = code == 1001 && !this.attempt ? Math.random() * o.drainWindow : backoff(this.attempt, o.backoffBase, o.backoffMax);
-    this.attempt++;
-    return d;
+    const n = this._step++;
+    return code == 1001 && !n ? Math.random() * o.drainWindow : backoff(n, o.backoffBase, o.backoffMax);
   }
   _pagehide() {}
 }
@@ -136,9 +151,9 @@ export class VigilSocket extends Base {
     this._pinged = -1;
     ws.onopen = () => {
       if (ws != this._ws) return;
-      this._opened = this._last = this._now();
+      this._last = this._now();
       for (const m of this._q.splice(0)) ws.send(m);
-      this._set(OPEN);
+      this._open();
     };
     ws.onmessage = (e) => {
       if (ws != this._ws) return;
@@ -197,7 +212,7 @@ export class VigilSocket extends Base {
     this._ws = null;
     clearInterval(this._tick);
     if (this.state == CLOSED) return;
-    if (this.state == OPEN && this._now() - this._opened >= this.opts.stableAfter) this.attempt = 0;
+    this._ended();
     if (!retryable(code)) return this._stop(), this._set(CLOSED, { code, reason });
     if (this._isOffline()) return this._set(OFFLINE, { code, reason });
     const delay = this._delay(code);
@@ -266,14 +281,15 @@ export class VigilHeartbeat extends Base {
       const j = await res.json().catch(() => ({}));
       this.interval = j.interval_ms || this.opts.pingInterval;
       this.ttl = j.ttl_ms;
-      this.attempt = 0;
-      if (this.state != OPEN) this._set(OPEN);
+      if (this.state != OPEN) this._open();
       this._timer = setTimeout(() => this._beat(), this.interval);
     } else this._failed(res.status, +res.headers.get("Retry-After") || 0);
   }
 
+  // _failed handles a failed heartbeat: while open, it is a drop.
   _failed(status, retryAfter) {
     if (this.state == CLOSED) return;
+    this._ended();
     if (status && status != 408 && status != 429 && status < 500) return this.stop(false, status);
     if (this._isOffline()) return this._set(OFFLINE);
     const delay = this._delay(0);
@@ -303,7 +319,7 @@ export class VigilHeartbeat extends Base {
   }
 
   _online() {
-    if (this.state != OPEN && this.state != CLOSED) (this.state = CONNECTING), this._beat();
+    if (this.state != OPEN && this.state != CLOSED) (this.state = CONNECTING), (this.attempt = 0), this._beat();
   }
 
   _offline() {

@@ -42,7 +42,10 @@ beforeEach(() => {
   doc.visibilityState = "visible";
   nav = { onLine: true };
 });
-afterEach(() => mock.timers.reset());
+afterEach(() => {
+  mock.timers.reset();
+  mock.restoreAll();
+});
 
 const opts = (o = {}) => ({ WebSocket: FakeWS, window: win, document: doc, navigator: nav, ...o });
 const last = () => FakeWS.all[FakeWS.all.length - 1];
@@ -166,9 +169,9 @@ test("backoff grows per failed attempt and resets after a stable connection", ()
   const states = record(s);
   last().open();
   for (let i = 0; i < 6; i++) {
-    last().drop(1006);
+    last().drop(1006); // first the drop, then failed attempts
     const d = states.at(-1);
-    assert.equal(d.attempt, i + 1);
+    assert.equal(d.attempt, i);
     assert.ok(d.delay < Math.min(1000, 100 * 2 ** i), `attempt ${i}: ${d.delay}`);
     tick(1000);
   }
@@ -179,14 +182,82 @@ test("backoff grows per failed attempt and resets after a stable connection", ()
   s.close();
 });
 
-test("maxAttempts gives up", () => {
-  const s = new VigilSocket("ws://x/ws", opts({ maxAttempts: 2, backoffBase: 10 }));
+// The attempt counting of the Go client (client.Config.MaxAttempts,
+// StateChange.Attempt): detail.attempt is the failed attempts in a row, a
+// drop is not an attempt, an attempt that opens succeeds however soon it
+// drops, and maxAttempts is the number of attempts made before giving up,
+// at first and after each drop alike.
+const attempts = (states) => states.filter((d) => d.state == RECONNECTING).map((d) => d.attempt);
+// failAll fails each attempt at once until the socket gives up (at most n).
+const failAll = (s, n = 10) => {
+  for (let i = 0; i < n && s.state != CLOSED; i++) tick(20), last().drop(1006);
+};
+
+test("maxAttempts: the first connect makes exactly maxAttempts attempts", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ maxAttempts: 3, backoffBase: 10, backoffMax: 10 }));
+  const states = record(s);
   last().drop(1006);
-  tick(20);
-  last().drop(1006);
-  tick(40);
-  last().drop(1006);
+  failAll(s);
   assert.equal(s.state, CLOSED);
+  assert.equal(FakeWS.all.length, 3, "attempts");
+  assert.deepEqual(attempts(states), [1, 2]);
+  assert.equal(states.at(-1).attempt, 3);
+  assert.ok(states.at(-1).gaveUp);
+});
+
+test("maxAttempts: after a drop, exactly maxAttempts attempts, the first announced as attempt 0", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ maxAttempts: 3, backoffBase: 10, backoffMax: 10 }));
+  const states = record(s);
+  last().open();
+  last().drop(1006);
+  assert.equal(states.at(-1).state, RECONNECTING);
+  assert.equal(states.at(-1).attempt, 0, "a drop is not an attempt");
+  failAll(s);
+  assert.equal(s.state, CLOSED);
+  assert.equal(FakeWS.all.length - 1, 3, "attempts after the drop");
+  assert.deepEqual(attempts(states), [0, 1, 2]);
+  assert.equal(states.at(-1).attempt, 3);
+  assert.ok(states.at(-1).gaveUp);
+});
+
+test("maxAttempts: an attempt that opens succeeds, however soon it drops", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ maxAttempts: 3, backoffBase: 10, backoffMax: 10 }));
+  const states = record(s);
+  last().open();
+  last().drop(1006);
+  tick(20), last().drop(1006); // two failed attempts
+  tick(20), last().drop(1006);
+  tick(20), last().open(); // the third opens: the count starts again
+  assert.equal(states.at(-1).attempt, 2, "open reports the attempts that failed before it");
+  last().drop(1006);
+  failAll(s);
+  assert.equal(FakeWS.all.length, 1 + 3 + 3);
+  assert.deepEqual(attempts(states), [0, 1, 2, 0, 1, 2]);
+  assert.equal(s.state, CLOSED);
+});
+
+test("a server that accepts and drops at once: no failed attempts, yet growing delays", () => {
+  mock.method(Math, "random", () => 0.999); // delays at their ceilings
+  const s = new VigilSocket("ws://x/ws", opts({ maxAttempts: 3, backoffBase: 100, backoffMax: 1e6, stableAfter: 5000 }));
+  const states = record(s);
+  const delays = [];
+  for (let i = 0; i < 8; i++) {
+    last().open();
+    tick(50);
+    last().drop(1006);
+    const d = states.at(-1);
+    assert.equal(d.state, RECONNECTING, `drop ${i}`);
+    assert.equal(d.attempt, 0, `drop ${i}: a drop is not an attempt`);
+    delays.push(d.delay);
+    tick(d.delay + 25);
+  }
+  for (let i = 1; i < delays.length; i++) assert.ok(delays[i] > delays[i - 1], `delays ${delays}`);
+  assert.ok(delays.at(-1) > 100 * 2 ** 6, `delays ${delays}`);
+  last().open();
+  tick(5000);
+  last().drop(1006);
+  assert.ok(states.at(-1).delay < 100, "the backoff starts again after stableAfter");
+  s.close();
 });
 
 test("send queues while reconnecting and flushes in order", () => {
@@ -285,6 +356,38 @@ test("HTTP heartbeat: server interval, Retry-After, leave beacon on pagehide", a
   tick(2000);
   await flush();
   assert.equal(h.state, CLOSED, "401 stops");
+});
+
+test("HTTP heartbeat: maxAttempts counts failed heartbeats, at first and after one fails while open", async () => {
+  let calls = 0, ok = false;
+  const fetch = async () => {
+    calls++;
+    return { ok, status: ok ? 200 : 503, headers: new Map(), json: async () => ({ interval_ms: 2000 }) };
+  };
+  const flush = () => new Promise((r) => setImmediate(r));
+  const run = async (h) => {
+    for (let i = 0; i < 10 && h.state != CLOSED; i++) await flush(), tick(20);
+  };
+  const o = opts({ fetch, session: "tab-1", maxAttempts: 3, backoffBase: 10, backoffMax: 10 });
+
+  let h = new VigilHeartbeat("/presence", o);
+  let states = record(h);
+  await run(h);
+  assert.equal(calls, 3, "attempts at first");
+  assert.deepEqual(attempts(states), [1, 2]);
+  assert.equal(states.at(-1).attempt, 3);
+
+  calls = 0, ok = true;
+  h = new VigilHeartbeat("/presence", o);
+  states = record(h);
+  await flush();
+  assert.equal(h.state, OPEN);
+  ok = false;
+  tick(2000); // the next heartbeat fails: like a drop, not an attempt
+  await run(h);
+  assert.equal(calls - 2, 3, "attempts after a failed heartbeat");
+  assert.deepEqual(attempts(states), [0, 1, 2]);
+  assert.equal(h.state, CLOSED);
 });
 
 test("presence feed: snapshot, joins, leaves, duplicates ignored", () => {
