@@ -1,7 +1,6 @@
 package vigilgin_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -14,8 +13,6 @@ import (
 	"github.com/vigilhq/vigil/adapters/vigilgin"
 	"github.com/vigilhq/vigil/internal/adaptertest"
 	"github.com/vigilhq/vigil/middleware"
-	"github.com/vigilhq/vigil/presence"
-	"github.com/vigilhq/vigil/store/memory"
 )
 
 // The suite every router adapter passes.
@@ -99,18 +96,7 @@ func TestMountPrefix(t *testing.T) {
 
 // Without TrackRequests, Mount's routes bridge gin's context themselves.
 func TestMountWithoutTrackRequests(t *testing.T) {
-	ctx := context.Background()
-	st, _ := memory.New(memory.Config{})
-	tr, err := presence.New(ctx, st, presence.Config{Node: "n1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close(ctx)
-	srv, err := middleware.New(tr, middleware.Config{Identify: vigilgin.IdentifyContext("user")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(ctx)
+	tr, srv := adaptertest.NewVigil(t, vigilgin.IdentifyContext("user"))
 	r := gin.New()
 	r.Use(auth)
 	m, err := vigilgin.Mount(r, "/presence", srv, middleware.MountConfig{DisableFeed: true})
@@ -125,7 +111,7 @@ func TestMountWithoutTrackRequests(t *testing.T) {
 	if rec.Code != 200 {
 		t.Fatalf("heartbeat: %d %s", rec.Code, rec.Body)
 	}
-	if p, err := tr.Presence(ctx, "ann"); err != nil || !p.Online {
+	if p, err := tr.Presence(t.Context(), "ann"); err != nil || !p.Online {
 		t.Fatalf("ann: %+v, %v", p, err)
 	}
 }
