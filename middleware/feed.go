@@ -128,14 +128,36 @@ func (f *Feed) Publish(ev presence.Event) {
 // Close unregisters the Feed's hooks, ends every stream and waits for their
 // handlers to return. Calling it again is safe.
 func (f *Feed) Close() error {
+	f.end()
+	f.wg.Wait()
+	return nil
+}
+
+// end unregisters the Feed's hooks and ends every stream, without waiting.
+func (f *Feed) end() {
 	f.closeOnce.Do(func() {
 		f.unwatch()
 		f.mu.Lock() // subscribe checks closed and adds to wg under mu
 		close(f.closed)
 		f.mu.Unlock()
 	})
-	f.wg.Wait()
-	return nil
+}
+
+// wait waits for the handlers of the streams that end ended to return, or
+// for ctx to end. A handler stuck in a write returns by itself within
+// WriteTimeout.
+func (f *Feed) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // feedEvent is the JSON form of a transition on the feed.

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/vigilhq/vigil/presence"
@@ -13,12 +14,14 @@ import (
 // do not all reconnect at once, and waits until every connection has ended.
 // Each session ends with presence.ReasonShutdown and lingers for the
 // Tracker's Grace, so a client that reconnects to another node in time never
-// looks offline. It closes the Feeds Mount made, ending their streams.
-// Other HTTP endpoints keep working.
+// looks offline. It closes the Feeds Mount made, ending their streams, and
+// waits for their handlers to return too. Other HTTP endpoints keep working.
 //
 // If ctx ends first, the connections not yet closed are dropped at once and
-// Shutdown returns ctx's error without waiting further. Calling it again
-// waits for the first call.
+// Shutdown returns an error matching ctx's error (errors.Is) without waiting
+// further; a feed stream stuck writing to a subscriber that does not read
+// ends by itself within its FeedConfig.WriteTimeout. Calling it again waits
+// for the first call.
 //
 // http.Server.Shutdown does not close hijacked connections such as
 // WebSockets, and Shutdown does not wait for plain requests: run both at
@@ -53,8 +56,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	feeds := s.feeds
 	s.mu.Unlock()
+	// End the feeds' streams, which http.Server.Shutdown waits for; their
+	// handlers return during the drain, and are waited for after it.
 	for _, f := range feeds {
-		_ = f.Close() // ends the streams, which http.Server.Shutdown waits for
+		f.end()
 	}
 
 	bye := &CloseError{Code: CloseGoingAway, Text: "shutdown", Reason: presence.ReasonShutdown}
@@ -100,6 +105,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-done
 			s.sched.shutdown()
 		}()
+	}
+	for _, f := range feeds {
+		if err != nil {
+			break
+		}
+		if ferr := f.wait(ctx); ferr != nil {
+			err = fmt.Errorf("middleware: shutdown: feed streams still open: %w", ferr)
+		}
 	}
 	s.shutdownErr = err
 	close(s.shutdownDone)

@@ -2,12 +2,16 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigilhq/vigil/middleware"
+	"github.com/vigilhq/vigil/presence"
 )
 
 func TestShutdownDrains(t *testing.T) {
@@ -71,4 +75,39 @@ func TestShutdownDrains(t *testing.T) {
 	if st := e.srv.Stats(); st.Open != 0 || st.Closes[1001] != n {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// A feed subscriber that never reads keeps its stream's handler in a write
+// until the feed's write timeout. Shutdown stops waiting for it when ctx
+// ends, as it does for connections, and returns ctx's error.
+//
+// timing: ctx's deadline (1s) is shorter than the feed's write timeout
+// (DefaultWriteTimeout, 10s), which would end the stuck write by itself.
+func TestSynctestShutdownStuckFeedHonoursCtx(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, presence.Config{}, middleware.Config{}, nil)
+		if _, err := b.srv.Mount(b.hs.Handler.(*http.ServeMux), "/live", middleware.MountConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := b.l.dial(context.Background(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /live/feed HTTP/1.1\r\nHost: pipe\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the handler is stuck writing the snapshot to c, which nobody reads
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		start := time.Now()
+		err = b.srv.Shutdown(ctx)
+		if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > time.Second {
+			t.Errorf("Shutdown returned %v after %v; want context.DeadlineExceeded after 1s", err, took)
+		}
+		c.Close() // the stuck write fails and the stream's handler returns
+		b.hs.Close()
+		if err := b.tr.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 }
