@@ -20,9 +20,10 @@ type liveness struct {
 // serve runs one connection until it ends, and returns why: the reader's
 // error, ErrTimeout, or ErrClosed after Close.
 //
-// The heartbeat looks at the age of the last frame on every tick instead of
-// trusting one timer per ping: a connection is dead when a ping it sent
-// went unanswered for PongTimeout, however late the ticks come.
+// The heartbeat looks at the age of the last frame on every tick, and once
+// more PongTimeout after each ping, instead of trusting that timer alone: a
+// connection is dead when a ping it sent went unanswered for PongTimeout,
+// however late the ticks come.
 func (c *Client) serve(ws *websocket.Conn) error {
 	defer func() {
 		c.mu.Lock()
@@ -49,11 +50,20 @@ func (c *Client) serve(ws *websocket.Conn) error {
 	readDone := make(chan error, 1)
 	go c.read(ws, lv, readDone)
 
-	var tick <-chan time.Time
+	var tick, pongDue <-chan time.Time
+	var pongTimer *time.Timer
 	if c.cfg.PingInterval > 0 {
 		t := time.NewTicker(max(min(c.cfg.PingInterval, c.cfg.PongTimeout)/4, 5*time.Millisecond))
 		defer t.Stop()
 		tick = t.C
+		// pongTimer fires PongTimeout after the ping in flight. The check
+		// period is spent between the last frame and the ping; on ticks
+		// alone, the deadline would wait for the next tick whenever the
+		// tick due at it ran a little sooner after its due time than the
+		// ping's had, one check period past the documented bound.
+		pongTimer = time.NewTimer(c.cfg.PongTimeout)
+		pongTimer.Stop()
+		defer pongTimer.Stop()
 	}
 	var pingSent int64 = -1
 	for {
@@ -61,6 +71,13 @@ func (c *Client) serve(ws *websocket.Conn) error {
 		case err := <-readDone:
 			_ = ws.Close()
 			return err
+		case <-pongDue:
+			pongDue = nil
+			if !lv.blocked.Load() && pingSent > lv.lastRead.Load() {
+				_ = ws.Close() // as on a tick, below
+				<-readDone
+				return ErrTimeout
+			}
 		case <-tick:
 			if lv.blocked.Load() {
 				continue
@@ -75,6 +92,8 @@ func (c *Client) serve(ws *websocket.Conn) error {
 				}
 			case time.Duration(now-last) >= c.cfg.PingInterval:
 				pingSent = now
+				pongTimer.Reset(c.cfg.PongTimeout) // fires no sooner than pingSent + PongTimeout
+				pongDue = pongTimer.C
 				ctx, cancel := context.WithTimeout(c.ctx, c.cfg.WriteTimeout)
 				err := c.write(ctx, ws, Text, []byte(c.cfg.AppPing))
 				cancel()

@@ -32,11 +32,10 @@ const (
 // JSON logs, and waits until it listens.
 func startDemo(t testing.TB, addr, nodeID string, store ...string) *proc {
 	t.Helper()
-	args := append([]string{"-addr", addr, "-node-id", nodeID, "-log-format", "json",
+	args := append([]string{"-addr", addr, "-node-id", nodeID,
 		"-ping-interval", crashPing.String(), "-pong-timeout", crashPong.String(),
 		"-grace", crashGrace.String()}, store...)
-	p := startProc(t, demoBin(t), args...)
-	p.next(20*time.Second, "demo listening", func(l procLine) bool { return l.str("event") == "listening" })
+	p, _ := runDemo(t, args...)
 	return p
 }
 

@@ -386,6 +386,16 @@ func demoBin(t testing.TB) string {
 	return buildBin(t, "chat", "../examples/chat")
 }
 
+// runDemo starts the chat demo with JSON logs and args, waits until it
+// listens, and returns it with the address it listens on (the listening
+// line's, so "-addr 127.0.0.1:0" works).
+func runDemo(t testing.TB, args ...string) (*proc, string) {
+	t.Helper()
+	p := startProc(t, demoBin(t), append([]string{"-log-format", "json"}, args...)...)
+	l := p.next(20*time.Second, "demo listening", func(l procLine) bool { return l.str("event") == "listening" })
+	return p, l.str("addr")
+}
+
 // buildBin builds the package pkg (relative to faults/) as name, once per
 // test binary, without the race detector.
 func buildBin(t testing.TB, name, pkg string) string {

@@ -48,18 +48,62 @@ func newLink(t testing.TB) *link {
 	return l
 }
 
-// cut pulls the cable: every packet leaving either end is dropped (a pfifo
-// queue of length 0 on both sides; the kernel here has no netem), while
-// both TCP stacks keep their connections open and retransmit in vain.
+// direction names the packets a link drops: those leaving its host end
+// (server to client, when the server listens on the host side) or its
+// namespace end (client to server), or both.
+type direction int
+
+const (
+	toNS     direction = 1 << iota // leaving the host end: server → client
+	toHost                         // leaving the namespace end: client → server
+	bothWays = toNS | toHost
+)
+
+func (d direction) String() string {
+	switch d {
+	case toNS:
+		return "server→client"
+	case toHost:
+		return "client→server"
+	case bothWays:
+		return "both ways"
+	}
+	return fmt.Sprintf("direction(%d)", int(d))
+}
+
+// drop drops every packet leaving the ends of direction d (a pfifo queue of
+// length 0; the kernel here has no netem), while both TCP stacks keep their
+// connections open and retransmit in vain. ARP goes too, as with a real
+// break.
+func (l *link) drop(t testing.TB, d direction) {
+	t.Helper()
+	if d&toNS != 0 {
+		run(t, "tc", "qdisc", "add", "dev", l.hostIf, "root", "pfifo", "limit", "0")
+	}
+	if d&toHost != 0 {
+		run(t, "ip", "netns", "exec", l.ns, "tc", "qdisc", "add", "dev", l.nsIf, "root", "pfifo", "limit", "0")
+	}
+}
+
+// restore undoes drop(d).
+func (l *link) restore(t testing.TB, d direction) {
+	t.Helper()
+	if d&toNS != 0 {
+		run(t, "tc", "qdisc", "del", "dev", l.hostIf, "root")
+	}
+	if d&toHost != 0 {
+		run(t, "ip", "netns", "exec", l.ns, "tc", "qdisc", "del", "dev", l.nsIf, "root")
+	}
+}
+
+// cut pulls the cable: every packet leaving either end is dropped.
 func (l *link) cut(t testing.TB) {
 	t.Helper()
-	run(t, "tc", "qdisc", "add", "dev", l.hostIf, "root", "pfifo", "limit", "0")
-	run(t, "ip", "netns", "exec", l.ns, "tc", "qdisc", "add", "dev", l.nsIf, "root", "pfifo", "limit", "0")
+	l.drop(t, bothWays)
 }
 
 // mend plugs the cable back in.
 func (l *link) mend(t testing.TB) {
 	t.Helper()
-	run(t, "tc", "qdisc", "del", "dev", l.hostIf, "root")
-	run(t, "ip", "netns", "exec", l.ns, "tc", "qdisc", "del", "dev", l.nsIf, "root")
+	l.restore(t, bothWays)
 }

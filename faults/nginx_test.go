@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +42,59 @@ func viaNginx(t testing.TB, n *node, id string) string {
 	t.Helper()
 	port := strconv.Itoa(n.ln.Addr().(*net.TCPAddr).Port)
 	return "ws://" + nginxAddr(t) + "/u/" + port + "/ws?id=" + id
+}
+
+// startNginxUpstream runs an nginx of the test's own in front of an
+// upstream of servers (host:port), with the configuration users copy:
+// examples/cluster/nginx.conf, its listen address and upstream servers
+// replaced. It returns the address nginx listens on. (The nginx that
+// scripts/lib/nginx.sh starts routes each path to one port named in it, so
+// it cannot balance over several nodes.) nginx runs as one process
+// (master_process off, which changes nothing in how it proxies), so that it
+// dies with the test binary and leaves no worker behind; it is killed when
+// the test ends.
+func startNginxUpstream(t testing.TB, servers ...string) string {
+	t.Helper()
+	bin := requireBin(t, "nginx")
+	conf, err := os.ReadFile("../examples/cluster/nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	var up []string
+	for _, s := range servers {
+		up = append(up, "server "+s+";")
+	}
+	c := string(conf)
+	for old, repl := range map[string]string{
+		"listen 127.0.0.1:8080;":                             "listen " + addr + ";",
+		"server 127.0.0.1:8081;\n\t\tserver 127.0.0.1:8082;": strings.Join(up, "\n\t\t"),
+	} {
+		if !strings.Contains(c, old) {
+			t.Fatalf("examples/cluster/nginx.conf has no %q", old)
+		}
+		c = strings.Replace(c, old, repl, 1)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "nginx.conf")
+	writeFile(t, path, c)
+	p := startProc(t, bin, "-p", dir, "-c", path, "-g", "daemon off; master_process off;")
+	eventually(t, 10*time.Second, "nginx listening on "+addr, func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("nginx exited: %v", p.err)
+		default:
+		}
+		conn, err := net.Dial("tcp", addr)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	return addr
 }
 
 // quietClient is the real client sending nothing of its own (no
