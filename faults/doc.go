@@ -1,8 +1,9 @@
 // Package faults is vigil's disconnect suite: tests that break connections
 // for real (a proxy that cuts quiet WebSockets, a pulled cable between two
 // network namespaces, a node killed with SIGKILL, redis-server killed,
-// paused and failed over) and feed the server hostile input, then check
-// what vigil promises. The well-behaved clients are vigil's Go client
+// paused and failed over, a Redis Cluster failing over, nodes whose clocks
+// are 30 s off) and feed the server hostile input, then check what vigil
+// promises. The well-behaved clients are vigil's Go client
 // (package client) and the crashed node is the chat demo (examples/chat),
 // so the suite proves what we ship. docs/RELIABILITY.md lists each fault, the promise,
 // the test that proves it and the figure it measured.
