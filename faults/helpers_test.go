@@ -371,8 +371,16 @@ func run(t testing.TB, name string, args ...string) {
 var (
 	binMu  sync.Mutex
 	binDir string
-	bins   = map[string]string{}
+	bins   = map[string]*builtBin{}
 )
+
+// builtBin is one helper program; its mu is held while it builds, so that
+// a long build (the skewed demo's, TestClockSkew) holds up only the tests
+// that need that program.
+type builtBin struct {
+	mu   sync.Mutex
+	path string // empty until built
+}
 
 // helperBin builds faults/internal/cmd/name and returns its path.
 func helperBin(t testing.TB, name string) string {
@@ -397,27 +405,36 @@ func runDemo(t testing.TB, args ...string) (*proc, string) {
 }
 
 // buildBin builds the package pkg (relative to faults/) as name, once per
-// test binary, without the race detector.
-func buildBin(t testing.TB, name, pkg string) string {
+// test binary, without the race detector, with extra go build flags.
+func buildBin(t testing.TB, name, pkg string, flags ...string) string {
 	t.Helper()
 	binMu.Lock()
-	defer binMu.Unlock()
-	if p, ok := bins[name]; ok {
-		return p
-	}
 	if binDir == "" {
 		d, err := os.MkdirTemp("", "vigil-faults-bin")
 		if err != nil {
+			binMu.Unlock()
 			t.Fatal(err)
 		}
 		binDir = d
 	}
-	p := filepath.Join(binDir, name)
-	cmd := exec.Command("go", "build", "-o", p, pkg)
+	b := bins[name]
+	if b == nil {
+		b = &builtBin{}
+		bins[name] = b
+	}
+	dir := binDir
+	binMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path != "" {
+		return b.path
+	}
+	p := filepath.Join(dir, name)
+	cmd := exec.Command("go", append(append([]string{"build", "-o", p}, flags...), pkg)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
-	bins[name] = p
+	b.path = p
 	return p
 }
 
@@ -461,7 +478,17 @@ func (l procLine) flag(k string) bool { b, _ := l.M[k].(bool); return b }
 // (the suite's helpers exit when it closes).
 func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, nil, name, args...)
+}
+
+// startProcEnv is startProc with env ("KEY=value") added to the test's
+// environment.
+func startProcEnv(t testing.TB, env []string, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, cmd: exec.Command(name, args...), notify: make(chan struct{}), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

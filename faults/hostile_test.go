@@ -227,6 +227,11 @@ func TestStoreCapOverWebSocket(t *testing.T) {
 	n := hostileNode(t, middleware.Config{PingInterval: 5 * time.Second, PongTimeout: 5 * time.Second}, memory.Config{MaxClients: 2, MaxSessions: 2})
 	for _, id := range []string{"a", "b"} {
 		dialClient(t, n.wsURL(id), client.Config{MaxAttempts: once})
+		// The session opens after the upgrade: on a loaded machine the
+		// third client's could reach the store first and take the place.
+		n.rec.wait(t, 0, 5*time.Second, "online of "+id, func(ev stamped) bool {
+			return ev.ClientID == id && ev.Transition == presence.Online
+		})
 	}
 	ws, _, err := dialRaw(n.addr(), "/ws?id=c")
 	if err != nil || ws == nil {
@@ -381,8 +386,11 @@ func TestCrossSiteHijacking(t *testing.T) {
 			t.Errorf("Origin %s: status %d, want %d", tc.origin, st, tc.want)
 		}
 	}
-	// The server counts an upgrade after writing its 101: wait for it.
+	// The server counts an upgrade once its session is open, and may run
+	// the Online hook first: wait for the count. The foreign origins were
+	// answered 403 before any upgrade, so nothing else can come.
 	n.rec.wait(t, 0, 5*time.Second, "online of victim", func(ev stamped) bool { return ev.ClientID == "victim" })
+	eventually(t, 5*time.Second, "the upgrade counted", func() bool { return n.srv.Stats().Upgrades > 0 })
 	if up := n.srv.Stats().Upgrades; up != 1 {
 		t.Errorf("%d upgrades, want only the same-origin one", up)
 	}

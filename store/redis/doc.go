@@ -99,7 +99,11 @@
 // failed dial through its own package-level logger (the standard log
 // package, by default); an application that wants only the Store's line
 // replaces that logger with goredis.SetLogger, which this package leaves
-// alone. When Redis
+// alone. On a Cluster, a call that got no answer has the ClusterClient
+// reload its slot map (ReloadState), so that after a failover the Store
+// follows the promoted replica at once: go-redis reloads by itself only on
+// a redirect and every ClusterStateReloadInterval (60s by default), and
+// until then sends the failed shard's calls to its dead master. When Redis
 // comes back empty (a restart without persistence), each bucket gets a new
 // generation marker. A Touch or End of a session this Store wrote in an
 // earlier generation re-creates it silently (no Online); an End then lets

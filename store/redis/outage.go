@@ -27,6 +27,12 @@ type outage struct {
 	addr string
 	gap  time.Duration
 	now  func() time.Time
+	// reload, for a Cluster client, has go-redis reload the slot map. It
+	// does so by itself only on a MOVED or ASK reply and every
+	// ClusterStateReloadInterval (60s by default), so after a failover it
+	// would send the failed shard's calls to its dead master, which answers
+	// neither, for up to a minute (go-redis issue 3979). Nil otherwise.
+	reload func()
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -39,7 +45,13 @@ type outage struct {
 }
 
 func newOutage(log *slog.Logger, rdb goredis.UniversalClient) *outage {
-	return &outage{log: log, addr: addrOf(rdb), gap: outageLogGap, now: time.Now}
+	o := &outage{log: log, addr: addrOf(rdb), gap: outageLogGap, now: time.Now}
+	if c, ok := rdb.(*goredis.ClusterClient); ok {
+		// ReloadState reloads in the background, at most once per 200ms
+		// however often it is asked.
+		o.reload = func() { c.ReloadState(context.Background()) }
+	}
+	return o
 }
 
 // addrOf names the server(s) rdb talks to, for log lines.
@@ -66,6 +78,9 @@ func (o *outage) observe(ctx context.Context, err error) {
 	reached, known := answered(err)
 	if !known {
 		return
+	}
+	if !reached && o.reload != nil {
+		o.reload()
 	}
 	o.mu.Lock()
 	now := o.now()

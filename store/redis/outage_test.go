@@ -122,3 +122,39 @@ func TestOutageLogsOneLinePerOutage(t *testing.T) {
 		t.Fatalf("log lines:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// On a Cluster, every call that got no answer asks go-redis to reload the
+// slot map (go-redis reloads it by itself only on MOVED or ASK and every
+// ClusterStateReloadInterval, 60s by default, so after a failover it kept
+// sending a shard's calls to its dead master): faults
+// TestRedisClusterFailover is the failover itself. Answers, Redis errors
+// and calls that tell nothing ask nothing; other clients have no reload.
+func TestOutageReloadsClusterSlots(t *testing.T) {
+	ctx := context.Background()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	defer cc.Close()
+	if newOutage(nil, cc).reload == nil {
+		t.Fatal("no reload for a ClusterClient")
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	if newOutage(nil, c).reload != nil {
+		t.Fatal("a reload for a single-server client")
+	}
+	reloads := 0
+	o := &outage{log: slog.New(slog.DiscardHandler), gap: time.Minute, now: time.Now, reload: func() { reloads++ }}
+	for _, err := range []error{nil, goredis.Nil, errReply, context.Canceled, presence.ErrInvalidID} {
+		o.observe(ctx, err)
+	}
+	if reloads != 0 {
+		t.Fatalf("%d reloads after calls that were answered or tell nothing", reloads)
+	}
+	for range 3 {
+		o.observe(ctx, fmt.Errorf("redis: touch: %w", refused))
+	}
+	o.observe(ctx, context.DeadlineExceeded)
+	if reloads != 4 {
+		t.Fatalf("%d reloads after 4 calls without an answer, want 4", reloads)
+	}
+}
