@@ -91,6 +91,12 @@ type Store interface {
 // every Store method, SweepNode must be safe for concurrent use, and its
 // errors are those of Sweep. store/storetest checks it on the stores that
 // have it.
+//
+// A Store that wraps another (for metrics, say) must offer SweepNode, and
+// call the wrapped one's, when the wrapped Store has it: otherwise its
+// Tracker sweeps with Sweep and never renews its lease, and once the lease
+// its first Add gave it runs out, nodes that sweep through SweepNode report
+// its expired sessions as node_lost although it lives.
 type NodeSweeper interface {
 	// SweepNode is Sweep, made by node l.Node, which it also proves live:
 	// the node's lease is renewed to end l.TTL from now, on the Store's
