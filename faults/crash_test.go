@@ -204,9 +204,10 @@ func TestCrashRestartRedis(t *testing.T) {
 // R14, a node that dies for good: its clients move to a surviving node
 // sharing the Redis store, and the clients that vanished with it are
 // declared offline by the survivor's sweep once their leases run out,
-// exactly once each; the ones that moved never look offline. The node that
-// dies is the chat demo; the survivor runs in-process with the same
-// timings, so the test reads its hooks.
+// exactly once each, with reason node_lost (the dead node's lease ran out
+// first: presence.NodeSweeper); the ones that moved never look offline.
+// The node that dies is the chat demo; the survivor runs in-process with
+// the same timings, so the test reads its hooks.
 //
 // timing: the survivor runs the crash tests' timings (TTL ≥ PingInterval +
 // PongTimeout), those of the demo it is compared with.
@@ -251,8 +252,8 @@ func TestNodeDiesForGood(t *testing.T) {
 		if d := ev.At.Sub(killed); d > bound+time.Second {
 			t.Errorf("%s offline %v after the kill, want within TTL + 2×SweepInterval = %v", id, d, bound)
 		}
-		if ev.Reason != presence.ReasonExpired {
-			t.Errorf("%s offline reason %q, want %q", id, ev.Reason, presence.ReasonExpired)
+		if ev.Reason != presence.ReasonNodeLost {
+			t.Errorf("%s offline reason %q, want %q", id, ev.Reason, presence.ReasonNodeLost)
 		}
 	}
 	// Let every lease of the dead node run out, then check.
@@ -279,6 +280,6 @@ func TestNodeDiesForGood(t *testing.T) {
 			worst = max(worst, ev.At.Sub(killed))
 		}
 	}
-	t.Logf("FIGURE node-dead: vanished clients offline on the survivor at most %v after the kill (TTL %v, bound TTL + 2×SweepInterval = %v); moved clients never offline",
+	t.Logf("FIGURE node-dead: vanished clients offline (node_lost) on the survivor at most %v after the kill (TTL %v, bound TTL + 2×SweepInterval = %v); moved clients never offline",
 		worst.Round(time.Millisecond), crashTTL, bound)
 }

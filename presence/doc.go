@@ -55,8 +55,9 @@
 //     one clock all nodes share): removes the sessions whose lease ran out
 //     (last written beat + TTL + SweepInterval) and returns their Offline
 //     events. It is the authority: it alone decides transitions, and it
-//     alone covers a node that died (nobody is left to end its sessions)
-//     and HTTP-heartbeat sessions (no socket to watch).
+//     alone covers a node that died (nobody is left to end its sessions:
+//     ReasonNodeLost, see Restarts) and HTTP-heartbeat sessions (no socket
+//     to watch).
 //  3. expireLocal (every TTL/2, the node's clock): ends, in this process,
 //     the local sessions with no beat for TTL + SweepInterval. The Store has
 //     already removed them (or is about to: End then finds nothing), so this
@@ -99,6 +100,9 @@
 //     Tracker.end, endOrRetry (the Store side, retried), storeEnd (one
 //     Store.End), callEnd (Store.End with its events queued in order).
 //   - expire: no beat for TTL; gone at once, without Grace (ReasonExpired).
+//   - lost: a node whose lease ran out (it stopped sweeping: NodeSweeper,
+//     NodeLease, Tracker.nodeLease); its sessions, when they expire, say
+//     ReasonNodeLost.
 //   - gone: the Store no longer holds a session as live (Gone from Touch);
 //     the session's owner hears it through OnGone (Session.notifyGone;
 //     Tracker.forgetGone).
@@ -142,6 +146,19 @@
 //
 // New ends, through Grace, the sessions that a previous process with the
 // same Config.Node left in the Store, so a node that crashed and restarted
-// leaves no ghosts. A node that never comes back loses its sessions by TTL;
-// a surviving node's sweep fires their Offline events.
+// leaves no ghosts: their Offline events say ReasonRestart. A node that
+// never comes back loses its sessions by TTL; a surviving node's sweep
+// fires their Offline events, with ReasonNodeLost when the Store is a
+// NodeSweeper (both of vigil's stores are), ReasonExpired otherwise.
+//
+// A node's sweeps prove it alive: each renews the node's lease in the
+// Store for max(TTL/4, 2×SweepInterval), 8.75s by default, whether or not
+// the node has sessions and whether or not they beat. When a session's
+// lease runs out after its node's did, and the sweeping node's own had
+// not, the session was lost with its node. Its client still goes offline
+// only when the session's own lease runs out: the reason changes, never
+// the timing. A session that stops beating on a live node keeps
+// ReasonExpired; so does one whose last written beat came so long before
+// its node died (more than about 3/4 of TTL, by default) that the
+// session's lease ran out before the node's.
 package presence

@@ -51,10 +51,14 @@ const (
 	// ReasonRestart: the node that owned the session restarted with the
 	// same node ID and cleared what its previous process left.
 	ReasonRestart Reason = "restart"
-	// ReasonNodeLost: the node that owned the session is known to be gone.
-	// vigil's stores cannot tell a vanished node's sessions from any other
-	// expiry, so they report those as ReasonExpired; the reason is for
-	// stores and transports that can.
+	// ReasonNodeLost: the session expired because the node that owned it
+	// is gone: it stopped calling the Store (it died, or lost its link to
+	// the Store) and another node swept the session once its lease ran
+	// out. A Store that keeps node leases (NodeSweeper: both of vigil's)
+	// reports it instead of ReasonExpired; like an expired session, it
+	// goes at once, a TTL past its last beat. A node that restarts with
+	// the same node ID reports what its previous process left as
+	// ReasonRestart instead.
 	ReasonNodeLost Reason = "node_lost"
 	// ReasonKicked: the application kicked the client or the session.
 	ReasonKicked Reason = "kicked"

@@ -173,11 +173,19 @@ func (t *Tracker) retry(ctx context.Context) {
 }
 
 // sweep removes expired sessions from the Store and queues the Offline
-// events it reports to this node.
+// events it reports to this node. With a NodeSweeper, it also renews this
+// node's lease: every SweepInterval, whether or not the node has sessions
+// and whether or not they beat, at no cost of its own.
 func (t *Tracker) sweep(ctx context.Context) {
 	_, err := t.wideCall(ctx, func() ([]Event, error) {
 		start := time.Now()
-		evs, err := t.store.Sweep(ctx)
+		var evs []Event
+		var err error
+		if t.nodes != nil {
+			evs, err = t.nodes.SweepNode(ctx, NodeLease{Node: t.cfg.Node, TTL: t.nodeLease()})
+		} else {
+			evs, err = t.store.Sweep(ctx)
+		}
 		t.observed("sweep", start, err)
 		return evs, err
 	})

@@ -83,6 +83,60 @@ type Store interface {
 	Count(ctx context.Context) (int, error)
 }
 
+// NodeSweeper is an optional ability of a Store, found by type assertion:
+// the Store keeps a lease per node, which the node's own sweeps renew, and
+// so tells the sessions of a node that stopped calling it (died, or lost
+// its link to the Store) from sessions that stopped beating on a live node.
+// A Tracker over a NodeSweeper sweeps with SweepNode instead of Sweep. Like
+// every Store method, SweepNode must be safe for concurrent use, and its
+// errors are those of Sweep. store/storetest checks it on the stores that
+// have it.
+//
+// A Store that wraps another (for metrics, say) must offer SweepNode, and
+// call the wrapped one's, when the wrapped Store has it: otherwise its
+// Tracker sweeps with Sweep and never renews its lease, and once the lease
+// its first Add gave it runs out, nodes that sweep through SweepNode report
+// its expired sessions as node_lost although it lives.
+type NodeSweeper interface {
+	// SweepNode is Sweep, made by node l.Node, which it also proves live:
+	// the node's lease is renewed to end l.TTL from now, on the Store's
+	// clock.
+	//
+	// A session removed because its lease ran out (with no reason of its
+	// own, such as a restart clearing it) is removed with ReasonNodeLost
+	// when its node's lease had run out too, and the caller's own lease
+	// had not (so the caller was live, and the Store reachable, while the
+	// other node was silent); otherwise with ReasonExpired. The Offline
+	// event follows. A node's lease never ends a session sooner: a
+	// session still goes when its own lease runs out. A node's first Add
+	// gives it a lease as long as that session's, so a node that dies
+	// before its first sweep counts as lost too.
+	SweepNode(ctx context.Context, l NodeLease) ([]Event, error)
+}
+
+// NodeLease is the liveness a node claims each time it sweeps: see
+// NodeSweeper.
+type NodeLease struct {
+	// Node is the node that sweeps.
+	Node string
+	// TTL is how long from now, on the Store's clock, the node counts as
+	// live without another SweepNode. It must be positive.
+	TTL time.Duration
+}
+
+// Validate reports whether l is a node lease a Store may write: a valid
+// node ID (ErrInvalidID) and a positive TTL (ErrInvalidArgument). Stores
+// call it on every lease they are given.
+func (l NodeLease) Validate() error {
+	if err := ValidateID(l.Node); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if l.TTL <= 0 {
+		return fmt.Errorf("%w: node lease ttl %v", ErrInvalidArgument, l.TTL)
+	}
+	return nil
+}
+
 // Lease describes a session's liveness as one node saw it.
 //
 // A Tracker writes every lease of a session with the same TTL + Age, its

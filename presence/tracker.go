@@ -22,6 +22,7 @@ import (
 // concurrent use; its zero value is not usable.
 type Tracker struct {
 	store Store
+	nodes NodeSweeper // the store as a NodeSweeper; nil if it is none
 	cfg   Config
 	log   *slog.Logger
 	obs   Observer // recorderObserver: rec, then Config.Observer
@@ -97,6 +98,7 @@ func New(ctx context.Context, store Store, cfg Config) (*Tracker, error) {
 		next = NopObserver{}
 	}
 	t.obs = recorderObserver{r: t.rec, next: next}
+	t.nodes, _ = store.(NodeSweeper)
 	t.initJournal(ctx)
 	if err := t.clearNode(ctx); err != nil {
 		if permanent(err) {
@@ -269,6 +271,20 @@ func (t *Tracker) clearNode(ctx context.Context) error {
 // past the beat, plus one SweepInterval of slack for the batch that writes it.
 func (t *Tracker) lease(age time.Duration) time.Duration {
 	return t.cfg.TTL + t.cfg.SweepInterval - age
+}
+
+// nodeLease is the TTL of this node's lease, which each sweep renews (see
+// NodeSweeper): long enough that a live node, sweeping every
+// SweepInterval, keeps it through sweeps that come late (17 sweeps at the
+// defaults, 2 at least); short enough that it runs out before the
+// sessions of a dead node that were still beating do.
+// Such a session's lease ends at least TTL + SweepInterval after its last
+// written beat; with the middleware's defaults (a beat every 25s, TTL 35s)
+// that is at least 10s after the node's last flush, against a node lease
+// of TTL/4 = 8.75s. With beats farther apart than 3/4 of TTL, a dead
+// node's sessions that beat last early expire with ReasonExpired.
+func (t *Tracker) nodeLease() time.Duration {
+	return max(t.cfg.TTL/4, 2*t.cfg.SweepInterval)
 }
 
 // end ends s with reason, unless it already ended.

@@ -77,13 +77,22 @@ func TestFigureCommandsPerBeat(t *testing.T) {
 
 // TestFigureReap: time for Sweep to reap 100,000 expired sessions (of
 // 100,000 clients, so 100,000 Offline transitions, journal entries
-// included), from one node.
+// included), from one node, as a surviving Tracker does: the sessions'
+// node had swept (it has a lease, which ran out) and the sweepers sweep as
+// live nodes (SweepNode), so every removal is node_lost.
 func TestFigureReap(t *testing.T) {
 	for _, nodes := range []int{1} {
 		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) {
 			rdb := redistest.Standalone(t)
 			st := redistest.Store(t, rdb, redisstore.Config{})
 			const n = 100_000
+			ctx := context.Background()
+			survivor := presence.NodeLease{Node: "survivor", TTL: 10 * time.Minute}
+			for _, l := range []presence.NodeLease{{Node: "bench", TTL: time.Millisecond}, survivor} {
+				if _, err := st.SweepNode(ctx, l); err != nil {
+					t.Fatal(err)
+				}
+			}
 			addSessions(t, st, n, 2*time.Second)
 			sweepers := []*redisstore.Store{st}
 			for range nodes - 1 {
@@ -99,20 +108,25 @@ func TestFigureReap(t *testing.T) {
 			before := readStats(t, rdb)
 			start := time.Now()
 			var mu sync.Mutex
-			total := 0
+			total, lost := 0, 0
 			var wg sync.WaitGroup
 			for _, s := range sweepers {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					for {
-						evs, err := s.Sweep(context.Background())
+						evs, err := s.SweepNode(ctx, survivor)
 						if err != nil {
 							t.Error(err)
 							return
 						}
 						mu.Lock()
 						total += len(evs)
+						for _, ev := range evs {
+							if ev.Reason == presence.ReasonNodeLost {
+								lost++
+							}
+						}
 						done := total >= n || time.Since(start) > time.Minute
 						mu.Unlock()
 						if done {
@@ -124,8 +138,8 @@ func TestFigureReap(t *testing.T) {
 			wg.Wait()
 			took := time.Since(start)
 			d := readStats(t, rdb).sub(before)
-			if total != n {
-				t.Fatalf("%d offline events, want %d", total, n)
+			if total != n || lost != n {
+				t.Fatalf("%d offline events, %d of them node_lost; want %d, all node_lost", total, lost, n)
 			}
 			t.Logf("reaped %d expired sessions in %v with %d node(s) (%.0f sessions/s; %d Redis commands, Redis busy %v)",
 				n, took.Round(time.Millisecond), nodes, n/took.Seconds(), d.calls, time.Duration(d.usec)*time.Microsecond)
@@ -165,9 +179,11 @@ func TestFigureKillToOffline(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	var mu sync.Mutex
 	offline := map[string]time.Time{}
+	reasons := map[presence.Reason]int{}
 	b.OnOffline(func(_ context.Context, ev presence.Event) {
 		mu.Lock()
 		offline[ev.ClientID] = time.Now()
+		reasons[ev.Reason]++
 		mu.Unlock()
 	})
 	ss := make([]*presence.Session, clients)
@@ -206,8 +222,8 @@ func TestFigureKillToOffline(t *testing.T) {
 		}
 		hi = max(hi, d)
 	}
-	t.Logf("kill to offline hook on the survivor: %v to %v for %d clients (TTL %v; target TTL + 1s = %v)",
-		lo.Round(time.Millisecond), hi.Round(time.Millisecond), clients, ttl, ttl+time.Second)
+	t.Logf("kill to offline hook on the survivor: %v to %v for %d clients (TTL %v; target TTL + 1s = %v); reasons %v",
+		lo.Round(time.Millisecond), hi.Round(time.Millisecond), clients, ttl, ttl+time.Second, reasons)
 }
 
 // timedStore counts the leases a Tracker's flushes write and how long the

@@ -211,7 +211,7 @@ func waitTruth(within time.Duration, want, lingering truth, nodes ...*demo) (tim
 // TestMultiNode runs three demo processes on one Redis with clients spread
 // over them, some on two nodes. A node killed with SIGKILL takes offline,
 // on a survivor, exactly the clients that had no session elsewhere, within
-// TTL + one sweep step; the others see no event. A node restarted with the
+// TTL + one sweep step, with reason node_lost; the others see no event. A node restarted with the
 // same node ID leaves no ghost, also when it restarts before its sessions
 // expired.
 func TestMultiNode(t *testing.T) {
@@ -280,7 +280,7 @@ func TestMultiNode(t *testing.T) {
 	for _, id := range ids {
 		w := []string{"online/connect"}
 		if slices.Contains(gone, id) {
-			w = append(w, "offline/expired")
+			w = append(w, "offline/node_lost")
 		}
 		// c's log is gone with it: count its online lines from before.
 		got := append(slices.Clone(transitions(c)[id]), after[id]...)

@@ -13,6 +13,17 @@
 // longest-offline-first retention. What was left was a map behind a second
 // lock, so the dependency went.)
 //
+// # Nodes
+//
+// The Store is a presence.NodeSweeper: each Tracker's sweeps renew its
+// node's lease, so when several Trackers share a Store and one stops
+// calling it (a wedged loop, or a test's node cut off from the Store), the
+// others report its clients offline with presence.ReasonNodeLost once
+// their sessions' leases run out. A Tracker dropped without Close is not
+// lost: its goroutine sweeps until Close. A process that dies takes the
+// Store with it, so there is no survivor to report anything: that case is
+// the Redis store's.
+//
 // # Limits
 //
 // Config.MaxClients and Config.MaxSessions bound memory: past them Add

@@ -62,6 +62,7 @@ type Store struct {
 	shards    [shards]map[string]*client           // client ID -> client
 	nodeIDs   []string                             // a session's node is an index here
 	nodeIdx   map[string]uint16                    // inverse of nodeIDs
+	leases    []int64                              // by node index: its lease's end (now()); 0: none
 	reasons   map[presence.Reason]*presence.Reason // interned end reasons
 	nclients  int
 	online    int
@@ -72,7 +73,10 @@ type Store struct {
 	oldest, newest *client
 }
 
-var _ presence.Store = (*Store)(nil)
+var (
+	_ presence.Store       = (*Store)(nil)
+	_ presence.NodeSweeper = (*Store)(nil)
+)
 
 // New returns an empty Store.
 func New(cfg Config) (*Store, error) {
@@ -238,6 +242,12 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		s.shard(c.id)[c.id] = c
 		s.nclients++
 	}
+	if s.leases[node] == 0 {
+		// A node's first session gives it a lease as long as the
+		// session's, until its sweeps renew it: so a node that dies
+		// before its first sweep still loses its sessions as node_lost.
+		s.leases[node] = now + int64(l.TTL)
+	}
 	x := &session{c: c, id: l.SessionID, index: -1, next: c.head}
 	c.head = x
 	c.sn++
@@ -284,6 +294,7 @@ func (s *Store) node(id string) (uint16, error) {
 		}
 		i = uint16(len(s.nodeIDs))
 		s.nodeIDs = append(s.nodeIDs, id)
+		s.leases = append(s.leases, 0)
 		s.nodeIdx[id] = i
 	}
 	return i, nil
@@ -452,20 +463,48 @@ func (s *Store) forget(c *client) {
 func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sweep(-1, s.now()), nil
+}
+
+// SweepNode implements presence.NodeSweeper. Several Trackers may share
+// one Store in a process: one whose loop stops calling it (wedged, or a
+// test's node cut off from the Store) loses its lease like a dead node.
+func (s *Store) SweepNode(ctx context.Context, l presence.NodeLease) ([]presence.Event, error) {
+	if err := l.Validate(); err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
+	node, err := s.node(l.Node)
+	if err != nil { // past the node IDs the Store can hold: sweep, with no lease
+		return s.sweep(-1, now), nil
+	}
+	evs := s.sweep(int(node), now)
+	s.leases[node] = now + int64(l.TTL)
+	return evs, nil
+}
+
+// sweep removes what ran out at now. by is the index of the sweeping node,
+// whose lease (if it had not run out) lets it tell a lost node's sessions
+// from expired ones; -1 for none. mu must be held.
+func (s *Store) sweep(by int, now int64) []presence.Event {
+	live := by >= 0 && s.leases[by] > now
 	var evs []presence.Event
 	for len(s.expiry) > 0 && s.expiry[0].deadline <= now {
 		x := s.expiry[0]
 		reason := presence.ReasonExpired
 		if x.reason != nil {
 			reason = *x.reason
+		} else if end := s.leases[x.node]; live && end != 0 && end <= now {
+			reason = presence.ReasonNodeLost
 		}
 		evs = s.remove(evs, x, reason, now)
 	}
 	for s.oldest != nil && s.oldest.since+int64(s.cfg.Retention) <= now {
 		s.forget(s.oldest)
 	}
-	return evs, nil
+	return evs
 }
 
 // Lookup implements presence.Store.

@@ -44,6 +44,7 @@
 //	:o   zset    offline client -> when it went offline (for Retention)
 //	:on  zset    online clients
 //	:j   stream  the journal of transitions (consumer group "hooks")
+//	:l   zset    node -> when its lease ends (ms, Redis clock)
 //
 // # Time
 //
@@ -52,6 +53,40 @@
 // bucket; Sweep reads what is due from it (never a scan of all keys) and
 // removes each expired session in one script, so exactly one caller reports
 // each Offline.
+//
+// # Nodes
+//
+// The Store is a presence.NodeSweeper: it tells the sessions of a node
+// that died (presence.ReasonNodeLost) from sessions that stopped beating
+// on a live node (presence.ReasonExpired). Each node holds a lease in
+// every bucket (:l), which its own sweeps renew: the sweep script renews
+// the lease of the node that runs it in each bucket it sweeps, one more
+// write inside a script call the node makes anyway, every SweepInterval,
+// whatever its sessions do, so a node's liveness costs no command of its
+// own. The lease is per bucket because a script reads one Cluster slot:
+// the script that judges a bucket's expired sessions finds their nodes'
+// leases in that bucket. (A Touch would not do: it writes only the
+// buckets of the sessions that beat since the last flush.) A node's first
+// session in a bucket gives it a lease there as long as the session's
+// (Add), so a node that dies before its first sweep is lost too.
+//
+// When a sweep removes a session whose lease ran out and that was not
+// ending, it reads the session's node's lease in the bucket: node_lost if
+// that lease ran out too and the sweeping node's own had not, expired
+// otherwise (a node with no lease in the bucket, forgotten or lost with
+// Redis's data, proves nothing). The sweeper's own lease is the proof that
+// Redis was reachable and sweeps ran while the other node was silent:
+// after an outage or a stall of Redis, every lease ran out at once, and the
+// first sweep of each node, which finds its own run out too, reports
+// expired; it renews its lease only once it has swept everything due, so
+// the later rounds of the same sweep cannot vouch for what it missed.
+// A lease that ran out is kept for a day (far longer than its node's
+// sessions take to expire) and dropped when a node new to the bucket gets
+// a lease there, so the set holds the nodes seen lately.
+//
+// A node that restarts with the same node ID ends its previous process's
+// sessions with presence.ReasonRestart, which the sweep keeps: a reason
+// recorded on a session always wins over the node's lease.
 //
 // # Cost
 //

@@ -44,6 +44,8 @@ const (
 	sweepArgConsumer
 	sweepArgJournalLen
 	sweepArgReclaim // ms; negative: never
+	sweepArgNode    // the sweeping node, whose lease the call renews; '' for none
+	sweepArgLease   // ms: how long the node's lease runs from now
 	nSweepArgs      = iota
 )
 
@@ -131,5 +133,6 @@ const (
 	keyOffline         // zset: offline client -> when
 	keyOnline          // zset: online clients
 	keyJournal         // stream
+	keyLeases          // zset: node -> when its lease ends
 	keysPerBucket
 )

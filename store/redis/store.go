@@ -18,7 +18,9 @@ import (
 // application: a single server, a Sentinel-managed primary or a Cluster,
 // through the goredis.UniversalClient the caller passes in. It is also a
 // presence.Journal: every transition is recorded in a Redis stream by the
-// script that decides it.
+// script that decides it; and a presence.NodeSweeper: the sessions of a
+// node that died go with presence.ReasonNodeLost (see "Nodes" in the
+// package documentation).
 //
 // Every decision is one Lua script over one bucket (one Cluster slot),
 // timed by Redis's own clock. The Store starts no goroutine and holds no
@@ -59,8 +61,9 @@ type pendingEntry struct {
 }
 
 var (
-	_ presence.Store   = (*Store)(nil)
-	_ presence.Journal = (*Store)(nil)
+	_ presence.Store       = (*Store)(nil)
+	_ presence.Journal     = (*Store)(nil)
+	_ presence.NodeSweeper = (*Store)(nil)
 )
 
 // New returns a Store over rdb. It does no I/O: the scripts are loaded on
@@ -281,6 +284,30 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 // claims the journal entries left unacknowledged for Config.ReclaimAfter,
 // which Reclaim hands out.
 func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
+	evs, err := s.sweep(ctx, "", 0)
+	if err != nil {
+		return evs, fmt.Errorf("redis: sweep: %w", err)
+	}
+	return evs, nil
+}
+
+// SweepNode implements presence.NodeSweeper: Sweep, whose script calls
+// also renew the node's lease in every bucket they sweep (see "Nodes" in
+// the package documentation).
+func (s *Store) SweepNode(ctx context.Context, l presence.NodeLease) ([]presence.Event, error) {
+	if err := l.Validate(); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	evs, err := s.sweep(ctx, l.Node, ms(l.TTL))
+	if err != nil {
+		return evs, fmt.Errorf("redis: sweep as node %q: %w", l.Node, err)
+	}
+	return evs, nil
+}
+
+// sweep is Sweep and SweepNode: node renews its lease for leaseMS, unless
+// node is empty.
+func (s *Store) sweep(ctx context.Context, node string, leaseMS int64) ([]presence.Event, error) {
 	all := make([]int, len(s.buckets))
 	for b := range all {
 		all[b] = b
@@ -300,7 +327,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 			calls[i] = call{keys: s.keysOf(g), args: newArgv(nSweepArgs).
 				set(sweepArgRetention, s.retentionMS()).set(sweepArgLimit, perBucket).
 				set(sweepArgConsumer, s.claimer()).set(sweepArgJournalLen, s.cfg.JournalLen).
-				set(sweepArgReclaim, reclaim)}
+				set(sweepArgReclaim, reclaim).set(sweepArgNode, node).set(sweepArgLease, leaseMS)}
 		}
 		replies, err := s.runAll(ctx, scriptSweep, calls)
 		var next [][]int
@@ -325,7 +352,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 			claimed = nil
 		}
 		if err != nil {
-			return evs, fmt.Errorf("redis: sweep: %w", err)
+			return evs, err
 		}
 		groups = next
 	}

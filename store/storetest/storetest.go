@@ -79,6 +79,7 @@ func Run(t *testing.T, cfg Config) {
 		{"KickClientAndSession", testKick},
 		{"KickSeenByOwningNode", testKickOtherNode},
 		{"RestartClearsNodeSessions", testRestartCleanup},
+		{"NodeLostWhenItStopsSweeping", testNodeLost},
 		{"TouchReportsGoneSessions", testTouchGone},
 		{"NewSessionKeepsLingeringOnes", testLingerBesideNew},
 		{"Queries", testQueries},
@@ -466,6 +467,67 @@ func testRestartCleanup(e *env) {
 	}
 	if ps[0].Online || !ps[1].Online || !ps[2].Online {
 		e.Fatalf("Lookup after restart = %+v; want henry offline, iris and jack online", ps)
+	}
+}
+
+// testNodeLost pins down node leases (presence.NodeSweeper), at the
+// Store's level so that no Tracker's timing takes part: a node that swept
+// and then stopped (it died) has its sessions removed with
+// ReasonNodeLost once their own leases run out, and not before; so has a
+// node that died before its first sweep (its first Add gave it a lease).
+// A session that stopped beating on a live node expires (ReasonExpired),
+// as does any session a sweeper removes whose own lease had run out (it
+// cannot tell who was silent). A store that is no NodeSweeper skips it.
+func testNodeLost(e *env) {
+	ns, ok := e.store.(presence.NodeSweeper)
+	if !ok {
+		e.Skip("the store is no presence.NodeSweeper: a dead node's sessions expire")
+	}
+	sweep := func(node string, ttl time.Duration) []string {
+		e.Helper()
+		evs, err := ns.SweepNode(e.ctx, presence.NodeLease{Node: node, TTL: ttl})
+		if err != nil {
+			e.Fatalf("SweepNode(%s): %v", node, err)
+		}
+		var out []string
+		for _, ev := range evs {
+			out = append(out, ev.ClientID+":"+ev.Transition.String()+"/"+string(ev.Reason))
+		}
+		slices.Sort(out)
+		return out
+	}
+	sweep("alive", time.Hour)
+	sweep("late", e.u) // sweeps again only once its lease ran out
+	for _, l := range []presence.Lease{
+		{ClientID: "olga", SessionID: "s", Node: "dead", TTL: e.ttl},
+		{ClientID: "both", SessionID: "d", Node: "dead", TTL: e.ttl},
+		{ClientID: "both", SessionID: "a", Node: "alive", TTL: time.Hour},
+		{ClientID: "pat", SessionID: "s", Node: "alive", TTL: e.ttl},    // stops beating
+		{ClientID: "quinn", SessionID: "s", Node: "silent", TTL: e.ttl}, // its node dies before it sweeps
+		{ClientID: "rita", SessionID: "s", Node: "dead", TTL: 2 * e.ttl},
+	} {
+		if _, err := e.store.Add(e.ctx, l); err != nil {
+			e.Fatalf("Add(%+v): %v", l, err)
+		}
+	}
+	sweep("dead", e.u) // its last sweep: it dies
+
+	e.sleep(e.ttl / 2)
+	if got := sweep("alive", time.Hour); len(got) != 0 {
+		e.Errorf("sweep after the node's lease ran out, before its sessions' = %v; want nothing", got)
+	}
+	e.sleep(e.ttl/2 + e.u)
+	want := []string{"olga:offline/node_lost", "pat:offline/expired", "quinn:offline/node_lost"}
+	if got := sweep("alive", time.Hour); !slices.Equal(got, want) {
+		e.Errorf("sweep by a live node = %v, want %v", got, want)
+	}
+	if p := e.lookup("both"); !p.Online || p.Sessions != 1 {
+		e.Errorf("both = %+v, want online with its session on the live node", p)
+	}
+	e.sleep(e.ttl)
+	want = []string{"rita:offline/expired"}
+	if got := sweep("late", e.u); !slices.Equal(got, want) {
+		e.Errorf("sweep by a node whose own lease ran out = %v, want %v", got, want)
 	}
 }
 

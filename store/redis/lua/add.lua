@@ -39,6 +39,10 @@ if cap > 0 then
   end
   if live >= cap then return {} end
 end
+-- A node new to the bucket gets a lease (doc.go, "Nodes") as long as its
+-- session's, until its sweeps renew it: so a node that dies before its
+-- first sweep still has its sessions reported node_lost.
+if redis.call('ZADD', B.l, 'NX', NOW + ttl, node) == 1 then forgetleases() end
 -- A client this node knew online before Redis lost the bucket comes back
 -- without an event.
 addsession(id, sid, sk, node, NOW + ttl, seen, lost and getc(id) == nil)

@@ -17,6 +17,8 @@
 --   o   zset    offline client ID -> when it went offline (ms)
 --   on  zset    online client ID, score 0: List and Count
 --   j   stream  the journal of transitions, with consumer group "hooks"
+--   l   zset    node -> when its lease ends (ms): renewed by the node's
+--               sweeps, read by Sweep to tell node_lost from expired
 -- A session key is client ID .. "\0" .. session ID: IDs have no control
 -- characters, so the pair is unambiguous, and IDs are only ever fields and
 -- members, never parts of key names.
@@ -31,7 +33,7 @@
 
 -- K: position of each key in a bucket's KEYS, by its name above
 -- (luanames.go: key..., keySuffixes).
-local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10 }
+local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11 }
 -- size returns the number of entries of table t.
 local function size(t)
   local n = 0
@@ -247,4 +249,12 @@ end
 local function mayrecreate(id)
   local c = getc(id)
   return c == nil or c.n > 0
+end
+
+-- forgetleases drops the node leases of the bucket (l) that ran out more
+-- than a day ago, far longer than the sessions their nodes left take to
+-- expire. Called when a node new to the bucket gets a lease, so the set
+-- holds the nodes seen lately.
+local function forgetleases()
+  redis.call('ZREMRANGEBYSCORE', B.l, '-inf', NOW - 86400000)
 end

@@ -4,23 +4,65 @@
 -- for longer than the reclaim delay (their claimer died).
 -- KEYS: the buckets. ARGV: A below (luanames.go: sweepArg...): retention
 -- ms (negative: none), batch limit per bucket, consumer, journal length,
--- reclaim delay ms (negative: never).
+-- reclaim delay ms (negative: never), the sweeping node ('' for none) and
+-- its lease ms.
 -- Returns: number of buckets with more due ("more"), then the
 -- transitions, then the reclaimed entries: count, then per entry its ID and
 -- field count and fields.
-local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5 }
+local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5, node = 6, lease = 7 }
 local retention, limit = tonumber(ARGV[A.retention]), tonumber(ARGV[A.limit])
 J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
 local reclaim = tonumber(ARGV[A.reclaim])
+
+-- Node leases (doc.go, "Nodes"): the sweeping node renews its lease in
+-- each bucket it sweeps. A session that expired is node_lost when its
+-- node's lease in the bucket ran out (its end is not after NOW, as for a
+-- session) while the sweeper's had not; a node with no lease (forgotten)
+-- proves nothing.
+local me, lease = ARGV[A.node], tonumber(ARGV[A.lease])
+local mylive -- per bucket: the sweeper's own lease had not run out; nil: not read yet
+local lost   -- per bucket: node -> its lease ran out
+
+local function iamlive()
+  if mylive == nil then
+    local d = redis.call('ZSCORE', B.l, me)
+    mylive = d ~= false and tonumber(d) > NOW
+  end
+  return mylive
+end
+
+-- expiry returns why session sk, whose lease ran out, is gone.
+local function expiry(sk)
+  if me == '' or not iamlive() then return 'expired' end
+  local x = gets(sk)
+  if not x then return 'expired' end
+  if lost[x.node] == nil then
+    local d = redis.call('ZSCORE', B.l, x.node)
+    lost[x.node] = d ~= false and tonumber(d) <= NOW
+  end
+  if lost[x.node] then return 'node_lost' end
+  return 'expired'
+end
+
+-- renew renews the sweeper's lease in the bucket, after its sessions are
+-- judged. A lease that had run out (the sweeper was cut off, or Redis
+-- stalled) is renewed only once the bucket has nothing more due, so that
+-- the later rounds of this Sweep do not vouch for what it missed.
+local function renew(full)
+  if me == '' or (full and not iamlive()) then return end
+  if redis.call('ZADD', B.l, NOW + lease, me) == 1 then forgetleases() end
+end
+
 local more = 0
 local claimed = {}
 local nb = #KEYS / KN
 for b = 0, nb - 1 do
   bucket(b)
   gen()
+  mylive, lost = nil, {}
   local due = redis.call('ZRANGEBYSCORE', B.x, '-inf', NOW, 'LIMIT', 0, limit)
   for _, sk in ipairs(due) do
-    local reason = redis.call('HGET', B.r, sk) or 'expired'
+    local reason = redis.call('HGET', B.r, sk) or expiry(sk)
     remove(sk, reason, retention)
   end
   local full = #due == limit
@@ -34,6 +76,7 @@ for b = 0, nb - 1 do
     full = full or #old == limit
   end
   if full then more = more + 1 end
+  renew(full)
   -- XAUTOCLAIM scans up to ten times COUNT pending entries even when none
   -- is old enough; an entry's ID is its creation time, never later than its
   -- delivery, so when the oldest pending entry is younger than the reclaim
