@@ -17,6 +17,8 @@ const (
 	addArgConsumer
 	addArgJournalLen
 	addArgMaxSessions // 0: no cap
+	addArgBucketGen   // generation the caller last saw of the bucket; '' if none
+	addArgReassert    // ms: the re-assertion window
 	nAddArgs          = iota
 )
 
@@ -31,10 +33,12 @@ const (
 	endArgRetention // ms; negative: none
 	endArgConsumer
 	endArgJournalLen
-	endArgNode   // node of the session or caller; '' if unknown
-	endArgLinger // ms a session re-created after Redis lost it lingers at least
-	endArgUnseen // '1' if the reason is presence.Reason.Unseen, else '0'
-	nEndArgs     = iota
+	endArgNode      // node of the session or caller; '' if unknown
+	endArgLinger    // ms a session re-created after Redis lost it lingers at least
+	endArgUnseen    // '1' if the reason is presence.Reason.Unseen, else '0'
+	endArgBucketGen // generation the caller last saw of the bucket; '' if none
+	endArgReassert  // ms: the re-assertion window
+	nEndArgs        = iota
 )
 
 // ARGV of sweep.lua.
@@ -43,8 +47,16 @@ const (
 	sweepArgLimit                // per bucket
 	sweepArgConsumer
 	sweepArgJournalLen
-	sweepArgReclaim // ms; negative: never
-	nSweepArgs      = iota
+	sweepArgReclaim  // ms; negative: never
+	sweepArgReassert // ms: the re-assertion window
+	nSweepArgs       = iota
+)
+
+// Per bucket of a sweep, after its ARGV: the generation the caller last
+// saw of the bucket (” if none).
+const (
+	sweepBucketGen = iota
+	nSweepBucket
 )
 
 // ARGV of list.lua.
@@ -66,7 +78,15 @@ const (
 const (
 	touchArgConsumer = iota + 1
 	touchArgJournalLen
-	nTouchArgs = iota
+	touchArgReassert // ms: the re-assertion window
+	nTouchArgs       = iota
+)
+
+// Header of a bucket, before its refreshes: the generation the caller
+// last saw of the bucket (” if none).
+const (
+	touchBucketGen = iota
+	nTouchBucket
 )
 
 // Header of a bucket's refreshes: their number, then the node, span (ms)
@@ -131,5 +151,7 @@ const (
 	keyOffline         // zset: offline client -> when
 	keyOnline          // zset: online clients
 	keyJournal         // stream
+	keyWindow          // string: set while the re-assertion window is open
+	keyHeld            // hash: client ID -> held record, in and after the window
 	keysPerBucket
 )

@@ -17,6 +17,9 @@
 --   o   zset    offline client ID -> when it went offline (ms)
 --   on  zset    online client ID, score 0: List and Count
 --   j   stream  the journal of transitions, with consumer group "hooks"
+--   w   string  set while the bucket's re-assertion window is open (PX)
+--   h   hash    client ID -> "before|reason|onlinefor|sid|seq|seen": a
+--               client whose transitions the window holds (see gen)
 -- A session key is client ID .. "\0" .. session ID: IDs have no control
 -- characters, so the pair is unambiguous, and IDs are only ever fields and
 -- members, never parts of key names.
@@ -31,7 +34,7 @@
 
 -- K: position of each key in a bucket's KEYS, by its name above
 -- (luanames.go: key..., keySuffixes).
-local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10 }
+local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, w = 11, h = 12 }
 -- size returns the number of entries of table t.
 local function size(t)
   local n = 0
@@ -59,15 +62,33 @@ local function bucket(i)
   for name, p in pairs(K) do B[name] = KEYS[o + p] end
 end
 
+-- WIN is true while the current bucket's re-assertion window is open (set
+-- by gen).
+local WIN = false
+
 -- gen returns the bucket's generation, creating it (and the journal's
--- consumer group) when the bucket is new or its data was lost.
-local function gen()
+-- consumer group) when the bucket is new or its data was lost, and opens
+-- the bucket's re-assertion window when Redis lost the bucket's data:
+-- known is the generation the caller last saw of this bucket ('' if none),
+-- so a generation the caller did not know, made less than window ms ago,
+-- means the data the caller knew is gone. While the window is open, the
+-- nodes re-assert what they hold (silently) and every transition the
+-- bucket would decide is held in h, then decided once, by the first Sweep
+-- after the window, against the re-asserted state (see hold, decideheld).
+-- A bucket new to every caller opens no window.
+local function gen(known, window)
   local g = redis.call('GET', B.g)
   if not g then
     g = T[1] .. '.' .. T[2]
     redis.call('SET', B.g, g)
     redis.pcall('XGROUP', 'CREATE', B.j, 'hooks', '$', 'MKSTREAM')
   end
+  if known ~= '' and known ~= g and window > 0 and redis.call('EXISTS', B.w) == 0 then
+    local sec, usec = string.match(g, '^(%d+)%.(%d+)$')
+    local left = tonumber(sec) * 1000 + math.floor(tonumber(usec) / 1000) + window - NOW
+    if left > 0 then redis.call('SET', B.w, '1', 'PX', left) end
+  end
+  WIN = redis.call('EXISTS', B.w) == 1
   return g
 end
 
@@ -171,21 +192,81 @@ local function transition(kind, id, sid, reason, c, onlinefor)
   for i = 1, #e do out[base + i] = e[i] end
 end
 
+-- held returns the held record of client id (see gen), or nil: whether it
+-- was online before the window ("before"), and what its Offline would
+-- carry if it went offline in the window.
+local function held(id)
+  local v = redis.call('HGET', B.h, id)
+  if not v then return nil end
+  local before, seq, seen, of, rest = string.match(v, '^(%d)|(%d+)|(%d+)|(%d+)|(.*)$')
+  local i = string.find(rest, '\0', 1, true)
+  return { before = before == '1', seq = tonumber(seq), seen = tonumber(seen), onlinefor = tonumber(of),
+    reason = string.sub(rest, 1, i - 1), sid = string.sub(rest, i + 1) }
+end
+
+local function puth(id, h)
+  redis.call('HSET', B.h, id, (h.before and '1' or '0') .. '|' .. fmt(h.seq) .. '|' .. fmt(h.seen) .. '|' ..
+    fmt(h.onlinefor) .. '|' .. h.reason .. '\0' .. h.sid)
+end
+
+-- hold starts holding client id's transitions, if not yet held: before is
+-- whether it counted as online (its record is online, or known says a node
+-- held it online before Redis lost the data). known also marks a client
+-- held already.
+local function hold(id, online, known)
+  local h = held(id)
+  if h and (h.before or not known) then return h end
+  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, reason = '', sid = '' }
+  h.before = h.before or known
+  puth(id, h)
+  return h
+end
+
+-- decide ends the hold of client id once the window is closed: the one
+-- transition between what it was before (h.before) and what its record
+-- says now, if they differ. Held changes in between cancel out: a late
+-- Online (or Offline) rather than a doubled one.
+local function decide(id)
+  local h = held(id)
+  if not h then return end
+  redis.call('HDEL', B.h, id)
+  local c = getc(id)
+  local online = c ~= nil and c.n > 0
+  if online and not h.before then
+    transition('online', id, c.sid, 'connect', c, 0)
+  elseif h.before and not online then
+    transition('offline', id, h.sid, h.reason, { seq = h.seq, seen = h.seen }, h.onlinefor)
+  end
+end
+
+-- settle decides client id's hold, if the window is closed and it has one:
+-- before any transition of the client is decided, so the held one comes
+-- first.
+local function settle(id)
+  if not WIN and redis.call('EXISTS', B.h) == 1 then decide(id) end
+end
+
 -- addsession writes a new session, live until deadline, whose last beat
--- was seen, and brings its client online unless it was. The Online event
--- is left out when silent, which re-creates a client lost with Redis's data.
-local function addsession(id, sid, sk, node, deadline, seen, silent)
+-- was seen, and brings its client online unless it was. known: a node held
+-- the session before Redis lost the bucket's data, so the client counted
+-- as online; a client re-created so, from nothing, comes back without an
+-- Online event.
+local function addsession(id, sid, sk, node, deadline, seen, known)
   puts(sk, { seen = seen, span = deadline - seen, node = node })
   redis.call('ZADD', B.x, deadline, sk)
   redis.call('ZADD', B.k, 0, sk)
   redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
+  settle(id)
   local c = getc(id)
-  if c and c.n > 0 then
+  local online = c ~= nil and c.n > 0
+  if WIN and (known or not online) then hold(id, online, known) end
+  if online then
     c.n = c.n + 1
     c.seen = math.max(c.seen, seen)
     putc(id, c)
     return
   end
+  local silent = known and not c
   if not c then
     c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '' }
   else
@@ -195,7 +276,7 @@ local function addsession(id, sid, sk, node, deadline, seen, silent)
   c.seq = c.seq + 1
   redis.call('ZADD', B.on, 0, id)
   putc(id, c)
-  if not silent then
+  if not silent and not WIN then
     transition('online', id, sid, 'connect', c, 0)
   end
 end
@@ -211,6 +292,7 @@ local function remove(sk, reason, retention)
   redis.call('ZREM', B.n, x.node .. '\0' .. sk)
   redis.call('HDEL', B.r, sk)
   local id, sid = clientof(sk)
+  settle(id)
   local c = getc(id)
   if not c then return end
   c.n = c.n - 1
@@ -238,13 +320,21 @@ local function remove(sk, reason, retention)
     putc(id, c)
     redis.call('ZADD', B.o, NOW, id)
   end
+  if WIN then
+    local h = hold(id, true, false)
+    h.seq, h.seen, h.onlinefor, h.reason, h.sid = c.seq, c.seen, onlinefor, reason, sid
+    puth(id, h)
+    return
+  end
   transition('offline', id, sid, reason, c, onlinefor)
 end
 
 -- mayrecreate reports whether a session that a node held before Redis lost
--- the bucket's data may be re-created: not if its client is now known to
--- be offline (another node ended the client's last session since).
+-- the bucket's data may be re-created: always while the bucket's window is
+-- open, afterwards not if its client is now known to be offline (another
+-- node ended the client's last session since).
 local function mayrecreate(id)
+  if WIN then return true end
   local c = getc(id)
   return c == nil or c.n > 0
 end

@@ -1,25 +1,27 @@
 -- end.lua: Store.End in one bucket.
 -- KEYS: one bucket. ARGV: A below (luanames.go: endArg...): mode ('c'
--- client, 'n' node), client ID or node, session ID or '', reason, grace
+-- client, 'n' node, 'r' re-assert a client's ending session that Redis
+-- lost, only if it holds none of that name), client ID or node, session ID or '', reason, grace
 -- ms, known generation of the session ('' if unknown), retention ms
 -- (negative: none), consumer, journal length, node of the session or
 -- caller ('' if unknown), how long a session re-created after Redis lost
 -- it lingers at least (ms), and '1' if the reason is
--- presence.Reason.Unseen (else '0').
+-- presence.Reason.Unseen (else '0'), the generation the caller last saw
+-- of the bucket ('' if none), re-assertion window ms (see gen).
 -- Returns: generation, number of sessions ended, then the transitions.
 local A = { mode = 1, who = 2, session = 3, reason = 4, grace = 5, known_gen = 6, retention = 7,
-  consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12 }
+  consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12, bucket_gen = 13, reassert = 14 }
 bucket(0)
-local g = gen()
+local g = gen(ARGV[A.bucket_gen], tonumber(ARGV[A.reassert]))
 local mode, who, sid, reason = ARGV[A.mode], ARGV[A.who], ARGV[A.session], ARGV[A.reason]
 local grace, kg, retention = tonumber(ARGV[A.grace]), ARGV[A.known_gen], tonumber(ARGV[A.retention])
 J.consumer, J.maxlen, J.node = ARGV[A.consumer], tonumber(ARGV[A.journal_len]), ARGV[A.node]
 local sel = {}
-if mode == 'c' then
+if mode == 'c' or mode == 'r' then
   if sid ~= '' then
     local sk = who .. '\0' .. sid
     if redis.call('HEXISTS', B.s, sk) == 1 then
-      sel[1] = sk
+      if mode == 'c' then sel[1] = sk end
     elseif kg ~= '' and kg ~= g and mayrecreate(who) then
       -- Held before Redis lost the bucket: re-create it silently, then
       -- end it like any other, so its client gets its one Offline.

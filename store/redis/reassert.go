@@ -1,0 +1,148 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vigilhq/vigil/presence"
+)
+
+// endingRef names a session known to be ending, until its grace is over:
+// Store.endings lists them so Sweep can forget them without walking every
+// session this Store knows.
+type endingRef struct {
+	client, session string
+	until           time.Time
+}
+
+// pruneEndings forgets the ending sessions whose grace is over: Redis has
+// removed them, or will at its next Sweep, so they have nothing left to
+// re-assert.
+func (s *Store) pruneEndings() {
+	now := time.Now()
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	kept := s.endings[:0]
+	for _, r := range s.endings {
+		if r.until.After(now) {
+			kept = append(kept, r)
+			continue
+		}
+		if k, ok := s.known[r.client][r.session]; ok && k.reason != "" && !k.until.After(now) {
+			s.forgetSession(r.client, r.session)
+		}
+	}
+	clear(s.endings[len(kept):])
+	s.endings = kept
+}
+
+// reassert writes again every session this Store holds in the buckets
+// Redis lost since the last call (sawGen found them with a new
+// generation): the live ones with the lease last written, the ending ones
+// as ending, through what is left of their grace and with their reason. A
+// session this Store wrote in an earlier generation is re-created silently
+// (no Online), and while the bucket's re-assertion window is open
+// (Config.Reassert) its client counts as having been online before; so the
+// window's held transitions are decided against what every node held.
+//
+// It holds reassertMu, so that no End runs meanwhile: a session ended
+// while its bucket is re-asserted could otherwise be written back.
+func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
+	s.genMu.Lock()
+	if len(s.lost) == 0 {
+		s.genMu.Unlock()
+		return nil, nil
+	}
+	lost := s.lost
+	s.lost = make(map[int]bool)
+	s.genMu.Unlock()
+
+	s.reassertMu.Lock()
+	defer s.reassertMu.Unlock()
+	now := time.Now()
+	var leases []presence.Lease
+	var ends []endingSession
+	s.knownMu.Lock()
+	for c, m := range s.known {
+		if !lost[s.bucket(c)] {
+			continue
+		}
+		for sid, k := range m {
+			if k.reason != "" {
+				if left := k.until.Sub(now); left > 0 {
+					ends = append(ends, endingSession{c, sid, k, left})
+				}
+				continue
+			}
+			ttl := time.Duration(k.ttl) * time.Millisecond
+			age := max(0, time.Duration(k.span-k.ttl)*time.Millisecond)
+			leases = append(leases, presence.Lease{ClientID: c, SessionID: sid, Node: k.node, TTL: ttl, Age: age})
+		}
+	}
+	s.knownMu.Unlock()
+
+	evs, err := s.reassertEnding(ctx, ends)
+	if err == nil && len(leases) > 0 {
+		_, err = s.Touch(ctx, leases)
+	}
+	if err != nil {
+		s.genMu.Lock()
+		for b := range lost {
+			s.lost[b] = true // again at the next Sweep
+		}
+		s.genMu.Unlock()
+		return evs, fmt.Errorf("re-assert %d sessions after Redis lost data: %w", len(leases)+len(ends), err)
+	}
+	s.log.LogAttrs(ctx, slog.LevelWarn, "redis: Redis lost data; re-asserted this node's sessions",
+		slog.Int("buckets", len(lost)), slog.Int("sessions", len(leases)), slog.Int("ending", len(ends)))
+	return evs, nil
+}
+
+// endingSession is an ending session to re-assert, with what is left of
+// its grace.
+type endingSession struct {
+	client, session string
+	k               knownSession
+	left            time.Duration
+}
+
+// reassertEnding writes the ending sessions ends back as ending (end.lua
+// mode 'r': only a session Redis no longer holds), pipelined, and records
+// their new generation. It returns the transitions decided, if any.
+func (s *Store) reassertEnding(ctx context.Context, ends []endingSession) ([]presence.Event, error) {
+	if len(ends) == 0 {
+		return nil, nil
+	}
+	calls := make([]call, len(ends))
+	bs := make([]int, len(ends))
+	for i, e := range ends {
+		bs[i] = s.bucket(e.client)
+		end := presence.Ending{Reason: e.k.reason, Grace: e.left}
+		calls[i] = call{keys: s.buckets[bs[i]], args: s.endArgs(end, "r", e.client, e.session, e.k.gen, e.k.node, 0, bs[i])}
+	}
+	replies, err := s.runAll(ctx, scriptEnd, calls)
+	var evs []presence.Event
+	for i, r := range replies {
+		v, _ := r.([]any)
+		if len(v) < 2 {
+			continue // failed; err says why
+		}
+		g, _ := v[0].(string)
+		s.sawGen(bs[i], g)
+		more, perr := s.events(bs[i], v[2:])
+		evs = append(evs, more...)
+		if perr != nil && err == nil {
+			err = perr
+		}
+		e := ends[i]
+		s.knownMu.Lock()
+		if k, ok := s.known[e.client][e.session]; ok && k.reason != "" && k.until.Equal(e.k.until) {
+			k.gen = g
+			s.known[e.client][e.session] = k
+		}
+		s.knownMu.Unlock()
+	}
+	return evs, err
+}
