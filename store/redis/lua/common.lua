@@ -62,9 +62,15 @@ local function bucket(i)
   for name, p in pairs(K) do B[name] = KEYS[o + p] end
 end
 
--- WIN is true while the current bucket's re-assertion window is open (set
--- by gen).
-local WIN = false
+-- WIN caches whether the current bucket's re-assertion window is open:
+-- nil until win() reads it (gen resets it for each bucket).
+local WIN = nil
+
+-- win reports whether the current bucket's re-assertion window is open.
+local function win()
+  if WIN == nil then WIN = redis.call('EXISTS', B.w) == 1 end
+  return WIN
+end
 
 -- gen returns the bucket's generation, creating it (and the journal's
 -- consumer group) when the bucket is new or its data was lost, and opens
@@ -83,12 +89,15 @@ local function gen(known, window)
     redis.call('SET', B.g, g)
     redis.pcall('XGROUP', 'CREATE', B.j, 'hooks', '$', 'MKSTREAM')
   end
-  if known ~= '' and known ~= g and window > 0 and redis.call('EXISTS', B.w) == 0 then
+  WIN = nil
+  if known ~= '' and known ~= g and window > 0 and not win() then
     local sec, usec = string.match(g, '^(%d+)%.(%d+)$')
     local left = tonumber(sec) * 1000 + math.floor(tonumber(usec) / 1000) + window - NOW
-    if left > 0 then redis.call('SET', B.w, '1', 'PX', left) end
+    if left > 0 then
+      redis.call('SET', B.w, '1', 'PX', left)
+      WIN = true
+    end
   end
-  WIN = redis.call('EXISTS', B.w) == 1
   return g
 end
 
@@ -243,7 +252,7 @@ end
 -- before any transition of the client is decided, so the held one comes
 -- first.
 local function settle(id)
-  if not WIN and redis.call('EXISTS', B.h) == 1 then decide(id) end
+  if not win() and redis.call('EXISTS', B.h) == 1 then decide(id) end
 end
 
 -- addsession writes a new session, live until deadline, whose last beat
@@ -259,7 +268,7 @@ local function addsession(id, sid, sk, node, deadline, seen, known)
   settle(id)
   local c = getc(id)
   local online = c ~= nil and c.n > 0
-  if WIN and (known or not online) then hold(id, online, known) end
+  if win() and (known or not online) then hold(id, online, known) end
   if online then
     c.n = c.n + 1
     c.seen = math.max(c.seen, seen)
@@ -276,7 +285,7 @@ local function addsession(id, sid, sk, node, deadline, seen, known)
   c.seq = c.seq + 1
   redis.call('ZADD', B.on, 0, id)
   putc(id, c)
-  if not silent and not WIN then
+  if not silent and not win() then
     transition('online', id, sid, 'connect', c, 0)
   end
 end
@@ -320,7 +329,7 @@ local function remove(sk, reason, retention)
     putc(id, c)
     redis.call('ZADD', B.o, NOW, id)
   end
-  if WIN then
+  if win() then
     local h = hold(id, true, false)
     h.seq, h.seen, h.onlinefor, h.reason, h.sid = c.seq, c.seen, onlinefor, reason, sid
     puth(id, h)
@@ -334,7 +343,7 @@ end
 -- open, afterwards not if its client is now known to be offline (another
 -- node ended the client's last session since).
 local function mayrecreate(id)
-  if WIN then return true end
+  if win() then return true end
   local c = getc(id)
   return c == nil or c.n > 0
 end

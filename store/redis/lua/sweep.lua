@@ -31,7 +31,7 @@ for b = 0, nb - 1 do
   end
   local full = #due == limit
   -- Decide the transitions the bucket's closed window held.
-  if not WIN and redis.call('EXISTS', B.h) == 1 then
+  if not win() and redis.call('EXISTS', B.h) == 1 then
     local h = redis.call('HSCAN', B.h, 0, 'COUNT', limit)
     for i = 1, #h[2], 2 do decide(h[2][i]) end
     full = full or redis.call('EXISTS', B.h) == 1
