@@ -26,10 +26,12 @@ import (
 // Store is safe for concurrent use; use New to make one.
 //
 // The Store remembers, in process memory, which Redis generation each
-// session it wrote was last seen in, so that after Redis loses its data
-// (a restart without persistence) a Touch or End of such a session restores
-// it silently instead of reporting it gone; that costs about a hundred bytes
-// per live session of the nodes using this Store value.
+// session it wrote was last seen in, and the sessions it ended until their
+// grace is over, so that after Redis loses its data (a restart without
+// persistence) it writes them all back at its next Sweep, silently, and a
+// Touch or End of such a session restores it instead of reporting it gone
+// (see "Data loss" in the package documentation); that costs about a
+// hundred bytes per live session of the nodes using this Store value.
 type Store struct {
 	rdb goredis.UniversalClient
 	cfg Config
