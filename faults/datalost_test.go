@@ -55,7 +55,7 @@ const (
 	dlNodeDown  = time.Second      // and restarted (same -node-id) this much later
 	dlRedisKill = 20 * time.Second // redis-server is killed with SIGKILL
 	dlRedisDown = 500 * time.Millisecond
-	dlChurn     = 30 * time.Second // then every client closes
+	dlChurn     = 30 * time.Second // then every client closes (10 s after the wipe)
 	// dlLinger is how long a client may hold no connection and still
 	// rightly stay online: an ended session lingers for Grace, and the
 	// sweep that ends it comes at most one step later.
@@ -64,13 +64,14 @@ const (
 
 // TestDataLossAlternation: Redis comes back empty while clients churn over
 // several nodes; no client gets two Onlines in a row, no Offline is lost,
-// none is doubled.
+// none is doubled (DESIGN: "Hooks see strict online/offline alternation per
+// client, always").
 //
 // Three chat demo nodes share one redis-server (no persistence). Forty
 // clients churn for 30 s: each has one or two lanes, and each lane opens a
-// session on a random node (two lanes of one client never on the same
-// node), holds it for a random while, ends it (the real client's Close, a
-// raw WebSocket's close frame, or a raw WebSocket's TCP connection reset),
+// session on a random node (avoiding the node the client's other lane is
+// on), holds it for a random while, ends it (the real client's Close, a raw
+// WebSocket's close frame, or a raw WebSocket's TCP connection reset),
 // waits a random while (shorter or longer than Grace) and starts again. At
 // 10 s one node is killed with SIGKILL and restarted with the same -node-id
 // a second later; at 20 s redis-server is killed with SIGKILL and restarted
@@ -78,13 +79,28 @@ const (
 // the Offlines. Every node's log lines (one per transition) make the record:
 // per client, ordered by Seq across all nodes, the transitions must
 // alternate Online, Offline, ..., end with Offline, and every node's
-// /presence must list nobody.
+// /presence must list nobody. Each violation is reported with the events
+// and connections around it; a figure says how long after their connection
+// the Onlines after the wipe were logged.
 //
-// Limit designed around: a node that is dead (killed and not yet restarted
-// and cleaned up) when Redis loses its data leaves sessions that nobody
-// remembers, so their Offline cannot be reported. The killed node is
-// therefore restarted, and its clean-up (Grace after the restart) done,
-// about 8 s before the wipe.
+// store/redis/doc.go lists, as limits of today's code, the two ways this
+// test sees alternation broken: a client that opens a session on one node
+// while online on another, before that node re-asserted its sessions, gets
+// a second Online ("duplicate online"); a session lingering through Grace
+// at the wipe is forgotten, so its Offline is lost ("lost offline") or, if
+// the client came back within Grace, a second Online fires ("duplicate
+// online in grace").
+//
+// Limits designed around. A node that is dead (killed and not yet
+// restarted and cleaned up) when Redis loses its data leaves sessions that
+// nobody remembers, so their Offline cannot be reported: the killed node is
+// restarted, and its clean-up (Grace after the restart) done, well before
+// the wipe (about 9 s; the wipe waits for TTL + Grace + 2 s after the
+// restart if the node was slow to start). A transition the killed node
+// decided but had not delivered when it died is reclaimed only after the
+// Store's ReclaimAfter (30 s in the demo), after the wipe, which loses the
+// journal: that would show as a lost transition, but the window is the few
+// milliseconds between a decision and its hook.
 func TestDataLossAlternation(t *testing.T) {
 	t.Parallel()
 	seed := *datalostSeed
@@ -136,7 +152,13 @@ func TestDataLossAlternation(t *testing.T) {
 	victim.start(t, redisURL)
 	f.mark("node %s restarted", victim.id)
 
-	time.Sleep(time.Until(f.t0.Add(dlRedisKill)))
+	// The wipe comes once the restarted node has cleaned up, even if it
+	// was slow to start.
+	wipe := f.t0.Add(dlRedisKill)
+	if ready := time.Now().Add(dlTTL + dlGrace + 2*time.Second); ready.After(wipe) {
+		wipe = ready
+	}
+	time.Sleep(time.Until(wipe))
 	r.Kill()
 	redisKilled := time.Now()
 	f.mark("redis-server killed (SIGKILL)")
@@ -145,7 +167,7 @@ func TestDataLossAlternation(t *testing.T) {
 	redisBack := time.Now()
 	f.mark("redis-server back, empty")
 
-	time.Sleep(time.Until(f.t0.Add(dlChurn)))
+	time.Sleep(time.Until(wipe.Add(dlChurn - dlRedisKill)))
 	stop()
 	lanes.Wait()
 	f.mark("churn stopped, every client closed")
