@@ -689,15 +689,28 @@ func (f *dlFleet) figure(t *testing.T, byClient map[string][]dlEvent, redisKille
 	spans := f.spanCopy()
 	var before, outage, after []time.Duration
 	for c, evs := range byClient {
-		for _, ev := range evs {
+		for i, ev := range evs {
 			if ev.Transition != "online" {
 				continue
 			}
-			k := broughtBy(spans[c], ev)
-			if k < 0 {
+			// The Online is due to the first connection that opened after
+			// the Offline before it: the delay counts from there, on
+			// whichever node logged it (a transition held through the
+			// re-assertion window is logged by the node whose sweep
+			// decided it).
+			var prev time.Time
+			if i > 0 {
+				prev = evs[i-1].At
+			}
+			var opened time.Time
+			for _, sp := range spans[c] {
+				if sp.from.After(prev.Add(-dlSkew)) && !sp.from.After(ev.At.Add(dlSkew)) && (opened.IsZero() || sp.from.Before(opened)) {
+					opened = sp.from
+				}
+			}
+			if opened.IsZero() {
 				continue
 			}
-			opened := spans[c][k].from
 			d := max(0, ev.At.Sub(opened))
 			switch {
 			case ev.At.Before(redisKilled):

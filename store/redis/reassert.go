@@ -17,20 +17,23 @@ type endingRef struct {
 	until           time.Time
 }
 
-// pruneEndings forgets the ending sessions whose grace is over: Redis has
-// removed them, or will at its next Sweep, so they have nothing left to
-// re-assert.
-func (s *Store) pruneEndings() {
-	now := time.Now()
+// pruneEndings forgets the ending sessions whose grace was over when a
+// Sweep that succeeded began (before), in the generation it saw: Redis has
+// removed them, and decided their Offline. The others stay known, to be
+// re-asserted if Redis loses them first: even one whose grace ran out while
+// Redis was down, since nobody could sweep it.
+func (s *Store) pruneEndings(before time.Time) {
 	s.knownMu.Lock()
 	defer s.knownMu.Unlock()
 	kept := s.endings[:0]
 	for _, r := range s.endings {
-		if r.until.After(now) {
+		k, ok := s.known[r.client][r.session]
+		switch {
+		case !ok || k.reason == "" || !k.until.Equal(r.until):
+			// revived, forgotten, or ended again (listed again)
+		case !r.until.Before(before) || k.gen != s.knownGen(s.bucket(r.client)):
 			kept = append(kept, r)
-			continue
-		}
-		if k, ok := s.known[r.client][r.session]; ok && k.reason != "" && !k.until.After(now) {
+		default:
 			s.forgetSession(r.client, r.session)
 		}
 	}
@@ -71,9 +74,10 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 		}
 		for sid, k := range m {
 			if k.reason != "" {
-				if left := k.until.Sub(now); left > 0 {
-					ends = append(ends, endingSession{c, sid, k, left})
-				}
+				// A grace that ran out while Redis was down still owes
+				// its Offline: a moment's grace, swept at once.
+				left := max(k.until.Sub(now), time.Millisecond)
+				ends = append(ends, endingSession{c, sid, k, left})
 				continue
 			}
 			ttl := time.Duration(k.ttl) * time.Millisecond
@@ -139,8 +143,9 @@ func (s *Store) reassertEnding(ctx context.Context, ends []endingSession) ([]pre
 		e := ends[i]
 		s.knownMu.Lock()
 		if k, ok := s.known[e.client][e.session]; ok && k.reason != "" && k.until.Equal(e.k.until) {
-			k.gen = g
+			k.gen, k.until = g, time.Now().Add(e.left)
 			s.known[e.client][e.session] = k
+			s.endings = append(s.endings, endingRef{client: e.client, session: e.session, until: k.until})
 		}
 		s.knownMu.Unlock()
 	}

@@ -377,7 +377,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 		all[b] = b
 	}
 	s.prunePending()
-	s.pruneEndings()
+	start := time.Now()
 	groups := s.groups(all)
 	var evs []presence.Event
 	var claimed []presence.Event
@@ -435,6 +435,9 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	evs = append(evs, more...)
 	if err != nil {
 		return evs, fmt.Errorf("redis: sweep: %w", err)
+	}
+	if len(groups) == 0 {
+		s.pruneEndings(start)
 	}
 	return evs, nil
 }
