@@ -38,6 +38,7 @@ const (
 	endArgUnseen    // '1' if the reason is presence.Reason.Unseen, else '0'
 	endArgBucketGen // generation the caller last saw of the bucket; '' if none
 	endArgReassert  // ms: the re-assertion window
+	endArgAt        // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
 	nEndArgs        = iota
 )
 

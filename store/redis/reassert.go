@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/vigilhq/vigil/presence"
@@ -39,6 +40,61 @@ func (s *Store) pruneEndings(before time.Time) {
 	}
 	clear(s.endings[len(kept):])
 	s.endings = kept
+}
+
+// offMemory is how long a Store remembers the Offlines it decided, for
+// reassert: long enough for every node to have swept past the grace of
+// the sessions they cover, counted only while Redis answers (pruneOffs
+// runs after a Sweep that succeeded).
+const offMemory = time.Minute
+
+// offDecided is an Offline this Store decided: when, on Redis's clock
+// (ms), and in which generation of the client's bucket.
+type offDecided struct {
+	at  int64
+	gen string
+}
+
+// offRef lists an Offline in offOrder, with when this Store learnt it.
+type offRef struct {
+	client string
+	at     int64
+	local  time.Time
+}
+
+// decided remembers an Offline this Store returned (from bucket b): after
+// Redis lost the data, reassert tells the bucket, so that an ending
+// session some node re-asserts is known to owe its Offline or not.
+func (s *Store) decided(b int, ev presence.Event) {
+	if ev.Transition != presence.Offline {
+		return
+	}
+	at := ev.Time.UnixMilli()
+	gen := s.knownGen(b)
+	s.offMu.Lock()
+	defer s.offMu.Unlock()
+	if o, ok := s.offs[ev.ClientID]; ok && o.at > at {
+		return
+	}
+	s.offs[ev.ClientID] = offDecided{at: at, gen: gen}
+	s.offOrder = append(s.offOrder, offRef{client: ev.ClientID, at: at, local: time.Now()})
+}
+
+// pruneOffs forgets the Offlines learnt more than offMemory before a Sweep
+// that succeeded began (before).
+func (s *Store) pruneOffs(before time.Time) {
+	s.offMu.Lock()
+	defer s.offMu.Unlock()
+	i := 0
+	for ; i < len(s.offOrder) && s.offOrder[i].local.Before(before.Add(-offMemory)); i++ {
+		r := s.offOrder[i]
+		if o, ok := s.offs[r.client]; ok && o.at == r.at {
+			delete(s.offs, r.client)
+		}
+	}
+	if i > 0 {
+		s.offOrder = slices.Delete(s.offOrder, 0, i)
+	}
 }
 
 // reassert writes again every session this Store holds in the buckets
@@ -86,6 +142,33 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 		}
 	}
 	s.knownMu.Unlock()
+	type offSent struct {
+		client string
+		at     int64
+	}
+	var offs []offSent
+	s.offMu.Lock()
+	for c, o := range s.offs {
+		if b := s.bucket(c); lost[b] && o.gen != s.knownGen(b) {
+			offs = append(offs, offSent{c, o.at})
+		}
+	}
+	s.offMu.Unlock()
+	if len(offs) > 0 {
+		calls := make([]call, len(offs))
+		for i, o := range offs {
+			b := s.bucket(o.client)
+			calls[i] = call{keys: s.buckets[b], args: s.endArgs(presence.Ending{}, "o", o.client, "", "", "", 0, b).set(endArgAt, o.at)}
+		}
+		if _, err := s.runAll(ctx, scriptEnd, calls); err != nil {
+			s.genMu.Lock()
+			for b := range lost {
+				s.lost[b] = true // again at the next Sweep
+			}
+			s.genMu.Unlock()
+			return nil, fmt.Errorf("re-assert %d offlines after Redis lost data: %w", len(offs), err)
+		}
+	}
 
 	evs, err := s.reassertEnding(ctx, ends)
 	if err == nil && len(leases) > 0 {
@@ -100,7 +183,8 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 		return evs, fmt.Errorf("re-assert %d sessions after Redis lost data: %w", len(leases)+len(ends), err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "redis: Redis lost data; re-asserted this node's sessions",
-		slog.Int("buckets", len(lost)), slog.Int("sessions", len(leases)), slog.Int("ending", len(ends)))
+		slog.Int("buckets", len(lost)), slog.Int("sessions", len(leases)), slog.Int("ending", len(ends)),
+		slog.Int("offlines", len(offs)))
 	return evs, nil
 }
 
@@ -124,18 +208,18 @@ func (s *Store) reassertEnding(ctx context.Context, ends []endingSession) ([]pre
 	for i, e := range ends {
 		bs[i] = s.bucket(e.client)
 		end := presence.Ending{Reason: e.k.reason, Grace: e.left}
-		calls[i] = call{keys: s.buckets[bs[i]], args: s.endArgs(end, "r", e.client, e.session, e.k.gen, e.k.node, 0, bs[i])}
+		calls[i] = call{keys: s.buckets[bs[i]], args: s.endArgs(end, "r", e.client, e.session, e.k.gen, e.k.node, 0, bs[i]).set(endArgAt, e.k.deadline)}
 	}
 	replies, err := s.runAll(ctx, scriptEnd, calls)
 	var evs []presence.Event
 	for i, r := range replies {
 		v, _ := r.([]any)
-		if len(v) < 2 {
+		if len(v) < 3 {
 			continue // failed; err says why
 		}
 		g, _ := v[0].(string)
 		s.sawGen(bs[i], g)
-		more, perr := s.events(bs[i], v[2:])
+		more, perr := s.events(bs[i], v[3:])
 		evs = append(evs, more...)
 		if perr != nil && err == nil {
 			err = perr

@@ -56,6 +56,11 @@ type Store struct {
 	genMu sync.Mutex
 	gens  []string
 	lost  map[int]bool
+	// offMu guards offs, the Offlines this Store decided lately, by client
+	// (see offMemory), and offOrder, the same in the order decided.
+	offMu    sync.Mutex
+	offs     map[string]offDecided
+	offOrder []offRef
 	// reassertMu orders re-assertion after End: End holds it shared, so a
 	// session ended while its bucket is re-asserted is never written back.
 	reassertMu sync.RWMutex
@@ -96,6 +101,7 @@ func New(rdb goredis.UniversalClient, cfg Config) (*Store, error) {
 		pending:  make(map[string]pendingEntry),
 		gens:     make([]string, cfg.Buckets),
 		lost:     make(map[int]bool),
+		offs:     make(map[string]offDecided),
 	}
 	_, s.single = rdb.(*goredis.Client)
 	s.out = newOutage(cfg.Logger, rdb)
@@ -274,23 +280,25 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	var evs []presence.Event
 	var n int64
 	gens := make(map[int]string, len(bs))
+	nows := make(map[int]int64, len(bs))
 	for i, r := range replies {
 		v, _ := r.([]any)
-		if len(v) < 2 {
+		if len(v) < 3 {
 			continue // failed; err says why
 		}
 		gens[bs[i]], _ = v[0].(string)
 		s.sawGen(bs[i], gens[bs[i]])
 		k, _ := v[1].(int64)
 		n += k
-		more, perr := s.events(bs[i], v[2:])
+		nows[bs[i]], _ = v[2].(int64)
+		more, perr := s.events(bs[i], v[3:])
 		evs = append(evs, more...)
 		if perr != nil && err == nil {
 			err = perr
 		}
 	}
 	if err == nil {
-		s.ended(e, gens, n > 0)
+		s.ended(e, gens, nows, n > 0)
 	}
 	if err != nil {
 		return evs, fmt.Errorf("redis: end %s: %w", ending(e), err)
@@ -323,10 +331,11 @@ func (s *Store) endArgs(e presence.Ending, mode, who, session, knownGen, node st
 
 // ended updates what this Store knows of the sessions e ended: with a
 // Grace they are ending until it is over, in the generations of gens
-// (per bucket), so that reassert can write them back as ending if Redis
-// loses them meanwhile; without one, or when End found nothing (!found),
-// they are forgotten.
-func (s *Store) ended(e presence.Ending, gens map[int]string, found bool) {
+// (per bucket) and with their grace deadline on Redis's clock (nows, per
+// bucket, is Redis's time when End ran), so that reassert can write them
+// back as ending if Redis loses them meanwhile; without one, or when End
+// found nothing (!found), they are forgotten.
+func (s *Store) ended(e presence.Ending, gens map[int]string, nows map[int]int64, found bool) {
 	until := time.Now().Add(e.Grace)
 	reason := e.Reason
 	if reason == "" {
@@ -343,7 +352,8 @@ func (s *Store) ended(e presence.Ending, gens map[int]string, found bool) {
 			s.forgetSession(client, sid)
 			return
 		}
-		k.reason, k.until, k.gen = reason, until, gens[s.bucket(client)]
+		b := s.bucket(client)
+		k.reason, k.until, k.gen, k.deadline = reason, until, gens[b], nows[b]+ms(e.Grace)
 		m[sid] = k
 		s.endings = append(s.endings, endingRef{client: client, session: sid, until: until})
 	}
@@ -438,6 +448,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	}
 	if len(groups) == 0 {
 		s.pruneEndings(start)
+		s.pruneOffs(start)
 	}
 	return evs, nil
 }
@@ -456,6 +467,7 @@ func (s *Store) sweepReply(v []any) (evs, claimed []presence.Event, err error) {
 		}
 		evs = append(evs, ev)
 		s.addPending(s.bucket(ev.ClientID), ev, eid)
+		s.decided(s.bucket(ev.ClientID), ev)
 	}
 	rest := v[sep+1:]
 	for len(rest) >= 2 {
@@ -476,6 +488,7 @@ func (s *Store) sweepReply(v []any) (evs, claimed []presence.Event, err error) {
 		}
 		claimed = append(claimed, ev)
 		s.addPending(s.bucket(ev.ClientID), ev, eid)
+		s.decided(s.bucket(ev.ClientID), ev)
 	}
 	return evs, claimed, nil
 }

@@ -20,10 +20,11 @@ type knownSession struct {
 	ttl  int64  // a lease written (Add's, or a full Touch's), ms
 	span int64  // its TTL + Age, ms, as Redis holds it; -1 if unknown
 	gen  string // the bucket's generation when the session was last written
-	// An ending session: why it ended, and when its grace is over
-	// (reason empty for a live one).
-	reason presence.Reason
-	until  time.Time
+	// An ending session: why it ended, and when its grace is over, on
+	// this node's clock and on Redis's (ms); reason empty for a live one.
+	reason   presence.Reason
+	until    time.Time
+	deadline int64
 }
 
 // span is l.Span, the deadline minus the last beat of a lease, in the

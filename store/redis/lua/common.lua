@@ -202,48 +202,58 @@ local function transition(kind, id, sid, reason, c, onlinefor)
 end
 
 -- held returns the held record of client id (see gen), or nil: whether it
--- was online before the window ("before"), and what its Offline would
--- carry if it went offline in the window.
+-- was online before the window ("before"), the latest grace deadline of
+-- its re-asserted ending sessions ("maxd") and the latest Offline a node
+-- remembers deciding for it ("maxt") before Redis lost the data (Redis
+-- ms), and what its Offline would carry if it went offline in the window.
 local function held(id)
   local v = redis.call('HGET', B.h, id)
   if not v then return nil end
-  local before, seq, seen, of, rest = string.match(v, '^(%d)|(%d+)|(%d+)|(%d+)|(.*)$')
+  local before, seq, seen, of, maxd, maxt, rest = string.match(v, '^(%d)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
   local i = string.find(rest, '\0', 1, true)
   return { before = before == '1', seq = tonumber(seq), seen = tonumber(seen), onlinefor = tonumber(of),
-    reason = string.sub(rest, 1, i - 1), sid = string.sub(rest, i + 1) }
+    maxd = tonumber(maxd), maxt = tonumber(maxt), reason = string.sub(rest, 1, i - 1), sid = string.sub(rest, i + 1) }
 end
 
 local function puth(id, h)
   redis.call('HSET', B.h, id, (h.before and '1' or '0') .. '|' .. fmt(h.seq) .. '|' .. fmt(h.seen) .. '|' ..
-    fmt(h.onlinefor) .. '|' .. h.reason .. '\0' .. h.sid)
+    fmt(h.onlinefor) .. '|' .. fmt(h.maxd) .. '|' .. fmt(h.maxt) .. '|' .. h.reason .. '\0' .. h.sid)
 end
 
 -- hold starts holding client id's transitions, if not yet held: before is
 -- whether it counted as online (its record is online, or known says a node
--- held it online before Redis lost the data). known also marks a client
--- held already.
-local function hold(id, online, known)
+-- held one of its sessions live before Redis lost the data). known also
+-- marks a client held already. d and t, if given, raise the hold's maxd
+-- (a re-asserted ending session's grace deadline) and maxt (an Offline a
+-- node remembers deciding).
+local function hold(id, online, known, d, t)
   local h = held(id)
-  if h and (h.before or not known) then return h end
-  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, reason = '', sid = '' }
+  if h and (h.before or not known) and not d and not t then return h end
+  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, maxd = 0, maxt = 0, reason = '', sid = '' }
   h.before = h.before or known
+  if d then h.maxd = math.max(h.maxd, d) end
+  if t then h.maxt = math.max(h.maxt, t) end
   puth(id, h)
   return h
 end
 
 -- decide ends the hold of client id once the window is closed: the one
--- transition between what it was before (h.before) and what its record
--- says now, if they differ. Held changes in between cancel out: a late
--- Online (or Offline) rather than a doubled one.
+-- transition between what it was before and what its record says now, if
+-- they differ. It was online before if a node held one of its sessions
+-- live, or an ending one whose grace ended after the last Offline any
+-- node remembers deciding for it (that Offline was still owed). Held
+-- changes in between cancel out: a late Online (or Offline) rather than a
+-- doubled one.
 local function decide(id)
   local h = held(id)
   if not h then return end
   redis.call('HDEL', B.h, id)
   local c = getc(id)
   local online = c ~= nil and c.n > 0
-  if online and not h.before then
+  local before = h.before or h.maxd > h.maxt
+  if online and not before then
     transition('online', id, c.sid, 'connect', c, 0)
-  elseif h.before and not online then
+  elseif before and not online then
     transition('offline', id, h.sid, h.reason, { seq = h.seq, seen = h.seen }, h.onlinefor)
   end
 end
@@ -257,10 +267,11 @@ end
 
 -- addsession writes a new session, live until deadline, whose last beat
 -- was seen, and brings its client online unless it was. known: a node held
--- the session before Redis lost the bucket's data, so the client counted
--- as online; a client re-created so, from nothing, comes back without an
--- Online event.
-local function addsession(id, sid, sk, node, deadline, seen, known)
+-- the session live before Redis lost the bucket's data, so the client
+-- counted as online; owed: instead, a node held it ending, its grace over
+-- at that Redis time. A client re-created so, from nothing, comes back
+-- without an Online event.
+local function addsession(id, sid, sk, node, deadline, seen, known, owed)
   puts(sk, { seen = seen, span = deadline - seen, node = node })
   redis.call('ZADD', B.x, deadline, sk)
   redis.call('ZADD', B.k, 0, sk)
@@ -268,14 +279,14 @@ local function addsession(id, sid, sk, node, deadline, seen, known)
   settle(id)
   local c = getc(id)
   local online = c ~= nil and c.n > 0
-  if win() and (known or not online) then hold(id, online, known) end
+  if win() and (known or owed or not online) then hold(id, online, known, owed) end
   if online then
     c.n = c.n + 1
     c.seen = math.max(c.seen, seen)
     putc(id, c)
     return
   end
-  local silent = known and not c
+  local silent = (known or owed) and not c
   if not c then
     c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '' }
   else
