@@ -114,3 +114,69 @@ func TestDataLossExactlyOnce(t *testing.T) {
 	}
 	t.Logf("carol's Online, decided in the window (%v), came %v after her connect", window, carolLate)
 }
+
+// TestDataLossOwedOffline pins how the window tells an ending session
+// that still owes its Offline from one whose Offline was decided: node a
+// ended hana's session (it lingers in a's memory), node b's Sweep decided
+// her Offline, then Redis lost everything. hana connects on b in the
+// window: one Online at its end, as for any client that was offline. ivan
+// ended on a too, but Redis lost his session before any Sweep: his
+// Offline is owed, and comes at the window's end. jack is hana on one
+// node: a ended his session, b decided his Offline, and after the loss he
+// comes back on a, whose memory of his ending session must not count as
+// a live one.
+func TestDataLossOwedOffline(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Standalone(t)
+	const window = 500 * time.Millisecond
+	cfg := redisstore.Config{Prefix: "owed", Reassert: window}
+	a := redistest.Store(t, rdb, cfg)
+	b := redistest.Store(t, rdb, cfg)
+	lease := func(id string) presence.Lease {
+		return presence.Lease{ClientID: id, SessionID: "s", Node: "a", TTL: 10 * time.Second}
+	}
+	var evs []presence.Event
+	do := func(got []presence.Event, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, got...)
+	}
+	for _, st := range []*redisstore.Store{a, b} {
+		do(st.Sweep(ctx)) // both know every bucket's generation
+	}
+	do(a.Add(ctx, lease("hana")))
+	do(a.Add(ctx, lease("ivan")))
+	do(a.Add(ctx, lease("jack")))
+	do(a.End(ctx, presence.Ending{ClientID: "hana", SessionID: "s", Grace: 50 * time.Millisecond}))
+	do(a.End(ctx, presence.Ending{ClientID: "jack", SessionID: "s", Grace: 50 * time.Millisecond}))
+	time.Sleep(100 * time.Millisecond)
+	do(b.Sweep(ctx)) // hana's Offline, decided by b; a still holds her session as ending
+	do(a.End(ctx, presence.Ending{ClientID: "ivan", SessionID: "s", Grace: time.Hour}))
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	do(a.Sweep(ctx)) // opens the window; re-asserts hana's and ivan's ending sessions
+	do(b.Sweep(ctx)) // re-asserts hana's Offline
+	do(b.Add(ctx, presence.Lease{ClientID: "hana", SessionID: "t", Node: "b", TTL: 10 * time.Second}))
+	do(a.Add(ctx, presence.Lease{ClientID: "jack", SessionID: "t", Node: "a", TTL: 10 * time.Second}))
+	do(a.End(ctx, presence.Ending{ClientID: "ivan", SessionID: "s"})) // ivan's session ends for good in the window
+	time.Sleep(window + 100*time.Millisecond)
+	do(a.Sweep(ctx))
+	do(b.Sweep(ctx))
+	got := map[string][]string{}
+	for _, ev := range evs {
+		got[ev.ClientID] = append(got[ev.ClientID], ev.Transition.String())
+	}
+	want := map[string][]string{
+		"hana": {"online", "offline", "online"},
+		"ivan": {"online", "offline"},
+		"jack": {"online", "offline", "online"},
+	}
+	for id, w := range want {
+		if !slices.Equal(got[id], w) {
+			t.Errorf("%s: transitions %v, want %v", id, got[id], w)
+		}
+	}
+}

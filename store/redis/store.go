@@ -181,8 +181,10 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.knownMu.Lock()
 	var sibling string
 	for _, k := range s.known[l.ClientID] {
-		sibling = k.gen
-		break
+		if k.reason == "" { // live: an ending session does not keep its client online
+			sibling = k.gen
+			break
+		}
 	}
 	s.knownMu.Unlock()
 	args := newArgv(nAddArgs).

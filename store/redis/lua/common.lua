@@ -62,6 +62,10 @@ local function bucket(i)
   for name, p in pairs(K) do B[name] = KEYS[o + p] end
 end
 
+-- QUIET is set by a script that returns no transitions (touch.lua): it
+-- must decide none.
+local QUIET = false
+
 -- WIN caches whether the current bucket's re-assertion window is open:
 -- nil until win() reads it (gen resets it for each bucket).
 local WIN = nil
@@ -261,8 +265,11 @@ end
 -- settle decides client id's hold, if the window is closed and it has one:
 -- before any transition of the client is decided, so the held one comes
 -- first.
+-- Not in a script whose reply carries no transitions (Touch: see
+-- QUIET): there the hold waits for the next Sweep, which decides against
+-- the state then.
 local function settle(id)
-  if not win() and redis.call('EXISTS', B.h) == 1 then decide(id) end
+  if not QUIET and not win() and redis.call('EXISTS', B.h) == 1 then decide(id) end
 end
 
 -- addsession writes a new session, live until deadline, whose last beat

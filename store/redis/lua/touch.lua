@@ -28,6 +28,7 @@ local FH = { count = 0 }
 local FI = { client = 0, session = 1, node = 2, ttl = 3, age = 4, gen = 5 }
 local BHN, RN, RIN, FHN, FIN = size(BH), size(R), size(RI), size(FH), size(FI)
 J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
+QUIET = true
 
 local gone
 local function isgone(pos, reason)
