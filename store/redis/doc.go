@@ -116,13 +116,17 @@
 //   - every node notices at its next Sweep (every SweepInterval of its
 //     Tracker, 500ms by default) and writes again, at once, every session
 //     it holds in the bucket: live ones with their lease, ended ones that
-//     linger in their grace as ending, with their reason and what is left
-//     of their grace. Such sessions come back without an event. A Touch or
-//     End of a session written in an earlier generation does the same.
+//     linger in their grace (or whose grace ran out while nobody could
+//     sweep) as ending, with their reason and what is left of their grace.
+//     Such sessions come back without an event. A Touch or End of a
+//     session written in an earlier generation does the same. It also
+//     tells the bucket the Offlines it decided in the last minute.
 //   - every transition the bucket would decide inside the window is held
 //     instead: the bucket remembers, per client, whether it counted as
-//     online before (its record said so, or a node re-asserted one of its
-//     sessions), and what its Offline would carry.
+//     online before, and what its Offline would carry. It did if a node
+//     held one of its sessions live, or held one ending whose grace ended
+//     (on Redis's clock) after the last Offline any node remembers
+//     deciding for it: that Offline was still owed.
 //   - the first Sweep after the window (of any node) decides each held
 //     client once, against the re-asserted state: an Online if it is online
 //     now and was not before, an Offline if it was and is not, nothing
@@ -141,7 +145,10 @@
 // Limits. A node that is down (or cannot reach Redis) for the whole window
 // re-asserts nothing: its clients that were online get no Offline from
 // this data loss, and may get a second Online when they come back; keep
-// Config.Reassert above the time a node takes to reconnect. A failover that
+// Config.Reassert above the time a node takes to reconnect. A transition
+// that a node decided and died before delivering waits Config.ReclaimAfter
+// in the journal for another node to deliver it; if Redis loses the
+// journal first, it is lost. A failover that
 // loses recent writes but keeps the buckets' markers (a Sentinel or
 // Cluster replica promoted before it had the primary's last writes) opens
 // no window: a session whose Add was lost is reported gone to its node,
