@@ -21,7 +21,8 @@ import (
 //     grace: exactly one Offline, once the grace is over;
 //   - carol, offline before, connects on b in the window: one Online, late;
 //   - erin, online on a, leaves in the window: exactly one Offline;
-//   - frank connects on b in the window and stays: one Online.
+//   - frank connects twice on b in the window and stays: one Online,
+//     naming one of his sessions.
 //
 // Nobody beats: the TTL outlasts the test, so only the re-assertion that
 // follows the new generation can tell b's Redis about a's sessions.
@@ -77,6 +78,7 @@ func TestDataLossExactlyOnce(t *testing.T) {
 	carolAt := time.Now()
 	again(b, "carol")
 	again(b, "frank")
+	again(b, "frank")
 	time.Sleep(2 * tm.sweep) // a has re-asserted erin: her end is held
 	if err := erin.End(ctx, presence.ReasonClosed); err != nil {
 		t.Fatal(err)
@@ -109,6 +111,13 @@ func TestDataLossExactlyOnce(t *testing.T) {
 			t.Errorf("%s: seqs %v not increasing", id, s)
 		}
 	}
+	rec.mu.Lock()
+	for _, ev := range rec.all {
+		if ev.ClientID == "frank" && ev.SessionID == "" {
+			t.Errorf("frank's %v names no session", ev.Transition)
+		}
+	}
+	rec.mu.Unlock()
 	if n, err := a.Count(ctx); err != nil || n != 3 {
 		t.Errorf("Count = %d, %v; want 3 (alice, carol, frank)", n, err)
 	}

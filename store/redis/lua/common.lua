@@ -256,7 +256,14 @@ local function decide(id)
   local online = c ~= nil and c.n > 0
   local before = h.before or h.maxd > h.maxt
   if online and not before then
-    transition('online', id, c.sid, 'connect', c, 0)
+    -- The event names a session of the client: its record names one only
+    -- when it has exactly one.
+    local sid = c.sid
+    if sid == '' then
+      local _, other = clientof(under(B.k, id, 1)[1])
+      sid = other
+    end
+    transition('online', id, sid, 'connect', c, 0)
   elseif before and not online then
     transition('offline', id, h.sid, h.reason, { seq = h.seq, seen = h.seen }, h.onlinefor)
   end
