@@ -61,8 +61,10 @@ type Store interface {
 
 	// Sweep removes every session whose lease or grace has run out on the
 	// Store's clock and returns the Offline events of the clients that lost
-	// their last session. Each removal is reported to exactly one caller,
-	// however many nodes sweep at once.
+	// their last session, and any transition the Store held back and
+	// decides now (store/redis holds transitions for a short window after
+	// Redis lost data). Each is reported to exactly one caller, however
+	// many nodes sweep at once.
 	Sweep(ctx context.Context) ([]Event, error)
 
 	// Lookup reports the presence of each client ID, in the order given. A

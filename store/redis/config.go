@@ -17,6 +17,7 @@ const (
 	DefaultRetention    = 24 * time.Hour
 	DefaultJournalLen   = 10_000
 	DefaultReclaimAfter = 30 * time.Second
+	DefaultReassert     = 5 * time.Second
 )
 
 // MaxBuckets is the largest Config.Buckets.
@@ -65,6 +66,22 @@ type Config struct {
 	// reclaimed. Default: 30s.
 	ReclaimAfter time.Duration
 
+	// Reassert is the re-assertion window: how long after Redis lost a
+	// bucket's data (a restart without persistence, a new generation) the
+	// bucket holds its transitions while every node writes again the
+	// sessions it holds there. Each node notices the loss at its next
+	// Sweep (every presence.Config.SweepInterval) and re-asserts at once;
+	// the first Sweep after the window decides each held client once,
+	// against the re-asserted state: a client that connected on one node
+	// while another still held it gets no second Online, one whose
+	// lingering session ends gets its Offline. The cost is delay: a
+	// transition decided in the window fires up to Reassert +
+	// SweepInterval after it happened. Keep it above SweepInterval plus
+	// the time a node takes to reconnect and re-assert. Negative: no
+	// window (a client can then get a second Online after Redis lost its
+	// data). Default: 5s.
+	Reassert time.Duration
+
 	// Logger receives the Store's logs: data loss detected in Redis,
 	// reclaimed transitions, and Redis outages: one Warn line, with the
 	// address, when Redis stops answering ("redis: unreachable, retrying")
@@ -89,6 +106,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReclaimAfter == 0 {
 		c.ReclaimAfter = DefaultReclaimAfter
+	}
+	if c.Reassert == 0 {
+		c.Reassert = DefaultReassert
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

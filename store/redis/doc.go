@@ -45,6 +45,8 @@
 //	:on  zset    online clients
 //	:j   stream  the journal of transitions (consumer group "hooks")
 //	:l   zset    node -> when its lease ends (ms, Redis clock)
+//	:w   string  set while the bucket's re-assertion window is open
+//	:h   hash    client ID -> its held transition, in and just after the window
 //
 // # Time
 //
@@ -140,16 +142,58 @@
 // a redirect and every ClusterStateReloadInterval (60s by default), and
 // until then sends the failed shard's calls to its dead master. When Redis
 // comes back empty (a restart without persistence), each bucket gets a new
-// generation marker. A Touch or End of a session this Store wrote in an
-// earlier generation re-creates it silently (no Online); an End then lets
-// it linger at least one lease before it is gone, so the client's sessions
-// on other nodes are re-asserted first, and a client that left during the
-// outage gets exactly one Offline. Limits: a client that opened its first
-// session on one node during the outage while already online on another
-// node may get a second Online; a session that had ended and was lingering
-// through its grace when Redis lost its data gets no Offline. Run Redis
-// with maxmemory-policy noeviction: an evicted generation marker looks like
-// data loss.
+// generation marker.
+//
+// # Data loss: the re-assertion window
+//
+// Every call tells the scripts the generation its Store last saw of each
+// bucket it touches. A bucket whose marker is gone, or newer than the
+// caller knew and younger than Config.Reassert, lost its data: the script
+// opens the bucket's re-assertion window (Config.Reassert from the new
+// marker, 5s by default). Then:
+//
+//   - every node notices at its next Sweep (every SweepInterval of its
+//     Tracker, 500ms by default) and writes again, at once, every session
+//     it holds in the bucket: live ones with their lease, ended ones that
+//     linger in their grace (or whose grace ran out while nobody could
+//     sweep) as ending, with their reason and what is left of their grace.
+//     Such sessions come back without an event. A Touch or End of a
+//     session written in an earlier generation does the same. It also
+//     tells the bucket the Offlines it decided in the last minute.
+//   - every transition the bucket would decide inside the window is held
+//     instead: the bucket remembers, per client, whether it counted as
+//     online before, and what its Offline would carry. It did if a node
+//     held one of its sessions live, or held one ending whose grace ended
+//     (on Redis's clock) after the last Offline any node remembers
+//     deciding for it: that Offline was still owed.
+//   - the first Sweep after the window (of any node) decides each held
+//     client once, against the re-asserted state: an Online if it is online
+//     now and was not before, an Offline if it was and is not, nothing
+//     otherwise. A transition of the client that comes first decides its
+//     hold first, so Seq order is kept.
+//
+// So a client that connects on one node while another node still holds it
+// gets no second Online, a client whose session was lingering in its grace
+// gets its one Offline, and a client that left during the outage gets
+// exactly one. The price is delay: a transition decided in the window fires
+// up to Config.Reassert + SweepInterval after it happened (measured in
+// docs/RELIABILITY.md), and changes that cancel out inside the window (a
+// client that connects and leaves again) fire nothing. Lookup, List and
+// Count show the truth throughout.
+//
+// Limits. A node that is down (or cannot reach Redis) for the whole window
+// re-asserts nothing: its clients that were online get no Offline from
+// this data loss, and may get a second Online when they come back; keep
+// Config.Reassert above the time a node takes to reconnect. A transition
+// that a node decided and died before delivering waits Config.ReclaimAfter
+// in the journal for another node to deliver it; if Redis loses the
+// journal first, it is lost. A failover that
+// loses recent writes but keeps the buckets' markers (a Sentinel or
+// Cluster replica promoted before it had the primary's last writes) opens
+// no window: a session whose Add was lost is reported gone to its node,
+// which closes it, and its client may get a second Online when it
+// reconnects. Run Redis with maxmemory-policy noeviction: an evicted
+// generation marker looks like data loss.
 //
 // # Journal
 //

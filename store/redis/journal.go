@@ -30,6 +30,7 @@ func (s *Store) events(b int, v []any) ([]presence.Event, error) {
 		}
 		evs = append(evs, ev)
 		s.addPending(b, ev, eid)
+		s.decided(b, ev)
 		v = v[nEventFields:]
 	}
 	return evs, nil

@@ -8,7 +8,7 @@ import "strconv"
 var keySuffixes = [keysPerBucket]string{
 	keyGen: ":g", keySessions: ":s", keyExpiry: ":x", keyIndex: ":k", keyNodes: ":n",
 	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyJournal: ":j",
-	keyLeases: ":l",
+	keyLeases: ":l", keyWindow: ":w", keyHeld: ":h",
 }
 
 // bucketKeys returns the keys of bucket b. All carry the same hash tag,

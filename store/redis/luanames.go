@@ -17,6 +17,8 @@ const (
 	addArgConsumer
 	addArgJournalLen
 	addArgMaxSessions // 0: no cap
+	addArgBucketGen   // generation the caller last saw of the bucket; '' if none
+	addArgReassert    // ms: the re-assertion window
 	nAddArgs          = iota
 )
 
@@ -31,10 +33,13 @@ const (
 	endArgRetention // ms; negative: none
 	endArgConsumer
 	endArgJournalLen
-	endArgNode   // node of the session or caller; '' if unknown
-	endArgLinger // ms a session re-created after Redis lost it lingers at least
-	endArgUnseen // '1' if the reason is presence.Reason.Unseen, else '0'
-	nEndArgs     = iota
+	endArgNode      // node of the session or caller; '' if unknown
+	endArgLinger    // ms a session re-created after Redis lost it lingers at least
+	endArgUnseen    // '1' if the reason is presence.Reason.Unseen, else '0'
+	endArgBucketGen // generation the caller last saw of the bucket; '' if none
+	endArgReassert  // ms: the re-assertion window
+	endArgAt        // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
+	nEndArgs        = iota
 )
 
 // ARGV of sweep.lua.
@@ -43,10 +48,18 @@ const (
 	sweepArgLimit                // per bucket
 	sweepArgConsumer
 	sweepArgJournalLen
-	sweepArgReclaim // ms; negative: never
-	sweepArgNode    // the sweeping node, whose lease the call renews; '' for none
-	sweepArgLease   // ms: how long the node's lease runs from now
-	nSweepArgs      = iota
+	sweepArgReclaim  // ms; negative: never
+	sweepArgNode     // the sweeping node, whose lease the call renews; '' for none
+	sweepArgLease    // ms: how long the node's lease runs from now
+	sweepArgReassert // ms: the re-assertion window
+	nSweepArgs       = iota
+)
+
+// Per bucket of a sweep, after its ARGV: the generation the caller last
+// saw of the bucket (empty if none).
+const (
+	sweepBucketGen = iota
+	nSweepBucket
 )
 
 // ARGV of list.lua.
@@ -68,7 +81,15 @@ const (
 const (
 	touchArgConsumer = iota + 1
 	touchArgJournalLen
-	nTouchArgs = iota
+	touchArgReassert // ms: the re-assertion window
+	nTouchArgs       = iota
+)
+
+// Header of a bucket, before its refreshes: the generation the caller
+// last saw of the bucket (empty if none).
+const (
+	touchBucketGen = iota
+	nTouchBucket
 )
 
 // Header of a bucket's refreshes: their number, then the node, span (ms)
@@ -134,5 +155,7 @@ const (
 	keyOnline          // zset: online clients
 	keyJournal         // stream
 	keyLeases          // zset: node -> when its lease ends
+	keyWindow          // string: set while the re-assertion window is open
+	keyHeld            // hash: client ID -> held record, in and after the window
 	keysPerBucket
 )

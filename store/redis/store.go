@@ -28,10 +28,12 @@ import (
 // Store is safe for concurrent use; use New to make one.
 //
 // The Store remembers, in process memory, which Redis generation each
-// session it wrote was last seen in, so that after Redis loses its data
-// (a restart without persistence) a Touch or End of such a session restores
-// it silently instead of reporting it gone; that costs about a hundred bytes
-// per live session of the nodes using this Store value.
+// session it wrote was last seen in, and the sessions it ended until their
+// grace is over, so that after Redis loses its data (a restart without
+// persistence) it writes them all back at its next Sweep, silently, and a
+// Touch or End of such a session restores it instead of reporting it gone
+// (see "Data loss" in the package documentation); that costs about a
+// hundred bytes per live session of the nodes using this Store value.
 type Store struct {
 	rdb goredis.UniversalClient
 	cfg Config
@@ -44,9 +46,26 @@ type Store struct {
 	consumer string // this Store's name in the journal's consumer group
 
 	// knownMu guards known: client ID -> session ID -> what this Store
-	// last wrote of the session.
+	// last wrote of the session, ending sessions included until their
+	// grace is over (endings lists those, in the order they ended).
 	knownMu sync.Mutex
 	known   map[string]map[string]knownSession
+	endings []endingRef
+
+	// genMu guards gens, per bucket the generation this Store last saw
+	// ('' before it saw any), and lost, the buckets seen with a new
+	// generation since, whose sessions Sweep re-asserts.
+	genMu sync.Mutex
+	gens  []string
+	lost  map[int]bool
+	// offMu guards offs, the Offlines this Store decided lately, by client
+	// (see offMemory), and offOrder, the same in the order decided.
+	offMu    sync.Mutex
+	offs     map[string]offDecided
+	offOrder []offRef
+	// reassertMu orders re-assertion after End: End holds it shared, so a
+	// session ended while its bucket is re-asserted is never written back.
+	reassertMu sync.RWMutex
 
 	// journalMu guards the fields below.
 	journalMu sync.Mutex
@@ -83,6 +102,9 @@ func New(rdb goredis.UniversalClient, cfg Config) (*Store, error) {
 		consumer: "c-" + rand.Text(),
 		known:    make(map[string]map[string]knownSession),
 		pending:  make(map[string]pendingEntry),
+		gens:     make([]string, cfg.Buckets),
+		lost:     make(map[int]bool),
+		offs:     make(map[string]offDecided),
 	}
 	_, s.single = rdb.(*goredis.Client)
 	s.out = newOutage(cfg.Logger, rdb)
@@ -112,6 +134,37 @@ func (s *Store) retentionMS() int64 {
 	return s.cfg.Retention.Milliseconds()
 }
 
+func (s *Store) reassertMS() int64 {
+	if s.cfg.Reassert < 0 {
+		return 0
+	}
+	return s.cfg.Reassert.Milliseconds()
+}
+
+// knownGen returns the generation this Store last saw of bucket b.
+func (s *Store) knownGen(b int) string {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	return s.gens[b]
+}
+
+// sawGen records generation g of bucket b from a reply. A generation other
+// than the one seen before means Redis lost the bucket's data: its
+// sessions are re-asserted by the next Sweep.
+func (s *Store) sawGen(b int, g string) {
+	if g == "" {
+		return
+	}
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	if old := s.gens[b]; old != g {
+		s.gens[b] = g
+		if old != "" {
+			s.lost[b] = true
+		}
+	}
+}
+
 func checkLease(l presence.Lease) error {
 	if err := l.Validate(); err != nil {
 		return fmt.Errorf("redis: %w", err)
@@ -131,15 +184,17 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.knownMu.Lock()
 	var sibling string
 	for _, k := range s.known[l.ClientID] {
-		sibling = k.gen
-		break
+		if k.reason == "" { // live: an ending session does not keep its client online
+			sibling = k.gen
+			break
+		}
 	}
 	s.knownMu.Unlock()
 	args := newArgv(nAddArgs).
 		set(addArgClient, l.ClientID).set(addArgSession, l.SessionID).set(addArgNode, l.Node).
 		set(addArgTTL, ms(l.TTL)).set(addArgAge, l.Age.Milliseconds()).set(addArgSiblingGen, sibling).
 		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen).
-		set(addArgMaxSessions, l.MaxSessions)
+		set(addArgMaxSessions, l.MaxSessions).set(addArgBucketGen, s.knownGen(b)).set(addArgReassert, s.reassertMS())
 	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
 	if err != nil {
@@ -149,6 +204,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, presence.ErrTooManySessions)
 	}
 	gen, _ := v[0].(string)
+	s.sawGen(b, gen)
 	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
 	evs, err := s.events(b, v[1:])
 	if err != nil {
@@ -205,19 +261,8 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	if e.Reason == "" {
 		e.Reason = presence.ReasonClosed
 	}
-	grace := ms(e.Grace)
-	unseen := "0"
-	if e.Reason.Unseen() {
-		unseen = "1"
-	}
-	endArgs := func(mode, who, session, knownGen, node string, linger int64) argv {
-		return newArgv(nEndArgs).
-			set(endArgMode, mode).set(endArgWho, who).set(endArgSession, session).
-			set(endArgReason, string(e.Reason)).set(endArgGrace, grace).set(endArgKnownGen, knownGen).
-			set(endArgRetention, s.retentionMS()).set(endArgConsumer, s.claimer()).
-			set(endArgJournalLen, s.cfg.JournalLen).set(endArgNode, node).
-			set(endArgLinger, linger).set(endArgUnseen, unseen)
-	}
+	s.reassertMu.RLock()
+	defer s.reassertMu.RUnlock()
 	var bs []int
 	var calls []call
 	if e.ClientID != "" {
@@ -229,47 +274,37 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 			s.knownMu.Unlock()
 		}
 		bs = []int{b}
-		calls = []call{{keys: s.buckets[b], args: endArgs("c", e.ClientID, e.SessionID, k.gen, k.node, k.ttl)}}
+		calls = []call{{keys: s.buckets[b], args: s.endArgs(e, "c", e.ClientID, e.SessionID, k.gen, k.node, k.ttl, b)}}
 	} else {
 		for b := range s.buckets {
 			bs = append(bs, b)
-			calls = append(calls, call{keys: s.buckets[b], args: endArgs("n", e.Node, "", "", e.Node, 0)})
+			calls = append(calls, call{keys: s.buckets[b], args: s.endArgs(e, "n", e.Node, "", "", e.Node, 0, b)})
 		}
 	}
 	replies, err := s.runAll(ctx, scriptEnd, calls)
 	var evs []presence.Event
 	var n int64
+	gens := make(map[int]string, len(bs))
+	nows := make(map[int]int64, len(bs))
 	for i, r := range replies {
 		v, _ := r.([]any)
-		if len(v) < 2 {
+		if len(v) < 3 {
 			continue // failed; err says why
 		}
+		gens[bs[i]], _ = v[0].(string)
+		s.sawGen(bs[i], gens[bs[i]])
 		k, _ := v[1].(int64)
 		n += k
-		more, perr := s.events(bs[i], v[2:])
+		nows[bs[i]], _ = v[2].(int64)
+		more, perr := s.events(bs[i], v[3:])
 		evs = append(evs, more...)
 		if perr != nil && err == nil {
 			err = perr
 		}
 	}
-	s.knownMu.Lock()
-	if err != nil {
-		// Keep what we know: the caller retries.
-	} else if e.ClientID != "" {
-		s.forgetSession(e.ClientID, e.SessionID)
-	} else {
-		for c, m := range s.known {
-			for sid, k := range m {
-				if k.node == e.Node {
-					delete(m, sid)
-				}
-			}
-			if len(m) == 0 {
-				delete(s.known, c)
-			}
-		}
+	if err == nil {
+		s.ended(e, gens, nows, n > 0)
 	}
-	s.knownMu.Unlock()
 	if err != nil {
 		return evs, fmt.Errorf("redis: end %s: %w", ending(e), err)
 	}
@@ -279,10 +314,78 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	return evs, nil
 }
 
+// endArgs is the ARGV of one end.lua call for e in bucket b: mode 'c'
+// (client who, one session or all), 'n' (node who) or 'r' (re-assert
+// session of client who as ending, see reassert).
+func (s *Store) endArgs(e presence.Ending, mode, who, session, knownGen, node string, linger int64, b int) argv {
+	if e.Reason == "" {
+		e.Reason = presence.ReasonClosed
+	}
+	unseen := "0"
+	if e.Reason.Unseen() {
+		unseen = "1"
+	}
+	return newArgv(nEndArgs).
+		set(endArgMode, mode).set(endArgWho, who).set(endArgSession, session).
+		set(endArgReason, string(e.Reason)).set(endArgGrace, ms(e.Grace)).set(endArgKnownGen, knownGen).
+		set(endArgRetention, s.retentionMS()).set(endArgConsumer, s.claimer()).
+		set(endArgJournalLen, s.cfg.JournalLen).set(endArgNode, node).
+		set(endArgLinger, linger).set(endArgUnseen, unseen).
+		set(endArgBucketGen, s.knownGen(b)).set(endArgReassert, s.reassertMS())
+}
+
+// ended updates what this Store knows of the sessions e ended: with a
+// Grace they are ending until it is over, in the generations of gens
+// (per bucket) and with their grace deadline on Redis's clock (nows, per
+// bucket, is Redis's time when End ran), so that reassert can write them
+// back as ending if Redis loses them meanwhile; without one, or when End
+// found nothing (!found), they are forgotten.
+func (s *Store) ended(e presence.Ending, gens map[int]string, nows map[int]int64, found bool) {
+	until := time.Now().Add(e.Grace)
+	reason := e.Reason
+	if reason == "" {
+		reason = presence.ReasonClosed
+	}
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	mark := func(client string, m map[string]knownSession, sid string) {
+		k, ok := m[sid]
+		if !ok {
+			return
+		}
+		if e.Grace <= 0 || !found {
+			s.forgetSession(client, sid)
+			return
+		}
+		b := s.bucket(client)
+		k.reason, k.until, k.gen, k.deadline = reason, until, gens[b], nows[b]+ms(e.Grace)
+		m[sid] = k
+		s.endings = append(s.endings, endingRef{client: client, session: sid, until: until})
+	}
+	switch {
+	case e.SessionID != "":
+		mark(e.ClientID, s.known[e.ClientID], e.SessionID)
+	case e.ClientID != "":
+		m := s.known[e.ClientID]
+		for sid := range m {
+			mark(e.ClientID, m, sid)
+		}
+	default:
+		for c, m := range s.known {
+			for sid, k := range m {
+				if k.node == e.Node {
+					mark(c, m, sid)
+				}
+			}
+		}
+	}
+}
+
 // Sweep implements presence.Store. On a single server one script call
 // sweeps every bucket; on a Cluster one call per bucket, pipelined. It also
 // claims the journal entries left unacknowledged for Config.ReclaimAfter,
-// which Reclaim hands out.
+// which Reclaim hands out, and re-asserts the sessions of the buckets that
+// Redis lost since the last Sweep (see reassert).
 func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	evs, err := s.sweep(ctx, "", 0)
 	if err != nil {
@@ -313,6 +416,7 @@ func (s *Store) sweep(ctx context.Context, node string, leaseMS int64) ([]presen
 		all[b] = b
 	}
 	s.prunePending()
+	start := time.Now()
 	groups := s.groups(all)
 	var evs []presence.Event
 	var claimed []presence.Event
@@ -324,23 +428,34 @@ func (s *Store) sweep(ctx context.Context, node string, leaseMS int64) ([]presen
 				reclaim = s.cfg.ReclaimAfter.Milliseconds()
 			}
 			perBucket := max(1, sweepBatch/len(g))
-			calls[i] = call{keys: s.keysOf(g), args: newArgv(nSweepArgs).
+			args := newArgv(nSweepArgs).
 				set(sweepArgRetention, s.retentionMS()).set(sweepArgLimit, perBucket).
 				set(sweepArgConsumer, s.claimer()).set(sweepArgJournalLen, s.cfg.JournalLen).
-				set(sweepArgReclaim, reclaim).set(sweepArgNode, node).set(sweepArgLease, leaseMS)}
+				set(sweepArgReclaim, reclaim).set(sweepArgNode, node).set(sweepArgLease, leaseMS).
+				set(sweepArgReassert, s.reassertMS())
+			for _, b := range g {
+				bh := make(argv, nSweepBucket)
+				bh[sweepBucketGen] = s.knownGen(b)
+				args = append(args, bh...)
+			}
+			calls[i] = call{keys: s.keysOf(g), args: args}
 		}
 		replies, err := s.runAll(ctx, scriptSweep, calls)
 		var next [][]int
 		for i, r := range replies {
 			v, _ := r.([]any)
-			if len(v) < 2 {
+			if len(v) < 1+len(groups[i]) {
 				continue
 			}
 			more, _ := v[0].(int64)
 			if more > 0 {
 				next = append(next, groups[i])
 			}
-			ev, cl, perr := s.sweepReply(v[1:])
+			for j, b := range groups[i] {
+				g, _ := v[1+j].(string)
+				s.sawGen(b, g)
+			}
+			ev, cl, perr := s.sweepReply(v[1+len(groups[i]):])
 			evs = append(evs, ev...)
 			claimed = append(claimed, cl...)
 			if perr != nil && err == nil {
@@ -355,6 +470,15 @@ func (s *Store) sweep(ctx context.Context, node string, leaseMS int64) ([]presen
 			return evs, err
 		}
 		groups = next
+	}
+	more, err := s.reassert(ctx)
+	evs = append(evs, more...)
+	if err != nil {
+		return evs, err
+	}
+	if len(groups) == 0 {
+		s.pruneEndings(start)
+		s.pruneOffs(start)
 	}
 	return evs, nil
 }
@@ -373,6 +497,7 @@ func (s *Store) sweepReply(v []any) (evs, claimed []presence.Event, err error) {
 		}
 		evs = append(evs, ev)
 		s.addPending(s.bucket(ev.ClientID), ev, eid)
+		s.decided(s.bucket(ev.ClientID), ev)
 	}
 	rest := v[sep+1:]
 	for len(rest) >= 2 {
@@ -393,6 +518,7 @@ func (s *Store) sweepReply(v []any) (evs, claimed []presence.Event, err error) {
 		}
 		claimed = append(claimed, ev)
 		s.addPending(s.bucket(ev.ClientID), ev, eid)
+		s.decided(s.bucket(ev.ClientID), ev)
 	}
 	return evs, claimed, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/vigilhq/vigil/presence"
 )
@@ -19,6 +20,11 @@ type knownSession struct {
 	ttl  int64  // a lease written (Add's, or a full Touch's), ms
 	span int64  // its TTL + Age, ms, as Redis holds it; -1 if unknown
 	gen  string // the bucket's generation when the session was last written
+	// An ending session: why it ended, and when its grace is over, on
+	// this node's clock and on Redis's (ms); reason empty for a live one.
+	reason   presence.Reason
+	until    time.Time
+	deadline int64
 }
 
 // span is l.Span, the deadline minus the last beat of a lease, in the
@@ -111,10 +117,14 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 	groups := s.touchGroups(bs, byBucket)
 	sent := make([][]touchBatch, len(groups)) // per group, per bucket: what was sent
 	build := func(gi int) call {
-		args := []any(newArgv(nTouchArgs).set(touchArgConsumer, s.claimer()).set(touchArgJournalLen, s.cfg.JournalLen))
+		args := []any(newArgv(nTouchArgs).set(touchArgConsumer, s.claimer()).
+			set(touchArgJournalLen, s.cfg.JournalLen).set(touchArgReassert, s.reassertMS()))
 		sent[gi] = make([]touchBatch, len(groups[gi]))
 		s.knownMu.Lock()
 		for j, b := range groups[gi] {
+			bh := make([]any, nTouchBucket)
+			bh[touchBucketGen] = s.knownGen(b)
+			args = append(args, bh...)
 			args, sent[gi][j] = s.touchArgs(args, leases, byBucket[b])
 		}
 		s.knownMu.Unlock()
@@ -145,6 +155,7 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 				return nil, fmt.Errorf("redis: touch: %w", errReply)
 			}
 			t.gen, _ = v[0].(string)
+			s.sawGen(g[j], t.gen)
 			m, _ := v[1].(int64)
 			v = v[2:]
 			if int64(len(v)) < 2*m {

@@ -1,12 +1,14 @@
 -- add.lua: Store.Add for one session. KEYS: one bucket.
 -- ARGV: A below (luanames.go: addArg...): client, session, node, ttl ms,
 -- age ms, known generation of a sibling session ('' if none), consumer,
--- journal length, max sessions (0: no cap).
+-- journal length, max sessions (0: no cap), the generation the caller
+-- last saw of the bucket ('' if none), re-assertion window ms (see gen).
 -- Returns: generation, then the transitions; an empty reply, having written
 -- nothing, when max sessions refuses a new session.
-local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9 }
+local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9,
+  bucket_gen = 10, reassert = 11 }
 bucket(0)
-local g = gen()
+local g = gen(ARGV[A.bucket_gen], tonumber(ARGV[A.reassert]))
 local id, sid, node = ARGV[A.client], ARGV[A.session], ARGV[A.node]
 local ttl, age = tonumber(ARGV[A.ttl]), tonumber(ARGV[A.age])
 local lost = ARGV[A.sibling_gen] ~= '' and ARGV[A.sibling_gen] ~= g
@@ -45,7 +47,7 @@ end
 if redis.call('ZADD', B.l, 'NX', NOW + ttl, node) == 1 then forgetleases() end
 -- A client this node knew online before Redis lost the bucket comes back
 -- without an event.
-addsession(id, sid, sk, node, NOW + ttl, seen, lost and getc(id) == nil)
+addsession(id, sid, sk, node, NOW + ttl, seen, lost)
 local r = { g }
 for i = 1, #out do r[#r + 1] = out[i] end
 return r

@@ -19,6 +19,9 @@
 --   j   stream  the journal of transitions, with consumer group "hooks"
 --   l   zset    node -> when its lease ends (ms): renewed by the node's
 --               sweeps, read by Sweep to tell node_lost from expired
+--   w   string  set while the bucket's re-assertion window is open (PX)
+--   h   hash    client ID -> its held record (see held): a client whose
+--               transitions the window holds (see gen)
 -- A session key is client ID .. "\0" .. session ID: IDs have no control
 -- characters, so the pair is unambiguous, and IDs are only ever fields and
 -- members, never parts of key names.
@@ -33,7 +36,7 @@
 
 -- K: position of each key in a bucket's KEYS, by its name above
 -- (luanames.go: key..., keySuffixes).
-local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11 }
+local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11, w = 12, h = 13 }
 -- size returns the number of entries of table t.
 local function size(t)
   local n = 0
@@ -61,14 +64,45 @@ local function bucket(i)
   for name, p in pairs(K) do B[name] = KEYS[o + p] end
 end
 
+-- QUIET is set by a script that returns no transitions (touch.lua): it
+-- must decide none.
+local QUIET = false
+
+-- WIN caches whether the current bucket's re-assertion window is open:
+-- nil until win() reads it (gen resets it for each bucket).
+local WIN = nil
+
+-- win reports whether the current bucket's re-assertion window is open.
+local function win()
+  if WIN == nil then WIN = redis.call('EXISTS', B.w) == 1 end
+  return WIN
+end
+
 -- gen returns the bucket's generation, creating it (and the journal's
--- consumer group) when the bucket is new or its data was lost.
-local function gen()
+-- consumer group) when the bucket is new or its data was lost, and opens
+-- the bucket's re-assertion window when Redis lost the bucket's data:
+-- known is the generation the caller last saw of this bucket ('' if none),
+-- so a generation the caller did not know, made less than window ms ago,
+-- means the data the caller knew is gone. While the window is open, the
+-- nodes re-assert what they hold (silently) and every transition the
+-- bucket would decide is held in h, then decided once, by the first Sweep
+-- after the window, against the re-asserted state (see hold, decideheld).
+-- A bucket new to every caller opens no window.
+local function gen(known, window)
   local g = redis.call('GET', B.g)
   if not g then
     g = T[1] .. '.' .. T[2]
     redis.call('SET', B.g, g)
     redis.pcall('XGROUP', 'CREATE', B.j, 'hooks', '$', 'MKSTREAM')
+  end
+  WIN = nil
+  if known ~= '' and known ~= g and window > 0 and not win() then
+    local sec, usec = string.match(g, '^(%d+)%.(%d+)$')
+    local left = tonumber(sec) * 1000 + math.floor(tonumber(usec) / 1000) + window - NOW
+    if left > 0 then
+      redis.call('SET', B.w, '1', 'PX', left)
+      WIN = true
+    end
   end
   return g
 end
@@ -173,21 +207,102 @@ local function transition(kind, id, sid, reason, c, onlinefor)
   for i = 1, #e do out[base + i] = e[i] end
 end
 
+-- held returns the held record of client id (see gen), or nil: whether it
+-- was online before the window ("before"), the latest grace deadline of
+-- its re-asserted ending sessions ("maxd") and the latest Offline a node
+-- remembers deciding for it ("maxt") before Redis lost the data (Redis
+-- ms), and what its Offline would carry if it went offline in the window.
+local function held(id)
+  local v = redis.call('HGET', B.h, id)
+  if not v then return nil end
+  local before, seq, seen, of, maxd, maxt, rest = string.match(v, '^(%d)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
+  local i = string.find(rest, '\0', 1, true)
+  return { before = before == '1', seq = tonumber(seq), seen = tonumber(seen), onlinefor = tonumber(of),
+    maxd = tonumber(maxd), maxt = tonumber(maxt), reason = string.sub(rest, 1, i - 1), sid = string.sub(rest, i + 1) }
+end
+
+local function puth(id, h)
+  redis.call('HSET', B.h, id, (h.before and '1' or '0') .. '|' .. fmt(h.seq) .. '|' .. fmt(h.seen) .. '|' ..
+    fmt(h.onlinefor) .. '|' .. fmt(h.maxd) .. '|' .. fmt(h.maxt) .. '|' .. h.reason .. '\0' .. h.sid)
+end
+
+-- hold starts holding client id's transitions, if not yet held: before is
+-- whether it counted as online (its record is online, or known says a node
+-- held one of its sessions live before Redis lost the data). known also
+-- marks a client held already. d and t, if given, raise the hold's maxd
+-- (a re-asserted ending session's grace deadline) and maxt (an Offline a
+-- node remembers deciding).
+local function hold(id, online, known, d, t)
+  local h = held(id)
+  if h and (h.before or not known) and not d and not t then return h end
+  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, maxd = 0, maxt = 0, reason = '', sid = '' }
+  h.before = h.before or known
+  if d then h.maxd = math.max(h.maxd, d) end
+  if t then h.maxt = math.max(h.maxt, t) end
+  puth(id, h)
+  return h
+end
+
+-- decide ends the hold of client id once the window is closed: the one
+-- transition between what it was before and what its record says now, if
+-- they differ. It was online before if a node held one of its sessions
+-- live, or an ending one whose grace ended after the last Offline any
+-- node remembers deciding for it (that Offline was still owed). Held
+-- changes in between cancel out: a late Online (or Offline) rather than a
+-- doubled one.
+local function decide(id)
+  local h = held(id)
+  if not h then return end
+  redis.call('HDEL', B.h, id)
+  local c = getc(id)
+  local online = c ~= nil and c.n > 0
+  local before = h.before or h.maxd > h.maxt
+  if online and not before then
+    -- The event names a session of the client: its record names one only
+    -- when it has exactly one.
+    local sid = c.sid
+    if sid == '' then
+      local _, other = clientof(under(B.k, id, 1)[1])
+      sid = other
+    end
+    transition('online', id, sid, 'connect', c, 0)
+  elseif before and not online then
+    transition('offline', id, h.sid, h.reason, { seq = h.seq, seen = h.seen }, h.onlinefor)
+  end
+end
+
+-- settle decides client id's hold, if the window is closed and it has one:
+-- before any transition of the client is decided, so the held one comes
+-- first.
+-- Not in a script whose reply carries no transitions (Touch: see
+-- QUIET): there the hold waits for the next Sweep, which decides against
+-- the state then.
+local function settle(id)
+  if not QUIET and not win() and redis.call('EXISTS', B.h) == 1 then decide(id) end
+end
+
 -- addsession writes a new session, live until deadline, whose last beat
--- was seen, and brings its client online unless it was. The Online event
--- is left out when silent, which re-creates a client lost with Redis's data.
-local function addsession(id, sid, sk, node, deadline, seen, silent)
+-- was seen, and brings its client online unless it was. known: a node held
+-- the session live before Redis lost the bucket's data, so the client
+-- counted as online; owed: instead, a node held it ending, its grace over
+-- at that Redis time. A client re-created so, from nothing, comes back
+-- without an Online event.
+local function addsession(id, sid, sk, node, deadline, seen, known, owed)
   puts(sk, { seen = seen, span = deadline - seen, node = node })
   redis.call('ZADD', B.x, deadline, sk)
   redis.call('ZADD', B.k, 0, sk)
   redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
+  settle(id)
   local c = getc(id)
-  if c and c.n > 0 then
+  local online = c ~= nil and c.n > 0
+  if win() and (known or owed or not online) then hold(id, online, known, owed) end
+  if online then
     c.n = c.n + 1
     c.seen = math.max(c.seen, seen)
     putc(id, c)
     return
   end
+  local silent = (known or owed) and not c
   if not c then
     c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '' }
   else
@@ -197,7 +312,7 @@ local function addsession(id, sid, sk, node, deadline, seen, silent)
   c.seq = c.seq + 1
   redis.call('ZADD', B.on, 0, id)
   putc(id, c)
-  if not silent then
+  if not silent and not win() then
     transition('online', id, sid, 'connect', c, 0)
   end
 end
@@ -213,6 +328,7 @@ local function remove(sk, reason, retention)
   redis.call('ZREM', B.n, x.node .. '\0' .. sk)
   redis.call('HDEL', B.r, sk)
   local id, sid = clientof(sk)
+  settle(id)
   local c = getc(id)
   if not c then return end
   c.n = c.n - 1
@@ -240,13 +356,21 @@ local function remove(sk, reason, retention)
     putc(id, c)
     redis.call('ZADD', B.o, NOW, id)
   end
+  if win() then
+    local h = hold(id, true, false)
+    h.seq, h.seen, h.onlinefor, h.reason, h.sid = c.seq, c.seen, onlinefor, reason, sid
+    puth(id, h)
+    return
+  end
   transition('offline', id, sid, reason, c, onlinefor)
 end
 
 -- mayrecreate reports whether a session that a node held before Redis lost
--- the bucket's data may be re-created: not if its client is now known to
--- be offline (another node ended the client's last session since).
+-- the bucket's data may be re-created: always while the bucket's window is
+-- open, afterwards not if its client is now known to be offline (another
+-- node ended the client's last session since).
 local function mayrecreate(id)
+  if win() then return true end
   local c = getc(id)
   return c == nil or c.n > 0
 end

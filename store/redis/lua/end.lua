@@ -1,32 +1,47 @@
 -- end.lua: Store.End in one bucket.
 -- KEYS: one bucket. ARGV: A below (luanames.go: endArg...): mode ('c'
--- client, 'n' node), client ID or node, session ID or '', reason, grace
+-- client, 'n' node, 'r' re-assert a client's ending session that Redis
+-- lost, only if it holds none of that name, 'o' re-assert the Offline a
+-- node remembers deciding for a client, while the window is open), client ID or node, session ID or '', reason, grace
 -- ms, known generation of the session ('' if unknown), retention ms
 -- (negative: none), consumer, journal length, node of the session or
 -- caller ('' if unknown), how long a session re-created after Redis lost
 -- it lingers at least (ms), and '1' if the reason is
--- presence.Reason.Unseen (else '0').
--- Returns: generation, number of sessions ended, then the transitions.
+-- presence.Reason.Unseen (else '0'), the generation the caller last saw
+-- of the bucket ('' if none), re-assertion window ms (see gen), and for
+-- 'r' the session's grace deadline, for 'o' when the Offline was decided
+-- (Redis ms, before Redis lost the data).
+-- Returns: generation, number of sessions ended, Redis's time (ms), then
+-- the transitions.
 local A = { mode = 1, who = 2, session = 3, reason = 4, grace = 5, known_gen = 6, retention = 7,
-  consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12 }
+  consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12, bucket_gen = 13, reassert = 14, at = 15 }
 bucket(0)
-local g = gen()
+local g = gen(ARGV[A.bucket_gen], tonumber(ARGV[A.reassert]))
 local mode, who, sid, reason = ARGV[A.mode], ARGV[A.who], ARGV[A.session], ARGV[A.reason]
 local grace, kg, retention = tonumber(ARGV[A.grace]), ARGV[A.known_gen], tonumber(ARGV[A.retention])
 J.consumer, J.maxlen, J.node = ARGV[A.consumer], tonumber(ARGV[A.journal_len]), ARGV[A.node]
 local sel = {}
-if mode == 'c' then
+if mode == 'o' then
+  if win() then
+    local c = getc(who)
+    hold(who, c ~= nil and c.n > 0, false, nil, tonumber(ARGV[A.at]))
+  end
+elseif mode == 'c' or mode == 'r' then
   if sid ~= '' then
     local sk = who .. '\0' .. sid
     if redis.call('HEXISTS', B.s, sk) == 1 then
-      sel[1] = sk
+      if mode == 'c' then sel[1] = sk end
     elseif kg ~= '' and kg ~= g and mayrecreate(who) then
       -- Held before Redis lost the bucket: re-create it silently, then
       -- end it like any other, so its client gets its one Offline.
       -- It lingers at least a lease, so that the client's sessions on other
       -- nodes are re-asserted before it is gone.
       local node = ARGV[A.node]
-      addsession(who, sid, sk, node, NOW, NOW, true)
+      if mode == 'r' then
+        addsession(who, sid, sk, node, NOW, NOW, false, tonumber(ARGV[A.at]))
+      else
+        addsession(who, sid, sk, node, NOW, NOW, true)
+      end
       sel[1] = sk
       grace = math.max(grace, tonumber(ARGV[A.linger]))
     end
@@ -57,6 +72,6 @@ for _, sk in ipairs(sel) do
     redis.call('ZADD', B.x, deadline, sk)
   end
 end
-local r = { g, #sel }
+local r = { g, #sel, NOW }
 for i = 1, #out do r[#r + 1] = out[i] end
 return r

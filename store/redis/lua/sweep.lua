@@ -5,14 +5,17 @@
 -- KEYS: the buckets. ARGV: A below (luanames.go: sweepArg...): retention
 -- ms (negative: none), batch limit per bucket, consumer, journal length,
 -- reclaim delay ms (negative: never), the sweeping node ('' for none) and
--- its lease ms.
--- Returns: number of buckets with more due ("more"), then the
--- transitions, then the reclaimed entries: count, then per entry its ID and
+-- its lease ms, re-assertion window ms (see gen); then per bucket SB: the
+-- generation the caller last saw of it ('' if none).
+-- Returns: number of buckets with more due ("more"), then each bucket's
+-- generation, then the transitions (among them those a closed window
+-- held), then the reclaimed entries: count, then per entry its ID and
 -- field count and fields.
-local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5, node = 6, lease = 7 }
+local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5, node = 6, lease = 7, reassert = 8 }
+local SB = { gen = 0 }
 local retention, limit = tonumber(ARGV[A.retention]), tonumber(ARGV[A.limit])
 J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
-local reclaim = tonumber(ARGV[A.reclaim])
+local reclaim, reassert = tonumber(ARGV[A.reclaim]), tonumber(ARGV[A.reassert])
 
 -- Node leases (doc.go, "Nodes"): the sweeping node renews its lease in
 -- each bucket it sweeps. A session that expired is node_lost when its
@@ -56,9 +59,11 @@ end
 local more = 0
 local claimed = {}
 local nb = #KEYS / KN
+local gens = {}
 for b = 0, nb - 1 do
   bucket(b)
-  gen()
+  local a = size(A) + 1 + b * size(SB)
+  gens[b + 1] = gen(ARGV[a + SB.gen], reassert)
   mylive, lost = nil, {}
   local due = redis.call('ZRANGEBYSCORE', B.x, '-inf', NOW, 'LIMIT', 0, limit)
   for _, sk in ipairs(due) do
@@ -66,6 +71,12 @@ for b = 0, nb - 1 do
     remove(sk, reason, retention)
   end
   local full = #due == limit
+  -- Decide the transitions the bucket's closed window held.
+  if not win() and redis.call('EXISTS', B.h) == 1 then
+    local h = redis.call('HSCAN', B.h, 0, 'COUNT', limit)
+    for i = 1, #h[2], 2 do decide(h[2][i]) end
+    full = full or redis.call('EXISTS', B.h) == 1
+  end
   if retention >= 0 then
     local old = redis.call('ZRANGEBYSCORE', B.o, '-inf', NOW - retention, 'LIMIT', 0, limit)
     for _, id in ipairs(old) do
@@ -96,6 +107,7 @@ for b = 0, nb - 1 do
   end
 end
 local r = { more }
+for i = 1, #gens do r[#r + 1] = gens[i] end
 for i = 1, #out do r[#r + 1] = out[i] end
 r[#r + 1] = '|'
 for _, e in ipairs(claimed) do

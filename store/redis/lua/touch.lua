@@ -1,7 +1,9 @@
 -- touch.lua: Store.Touch for the leases of one or more buckets.
 -- KEYS: the buckets. ARGV, named by the tables below (luanames.go:
 -- touchArg..., touchRefresh..., touchRefreshItem..., touchFulls...,
--- touchFull...): A, consumer and journal length, then per bucket:
+-- touchFull..., touchBucket...): A, consumer, journal length and
+-- re-assertion window ms (see gen), then per bucket: BH, the generation
+-- the caller last saw of it ('' if none), then
 --   refreshes: R, their number f, then node, span, known generation,
 --     shared by all of them, then f times RI: session key, ttl ms;
 --   full leases: FH, their number m, then m times FI: client, session,
@@ -18,13 +20,15 @@
 -- node and span (TTL + Age): it only moves the session's deadline (one
 -- multi-member ZADD per bucket), since its last beat is read back as
 -- deadline - span. Full leases rewrite the session's record.
-local A = { consumer = 1, journal_len = 2 }
+local A = { consumer = 1, journal_len = 2, reassert = 3 }
+local BH = { gen = 0 }
 local R = { count = 0, node = 1, span = 2, gen = 3 }
 local RI = { key = 0, ttl = 1 }
 local FH = { count = 0 }
 local FI = { client = 0, session = 1, node = 2, ttl = 3, age = 4, gen = 5 }
-local RN, RIN, FHN, FIN = size(R), size(RI), size(FH), size(FI)
+local BHN, RN, RIN, FHN, FIN = size(BH), size(R), size(RI), size(FH), size(FI)
 J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
+QUIET = true
 
 local gone
 local function isgone(pos, reason)
@@ -150,7 +154,8 @@ local a = size(A) + 1
 local res = {}
 for b = 0, #KEYS / KN - 1 do
   bucket(b)
-  local g = gen()
+  local g = gen(ARGV[a + BH.gen], tonumber(ARGV[A.reassert]))
+  a = a + BHN
   gone = {}
   local f
   a, f = refresh(g, a)
