@@ -44,6 +44,10 @@ const (
 	dlTTL   = dlPing + dlPong
 	dlGrace = time.Second
 	dlSweep = presence.DefaultSweepInterval
+	// dlReclaim is the nodes' -redis-reclaim-after: well above what the
+	// demo's hooks take, well below the time from the node kill to the
+	// wipe.
+	dlReclaim = 3 * time.Second
 )
 
 // The scenario of the data-loss test, in time from the start of the churn.
@@ -97,10 +101,10 @@ const (
 // restarted, and its clean-up (Grace after the restart) done, well before
 // the wipe (about 9 s; the wipe waits for TTL + Grace + 2 s after the
 // restart if the node was slow to start). A transition the killed node
-// decided but had not delivered when it died is reclaimed only after the
-// Store's ReclaimAfter (30 s in the demo), after the wipe, which loses the
-// journal: that would show as a lost transition, but the window is the few
-// milliseconds between a decision and its hook.
+// decided but had not delivered when it died is delivered by another node
+// after the Store's ReclaimAfter: 30 s by default, after the wipe, which
+// would lose it with the journal; the nodes run -redis-reclaim-after
+// dlReclaim, so it is delivered before.
 func TestDataLossAlternation(t *testing.T) {
 	t.Parallel()
 	seed := *datalostSeed
@@ -238,7 +242,8 @@ func (n *dlNode) start(t *testing.T, url string) {
 	// win (the flag package keeps the last value). The listening line says
 	// which were taken.
 	p := startDemo(t, n.addr, n.id, "-store", "redis", "-redis-url", url,
-		"-ping-interval", dlPing.String(), "-pong-timeout", dlPong.String(), "-grace", dlGrace.String())
+		"-ping-interval", dlPing.String(), "-pong-timeout", dlPong.String(), "-grace", dlGrace.String(),
+		"-redis-reclaim-after", dlReclaim.String())
 	l := p.find(time.Second, "listening", isEv("listening", ""))
 	ttl, _ := l.M["ttl"].(float64)     // slog's JSON handler writes a Duration
 	grace, _ := l.M["grace"].(float64) // as nanoseconds

@@ -40,7 +40,7 @@ var static embed.FS
 
 type options struct {
 	addr, store, redisURL, redisPrefix, nodeID, logFormat, logLevel, debugAddr string
-	pingInterval, pongTimeout, idleTimeout, grace, drainWindow                 time.Duration
+	pingInterval, pongTimeout, idleTimeout, grace, drainWindow, reclaimAfter   time.Duration
 	maxConnsPerClient                                                          int
 }
 
@@ -51,6 +51,7 @@ func main() {
 	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -store redis, e.g. redis://localhost:6379/0")
 	flag.StringVar(&o.redisPrefix, "redis-prefix", redisstore.DefaultPrefix, "key namespace in Redis for -store redis; nodes that share presence use the same one")
 	flag.StringVar(&o.nodeID, "node-id", "", "node ID, stable across restarts (default: host name)")
+	flag.DurationVar(&o.reclaimAfter, "redis-reclaim-after", redisstore.DefaultReclaimAfter, "with -store redis: how long a transition may wait for its node's hooks before another node delivers it")
 	flag.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "protocol ping interval; HTTP clients beat this often")
 	flag.DurationVar(&o.pongTimeout, "pong-timeout", 20*time.Second, "wait for a frame after a ping; TTL is ping-interval + pong-timeout")
 	flag.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close connections without a chat message for this long (0: off)")
@@ -109,7 +110,7 @@ func openStore(o options, log *slog.Logger) (presence.Store, func(), error) {
 		// them in ours, so -log-format json stays one object per line.
 		goredis.SetLogger(redisLogger{log})
 		rdb := goredis.NewClient(opts)
-		s, err := redisstore.New(rdb, redisstore.Config{Prefix: o.redisPrefix, Logger: log})
+		s, err := redisstore.New(rdb, redisstore.Config{Prefix: o.redisPrefix, ReclaimAfter: o.reclaimAfter, Logger: log})
 		if err != nil {
 			rdb.Close()
 			return nil, nil, err
