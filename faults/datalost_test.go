@@ -366,6 +366,10 @@ const dlDialTimeout = 3 * time.Second
 
 // goSession is a session of the real client: it reconnects by itself if
 // its node dies, and ends with Close (close code 1000).
+//
+// timing: the client beats as the nodes do (dlPing, dlPong: the demo's
+// heartbeat compressed, its relations kept); backoff shortened so
+// reconnects land within the churn.
 func (f *dlFleet) goSession(ctx context.Context, id string, n *dlNode, hold time.Duration) {
 	span := -1
 	cfg := client.Config{PingInterval: dlPing, PongTimeout: dlPong,
