@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/redistest"
+	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
 // The tests in this file run demo processes on the Redis store. They need
@@ -418,8 +419,11 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("the list endpoints did not match %v within one TTL (%v) of Redis's return", want, ttl)
 	}
 	t.Logf("presence converged %v after Redis came back empty (TTL %v)", took.Round(time.Millisecond), ttl)
+	// Its Offline is decided in the buckets' re-assertion window after the
+	// data loss (store/redis, "Data loss"), so it fires once the window is
+	// over, if that is later.
 	lease := ttl + 500*time.Millisecond
-	waitAny(t, map[string]string{"event": "offline", "client": "leaver"}, lease+grace+sweepStep, a, b)
+	waitAny(t, map[string]string{"event": "offline", "client": "leaver"}, max(lease+grace, redisstore.DefaultReassert)+2*sweepStep, a, b)
 	at, _ := firstLine(map[string]string{"event": "offline", "client": "leaver"}, a, b)
 	t.Logf("the client that left during the outage went offline %v after Redis came back (lease %v)", at.Sub(back).Round(time.Millisecond), lease)
 	if took, ok := waitTruth(time.Second, want, nil, a, b); !ok {
