@@ -16,8 +16,18 @@ const (
 	addArgSiblingGen // generation a sibling session was last written in; '' if none
 	addArgConsumer
 	addArgJournalLen
-	addArgMaxSessions // 0: no cap
-	nAddArgs          = iota
+	addArgMaxSessions    // 0: no cap
+	addArgBucketSessions // the bucket's share of Config.MaxSessions; 0: no cap
+	addArgBucketClients  // the bucket's share of Config.MaxClients; 0: no cap
+	nAddArgs             = iota
+)
+
+// The reply of add.lua when a cap refuses a new session, having written
+// nothing: one of these, naming the cap.
+const (
+	addRefusedClientSessions = iota + 1 // presence.Lease.MaxSessions
+	addRefusedSessions                  // the bucket's share of Config.MaxSessions
+	addRefusedClients                   // the bucket's share of Config.MaxClients, every client online
 )
 
 // ARGV of end.lua.
@@ -43,8 +53,9 @@ const (
 	sweepArgLimit                // per bucket
 	sweepArgConsumer
 	sweepArgJournalLen
-	sweepArgReclaim // ms; negative: never
-	nSweepArgs      = iota
+	sweepArgReclaim       // ms; negative: never
+	sweepArgBucketClients // a bucket's share of Config.MaxClients; 0: no cap
+	nSweepArgs            = iota
 )
 
 // ARGV of list.lua.

@@ -136,14 +136,18 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		set(addArgClient, l.ClientID).set(addArgSession, l.SessionID).set(addArgNode, l.Node).
 		set(addArgTTL, ms(l.TTL)).set(addArgAge, l.Age.Milliseconds()).set(addArgSiblingGen, sibling).
 		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen).
-		set(addArgMaxSessions, l.MaxSessions)
+		set(addArgMaxSessions, l.MaxSessions).
+		set(addArgBucketSessions, s.share(s.cfg.MaxSessions)).set(addArgBucketClients, s.share(s.cfg.MaxClients))
 	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
+	if err == nil && len(v) < 1 {
+		err = errReply
+	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}
-	if len(v) < 1 { // refused by the cap: add.lua wrote nothing
-		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, presence.ErrTooManySessions)
+	if no, ok := v[0].(int64); ok { // refused by a cap: add.lua wrote nothing
+		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, s.refusal(no))
 	}
 	gen, _ := v[0].(string)
 	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
@@ -152,6 +156,28 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}
 	return evs, nil
+}
+
+// share is a bucket's share of a cap of the Store (Config.MaxClients,
+// MaxSessions), as the scripts take it: 0 for no cap.
+func (s *Store) share(limit int) int {
+	if limit < 0 {
+		return 0
+	}
+	return limit / s.cfg.Buckets
+}
+
+// refusal is the error of an Add that add.lua refused with code no.
+func (s *Store) refusal(no int64) error {
+	switch no {
+	case addRefusedClientSessions:
+		return presence.ErrTooManySessions
+	case addRefusedSessions:
+		return fmt.Errorf("%w: its bucket is at its share (%d) of MaxSessions %d", presence.ErrLimit, s.share(s.cfg.MaxSessions), s.cfg.MaxSessions)
+	case addRefusedClients:
+		return fmt.Errorf("%w: its bucket is at its share (%d) of MaxClients %d and has no offline client it may forget", presence.ErrLimit, s.share(s.cfg.MaxClients), s.cfg.MaxClients)
+	}
+	return errReply
 }
 
 // groups splits bucket numbers into script calls: all in one on a single
@@ -278,8 +304,9 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 
 // Sweep implements presence.Store. On a single server one script call
 // sweeps every bucket; on a Cluster one call per bucket, pipelined. It also
-// claims the journal entries left unacknowledged for Config.ReclaimAfter,
-// which Reclaim hands out.
+// forgets the offline clients of a bucket over its share of
+// Config.MaxClients, longest offline first, and claims the journal entries
+// left unacknowledged for Config.ReclaimAfter, which Reclaim hands out.
 func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	all := make([]int, len(s.buckets))
 	for b := range all {
@@ -300,7 +327,7 @@ func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 			calls[i] = call{keys: s.keysOf(g), args: newArgv(nSweepArgs).
 				set(sweepArgRetention, s.retentionMS()).set(sweepArgLimit, perBucket).
 				set(sweepArgConsumer, s.claimer()).set(sweepArgJournalLen, s.cfg.JournalLen).
-				set(sweepArgReclaim, reclaim)}
+				set(sweepArgReclaim, reclaim).set(sweepArgBucketClients, s.share(s.cfg.MaxClients))}
 		}
 		replies, err := s.runAll(ctx, scriptSweep, calls)
 		var next [][]int

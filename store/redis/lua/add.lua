@@ -1,10 +1,13 @@
 -- add.lua: Store.Add for one session. KEYS: one bucket.
 -- ARGV: A below (luanames.go: addArg...): client, session, node, ttl ms,
 -- age ms, known generation of a sibling session ('' if none), consumer,
--- journal length, max sessions (0: no cap).
--- Returns: generation, then the transitions; an empty reply, having written
--- nothing, when max sessions refuses a new session.
-local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9 }
+-- journal length, max sessions (0: no cap), the bucket's share of the
+-- Store's sessions and of its clients (0: no cap).
+-- Returns: generation, then the transitions; when a cap refuses a new
+-- session, having written nothing, one of NO: which cap.
+local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9,
+  bucket_sessions = 10, bucket_clients = 11 }
+local NO = { client_sessions = 1, sessions = 2, clients = 3 }
 bucket(0)
 local g = gen()
 local id, sid, node = ARGV[A.client], ARGV[A.session], ARGV[A.node]
@@ -37,7 +40,20 @@ if cap > 0 then
       if d and tonumber(d) > NOW then live = live + 1 end
     end
   end
-  if live >= cap then return {} end
+  if live >= cap then return { NO.client_sessions } end
+end
+-- The Store's caps, as this bucket's share of them, counted by the bucket's
+-- own hashes, so no count can drift from what is stored. A new client
+-- takes the place of the bucket's client offline the longest; a bucket
+-- over its share (a lower cap, sessions re-created after data loss) takes
+-- none until it is back within it (trimclients, in Sweep).
+local smax, cmax = tonumber(ARGV[A.bucket_sessions]), tonumber(ARGV[A.bucket_clients])
+if smax > 0 and redis.call('HLEN', B.s) >= smax then return { NO.sessions } end
+if cmax > 0 then
+  local n = redis.call('HLEN', B.c)
+  if n >= cmax and redis.call('HEXISTS', B.c, id) == 0 and (n > cmax or forgetoffline(1) == 0) then
+    return { NO.clients }
+  end
 end
 -- A client this node knew online before Redis lost the bucket comes back
 -- without an event.

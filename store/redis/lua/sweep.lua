@@ -4,11 +4,12 @@
 -- for longer than the reclaim delay (their claimer died).
 -- KEYS: the buckets. ARGV: A below (luanames.go: sweepArg...): retention
 -- ms (negative: none), batch limit per bucket, consumer, journal length,
--- reclaim delay ms (negative: never).
+-- reclaim delay ms (negative: never), a bucket's share of the clients (0:
+-- no cap).
 -- Returns: number of buckets with more due ("more"), then the
 -- transitions, then the reclaimed entries: count, then per entry its ID and
 -- field count and fields.
-local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5 }
+local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5, bucket_clients = 6 }
 local retention, limit = tonumber(ARGV[A.retention]), tonumber(ARGV[A.limit])
 J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
 local reclaim = tonumber(ARGV[A.reclaim])
@@ -33,6 +34,7 @@ for b = 0, nb - 1 do
     end
     full = full or #old == limit
   end
+  full = trimclients(tonumber(ARGV[A.bucket_clients]), limit) or full
   if full then more = more + 1 end
   -- XAUTOCLAIM scans up to ten times COUNT pending entries even when none
   -- is old enough; an entry's ID is its creation time, never later than its
