@@ -15,7 +15,8 @@ import (
 
 // BenchmarkAdd measures Add and End, the calls of a client connecting and
 // leaving, on a single server holding 100,000 live sessions, with the
-// Store's defaults: "new" adds a session of a client the Store never saw;
+// Store's defaults: "new" adds a session of a client the Store never saw
+// ("new-uncapped" the same with MaxClients and MaxSessions off);
 // "churn" ends a session at once (no grace: its client goes offline) and
 // adds one of a client offline since, cycling over 100,000 clients;
 // "forget" adds new clients at the cap of clients (MaxClients 200,000,
@@ -26,10 +27,16 @@ func BenchmarkAdd(b *testing.B) {
 	for _, tc := range []struct {
 		name          string
 		churn, forget bool
-	}{{"new", false, false}, {"churn", true, false}, {"forget", false, true}} {
+		cfg           redisstore.Config
+	}{
+		{name: "new"},
+		{name: "new-uncapped", cfg: redisstore.Config{MaxClients: -1, MaxSessions: -1}},
+		{name: "churn", churn: true},
+		{name: "forget", forget: true},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			rdb := redistest.Standalone(b)
-			st := redistest.Store(b, rdb, redisstore.Config{})
+			st := redistest.Store(b, rdb, tc.cfg)
 			const n = 100_000
 			addSessions(b, st, n, time.Hour)
 			ctx := context.Background()
