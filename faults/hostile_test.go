@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/redistest"
@@ -213,6 +216,179 @@ func TestMillionIDs(t *testing.T) {
 	}
 	t.Logf("FIGURE million-ids: %d distinct IDs in %.1fs: %d accepted, %d refused 503; heap %.1f MiB at the cap, at most %.1f MiB after %d more IDs",
 		ids, res.Seconds, res.Status["200"], res.Status["503"], res.HeapAtCapMiB, res.HeapMaxMiB, ids-limit)
+}
+
+// B16, R24 on Redis, the twin of TestMillionIDs: distinct client IDs flood
+// the HTTP-heartbeat endpoint of a node on the Redis store, capped at
+// 16,000 clients and sessions and shared with a second node whose honest
+// WebSocket clients are online. Round a floods 160,000 IDs: the cap (its
+// share in every bucket) answers 503 with Retry-After, and Redis's memory
+// stops growing when the cap is reached; a new client of the other node is
+// refused too (close 1013), the cap being one for both. Round a's clients
+// then go offline, and round b floods 32,000 new IDs: they take the places
+// of round a's clients, offline the longest, where without a bound on
+// remembered offline clients every one would be refused for Retention
+// (24h). Redis stays within the bound store/redis documents throughout,
+// the honest clients are never disturbed, and once the flood is offline a
+// new honest client is served. The flood runs in a helper process without
+// the race detector, as in TestMillionIDs.
+//
+// timing: the honest node runs the default heartbeat (ping 25s, pong
+// timeout 10s, TTL 35s), what users run: with 5s + 5s, honest clients were
+// dropped for a late pong when the flood ran beside TestMillionIDs on two
+// loaded cores (see TestStoreCapOverWebSocket). Grace and SweepInterval
+// are short (≪ TTL) so that each round's clients go offline fast.
+func TestIDFloodRedis(t *testing.T) {
+	t.Parallel()
+	const (
+		ids, ids2, limit = 160_000, 32_000, 16_000
+		journalLen       = 1000
+		honestN          = 3
+	)
+	r := redistest.StartServer(t)
+	rdb := redisClient(t, r.Addr())
+	pfx := uniq("flood")
+	cfg := redisstore.Config{Prefix: pfx, MaxClients: limit, MaxSessions: limit, JournalLen: journalLen}
+	st, err := redisstore.New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := usedMemory(t, rdb)
+	n := startNode(t, st, presence.Config{Node: "honest", Grace: 200 * time.Millisecond, SweepInterval: 100 * time.Millisecond},
+		middleware.Config{}, nil)
+	var honest []*watched
+	for i := range honestN {
+		honest = append(honest, dialClient(t, n.wsURL(fmt.Sprintf("honest-%d", i)), client.Config{MaxAttempts: once}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	eventually(t, 5*time.Second, "honest clients online", func() bool {
+		c, err := n.tr.Count(ctx)
+		return err == nil && c == honestN
+	})
+	// What store/redis documents (doc.go, "Limits"): at most about 300 B a
+	// client, 500 B a session and 100 B a journal entry, with IDs as short
+	// as these.
+	buckets := st.Config().Buckets
+	bound := int64(limit*300 + limit*500 + buckets*journalLen*100)
+
+	p := startProc(t, helperBin(t, "faultflood"), "-redis", r.Addr(), "-prefix", pfx, "-cap", fmt.Sprint(limit),
+		"-n", fmt.Sprint(ids), "-n2", fmt.Sprint(ids2), "-others", fmt.Sprint(honestN), "-journal-len", fmt.Sprint(journalLen))
+	type sample struct {
+		Requests, Online int
+		Used             int64
+	}
+	type round struct {
+		Status     map[string]int `json:"status"`
+		RetryAfter int            `json:"retry_after_missing"`
+		Samples    []sample       `json:"samples"`
+		Seconds    float64        `json:"seconds"`
+		Remembered int            `json:"remembered"`
+		Used       int64          `json:"used"` // of the "-offline" lines
+	}
+	next := func(phase string) round {
+		t.Helper()
+		l := p.next(5*time.Minute, "flood round "+phase, func(l procLine) bool { return l.str("phase") == phase })
+		var res round
+		b, _ := json.Marshal(l.M)
+		if err := json.Unmarshal(b, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	checkRound := func(name string, res round, requests int) {
+		t.Helper()
+		if res.Status["200"] != limit-honestN || res.Status["503"] != requests-(limit-honestN) || res.RetryAfter != 0 {
+			t.Errorf("round %s: answers %v (%d 503 without Retry-After), want %d×200 then 503 with Retry-After", name, res.Status, res.RetryAfter, limit-honestN)
+		}
+		for _, s := range res.Samples {
+			if s.Used-base > bound {
+				t.Errorf("round %s: Redis holds %.1f MiB after %d requests, over the documented bound %.1f MiB", name, mib(s.Used-base), s.Requests, mib(bound))
+			}
+		}
+		if last := res.Samples[len(res.Samples)-1]; last.Online != limit {
+			t.Errorf("round %s: %d online at the end, want the cap %d", name, last.Online, limit)
+		}
+	}
+
+	a := next("a")
+	checkRound("a", a, ids)
+	full := slices.IndexFunc(a.Samples, func(s sample) bool { return s.Online == limit })
+	var atCap, maxAfter int64
+	if full < 0 || full == len(a.Samples)-1 {
+		t.Fatalf("round a: the cap was not reached early in the flood: %+v", a.Samples)
+	}
+	atCap = a.Samples[full].Used - base
+	for _, s := range a.Samples[full:] {
+		maxAfter = max(maxAfter, s.Used-base)
+	}
+	if maxAfter-atCap > 1<<20 {
+		t.Errorf("round a: Redis grew from %.2f MiB at the cap to %.2f MiB under the rest of the flood", mib(atCap), mib(maxAfter))
+	}
+	ws, _, err := dialRaw(n.addr(), "/ws?id=late")
+	if err != nil || ws == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	code, text, err := ws.closeCode(5 * time.Second)
+	ws.Close()
+	if err != nil || code != 1013 {
+		t.Errorf("a new client of the other node at the cap: close %d %q (%v), want 1013", code, text, err)
+	}
+	fmt.Fprintln(p.stdin)
+	aOff := next("a-offline")
+
+	b := next("b")
+	checkRound("b", b, ids2)
+	if b.Remembered != 0 {
+		t.Errorf("round b: %d of round a's clients remembered, want none: each new client takes the place of one offline the longest", b.Remembered)
+	}
+	fmt.Fprintln(p.stdin)
+	bOff := next("b-offline")
+	for _, u := range []int64{aOff.Used, bOff.Used} {
+		if u-base > bound {
+			t.Errorf("Redis holds %.1f MiB with the flood offline, over the documented bound %.1f MiB", mib(u-base), mib(bound))
+		}
+	}
+	if bOff.Used-aOff.Used > 1<<20 {
+		t.Errorf("Redis grew from %.2f MiB with round a offline to %.2f MiB with round b offline: the offline clients were not bounded", mib(aOff.Used-base), mib(bOff.Used-base))
+	}
+
+	for i, w := range honest {
+		untouched(t, w, "honest client")
+		if !online(t, n.tr, fmt.Sprintf("honest-%d", i)) {
+			t.Errorf("honest-%d offline after the flood", i)
+		}
+	}
+	dialClient(t, n.wsURL("late"), client.Config{MaxAttempts: once})
+	eventually(t, 5*time.Second, "a new honest client online after the flood", func() bool { return online(t, n.tr, "late") })
+	t.Logf("FIGURE id-flood-redis: cap %d clients and sessions over %d buckets, %d honest clients on another node; "+
+		"round a: %d IDs in %.1fs, %d×200, %d×503, Redis +%.2f MiB at the cap, at most +%.2f MiB after; "+
+		"round b (round a offline): %d IDs in %.1fs, %d×200 each taking an offline client's place, %d×503, %d of round a remembered; "+
+		"with each round offline +%.2f and +%.2f MiB; documented bound +%.1f MiB",
+		limit, buckets, honestN, ids, a.Seconds, a.Status["200"], a.Status["503"], mib(atCap), mib(maxAfter),
+		ids2, b.Seconds, b.Status["200"], b.Status["503"], b.Remembered, mib(aOff.Used-base), mib(bOff.Used-base), mib(bound))
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// usedMemory reads INFO memory used_memory.
+func usedMemory(t testing.TB, rdb *goredis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO memory")
+	return 0
 }
 
 // B16 over WebSocket: a new client over the store's cap is upgraded and

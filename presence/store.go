@@ -36,6 +36,10 @@ type Store interface {
 	// lease has run out, not counted). Refreshing or reviving a session the
 	// Store holds is never refused. The count and the write are one atomic
 	// step for every caller sharing the Store.
+	//
+	// A Store may cap what it holds (store/memory and store/redis do):
+	// past a cap, Add of a new session fails with ErrLimit and records
+	// nothing; refreshing or reviving a session it holds is never refused.
 	Add(ctx context.Context, l Lease) ([]Event, error)
 
 	// Touch extends the leases of many sessions in one call. It returns the

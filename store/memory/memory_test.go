@@ -28,7 +28,10 @@ func newStore(t *testing.T, cfg memory.Config) *memory.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Config{
-		New:      func(t *testing.T) presence.Store { return newStore(t, memory.Config{}) },
+		New: func(t *testing.T) presence.Store { return newStore(t, memory.Config{}) },
+		NewCapped: func(t *testing.T, maxClients, maxSessions int) presence.Store {
+			return newStore(t, memory.Config{MaxClients: maxClients, MaxSessions: maxSessions})
+		},
 		Synctest: true,
 	})
 }

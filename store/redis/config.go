@@ -18,6 +18,8 @@ const (
 	DefaultJournalLen   = 10_000
 	DefaultReclaimAfter = 30 * time.Second
 	DefaultReassert     = 5 * time.Second
+	DefaultMaxClients   = 1_000_000
+	DefaultMaxSessions  = 2_000_000
 )
 
 // MaxBuckets is the largest Config.Buckets.
@@ -47,9 +49,30 @@ type Config struct {
 	// MaxBuckets. Default: 32.
 	Buckets int
 
+	// MaxClients caps the clients the Store holds, online ones plus offline
+	// ones remembered for their last-seen time, over every node sharing
+	// the namespace. It is enforced per bucket: each bucket holds at most
+	// MaxClients / Buckets clients (see "Limits" in the package
+	// documentation). When a new client would take its bucket past that,
+	// the bucket's client offline the longest is forgotten to make room;
+	// when all of them are online, Add fails with presence.ErrLimit and
+	// writes nothing. Sweep forgets the offline clients of a bucket over
+	// its share (after a lower cap, say), longest offline first. It must
+	// be at least Buckets. Negative: no cap. Default: 1,000,000.
+	MaxClients int
+
+	// MaxSessions caps the sessions the Store holds, live and ending, over
+	// every node sharing the namespace, each bucket at most MaxSessions /
+	// Buckets: past that, Add of a new session fails with
+	// presence.ErrLimit and writes nothing. Refreshing or reviving a
+	// session the Store holds is never refused. It must be at least
+	// Buckets. Negative: no cap. Default: 2,000,000.
+	MaxSessions int
+
 	// Retention is how long an offline client's last-seen time (and its
-	// Seq) is kept. Sweep forgets clients offline for longer. Negative:
-	// forget a client as soon as it goes offline. Default: 24h.
+	// Seq) is kept, unless MaxClients needs the room first. Sweep forgets
+	// clients offline for longer. Negative: forget a client as soon as it
+	// goes offline. Default: 24h.
 	Retention time.Duration
 
 	// JournalLen is about how many transitions each bucket's journal
@@ -101,6 +124,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
 	}
+	if c.MaxClients == 0 {
+		c.MaxClients = DefaultMaxClients
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
 	if c.JournalLen == 0 {
 		c.JournalLen = DefaultJournalLen
 	}
@@ -120,6 +149,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Buckets < 0 || c.Buckets > MaxBuckets {
 		return c, fmt.Errorf("%w: redis: config Buckets %d not in [1, %d]", presence.ErrInvalidArgument, c.Buckets, MaxBuckets)
+	}
+	// A bucket's share is a whole number: below one per bucket, some
+	// buckets could hold nothing at all.
+	if c.MaxClients > 0 && c.MaxClients < c.Buckets || c.MaxSessions > 0 && c.MaxSessions < c.Buckets {
+		return c, fmt.Errorf("%w: redis: config MaxClients %d or MaxSessions %d below Buckets %d", presence.ErrInvalidArgument, c.MaxClients, c.MaxSessions, c.Buckets)
 	}
 	if c.JournalLen < 0 {
 		return c, fmt.Errorf("%w: redis: config JournalLen %d", presence.ErrInvalidArgument, c.JournalLen)

@@ -5,6 +5,8 @@ package redis_test
 import (
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
@@ -13,14 +15,21 @@ import (
 
 func TestConformance(t *testing.T) {
 	rdb := redistest.Standalone(t)
-	storetest.Run(t, storetest.Config{
-		New: func(t *testing.T) presence.Store { return redistest.Store(t, rdb, redisstore.Config{}) },
-	})
+	storetest.Run(t, conformance(rdb))
 }
 
 func TestConformanceCluster(t *testing.T) {
 	rdb := redistest.Cluster(t)
-	storetest.Run(t, storetest.Config{
+	storetest.Run(t, conformance(rdb))
+}
+
+func conformance(rdb goredis.UniversalClient) storetest.Config {
+	return storetest.Config{
 		New: func(t *testing.T) presence.Store { return redistest.Store(t, rdb, redisstore.Config{}) },
-	})
+		// One bucket, so that its share of the caps is all of them (see
+		// TestCapsPerBucket for several).
+		NewCapped: func(t *testing.T, maxClients, maxSessions int) presence.Store {
+			return redistest.Store(t, rdb, redisstore.Config{Buckets: 1, MaxClients: maxClients, MaxSessions: maxSessions})
+		},
+	}
 }

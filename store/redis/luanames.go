@@ -16,10 +16,20 @@ const (
 	addArgSiblingGen // generation a sibling session was last written in; '' if none
 	addArgConsumer
 	addArgJournalLen
-	addArgMaxSessions // 0: no cap
-	addArgBucketGen   // generation the caller last saw of the bucket; '' if none
-	addArgReassert    // ms: the re-assertion window
-	nAddArgs          = iota
+	addArgMaxSessions    // 0: no cap
+	addArgBucketGen      // generation the caller last saw of the bucket; '' if none
+	addArgReassert       // ms: the re-assertion window
+	addArgBucketSessions // the bucket's share of Config.MaxSessions; 0: no cap
+	addArgBucketClients  // the bucket's share of Config.MaxClients; 0: no cap
+	nAddArgs             = iota
+)
+
+// The reply of add.lua when a cap refuses a new session, having written
+// nothing: one of these, naming the cap.
+const (
+	addRefusedClientSessions = iota + 1 // presence.Lease.MaxSessions
+	addRefusedSessions                  // the bucket's share of Config.MaxSessions
+	addRefusedClients                   // the bucket's share of Config.MaxClients, every client online
 )
 
 // ARGV of end.lua.
@@ -48,11 +58,12 @@ const (
 	sweepArgLimit                // per bucket
 	sweepArgConsumer
 	sweepArgJournalLen
-	sweepArgReclaim  // ms; negative: never
-	sweepArgNode     // the sweeping node, whose lease the call renews; '' for none
-	sweepArgLease    // ms: how long the node's lease runs from now
-	sweepArgReassert // ms: the re-assertion window
-	nSweepArgs       = iota
+	sweepArgReclaim       // ms; negative: never
+	sweepArgNode          // the sweeping node, whose lease the call renews; '' for none
+	sweepArgLease         // ms: how long the node's lease runs from now
+	sweepArgReassert      // ms: the re-assertion window
+	sweepArgBucketClients // a bucket's share of Config.MaxClients; 0: no cap
+	nSweepArgs            = iota
 )
 
 // Per bucket of a sweep, after its ARGV: the generation the caller last

@@ -26,6 +26,7 @@ type luaTable struct {
 
 var luaTables = []luaTable{
 	{"add.lua", "A", "addArg", 0},
+	{"add.lua", "NO", "addRefused", 0},
 	{"end.lua", "A", "endArg", 0},
 	{"sweep.lua", "A", "sweepArg", 0},
 	{"sweep.lua", "SB", "sweepBucket", 0},

@@ -194,14 +194,18 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		set(addArgClient, l.ClientID).set(addArgSession, l.SessionID).set(addArgNode, l.Node).
 		set(addArgTTL, ms(l.TTL)).set(addArgAge, l.Age.Milliseconds()).set(addArgSiblingGen, sibling).
 		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen).
-		set(addArgMaxSessions, l.MaxSessions).set(addArgBucketGen, s.knownGen(b)).set(addArgReassert, s.reassertMS())
+		set(addArgMaxSessions, l.MaxSessions).set(addArgBucketGen, s.knownGen(b)).set(addArgReassert, s.reassertMS()).
+		set(addArgBucketSessions, s.share(s.cfg.MaxSessions)).set(addArgBucketClients, s.share(s.cfg.MaxClients))
 	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
+	if err == nil && len(v) < 1 {
+		err = errReply
+	}
 	if err != nil {
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}
-	if len(v) < 1 { // refused by the cap: add.lua wrote nothing
-		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, presence.ErrTooManySessions)
+	if no, ok := v[0].(int64); ok { // refused by a cap: add.lua wrote nothing
+		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, s.refusal(no))
 	}
 	gen, _ := v[0].(string)
 	s.sawGen(b, gen)
@@ -211,6 +215,28 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}
 	return evs, nil
+}
+
+// share is a bucket's share of a cap of the Store (Config.MaxClients,
+// MaxSessions), as the scripts take it: 0 for no cap.
+func (s *Store) share(limit int) int {
+	if limit < 0 {
+		return 0
+	}
+	return limit / s.cfg.Buckets
+}
+
+// refusal is the error of an Add that add.lua refused with code no.
+func (s *Store) refusal(no int64) error {
+	switch no {
+	case addRefusedClientSessions:
+		return presence.ErrTooManySessions
+	case addRefusedSessions:
+		return fmt.Errorf("%w: its bucket is at its share (%d) of MaxSessions %d", presence.ErrLimit, s.share(s.cfg.MaxSessions), s.cfg.MaxSessions)
+	case addRefusedClients:
+		return fmt.Errorf("%w: its bucket is at its share (%d) of MaxClients %d and has no offline client it may forget", presence.ErrLimit, s.share(s.cfg.MaxClients), s.cfg.MaxClients)
+	}
+	return errReply
 }
 
 // groups splits bucket numbers into script calls: all in one on a single
@@ -383,9 +409,11 @@ func (s *Store) ended(e presence.Ending, gens map[int]string, nows map[int]int64
 
 // Sweep implements presence.Store. On a single server one script call
 // sweeps every bucket; on a Cluster one call per bucket, pipelined. It also
-// claims the journal entries left unacknowledged for Config.ReclaimAfter,
-// which Reclaim hands out, and re-asserts the sessions of the buckets that
-// Redis lost since the last Sweep (see reassert).
+// forgets the offline clients of a bucket over its share of
+// Config.MaxClients, longest offline first, claims the journal entries
+// left unacknowledged for Config.ReclaimAfter, which Reclaim hands out,
+// and re-asserts the sessions of the buckets that Redis lost since the
+// last Sweep (see reassert).
 func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
 	evs, err := s.sweep(ctx, "", 0)
 	if err != nil {
@@ -432,7 +460,7 @@ func (s *Store) sweep(ctx context.Context, node string, leaseMS int64) ([]presen
 				set(sweepArgRetention, s.retentionMS()).set(sweepArgLimit, perBucket).
 				set(sweepArgConsumer, s.claimer()).set(sweepArgJournalLen, s.cfg.JournalLen).
 				set(sweepArgReclaim, reclaim).set(sweepArgNode, node).set(sweepArgLease, leaseMS).
-				set(sweepArgReassert, s.reassertMS())
+				set(sweepArgReassert, s.reassertMS()).set(sweepArgBucketClients, s.share(s.cfg.MaxClients))
 			for _, b := range g {
 				bh := make(argv, nSweepBucket)
 				bh[sweepBucketGen] = s.knownGen(b)

@@ -57,6 +57,14 @@ type Config struct {
 	// SweepInterval 2. It must not exceed 500ms. Default: 100ms with
 	// Synctest, 50ms without.
 	Unit time.Duration
+
+	// NewCapped returns a fresh, empty store that holds at most maxClients
+	// clients (online ones plus offline ones remembered, forgetting the
+	// one offline the longest to make room for a new one) and maxSessions
+	// sessions (live and ending), across every Tracker sharing it, and
+	// answers presence.ErrLimit past them, as store/memory and store/redis
+	// do. Nil: the store has no caps, and the test of them is skipped.
+	NewCapped func(t *testing.T, maxClients, maxSessions int) presence.Store
 }
 
 // Run runs the conformance suite as subtests of t.
@@ -90,6 +98,7 @@ func Run(t *testing.T, cfg Config) {
 		{"BadArguments", testBadArguments},
 		{"ConcurrentNodesAlternate", testConcurrentNodes},
 		{"MaxSessionsAcrossNodes", testMaxSessions},
+		{"StoreCaps", testStoreCaps},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1323,6 +1332,99 @@ func testMaxSessions(e *env) {
 	if _, err := e.store.Add(e.ctx, presence.Lease{ClientID: id, SessionID: s.ID(), Node: "cap-node-1", TTL: e.ttl, MaxSessions: 1}); err != nil {
 		e.Fatalf("Add of a held session under a lower cap = %v, want nil", err)
 	}
+}
+
+// testStoreCaps pins down the caps of Config.NewCapped, over two nodes: a
+// new client takes the place of the one offline the longest; with every
+// client online, or every session taken, a new one is refused with
+// ErrLimit (not ErrTooManySessions) and nothing is written; a session the
+// store holds is always refreshed; an ending session counts until it is
+// gone.
+func testStoreCaps(e *env) {
+	if e.cfg.NewCapped == nil {
+		e.Skip("storetest.Config.NewCapped is nil: no caps to test")
+	}
+	const maxClients, maxSessions = 3, 4
+	e.store = e.cfg.NewCapped(e.T, maxClients, maxSessions)
+	trs := []*presence.Tracker{e.tracker("n1"), e.tracker("n2")}
+	refused := func(node int, id string) {
+		e.Helper()
+		_, err := trs[node].Connect(e.ctx, id, presence.SessionOptions{})
+		if !errors.Is(err, presence.ErrLimit) || errors.Is(err, presence.ErrTooManySessions) {
+			e.Fatalf("Connect(%q) past the caps = %v, want ErrLimit, not ErrTooManySessions", id, err)
+		}
+	}
+	offline := func(id string) {
+		e.Helper()
+		e.waitFor(e.grace+3*e.sweep, id+" offline", func() bool { return len(e.rec.of(id)) == 2 })
+	}
+	remembered := func(want bool, ids ...string) {
+		e.Helper()
+		for _, id := range ids {
+			if got := !e.lookup(id).LastSeen.IsZero(); got != want {
+				e.Fatalf("Lookup(%q) remembered = %v, want %v", id, got, want)
+			}
+			if _, err := e.store.Sessions(e.ctx, id); errors.Is(err, presence.ErrNotFound) == want {
+				e.Fatalf("Sessions(%q) = %v; remembered: %v", id, err, want)
+			}
+		}
+	}
+
+	// Three clients, gone offline in turn: the Store is full of clients it
+	// remembers. (After a second: a store may keep the record of a client
+	// made within the current second, as store/redis does, so that its
+	// Seqs, which start from the second, never repeat.)
+	for i, id := range []string{"ann", "bob", "cat"} {
+		e.end(e.connect(trs[i%2], id, presence.SessionOptions{}), presence.ReasonClosed)
+		offline(id)
+		e.sleep(e.u)
+	}
+	e.sleep(time.Second)
+
+	// Each new client takes the place of the one offline the longest.
+	dan := e.connect(trs[0], "dan", presence.SessionOptions{})
+	remembered(false, "ann")
+	remembered(true, "bob", "cat")
+	eve := e.connect(trs[1], "eve", presence.SessionOptions{})
+	remembered(false, "bob")
+	remembered(true, "cat")
+	fay := e.connect(trs[0], "fay", presence.SessionOptions{})
+	remembered(false, "cat")
+
+	// Every client online: a new one is refused, and nothing is written.
+	refused(1, "gus")
+	remembered(false, "gus")
+	if n, err := e.store.Count(e.ctx); err != nil || n != maxClients {
+		e.Fatalf("Count = %d, %v after a refusal; want %d", n, err, maxClients)
+	}
+	// Known clients may open sessions up to MaxSessions, on any node.
+	dan2 := e.connect(trs[1], "dan", presence.SessionOptions{})
+	refused(0, "eve")
+	if p := e.lookup("eve"); p.Sessions != 1 {
+		e.Fatalf("Lookup(eve).Sessions = %d after a refusal, want 1", p.Sessions)
+	}
+	// A session the store holds is refreshed and revived, full or not.
+	l := presence.Lease{ClientID: "dan", SessionID: dan.ID(), Node: "n1", TTL: e.ttl}
+	if evs, err := e.store.Add(e.ctx, l); err != nil || len(evs) != 0 {
+		e.Fatalf("Add of a held session at the caps = %+v, %v; want nothing, nil", evs, err)
+	}
+	if gone, err := e.store.Touch(e.ctx, []presence.Lease{l}); err != nil || len(gone) != 0 {
+		e.Fatalf("Touch at the caps = %+v, %v; want nothing gone", gone, err)
+	}
+	// An ending session counts until it is gone.
+	e.end(dan2, presence.ReasonClosed)
+	refused(1, "fay")
+	for _, s := range []*presence.Session{dan, eve, fay} {
+		s.Beat()
+	}
+	e.waitFor(e.grace+3*e.sweep, "the ending session gone", func() bool { return e.lookup("dan").Sessions == 1 })
+	e.connect(trs[1], "fay", presence.SessionOptions{})
+	refused(0, "gus")
+
+	e.settle()
+	e.expect("ann", on, offClosed)
+	e.expect("dan", on)
+	e.expect("gus")
 }
 
 func seqs(evs []presence.Event) []string {

@@ -2,11 +2,14 @@
 -- ARGV: A below (luanames.go: addArg...): client, session, node, ttl ms,
 -- age ms, known generation of a sibling session ('' if none), consumer,
 -- journal length, max sessions (0: no cap), the generation the caller
--- last saw of the bucket ('' if none), re-assertion window ms (see gen).
--- Returns: generation, then the transitions; an empty reply, having written
--- nothing, when max sessions refuses a new session.
+-- last saw of the bucket ('' if none), re-assertion window ms (see gen),
+-- the bucket's share of the Store's sessions and of its clients (0: no
+-- cap).
+-- Returns: generation, then the transitions; when a cap refuses a new
+-- session, having written nothing, one of NO: which cap.
 local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9,
-  bucket_gen = 10, reassert = 11 }
+  bucket_gen = 10, reassert = 11, bucket_sessions = 12, bucket_clients = 13 }
+local NO = { client_sessions = 1, sessions = 2, clients = 3 }
 bucket(0)
 local g = gen(ARGV[A.bucket_gen], tonumber(ARGV[A.reassert]))
 local id, sid, node = ARGV[A.client], ARGV[A.session], ARGV[A.node]
@@ -39,7 +42,20 @@ if cap > 0 then
       if d and tonumber(d) > NOW then live = live + 1 end
     end
   end
-  if live >= cap then return {} end
+  if live >= cap then return { NO.client_sessions } end
+end
+-- The Store's caps, as this bucket's share of them, counted by the bucket's
+-- own hashes, so no count can drift from what is stored. A new client
+-- takes the place of the bucket's client offline the longest; a bucket
+-- over its share (a lower cap, sessions re-created after data loss) takes
+-- none until it is back within it (trimclients, in Sweep).
+local smax, cmax = tonumber(ARGV[A.bucket_sessions]), tonumber(ARGV[A.bucket_clients])
+if smax > 0 and redis.call('HLEN', B.s) >= smax then return { NO.sessions } end
+if cmax > 0 then
+  local n = redis.call('HLEN', B.c)
+  if n >= cmax and redis.call('HEXISTS', B.c, id) == 0 and (n > cmax or forgetoffline(1) == 0) then
+    return { NO.clients }
+  end
 end
 -- A node new to the bucket gets a lease (doc.go, "Nodes") as long as its
 -- session's, until its sweeps renew it: so a node that dies before its

@@ -14,7 +14,8 @@
 --   r   hash    session key -> reason, for ending sessions only
 --   c   hash    client ID -> "seq|since|seen|sessions|sid", sid the ID of
 --               the client's one session, '' unless it has exactly one
---   o   zset    offline client ID -> when it went offline (ms)
+--   o   zset    offline client ID -> when it went offline (ms): Retention,
+--               and MaxClients (forgetoffline)
 --   on  zset    online client ID, score 0: List and Count
 --   j   stream  the journal of transitions, with consumer group "hooks"
 --   l   zset    node -> when its lease ends (ms): renewed by the node's
@@ -381,4 +382,35 @@ end
 -- holds the nodes seen lately.
 local function forgetleases()
   redis.call('ZREMRANGEBYSCORE', B.l, '-inf', NOW - 86400000)
+end
+
+-- forgetoffline forgets up to k of the bucket's offline clients, offline
+-- the longest first, to keep the bucket within its share of MaxClients
+-- (add.lua, sweep.lua), and returns how many it forgot. It stops at a
+-- client whose record was created this second: forgotten and seen again
+-- within the second, the client would start its seq where the record did
+-- (see newseq) and repeat its Event IDs.
+local function forgetoffline(k)
+  local n = 0
+  for _, id in ipairs(redis.call('ZRANGE', B.o, 0, k - 1)) do
+    local c = getc(id)
+    if c and c.n == 0 then
+      if c.seq >= newseq() then break end
+      redis.call('HDEL', B.c, id)
+      n = n + 1
+    end
+    redis.call('ZREM', B.o, id)
+  end
+  return n
+end
+
+-- trimclients forgets the bucket's offline clients over its share of
+-- MaxClients, cmax (0: no cap), longest offline first, at most limit of
+-- them (sweep.lua), and reports whether more are due.
+local function trimclients(cmax, limit)
+  if cmax <= 0 then return false end
+  local over = redis.call('HLEN', B.c) - cmax
+  if over <= 0 then return false end
+  local k = math.min(over, limit)
+  return forgetoffline(k) == k and over > k
 end

@@ -5,13 +5,15 @@
 -- KEYS: the buckets. ARGV: A below (luanames.go: sweepArg...): retention
 -- ms (negative: none), batch limit per bucket, consumer, journal length,
 -- reclaim delay ms (negative: never), the sweeping node ('' for none) and
--- its lease ms, re-assertion window ms (see gen); then per bucket SB: the
--- generation the caller last saw of it ('' if none).
+-- its lease ms, re-assertion window ms (see gen), a bucket's share of the
+-- clients (0: no cap); then per bucket SB: the generation the caller last
+-- saw of it ('' if none).
 -- Returns: number of buckets with more due ("more"), then each bucket's
 -- generation, then the transitions (among them those a closed window
 -- held), then the reclaimed entries: count, then per entry its ID and
 -- field count and fields.
-local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5, node = 6, lease = 7, reassert = 8 }
+local A = { retention = 1, limit = 2, consumer = 3, journal_len = 4, reclaim = 5, node = 6, lease = 7, reassert = 8,
+  bucket_clients = 9 }
 local SB = { gen = 0 }
 local retention, limit = tonumber(ARGV[A.retention]), tonumber(ARGV[A.limit])
 J.consumer, J.maxlen = ARGV[A.consumer], tonumber(ARGV[A.journal_len])
@@ -86,6 +88,7 @@ for b = 0, nb - 1 do
     end
     full = full or #old == limit
   end
+  full = trimclients(tonumber(ARGV[A.bucket_clients]), limit) or full
   if full then more = more + 1 end
   renew(full)
   -- XAUTOCLAIM scans up to ten times COUNT pending entries even when none

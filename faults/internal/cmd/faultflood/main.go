@@ -2,9 +2,11 @@
 // distinct client IDs, in process (handler.ServeHTTP, no network), against
 // the memory store with a cap, and prints one JSON line: how many requests
 // were answered with each status, and the heap in use (after a GC) when
-// the cap was reached and at the end. The disconnect suite runs it as a
-// separate process so that the race detector neither slows the flood nor
-// inflates the heap it measures.
+// the cap was reached and at the end. With -redis, it floods the Redis
+// store at that address instead, in two rounds (see redisFlood), and
+// reports Redis's memory. The disconnect suite runs it as a separate
+// process so that the race detector neither slows the flood nor inflates
+// the heap it measures.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
+	redisstore "github.com/vigilhq/vigil/store/redis"
 )
 
 type result struct {
@@ -44,9 +47,20 @@ func heapMiB() float64 {
 
 func main() {
 	n := flag.Int("n", 1_000_000, "distinct client IDs")
-	limit := flag.Int("cap", 100_000, "memory store MaxClients and MaxSessions")
+	limit := flag.Int("cap", 100_000, "the store's MaxClients and MaxSessions")
+	addr := flag.String("redis", "", "flood the Redis store at this address, not the memory store")
+	prefix := flag.String("prefix", redisstore.DefaultPrefix, "with -redis: the store's namespace")
+	n2 := flag.Int("n2", 0, "with -redis: distinct client IDs of the second round")
+	others := flag.Int("others", 0, "with -redis: clients online elsewhere in the namespace, counted in the cap")
+	journalLen := flag.Int("journal-len", 0, "with -redis: the store's JournalLen (0: its default)")
 	flag.Parse()
-	if err := run(*n, *limit); err != nil {
+	var err error
+	if *addr != "" {
+		err = runRedis(*addr, *prefix, *n, *n2, *limit, *others, *journalLen)
+	} else {
+		err = run(*n, *limit)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
