@@ -274,31 +274,6 @@ func checkLogAlternation(t testing.TB, evs []procLine) {
 	}
 }
 
-// onlineSessions lists every online client with its session count through
-// the /presence endpoint of a node.
-func onlineSessions(t testing.TB, base string) map[string]int {
-	t.Helper()
-	out := map[string]int{}
-	cursor := ""
-	for range 1000 {
-		var page middleware.OnlinePage
-		if st := httpGet(t, base+"/presence?limit=1000&cursor="+cursor, &page); st != http.StatusOK {
-			t.Fatalf("GET /presence: %d", st)
-		}
-		for _, c := range page.Clients {
-			if c.Online {
-				out[c.ID] = c.Sessions
-			}
-		}
-		if page.Next == "" {
-			return out
-		}
-		cursor = page.Next
-	}
-	t.Fatal("GET /presence: more than 1000 pages")
-	return nil
-}
-
 // wsConnections reads vigil_connections{transport="ws"} (open WebSockets
 // on this node) from a node's /metrics.
 func wsConnections(t testing.TB, base string) int {

@@ -689,6 +689,17 @@ func httpGet(t testing.TB, url string, v any) int {
 func onlineIDs(t testing.TB, base string) map[string]bool {
 	t.Helper()
 	ids := map[string]bool{}
+	for id := range onlineSessions(t, base) {
+		ids[id] = true
+	}
+	return ids
+}
+
+// onlineSessions lists every online client with its session count through
+// the /presence endpoint of a node.
+func onlineSessions(t testing.TB, base string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
 	cursor := ""
 	for range 1000 {
 		var page middleware.OnlinePage
@@ -697,11 +708,11 @@ func onlineIDs(t testing.TB, base string) map[string]bool {
 		}
 		for _, c := range page.Clients {
 			if c.Online {
-				ids[c.ID] = true
+				out[c.ID] = c.Sessions
 			}
 		}
 		if page.Next == "" {
-			return ids
+			return out
 		}
 		cursor = page.Next
 	}
