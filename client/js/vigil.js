@@ -183,9 +183,15 @@ export class VigilSocket extends Base {
     } else if (now - this._last >= o.pingInterval) this._ping();
   }
 
+  // _ping sends an application ping, and checks again once pongTimeout is
+  // over: the ticks alone could see it a tick late.
   _ping() {
     const ws = this._ws;
-    if (ws && ws.readyState == 1) ws.send(this.opts.ping), (this._pinged = this._now());
+    if (!ws || ws.readyState != 1) return;
+    ws.send(this.opts.ping);
+    this._pinged = this._now();
+    clearTimeout(this._pt);
+    this._pt = setTimeout(() => this._check(), this.opts.pongTimeout + 1);
   }
 
   // _abandon drops the socket without waiting for its close event (a dead

@@ -107,6 +107,20 @@ test("connects, delivers messages, hides pongs, pings when silent", () => {
   assert.equal(last().closedWith, 1000);
 });
 
+test("a ping off the tick still gets its deadline on time", () => {
+  // Ticks every 125 ms; the probe ping after 'online' goes out between
+  // two, and its deadline falls between two: the socket must be dropped
+  // then, not at the tick after.
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 1000, pongTimeout: 500 }));
+  last().open();
+  tick(610);
+  win.dispatchEvent(new Event("online")); // probes the open socket: ping at 610
+  assert.deepEqual(last().sent, ["ping"]);
+  tick(502);
+  assert.equal(s.state, RECONNECTING);
+  s.close();
+});
+
 test("a dead server is dropped after pongTimeout and replaced by exactly one socket", () => {
   const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 1000, pongTimeout: 500, backoffBase: 100 }));
   const states = record(s);
