@@ -69,10 +69,11 @@ redis_tmp() {
 	fi
 }
 
-# redis_wait PORT: waits until the server on PORT answers PING.
+# redis_wait PORT: waits until the server on PORT answers PING, up to
+# 15 s (a loaded machine can take seconds to start one).
 redis_wait() {
 	local i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 300); do
 		if [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; then return 0; fi
 		sleep 0.05
 	done
