@@ -147,18 +147,11 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 			return
 		}
 		if err := s.heartbeat(r.Context(), id, session); err != nil {
-			switch {
-			case errors.Is(err, ErrTooManyConns):
+			if errors.Is(err, ErrTooManyConns) {
 				w.Header().Set("Retry-After", s.retryAfter())
 				s.refuseTooMany(w, r)
-			case errors.Is(err, presence.ErrTooManySessions):
-				w.Header().Set("Retry-After", s.retryAfter())
-				s.refuseTooManySessions(w, r)
-			case errors.Is(err, presence.ErrClosed), errors.Is(err, presence.ErrLimit):
-				w.Header().Set("Retry-After", s.retryAfter())
-				s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+plain(err))
-			default:
-				s.refuse(w, r, http.StatusInternalServerError, CodeInternal, plain(err))
+			} else {
+				s.refuseSession(w, r, err)
 			}
 			return
 		}
