@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/waitctx"
 	"github.com/vigilhq/vigil/presence"
 )
 
@@ -146,19 +147,7 @@ func (f *Feed) end() {
 // wait waits for the handlers of the streams that end ended to return, or
 // for ctx to end. A handler stuck in a write returns by itself within
 // WriteTimeout.
-func (f *Feed) wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		f.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (f *Feed) wait(ctx context.Context) error { return waitctx.Wait(ctx, &f.wg) }
 
 // feedEvent is the JSON form of a transition on the feed.
 type feedEvent struct {

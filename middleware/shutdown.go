@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/waitctx"
 	"github.com/vigilhq/vigil/presence"
 )
 
@@ -86,23 +87,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.closeAsync(bye)
 	}
 
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
+	if err = waitctx.Wait(ctx, &s.wg); err == nil {
 		s.sched.shutdown()
-	case <-ctx.Done():
-		err = ctx.Err()
+	} else {
 		s.mu.Lock()
 		for c := range s.conns {
 			_ = c.nc.Close()
 		}
 		s.mu.Unlock()
 		go func() { // the handlers return on their own
-			<-done
+			s.wg.Wait()
 			s.sched.shutdown()
 		}()
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/waitctx"
 )
 
 // Hook is a function called with each transition of one direction.
@@ -194,17 +196,7 @@ func (h *hooks) invoke(ctx context.Context, fn Hook, ev Event) {
 // cancels the context of any hook still running.
 func (h *hooks) wait(ctx context.Context) error {
 	defer h.cancel()
-	done := make(chan struct{})
-	go func() {
-		h.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitctx.Wait(ctx, &h.wg)
 }
 
 func eventAttrs(ev Event) []slog.Attr {
