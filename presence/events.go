@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -12,15 +13,28 @@ type Transition uint8
 const (
 	Online Transition = iota + 1
 	Offline
+	// Join: a client entered a room (its first session there).
+	Join
+	// Leave: a client left a room (its last session there is gone).
+	Leave
+	// Update: a session in a room set new metadata; one event per room
+	// the session is in.
+	Update
 )
 
-// String returns "online" or "offline".
+// String returns "online", "offline", "join", "leave" or "update".
 func (t Transition) String() string {
 	switch t {
 	case Online:
 		return "online"
 	case Offline:
 		return "offline"
+	case Join:
+		return "join"
+	case Leave:
+		return "leave"
+	case Update:
+		return "update"
 	}
 	return "transition(" + strconv.Itoa(int(t)) + ")"
 }
@@ -74,36 +88,48 @@ func (r Reason) Unseen() bool {
 	return r == ReasonExpired || r == ReasonNodeLost || r == ReasonRestart
 }
 
-// Event is one transition of one client. Exactly one Event is produced for
+// Event is one transition of one client: Online and Offline, and, in a
+// RoomStore, Join, Leave and Update of one room. Exactly one Event is produced for
 // each change, across all nodes sharing a Store.
 type Event struct {
 	ClientID   string
 	Transition Transition
-	// Reason is ReasonConnect for Online, and for Offline the reason the
-	// client's last session ended.
+	// Reason is ReasonConnect for Online and Join, and for Offline and
+	// Leave the reason the client's last session (in the room) ended, or
+	// left it (ReasonLeft, or the reason Leave was given). Empty for
+	// Update.
 	Reason Reason
 	// Time is when the Store decided the transition, on the Store's clock.
 	Time time.Time
-	// LastSeen is the client's latest beat (for Online, Time).
+	// LastSeen is the client's latest beat (for Online and Join, Time;
+	// for Leave, the latest beat of its sessions in the room, or when the
+	// last of them ended, as for Offline).
 	LastSeen time.Time
 	// OnlineFor is how long the client was online: from its Online to
 	// LastSeen, the end of its last session or its last beat, whichever
 	// came later. The Grace a closed session lingered through, or the TTL
 	// an expired one went without a beat, is not counted: a client
 	// connected for 6s and closed is online for 6s, though its Offline
-	// fires a Grace later. Zero for Online.
+	// fires a Grace later. Set for Offline only.
 	OnlineFor time.Duration
 	// Node is the node that observed the transition and ran its hooks.
 	Node string
-	// SessionID is the session whose arrival or departure caused it.
+	// SessionID is the session whose arrival or departure (or, for
+	// Update, new metadata) caused it.
 	SessionID string
-	// Seq numbers the client's transitions: it grows by one with each, so
-	// consumers can order events and drop duplicates. Online events have odd
-	// numbers for as long as the Store remembers the client. It is an
+	// Seq numbers the client's transitions, of every kind and room: it
+	// grows by one with each, so consumers can order events and drop
+	// duplicates. It is an
 	// increasing sequence per client, not a count: a Store starts a client
 	// it has no record of from its clock (store/memory near 6·10^12 in
 	// 2026), so that Seq never goes back for a client it forgot.
 	Seq uint64
+	// Room is the room of a Join, Leave or Update; empty for Online and
+	// Offline.
+	Room string
+	// Meta is, for Join, the metadata of the session that joined and, for
+	// Update, the session's new metadata (empty: it has none).
+	Meta json.RawMessage
 }
 
 // ID returns a key that identifies the transition: the client ID and Seq.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,12 +13,29 @@ import (
 	"github.com/vigilhq/vigil/internal/waitctx"
 )
 
-// Hook is a function called with each transition of one direction.
+// Hook is a function called with each transition of one kind.
 type Hook func(ctx context.Context, ev Event)
 
 // hookEntry gives each registration its own identity, so that unregistering
 // one of two identical funcs removes the right one.
-type hookEntry struct{ fn Hook }
+type hookEntry struct {
+	fn   Hook
+	room string // "": every event; ending in "*": rooms with that prefix
+}
+
+// matches reports whether the entry's room pattern takes an event of room.
+func (e *hookEntry) matches(room string) bool {
+	switch {
+	case e.room == "":
+		return true
+	case strings.HasSuffix(e.room, "*"):
+		return strings.HasPrefix(room, e.room[:len(e.room)-1])
+	}
+	return room == e.room
+}
+
+// numTransitions bounds the Transition values hooks index by.
+const numTransitions = int(Update) + 1
 
 // maxHookWorkers bounds the goroutines that run hooks, so that a burst of
 // transitions (a node's restart clearing 100k sessions) queues events
@@ -46,8 +64,8 @@ type hooks struct {
 
 	// mu guards the fields below.
 	mu      sync.Mutex
-	online  []*hookEntry // replaced, never modified in place
-	offline []*hookEntry
+	lists   [numTransitions][]*hookEntry // by Transition; replaced, never modified in place
+	nhooks  int
 	queues  map[string]*clientQueue // clients with events waiting or running
 	ready   []*clientQueue          // waiting for a worker, oldest first
 	workers int
@@ -66,23 +84,27 @@ func newHooks(log *slog.Logger, timeout time.Duration) *hooks {
 	return &hooks{log: log, timeout: timeout, base: base, cancel: cancel, queues: make(map[string]*clientQueue)}
 }
 
-func (h *hooks) register(tr Transition, fn Hook) (unregister func()) {
+// register adds fn for events of tr whose room matches the pattern room
+// ("" for all; see hookEntry.matches).
+func (h *hooks) register(tr Transition, room string, fn Hook) (unregister func()) {
 	if fn == nil {
 		panic("presence: nil hook")
 	}
-	e := &hookEntry{fn: fn}
-	h.mu.Lock()
-	list := &h.online
-	if tr == Offline {
-		list = &h.offline
+	if int(tr) <= 0 || int(tr) >= numTransitions {
+		panic("presence: hook for unknown transition " + tr.String())
 	}
+	e := &hookEntry{fn: fn, room: room}
+	h.mu.Lock()
+	list := &h.lists[tr]
 	*list = append(slices.Clip(*list), e)
+	h.nhooks++
 	h.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			h.mu.Lock()
 			*list = slices.DeleteFunc(slices.Clone(*list), func(x *hookEntry) bool { return x == e })
+			h.nhooks--
 			h.mu.Unlock()
 		})
 	}
@@ -92,7 +114,7 @@ func (h *hooks) register(tr Transition, fn Hook) (unregister func()) {
 // client's events in Seq order.
 func (h *hooks) dispatch(ev Event) {
 	h.mu.Lock()
-	if len(h.online) == 0 && len(h.offline) == 0 {
+	if h.nhooks == 0 {
 		h.mu.Unlock()
 		if h.delivered != nil {
 			h.delivered(ev) // nothing to run: delivered at once
@@ -135,13 +157,15 @@ func (h *hooks) work() {
 			ev := q.events[0]
 			q.events[0] = Event{}
 			q.events = q.events[1:]
-			list := h.online
-			if ev.Transition == Offline {
-				list = h.offline
+			var list []*hookEntry
+			if int(ev.Transition) < numTransitions {
+				list = h.lists[ev.Transition]
 			}
 			h.mu.Unlock()
 			for _, e := range list {
-				h.call(e.fn, ev)
+				if e.matches(ev.Room) {
+					h.call(e.fn, ev)
+				}
 			}
 			if h.delivered != nil {
 				h.delivered(ev)
@@ -200,11 +224,15 @@ func (h *hooks) wait(ctx context.Context) error {
 }
 
 func eventAttrs(ev Event) []slog.Attr {
-	return []slog.Attr{
+	attrs := []slog.Attr{
 		slog.String("client_id", ev.ClientID),
 		slog.String("transition", ev.Transition.String()),
 		slog.String("reason", string(ev.Reason)),
 		slog.Uint64("seq", ev.Seq),
 		slog.String("session_id", ev.SessionID),
 	}
+	if ev.Room != "" {
+		attrs = append(attrs, slog.String("room", ev.Room))
+	}
+	return attrs
 }

@@ -56,7 +56,8 @@ func (jn *journal) delivered(ev Event) {
 	jn.mu.Unlock()
 }
 
-// Watch registers fn to be called with every transition of every node
+// Watch registers fn to be called with every transition (of every kind:
+// rooms' too) of every node
 // sharing the Store, whichever node observed it, and returns a function
 // that unregisters it. Use it to push presence changes to this node's own
 // clients; use OnOnline and OnOffline for work that must happen once per
@@ -69,16 +70,19 @@ func (jn *journal) delivered(ev Event) {
 // node observes. Calls are serialised per client, in order, and made as
 // OnOnline describes.
 func (t *Tracker) Watch(fn Hook) (unregister func()) {
-	un1 := t.jn.watch.register(Online, fn)
-	un2 := t.jn.watch.register(Offline, fn)
+	var uns []func()
+	for tr := Online; int(tr) < numTransitions; tr++ {
+		uns = append(uns, t.jn.watch.register(tr, "", fn))
+	}
 	t.jn.mu.Lock()
 	t.jn.watching++
 	t.jn.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			un1()
-			un2()
+			for _, un := range uns {
+				un()
+			}
 			t.jn.mu.Lock()
 			t.jn.watching--
 			t.jn.mu.Unlock()

@@ -47,9 +47,16 @@ func (t *Tracker) clientCall(ctx context.Context, clientID string, fn func() ([]
 	mu.Lock()
 	defer mu.Unlock()
 	evs, err := fn()
-	if len(evs) == 0 {
-		return evs, err
+	if len(evs) > 0 {
+		t.queueClient(ctx, evs)
 	}
+	return evs, err
+}
+
+// queueClient queues the events of one per-client Store call, whose
+// client's stripe the caller holds: at once, or set aside while a wide
+// call is in flight.
+func (t *Tracker) queueClient(ctx context.Context, evs []Event) {
 	t.ord.mu.Lock()
 	if t.ord.wide {
 		if t.ord.held == nil {
@@ -59,11 +66,10 @@ func (t *Tracker) clientCall(ctx context.Context, clientID string, fn func() ([]
 			t.ord.held[ev.ClientID] = append(t.ord.held[ev.ClientID], ev)
 		}
 		t.ord.mu.Unlock()
-		return evs, err
+		return
 	}
 	t.ord.mu.Unlock()
 	t.emit(ctx, evs)
-	return evs, err
 }
 
 // wideCall runs fn, a Store call that may decide transitions of any

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -168,6 +169,14 @@ type Lease struct {
 	// the Store (see Store.Add); Touch ignores it. It must not be negative.
 	// Zero: no cap.
 	MaxSessions int
+	// Rooms, for Add only, are rooms the session joins in the same atomic
+	// step (see RoomStore); at most MaxRoomsPerSession, each valid
+	// (ValidateRoom). A Store without rooms refuses a lease with rooms
+	// (ErrInvalidArgument). Touch ignores them.
+	Rooms []string
+	// Meta, for Add only, sets the session's metadata (see RoomStore and
+	// ValidateMeta); empty leaves it as it is. Touch ignores it.
+	Meta json.RawMessage
 }
 
 // Span is TTL + Age: how long after the session's last beat its lease
@@ -193,7 +202,15 @@ func (l Lease) Validate() error {
 	if l.MaxSessions < 0 {
 		return fmt.Errorf("%w: lease max sessions %d", ErrInvalidArgument, l.MaxSessions)
 	}
-	return nil
+	if len(l.Rooms) > MaxRoomsPerSession {
+		return fmt.Errorf("%w: lease joins %d rooms, more than %d", ErrInvalidArgument, len(l.Rooms), MaxRoomsPerSession)
+	}
+	for _, r := range l.Rooms {
+		if err := ValidateRoom(r); err != nil {
+			return err
+		}
+	}
+	return ValidateMeta(l.Meta)
 }
 
 // Gone names a session, from a Touch, that the Store no longer holds as live.
@@ -274,6 +291,10 @@ type SessionInfo struct {
 	Ending bool
 	// Reason is why an ending session ended.
 	Reason Reason
+	// Rooms are the rooms the session is in, sorted (a RoomStore's only).
+	Rooms []string
+	// Meta is the session's metadata (a RoomStore's only).
+	Meta json.RawMessage
 }
 
 // Page is one page of online clients from List.

@@ -2,10 +2,12 @@ package presence
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,7 @@ type Tracker struct {
 	// localMu guards the fields below and every Session's state.
 	localMu sync.Mutex
 	local   map[uint64]*Session // by hash of client ID (see key), chained by Session.next
+	roomsOf map[*Session]*sessionRooms // sessions with rooms or metadata (see rooms.go)
 	nlocal  int
 	pending []*Session // Add failed for a transient reason; retried
 	retries []endRetry // End failed for a transient reason; retried
@@ -133,12 +136,35 @@ func (t *Tracker) Config() Config { return t.cfg }
 // hooks run concurrently. A hook may block, delaying only its own client's
 // later events, until Config.HookTimeout abandons it. A panic in a hook is
 // recovered and logged.
-func (t *Tracker) OnOnline(fn Hook) (unregister func()) { return t.hooks.register(Online, fn) }
+func (t *Tracker) OnOnline(fn Hook) (unregister func()) { return t.hooks.register(Online, "", fn) }
 
 // OnOffline registers fn to be called with every Offline event this node
 // observes, and returns a function that unregisters it. See OnOnline for how
 // hooks are called.
-func (t *Tracker) OnOffline(fn Hook) (unregister func()) { return t.hooks.register(Offline, fn) }
+func (t *Tracker) OnOffline(fn Hook) (unregister func()) { return t.hooks.register(Offline, "", fn) }
+
+// OnJoin registers fn to be called with every Join event this node
+// observes in the rooms room names: every room if empty, the rooms whose
+// names start with a prefix if it is the prefix followed by "*" ("game:*"),
+// otherwise that one room. It returns a function that unregisters it. A
+// client's Join, Leave and Update hooks are called in one order with its
+// Online and Offline hooks, as OnOnline describes.
+func (t *Tracker) OnJoin(room string, fn Hook) (unregister func()) {
+	return t.hooks.register(Join, room, fn)
+}
+
+// OnLeave registers fn to be called with every Leave event this node
+// observes in the rooms room names (see OnJoin).
+func (t *Tracker) OnLeave(room string, fn Hook) (unregister func()) {
+	return t.hooks.register(Leave, room, fn)
+}
+
+// OnUpdate registers fn to be called with every Update event (new session
+// metadata, one event per room) this node observes in the rooms room names
+// (see OnJoin).
+func (t *Tracker) OnUpdate(room string, fn Hook) (unregister func()) {
+	return t.hooks.register(Update, room, fn)
+}
 
 // SessionOptions tunes one session.
 type SessionOptions struct {
@@ -151,11 +177,19 @@ type SessionOptions struct {
 	// stalled), or the Tracker closed. The owner should close the
 	// connection. It must not block. Default: nothing is called.
 	OnGone func(Reason)
+	// Rooms are rooms the session joins as it is recorded, in the same
+	// Store step as its Online (see Session.Join); at most
+	// MaxRoomsPerSession. They need a RoomStore.
+	Rooms []string
+	// Meta is the session's metadata (see Session.SetMeta): one JSON
+	// value of at most MaxMetaLen bytes. It needs a RoomStore.
+	Meta json.RawMessage
 }
 
 // Connect opens a session for clientID on this node. The client goes online
 // if this is its first session. If this node already has a live session
-// with opts.ID for the client, Connect beats it and returns it; one whose
+// with opts.ID for the client, Connect beats it and returns it, after
+// joining it to opts.Rooms and setting opts.Meta if given; one whose
 // last beat is more than TTL old is ended (OnGone is called with
 // ReasonExpired) and replaced.
 //
@@ -173,6 +207,13 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 	} else if err := ValidateID(id); err != nil {
 		return nil, fmt.Errorf("presence: connect session of %q: %w", clientID, err)
 	}
+	var data *sessionRooms
+	if len(opts.Rooms) > 0 || len(opts.Meta) > 0 {
+		var err error
+		if data, err = t.newSessionRooms(opts.Rooms, opts.Meta); err != nil {
+			return nil, fmt.Errorf("presence: connect session of %q: %w", clientID, err)
+		}
+	}
 	s := &Session{t: t, clientID: clientID, id: id, onGone: opts.OnGone, state: statePending}
 	s.lastBeat.Store(t.now())
 
@@ -189,7 +230,7 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 		if s.lastBeat.Load()-old.lastBeat.Load() <= int64(t.cfg.TTL) {
 			t.localMu.Unlock()
 			old.Beat()
-			return old, nil
+			return old, old.apply(ctx, data)
 		}
 		// Its lease ran out (the Store expired it, or soon will): start
 		// afresh rather than beat a session the Store no longer holds.
@@ -200,6 +241,12 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 	s.next = t.local[k]
 	t.local[k] = s
 	t.nlocal++
+	if data != nil {
+		if t.roomsOf == nil {
+			t.roomsOf = make(map[*Session]*sessionRooms)
+		}
+		t.roomsOf[s] = data
+	}
 	held := t.mustClear // the loop records it once the node is cleared
 	if held {
 		t.pending = append(t.pending, s)
@@ -231,21 +278,32 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 	age := time.Duration(t.now() - s.lastBeat.Load())
 	l := Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: t.lease(age), Age: age,
 		MaxSessions: t.cfg.MaxSessionsPerClient}
+	var ended bool
 	_, err := t.clientCall(ctx, s.clientID, func() ([]Event, error) {
+		// The session's rooms and metadata go with its Add; read under
+		// the stripe, which Join, Leave and SetMeta hold too, so that
+		// none of them falls between this read and the session going
+		// live.
+		t.localMu.Lock()
+		if d := t.roomsOf[s]; d != nil {
+			l.Rooms, l.Meta = slices.Clone(d.rooms), d.meta
+		}
+		t.localMu.Unlock()
 		start := time.Now()
 		evs, err := t.store.Add(ctx, l)
 		t.observed("add", start, err)
+		if err == nil {
+			t.localMu.Lock()
+			if ended = s.state == stateEnded; !ended {
+				s.state = stateLive
+			}
+			t.localMu.Unlock()
+		}
 		return evs, err
 	})
 	if err != nil {
 		return err
 	}
-	t.localMu.Lock()
-	ended := s.state == stateEnded
-	if !ended {
-		s.state = stateLive
-	}
-	t.localMu.Unlock()
 	if ended { // ended while the Add was in flight
 		return t.endOrRetry(ctx, s, *s.reason)
 	}
@@ -458,6 +516,7 @@ type endRetry struct {
 func (t *Tracker) markEnded(s *Session, reason Reason) {
 	s.state = stateEnded
 	s.reason = internReason(reason)
+	delete(t.roomsOf, s)
 	k := t.key(s.clientID)
 	for p := t.local[k]; p != nil; p = p.next {
 		if p == s {
@@ -576,9 +635,10 @@ func (t *Tracker) Stats() Stats {
 		for _, smp := range f.Samples {
 			switch f.Desc {
 			case metrics.Transitions:
-				if smp.Labels[0] == Online.String() {
+				switch smp.Labels[0] {
+				case Online.String():
 					st.Onlines += uint64(smp.Value)
-				} else {
+				case Offline.String():
 					st.Offlines += uint64(smp.Value)
 				}
 			case metrics.StoreErrors:
