@@ -40,7 +40,7 @@ type Tracker struct {
 
 	// localMu guards the fields below and every Session's state.
 	localMu sync.Mutex
-	local   map[uint64]*Session // by hash of client ID (see key), chained by Session.next
+	local   map[uint64]*Session        // by hash of client ID (see key), chained by Session.next
 	roomsOf map[*Session]*sessionRooms // sessions with rooms or metadata (see rooms.go)
 	nlocal  int
 	pending []*Session // Add failed for a transient reason; retried
