@@ -6,8 +6,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -60,11 +63,16 @@ const (
 	dlRedisKill = 20 * time.Second // redis-server is killed with SIGKILL
 	dlRedisDown = 500 * time.Millisecond
 	dlChurn     = 30 * time.Second // then every client closes (10 s after the wipe)
+	// dlRooms are the rooms sessions join: each session a random
+	// non-empty subset, so that a client's two lanes share some rooms and
+	// not others.
 	// dlLinger is how long a client may hold no connection and still
 	// rightly stay online: an ended session lingers for Grace, and the
 	// sweep that ends it comes at most one step later.
 	dlLinger = dlGrace + dlSweep
 )
+
+var dlRooms = []string{"general", "r1", "r2"}
 
 // TestDataLossAlternation: Redis comes back empty while clients churn over
 // several nodes; no client gets two Onlines in a row, no Offline is lost,
@@ -83,7 +91,10 @@ const (
 // the Offlines. Every node's log lines (one per transition) make the record:
 // per client, ordered by Seq across all nodes, the transitions must
 // alternate Online, Offline, ..., end with Offline, and every node's
-// /presence must list nobody. Each violation is reported with the events
+// /presence must list nobody. Every session joins some of three rooms (the
+// demo's ?room=): per (client, room), Joins and Leaves must alternate
+// likewise, inside the client's Online ... Offline (checkRooms), and every
+// node's /rooms/{room} must count nobody at the end. Each violation is reported with the events
 // and connections around it; a figure says how long after their connection
 // the Onlines after the wipe were logged.
 //
@@ -198,6 +209,23 @@ func TestDataLossAlternation(t *testing.T) {
 		if ids := onlineIDs(t, "http://"+n.addr); len(ids) != 0 {
 			t.Errorf("node %s: GET /presence lists %s after every client closed, want nobody", n.id, fmtIDs(ids))
 		}
+		for _, room := range dlRooms {
+			if c := roomCount(t, "http://"+n.addr, room); c != 0 {
+				t.Errorf("node %s: GET /rooms/%s counts %d members after every client closed, want none", n.id, room, c)
+			}
+		}
+	}
+	joins, leaves, roomVs := checkRooms(evs)
+	t.Logf("rooms: %d joins, %d leaves; %d violations of the room rules", joins, leaves, len(roomVs))
+	for i, v := range roomVs {
+		if i == 25 {
+			t.Errorf("... and %d more room violations", len(roomVs)-i)
+			break
+		}
+		t.Error(v)
+	}
+	if joins == 0 {
+		t.Error("no join logged: the sessions joined no room")
 	}
 
 	kinds := map[string]int{}
@@ -339,15 +367,40 @@ func (f *dlFleet) lane(ctx context.Context, cl *dlClient, lane int, rng *rand.Ra
 		cl.node[lane].Store(int32(node))
 		switch {
 		case kind < 4:
-			f.goSession(ctx, cl.id, f.nodes[node], hold)
+			f.goSession(ctx, cl.id, f.nodes[node], hold, rng)
 		default:
-			f.rawSession(ctx, cl.id, f.nodes[node], hold, kind >= 7)
+			f.rawSession(ctx, cl.id, f.nodes[node], hold, kind >= 7, rng)
 		}
 		cl.node[lane].Store(-1)
 		// Offline for a while: shorter than Grace (no transition) or
 		// longer.
 		pause(ctx, dur(100*time.Millisecond, 2500*time.Millisecond))
 	}
+}
+
+// roomQuery is the query of a session of client id that joins a random
+// non-empty subset of dlRooms.
+func roomQuery(id string, rng *rand.Rand) string {
+	q := url.Values{"id": {id}}
+	pick := 1 + rng.IntN(1<<len(dlRooms)-1)
+	for i, room := range dlRooms {
+		if pick&(1<<i) != 0 {
+			q.Add("room", room)
+		}
+	}
+	return q.Encode()
+}
+
+// roomCount returns the member count of room from a node's /rooms/{room}.
+func roomCount(t testing.TB, base, room string) int {
+	t.Helper()
+	var page struct {
+		Count *int `json:"count"`
+	}
+	if st := httpGet(t, base+"/rooms/"+url.PathEscape(room), &page); st != http.StatusOK || page.Count == nil {
+		t.Fatalf("GET /rooms/%s: status %d, count %v", room, st, page.Count)
+	}
+	return *page.Count
 }
 
 // pause waits for d or until ctx ends.
@@ -370,7 +423,7 @@ const dlDialTimeout = 3 * time.Second
 // timing: the client beats as the nodes do (dlPing, dlPong: the demo's
 // heartbeat compressed, its relations kept); backoff shortened so
 // reconnects land within the churn.
-func (f *dlFleet) goSession(ctx context.Context, id string, n *dlNode, hold time.Duration) {
+func (f *dlFleet) goSession(ctx context.Context, id string, n *dlNode, hold time.Duration, rng *rand.Rand) {
 	span := -1
 	cfg := client.Config{PingInterval: dlPing, PongTimeout: dlPong,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
@@ -386,7 +439,7 @@ func (f *dlFleet) goSession(ctx context.Context, id string, n *dlNode, hold time
 		}}
 	dctx, cancel := context.WithTimeout(ctx, dlDialTimeout)
 	defer cancel()
-	c, err := client.Dial(dctx, "ws://"+n.addr+"/ws?id="+id, cfg)
+	c, err := client.Dial(dctx, "ws://"+n.addr+"/ws?"+roomQuery(id, rng), cfg)
 	if err != nil {
 		return // the node is down, or the churn is over
 	}
@@ -397,11 +450,11 @@ func (f *dlFleet) goSession(ctx context.Context, id string, n *dlNode, hold time
 // rawSession is a session of a plain gorilla WebSocket that answers the
 // server's pings; it ends with a close frame, or, if drop, with a TCP reset
 // and no close frame.
-func (f *dlFleet) rawSession(ctx context.Context, id string, n *dlNode, hold time.Duration, drop bool) {
+func (f *dlFleet) rawSession(ctx context.Context, id string, n *dlNode, hold time.Duration, drop bool, rng *rand.Rand) {
 	dctx, cancel := context.WithTimeout(ctx, dlDialTimeout)
 	defer cancel()
 	d := websocket.Dialer{HandshakeTimeout: dlDialTimeout}
-	ws, resp, err := d.DialContext(dctx, "ws://"+n.addr+"/ws?id="+id, nil)
+	ws, resp, err := d.DialContext(dctx, "ws://"+n.addr+"/ws?"+roomQuery(id, rng), nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
@@ -446,8 +499,9 @@ func (f *dlFleet) rawSession(ctx context.Context, id string, n *dlNode, hold tim
 
 // dlEvent is one transition a node logged.
 type dlEvent struct {
-	Transition string // online or offline
+	Transition string // online, offline, join, leave or update
 	Client     string
+	Room       string // of join, leave and update
 	Node       string
 	Reason     string
 	Seq        uint64
@@ -461,13 +515,15 @@ func (f *dlFleet) events() []dlEvent {
 		for _, p := range n.procs {
 			for _, l := range p.lines() {
 				ev := l.str("event")
-				if ev != "online" && ev != "offline" {
+				switch ev {
+				case "online", "offline", "join", "leave", "update":
+				default:
 					continue
 				}
 				// encoding/json reads seq as a float64: exact, as Seq stays
 				// far below 2^53 (about 2^47 from Redis's clock).
 				seq, _ := l.M["seq"].(float64)
-				evs = append(evs, dlEvent{Transition: ev, Client: l.str("client"), Node: l.str("node"),
+				evs = append(evs, dlEvent{Transition: ev, Client: l.str("client"), Room: l.str("room"), Node: l.str("node"),
 					Reason: l.str("reason"), Seq: uint64(seq), At: l.At})
 			}
 		}
@@ -490,7 +546,104 @@ func (f *dlFleet) settled(t *testing.T) bool {
 			return false
 		}
 	}
+	for _, n := range f.nodes {
+		for _, room := range dlRooms {
+			if roomCount(t, "http://"+n.addr, room) != 0 {
+				return false
+			}
+		}
+	}
 	return true
+}
+
+// checkRooms orders each client's events of every kind by Seq, drops
+// repeats (a journal redelivery: same Seq, transition and room) and
+// describes every break of the room rules: per (client, room), Join and
+// Leave alternate, starting with a Join and ending with a Leave; a Join
+// comes while the client is online (after an Online, before the Offline
+// that ends it), and every room the client is in is left before its
+// Offline; no Seq numbers two transitions.
+func checkRooms(all []dlEvent) (joins, leaves int, vs []string) {
+	byClient := map[string][]dlEvent{}
+	for _, ev := range all {
+		byClient[ev.Client] = append(byClient[ev.Client], ev)
+	}
+	clients := make([]string, 0, len(byClient))
+	for c := range byClient {
+		clients = append(clients, c)
+	}
+	slices.Sort(clients)
+	for _, c := range clients {
+		evs := byClient[c]
+		slices.SortStableFunc(evs, func(a, b dlEvent) int {
+			if a.Seq != b.Seq {
+				if a.Seq < b.Seq {
+					return -1
+				}
+				return 1
+			}
+			return a.At.Compare(b.At)
+		})
+		bad := func(i int, what string) {
+			lo, hi := max(0, i-2), min(len(evs), i+3)
+			var around []string
+			for j := lo; j < hi; j++ {
+				mark := " "
+				if j == i {
+					mark = ">"
+				}
+				around = append(around, fmt.Sprintf("%s%s %s seq %d node %s reason %s", mark, evs[j].Transition, evs[j].Room,
+					evs[j].Seq, evs[j].Node, evs[j].Reason))
+			}
+			vs = append(vs, fmt.Sprintf("client %s: %s\n\t%s", c, what, strings.Join(around, "\n\t")))
+		}
+		online := false
+		in := map[string]bool{}
+		var prev *dlEvent
+		for i := range evs {
+			ev := &evs[i]
+			if prev != nil && prev.Seq == ev.Seq {
+				if prev.Transition == ev.Transition && prev.Room == ev.Room {
+					continue // redelivered
+				}
+				bad(i, "seq reused")
+			}
+			prev = ev
+			switch ev.Transition {
+			case "online":
+				online = true
+			case "offline":
+				for _, room := range slices.Sorted(maps.Keys(in)) {
+					if in[room] {
+						bad(i, "offline while in room "+room+" (its leave lost, or after the offline)")
+						in[room] = false
+					}
+				}
+				online = false
+			case "join":
+				joins++
+				switch {
+				case in[ev.Room]:
+					bad(i, "duplicate join")
+				case !online:
+					bad(i, "join while offline")
+				}
+				in[ev.Room] = true
+			case "leave":
+				leaves++
+				if !in[ev.Room] {
+					bad(i, "leave without a join (a doubled leave, or a lost join)")
+				}
+				in[ev.Room] = false
+			}
+		}
+		for _, room := range slices.Sorted(maps.Keys(in)) {
+			if in[room] {
+				bad(len(evs)-1, "in room "+room+" at the end")
+			}
+		}
+	}
+	return joins, leaves, vs
 }
 
 // dlViolation is one break of strict alternation: the client's event at
@@ -528,7 +681,9 @@ const (
 func checkDataLoss(all []dlEvent, spans map[string][]dlSpan, linger time.Duration) (map[string][]dlEvent, int, []dlViolation) {
 	byClient := map[string][]dlEvent{}
 	for _, ev := range all {
-		byClient[ev.Client] = append(byClient[ev.Client], ev)
+		if ev.Transition == "online" || ev.Transition == "offline" {
+			byClient[ev.Client] = append(byClient[ev.Client], ev)
+		}
 	}
 	redelivered := 0
 	var vs []dlViolation
@@ -798,6 +953,48 @@ func TestDataLossChecker(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) || redelivered != tc.redelivered {
 				t.Errorf("violations %q, %d redelivered; want %q, %d", got, redelivered, tc.want, tc.redelivered)
+			}
+		})
+	}
+}
+
+// TestRoomChecker checks checkRooms, the room judge of
+// TestDataLossAlternation, on made-up records.
+func TestRoomChecker(t *testing.T) {
+	t.Parallel()
+	ev := func(tr, room string, seq uint64) dlEvent {
+		return dlEvent{Transition: tr, Client: "c", Room: room, Node: "a", Reason: "x", Seq: seq}
+	}
+	on, off := func(seq uint64) dlEvent { return ev("online", "", seq) }, func(seq uint64) dlEvent { return ev("offline", "", seq) }
+	cases := []struct {
+		name string
+		evs  []dlEvent
+		want []string // the start of each violation, in order
+	}{
+		{"alternation", []dlEvent{on(1), ev("join", "g", 2), ev("join", "r", 3), ev("update", "g", 4), ev("leave", "g", 5),
+			ev("join", "g", 6), ev("leave", "r", 7), ev("leave", "g", 8), off(9)}, nil},
+		{"merged by seq", []dlEvent{off(4), ev("leave", "g", 3), ev("join", "g", 2), on(1)}, nil},
+		{"redelivered", []dlEvent{on(1), ev("join", "g", 2), ev("join", "g", 2), ev("leave", "g", 3), off(4)}, nil},
+		{"duplicate join", []dlEvent{on(1), ev("join", "g", 2), ev("join", "g", 3), ev("leave", "g", 4), off(5)},
+			[]string{"client c: duplicate join"}},
+		{"doubled leave", []dlEvent{on(1), ev("join", "g", 2), ev("leave", "g", 3), ev("leave", "g", 4), off(5)},
+			[]string{"client c: leave without a join"}},
+		{"join while offline", []dlEvent{ev("join", "g", 1), ev("leave", "g", 2)}, []string{"client c: join while offline"}},
+		{"leave after offline", []dlEvent{on(1), ev("join", "g", 2), off(3), ev("leave", "g", 4)},
+			[]string{"client c: offline while in room g", "client c: leave without a join"}},
+		{"in room at the end", []dlEvent{on(1), ev("join", "g", 2)}, []string{"client c: in room g at the end"}},
+		{"seq reused", []dlEvent{on(1), ev("join", "g", 2), ev("join", "r", 2), ev("leave", "g", 3), ev("leave", "r", 4), off(5)},
+			[]string{"client c: seq reused"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, vs := checkRooms(tc.evs)
+			ok := len(vs) == len(tc.want)
+			for i := 0; ok && i < len(vs); i++ {
+				ok = strings.HasPrefix(vs[i], tc.want[i])
+			}
+			if !ok {
+				t.Errorf("violations %q, want ones starting %q", vs, tc.want)
 			}
 		})
 	}
