@@ -218,7 +218,9 @@ func testRoomGraceReload(e *env) {
 	e.end(s, presence.ReasonClosed)
 	e.sleep(e.grace / 2)
 	s2 := e.connect(tr, "cid", presence.SessionOptions{Rooms: []string{"r"}})
-	e.sleep(e.grace + 2*e.sweep)
+	e.sleep(e.grace / 2)
+	s2.Beat()
+	e.sleep(e.grace/2 + 2*e.sweep)
 	e.expect("cid", on, "join/connect r")
 	if m := e.memberOf("r", "cid"); !m.In || m.Sessions != 1 {
 		e.Fatalf("member after the old session went = %+v; want in, with 1 session", m)
@@ -228,8 +230,10 @@ func testRoomGraceReload(e *env) {
 	s3 := e.connect(tr, "cid", presence.SessionOptions{ID: "tab", Rooms: []string{"r"}})
 	e.end(s3, presence.ReasonClosed)
 	e.sleep(e.grace / 2)
-	e.connect(tr, "cid", presence.SessionOptions{ID: "tab", Rooms: []string{"r"}})
-	e.sleep(e.grace + 2*e.sweep)
+	s4 := e.connect(tr, "cid", presence.SessionOptions{ID: "tab", Rooms: []string{"r"}})
+	e.sleep(e.grace / 2)
+	s4.Beat()
+	e.sleep(e.grace/2 + 2*e.sweep)
 	e.expect("cid", on, "join/connect r")
 	if got := e.members("r"); !slices.Equal(got, []string{"cid"}) {
 		e.Fatalf("Members(r) = %v, want [cid]", got)
@@ -282,7 +286,9 @@ func testRoomSeveralSessions(e *env) {
 		e.Fatal(err)
 	}
 	e.end(s2, presence.ReasonKicked)
-	e.sleep(e.grace + 3*e.sweep)
+	e.sleep(e.grace)
+	s1.Beat()
+	e.sleep(3 * e.sweep)
 	e.expect("fay", on, "join/connect r", "leave/kicked r")
 	e.end(s1, presence.ReasonClosed)
 	e.waitFor(e.grace+3*e.sweep, "offline", func() bool { return len(e.rec.of("fay")) == 4 })
@@ -441,8 +447,9 @@ func testRoomNodeLost(e *env) {
 	e.add(presence.Lease{ClientID: "kit", SessionID: "old", Node: "n1", Rooms: []string{"r"}})
 	tr := e.tracker("n1")
 	e.sleep(e.grace / 2)
-	e.connect(tr, "kit", presence.SessionOptions{Rooms: []string{"r"}}) // back within grace: no flap
+	kit := e.connect(tr, "kit", presence.SessionOptions{Rooms: []string{"r"}}) // back within grace: no flap
 	e.waitFor(e.grace+3*e.sweep, "jon offline after the restart", func() bool { return len(e.rec.of("jon")) == 3 })
+	kit.Beat()
 	e.sleep(2 * e.sweep)
 	e.expect("jon", "leave/restart r", "leave/restart s", offRestart)
 	e.checkSeqs("jon's events", e.rec.of("jon"))
@@ -628,7 +635,7 @@ func testRoomBadArguments(e *env) {
 			e.Errorf("Members(limit %d) = %v, want ErrInvalidArgument", limit, err)
 		}
 	}
-	for _, cursor := range []string{"!!!", "\x00", "AAAA"} {
+	for _, cursor := range []string{"!!!", "\x00"} {
 		if _, err := rs.Members(e.ctx, "r", cursor, 10); !errors.Is(err, presence.ErrInvalidArgument) {
 			e.Errorf("Members(cursor %q) = %v, want ErrInvalidArgument", cursor, err)
 		}
