@@ -369,3 +369,38 @@ func TestConnectSameSessionIDJoinsRooms(t *testing.T) {
 		}
 	})
 }
+
+// A page that reloads into another room within Grace, with the same
+// session ID (an HTTP-heartbeat tab), revives its session in the Store: it
+// leaves the rooms it no longer asks for, instead of haunting them while
+// the tab lives, and rejoins the one it asks for again without a flap.
+//
+// timing: Grace alone, on fake time.
+func TestRevivedSessionLeavesRoomsNoLongerAsked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTracker(t, newStore(t), presence.Config{Grace: 5 * time.Second})
+		rec := &events{}
+		listenAll(tr, rec)
+		s, _ := tr.Connect(ctx, "hal", presence.SessionOptions{ID: "tab", Rooms: []string{"a", "keep"}, Meta: json.RawMessage(`"old"`)})
+		s.End(ctx, presence.ReasonClosed)
+		time.Sleep(time.Second)
+		s2, err := tr.Connect(ctx, "hal", presence.SessionOptions{ID: "tab", Rooms: []string{"b", "keep"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(6 * time.Second)
+		s2.Beat()
+		synctest.Wait()
+		want := []string{"hal:online:", "hal:join:a", "hal:join:keep", "hal:join:b", "hal:leave:a", "hal:update:b", "hal:update:keep"}
+		if got := rec.roomList(); !slices.Equal(got, want) {
+			t.Fatalf("events = %v, want %v", got, want)
+		}
+		if rooms, _ := tr.ClientRooms(ctx, "hal"); !slices.Equal(rooms, s2.Rooms()) {
+			t.Fatalf("ClientRooms = %v, the session's Rooms %v: want the same", rooms, s2.Rooms())
+		}
+		infos, _ := tr.Sessions(ctx, "hal")
+		if len(infos) != 1 || len(infos[0].Meta) != 0 {
+			t.Fatalf("Sessions = %+v; want one, without the metadata of the page before", infos)
+		}
+	})
+}
