@@ -289,7 +289,7 @@ func (s *Store) Join(ctx context.Context, m presence.Membership) ([]presence.Eve
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x := s.roomSession(m.ClientID, m.SessionID)
-	if x == nil || x.reason != nil {
+	if x == nil || x.ending != 0 {
 		return nil, fmt.Errorf("memory: join %q: session %q of %q: %w", m.Room, m.SessionID, m.ClientID, presence.ErrNotFound)
 	}
 	if i, ok := s.rooms.idx[m.Room]; ok && x.in(i) {
@@ -319,7 +319,7 @@ func (s *Store) Leave(ctx context.Context, m presence.Membership) ([]presence.Ev
 	}
 	now := s.now()
 	seen := now // a live session was in the room until now
-	if x.reason != nil {
+	if x.ending != 0 {
 		seen = x.seen // an ending one until it ended
 	}
 	return s.leave(nil, x, i, m.Reason, seen, now), nil
@@ -333,7 +333,7 @@ func (s *Store) SetMeta(ctx context.Context, m presence.SessionMeta) ([]presence
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x := s.roomSession(m.ClientID, m.SessionID)
-	if x == nil || x.reason != nil {
+	if x == nil || x.ending != 0 {
 		return nil, fmt.Errorf("memory: set metadata: session %q of %q: %w", m.SessionID, m.ClientID, presence.ErrNotFound)
 	}
 	if bytes.Equal(m.Meta, x.meta()) {
