@@ -158,3 +158,25 @@ func BenchmarkHeap1MSessions3Rooms(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+// BenchmarkMembers100k reads one page of 100 members, from the middle of a
+// walk, of a room of 100,000: a page costs a pass over the room.
+func BenchmarkMembers100k(b *testing.B) {
+	s, err := memory.New(memory.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100_000 {
+		s.Add(ctx, presence.Lease{ClientID: fmt.Sprintf("c%06d", i), SessionID: "s", Node: "n", TTL: time.Hour, Rooms: []string{"big"}})
+	}
+	first, err := s.Members(ctx, "big", "", 50_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, err := s.Members(ctx, "big", first.Next, 100); err != nil || len(p.Members) != 100 {
+			b.Fatalf("Members = %d, %v", len(p.Members), err)
+		}
+	}
+}

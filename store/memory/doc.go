@@ -39,7 +39,8 @@
 // the small indices of its rooms, whose names are interned once: a
 // membership costs tens of bytes and Touch never looks at it. A session
 // removed takes its client out of the rooms no other session of it is in.
-// Members walks a room's members for each page (about 1 ms per 100,000).
+// Members reads a room's whole map for each page (about 2 ms per 100,000
+// members), in the order members joined.
 // A client's last-left time, for MembersAmong, is kept for the 64 rooms it
 // left most recently, and forgotten with the client.
 //

@@ -323,7 +323,7 @@ func (s *Store) node(id string) (uint16, error) {
 const otherReason = math.MaxUint8
 
 // setEnding marks x as ending for r. The usual reasons take a byte of the
-// session; applications' own reasons past the first 253 take a map entry.
+// session; applications' own reasons past the first 254 take a map entry.
 func (s *Store) setEnding(x *session, r presence.Reason) {
 	s.clearEnding(x)
 	k, ok := s.reasonIDs[r]

@@ -211,3 +211,29 @@ func TestManyEndReasons(t *testing.T) {
 		}
 	})
 }
+
+func FuzzMemberCursor(f *testing.F) {
+	s, err := memory.New(memory.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 50 {
+		s.Add(ctx, presence.Lease{ClientID: fmt.Sprintf("c%d", i), SessionID: "s", Node: "n1", TTL: time.Hour, Rooms: []string{"r"}})
+	}
+	page, _ := s.Members(ctx, "r", "", 3)
+	f.Add(page.Next)
+	f.Add("")
+	f.Add("AAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, cursor string) {
+		page, err := s.Members(ctx, "r", cursor, 5)
+		if err != nil {
+			if !errors.Is(err, presence.ErrInvalidArgument) {
+				t.Fatalf("Members(%q) = %v, want ErrInvalidArgument", cursor, err)
+			}
+			return
+		}
+		if len(page.Members) > 5 {
+			t.Fatalf("page of %d", len(page.Members))
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -350,9 +351,11 @@ func checkRoom(what, room string) error {
 	return nil
 }
 
-// Members implements presence.RoomStore. Members come in client ID order;
-// the cursor holds the last ID returned. A page costs a walk of the
-// room's members: about 1 ms for 100,000.
+// Members implements presence.RoomStore. Members come in the order they
+// joined the room (then by client ID); the cursor holds the join time and
+// ID of the last one returned, which stay the same while a member stays.
+// A page costs a pass over the room's map, reading no client but those of
+// the page: about 2 ms, under the Store's lock, for 100,000 members.
 func (s *Store) Members(ctx context.Context, room, cursor string, limit int) (presence.MemberPage, error) {
 	if err := checkRoom("members", room); err != nil {
 		return presence.MemberPage{}, err
@@ -371,52 +374,73 @@ func (s *Store) Members(ctx context.Context, room, cursor string, limit int) (pr
 	if r == nil {
 		return page, nil
 	}
-	// The limit smallest IDs after the cursor, in a max-heap.
-	top := make(idHeap, 0, min(limit, len(r.members)))
+	// The limit first members after the cursor, in a max-heap.
+	top := make(memberHeap, 0, min(limit, len(r.members)))
 	more := false
-	for c := range r.members {
+	for c, m := range r.members {
+		k := memberKey{since: m.since, c: c}
 		switch {
-		case after != "" && c.id <= after:
+		case after.c != nil && !after.less(k):
 		case len(top) < limit:
-			top.push(c)
+			top.push(k)
 		default:
 			more = true
-			if c.id < top[0].id {
-				top[0] = c
+			if k.less(top[0]) {
+				top[0] = k
 				top.down()
 			}
 		}
 	}
-	slices.SortFunc(top, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
-	for _, c := range top {
-		page.Members = append(page.Members, s.member(c, i, r.members[c]))
+	slices.SortFunc(top, func(a, b memberKey) int {
+		if a.less(b) {
+			return -1
+		}
+		return 1
+	})
+	for _, k := range top {
+		page.Members = append(page.Members, s.member(k.c, i, r.members[k.c]))
 	}
 	if more {
-		page.Next = base64.RawURLEncoding.EncodeToString([]byte(top[len(top)-1].id))
+		last := top[len(top)-1]
+		b := binary.BigEndian.AppendUint64(nil, uint64(last.since))
+		page.Next = base64.RawURLEncoding.EncodeToString(append(b, last.c.id...))
 	}
 	return page, nil
 }
 
-func decodeMemberCursor(cursor string) (string, error) {
-	if cursor == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || presence.ValidateID(string(b)) != nil {
-		return "", fmt.Errorf("%w: memory: unreadable cursor", presence.ErrInvalidArgument)
-	}
-	return string(b), nil
+// memberKey orders a room's members: by join time, then client ID.
+type memberKey struct {
+	since int64
+	c     *client // for a cursor, a client with only an ID
 }
 
-// idHeap is a max-heap of clients by ID.
-type idHeap []*client
+func (a memberKey) less(b memberKey) bool {
+	if a.since != b.since {
+		return a.since < b.since
+	}
+	return a.c.id < b.c.id
+}
 
-func (h *idHeap) push(c *client) {
-	*h = append(*h, c)
+func decodeMemberCursor(cursor string) (memberKey, error) {
+	if cursor == "" {
+		return memberKey{}, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) < 8 || presence.ValidateID(string(b[8:])) != nil {
+		return memberKey{}, fmt.Errorf("%w: memory: unreadable cursor", presence.ErrInvalidArgument)
+	}
+	return memberKey{since: int64(binary.BigEndian.Uint64(b)), c: &client{id: string(b[8:])}}, nil
+}
+
+// memberHeap is a max-heap of member keys.
+type memberHeap []memberKey
+
+func (h *memberHeap) push(k memberKey) {
+	*h = append(*h, k)
 	a := *h
 	for j := len(a) - 1; j > 0; {
 		p := (j - 1) / 2
-		if a[p].id >= a[j].id {
+		if !a[p].less(a[j]) {
 			break
 		}
 		a[p], a[j] = a[j], a[p]
@@ -424,13 +448,13 @@ func (h *idHeap) push(c *client) {
 	}
 }
 
-func (h idHeap) down() {
+func (h memberHeap) down() {
 	for j := 0; ; {
 		l, big := 2*j+1, j
-		if l < len(h) && h[l].id > h[big].id {
+		if l < len(h) && h[big].less(h[l]) {
 			big = l
 		}
-		if l+1 < len(h) && h[l+1].id > h[big].id {
+		if l+1 < len(h) && h[big].less(h[l+1]) {
 			big = l + 1
 		}
 		if big == j {
