@@ -41,7 +41,7 @@
 // membership costs tens of bytes and Touch never looks at it. A session
 // removed takes its client out of the rooms no other session of it is in.
 // Members reads a room's whole map for each page (about 2 ms per 100,000
-// members), in the order members joined.
+// members), in the order of a hash of the client ID.
 // A client's last-left time, for MembersAmong, is kept for the 64 rooms it
 // left most recently, and forgotten with the client.
 //

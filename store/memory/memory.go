@@ -148,12 +148,7 @@ func (s *Store) shard(id string) map[string]*client { return s.shards[shardOf(id
 
 // shardOf hashes id with FNV-1a, so that the order of List is stable.
 func shardOf(id string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
-		h *= 16777619
-	}
-	return int(h % shards)
+	return int(idHash(id) % shards)
 }
 
 func (s *Store) get(id string) *client {

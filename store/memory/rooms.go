@@ -43,6 +43,7 @@ type member struct {
 	since int64  // now() when it joined
 	seen  int64  // latest seen of its sessions that left the room
 	n     uint32 // its sessions in the room, ending ones included
+	h     uint32 // hash of the client's ID: Members' order
 }
 
 type leftRoom struct {
@@ -199,7 +200,7 @@ func (s *Store) join(evs []presence.Event, x *session, name string, now int64) [
 	m, ok := r.members[c]
 	m.n++
 	if !ok {
-		m.since = now
+		m.since, m.h = now, idHash(c.id)
 	}
 	r.members[c] = m
 	if ok {
@@ -351,11 +352,13 @@ func checkRoom(what, room string) error {
 	return nil
 }
 
-// Members implements presence.RoomStore. Members come in the order they
-// joined the room (then by client ID); the cursor holds the join time and
-// ID of the last one returned, which stay the same while a member stays.
-// A page costs a pass over the room's map, reading no client but those of
-// the page: about 2 ms, under the Store's lock, for 100,000 members.
+// Members implements presence.RoomStore. Members come in the order of a
+// hash of their client ID (then the ID): a client keeps its place if it
+// leaves and joins again, so a walk ends however busy the room, and lists
+// no client twice. The cursor holds the hash and ID of the last one
+// returned. A page costs a pass over the room's map, comparing the hashes
+// kept there and reading no client but those of the page: about 2 ms,
+// under the Store's lock, for 100,000 members.
 func (s *Store) Members(ctx context.Context, room, cursor string, limit int) (presence.MemberPage, error) {
 	if err := checkRoom("members", room); err != nil {
 		return presence.MemberPage{}, err
@@ -378,7 +381,7 @@ func (s *Store) Members(ctx context.Context, room, cursor string, limit int) (pr
 	top := make(memberHeap, 0, min(limit, len(r.members)))
 	more := false
 	for c, m := range r.members {
-		k := memberKey{since: m.since, c: c}
+		k := memberKey{h: m.h, c: c}
 		switch {
 		case after.c != nil && !after.less(k):
 		case len(top) < limit:
@@ -402,23 +405,33 @@ func (s *Store) Members(ctx context.Context, room, cursor string, limit int) (pr
 	}
 	if more {
 		last := top[len(top)-1]
-		b := binary.BigEndian.AppendUint64(nil, uint64(last.since))
+		b := binary.BigEndian.AppendUint32(nil, last.h)
 		page.Next = base64.RawURLEncoding.EncodeToString(append(b, last.c.id...))
 	}
 	return page, nil
 }
 
-// memberKey orders a room's members: by join time, then client ID.
+// memberKey orders a room's members: by hash of the client ID, then ID.
 type memberKey struct {
-	since int64
-	c     *client // for a cursor, a client with only an ID
+	h uint32
+	c *client // for a cursor, a client with only an ID
 }
 
 func (a memberKey) less(b memberKey) bool {
-	if a.since != b.since {
-		return a.since < b.since
+	if a.h != b.h {
+		return a.h < b.h
 	}
 	return a.c.id < b.c.id
+}
+
+// idHash is FNV-1a of id.
+func idHash(id string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return h
 }
 
 func decodeMemberCursor(cursor string) (memberKey, error) {
@@ -426,10 +439,10 @@ func decodeMemberCursor(cursor string) (memberKey, error) {
 		return memberKey{}, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) < 8 || presence.ValidateID(string(b[8:])) != nil {
+	if err != nil || len(b) < 4 || presence.ValidateID(string(b[4:])) != nil {
 		return memberKey{}, fmt.Errorf("%w: memory: unreadable cursor", presence.ErrInvalidArgument)
 	}
-	return memberKey{since: int64(binary.BigEndian.Uint64(b)), c: &client{id: string(b[8:])}}, nil
+	return memberKey{h: binary.BigEndian.Uint32(b), c: &client{id: string(b[4:])}}, nil
 }
 
 // memberHeap is a max-heap of member keys.
