@@ -43,7 +43,13 @@ func BenchmarkSweep100k(b *testing.B) {
 
 // BenchmarkTouch1k writes one batch of 1000 leases, as a Tracker does every
 // SweepInterval/2.
-func BenchmarkTouch1k(b *testing.B) {
+func BenchmarkTouch1k(b *testing.B) { benchTouch(b, 0) }
+
+// BenchmarkTouch1kIn5Rooms is BenchmarkTouch1k with each session in 5
+// rooms: a beat never touches memberships, so it costs the same.
+func BenchmarkTouch1kIn5Rooms(b *testing.B) { benchTouch(b, 5) }
+
+func benchTouch(b *testing.B, rooms int) {
 	s, err := memory.New(memory.Config{})
 	if err != nil {
 		b.Fatal(err)
@@ -51,7 +57,11 @@ func BenchmarkTouch1k(b *testing.B) {
 	leases := make([]presence.Lease, 1000)
 	for i := range leases {
 		leases[i] = presence.Lease{ClientID: fmt.Sprintf("c%d", i), SessionID: "s", Node: "n", TTL: time.Hour}
-		s.Add(ctx, leases[i])
+		l := leases[i]
+		for r := range rooms {
+			l.Rooms = append(l.Rooms, fmt.Sprintf("room-%d", (i+r)%50))
+		}
+		s.Add(ctx, l)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
