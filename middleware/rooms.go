@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/vigilhq/vigil/presence"
 )
@@ -178,7 +180,7 @@ func (s *Server) RoomEndpoint() http.Handler {
 			s.refuseMethod(w, r, "GET, HEAD")
 			return
 		}
-		room, cursor, limit, code, err := roomParams(r.PathValue("room"), r.URL.RawQuery)
+		room, cursor, limit, code, err := roomParams(lastPathValue(r, "room"), r.URL.RawQuery)
 		if err != nil {
 			s.refuse(w, r, http.StatusBadRequest, code, plain(err))
 			return
@@ -217,6 +219,24 @@ func (s *Server) RoomEndpoint() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
+}
+
+// lastPathValue returns the path wildcard name, the last segment of the
+// path, unescaped. Routers disagree on escapes: net/http's ServeMux
+// unescapes a wildcard ("a%2Fb" is "a/b"), chi leaves it as the request
+// spelt it when it has escapes; unescaping the path's last segment gives
+// both the same value.
+func lastPathValue(r *http.Request, name string) string {
+	v := r.PathValue(name)
+	if v == "" {
+		return ""
+	}
+	p := r.URL.EscapedPath()
+	seg := p[strings.LastIndexByte(p, '/')+1:]
+	if u, err := url.PathUnescape(seg); err == nil && (u == v || seg == v) {
+		return u
+	}
+	return v
 }
 
 // roomParams reads the room (pathRoom, else the "room" query parameter),
