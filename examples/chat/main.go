@@ -162,6 +162,14 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	tr.OnLeave("", logEvent)
 	tr.OnUpdate("", logEvent)
 
+	// Rooms need a store that keeps them (presence.RoomStore). Over one
+	// that does not, the demo still runs: ?room= is ignored and
+	// GET /rooms/{room} answers 501.
+	rooms := queryRooms
+	if _, ok := store.(presence.RoomStore); !ok {
+		rooms = nil
+		log.Warn("store keeps no rooms: room parameters are ignored", "event", "no_rooms", "store", o.store)
+	}
 	vs, err := middleware.New(tr, middleware.Config{
 		Identify:          middleware.IdentifyQuery("id"), // a demo: real apps use their auth
 		PingInterval:      o.pingInterval,
@@ -169,7 +177,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		IdleTimeout:       o.idleTimeout,
 		DrainWindow:       o.drainWindow,
 		MaxConnsPerClient: o.maxConnsPerClient,
-		Rooms:             queryRooms,
+		Rooms:             rooms,
 		Logger:            log,
 	})
 	if err != nil {
@@ -334,7 +342,12 @@ func (h *hub) serve(ctx context.Context, c *middleware.Conn) {
 }
 
 // shareRoom reports whether two sorted lists of rooms have one in common.
+// Connections in no room (over a store without rooms) share the one
+// room-less chat.
 func shareRoom(a, b []string) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
 	for i, j := 0, 0; i < len(a) && j < len(b); {
 		switch {
 		case a[i] == b[j]:
