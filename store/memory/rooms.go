@@ -218,13 +218,7 @@ func (s *Store) leave(evs []presence.Event, x *session, i uint32, reason presenc
 	k := slices.Index(x.rx.rooms, i)
 	last := len(x.rx.rooms) - 1
 	x.rx.rooms[k] = x.rx.rooms[last]
-	x.rx.rooms = x.rx.rooms[:last]
-	if last == 0 {
-		x.rx.rooms = nil
-		if len(x.rx.meta) == 0 {
-			x.rx = nil
-		}
-	}
+	x.rx.rooms = x.rx.rooms[:last] // kept, though empty: a session that left a room may join another
 	r, c := s.rooms.list[i], x.c
 	m := r.members[c]
 	m.n--
