@@ -135,3 +135,31 @@ func FuzzRoomParams(f *testing.F) {
 		}
 	})
 }
+
+// lastPathValue gives the same room whether the router unescaped the
+// wildcard (ServeMux) or left it as the request spelt it (chi).
+func FuzzLastPathValue(f *testing.F) {
+	for _, seed := range []string{"general", "a%2Fb", "%23general", "caf%C3%A9", "a%20b", "%zz", "a%252Fb", "%00", "x/y"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, seg string) {
+		if seg == "" || strings.Contains(seg, "/") {
+			return
+		}
+		u, err := url.Parse("http://h/presence/rooms/" + seg)
+		if err != nil || u.EscapedPath() != "/presence/rooms/"+seg {
+			return // not a segment a client would send as is
+		}
+		want, err := url.PathUnescape(seg)
+		if err != nil {
+			return
+		}
+		for _, routed := range []string{want, seg} { // ServeMux's, chi's
+			r := &http.Request{URL: u}
+			r.SetPathValue("room", routed)
+			if got := lastPathValue(r, "room"); got != want {
+				t.Fatalf("segment %q routed as %q: %q, want %q", seg, routed, got, want)
+			}
+		}
+	})
+}
