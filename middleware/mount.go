@@ -82,15 +82,15 @@ func (m *Mounted) Close() error {
 // Mount registers the Server's endpoints on r under prefix ("/presence",
 // say), all of them unless cfg leaves some out:
 //
-//	prefix/ws          GET   the WebSocket endpoint, running cfg.Handler
-//	prefix/heartbeat   POST  HTTP connection heartbeat (HeartbeatEndpoint)
-//	prefix/leave       POST  end an HTTP session, for navigator.sendBeacon (LeaveEndpoint)
-//	prefix             GET   the online clients, cursor-paged (OnlineEndpoint)
-//	prefix/{id}        GET   one client (PresenceEndpoint)
-//	prefix/rooms/{room} GET  a room's members, cursor-paged (RoomEndpoint)
-//	prefix/feed        GET   the live presence feed, Server-Sent Events (a Feed)
-//	prefix/vigil.js    GET   the browser client, and prefix/vigil.d.ts (js.Handler)
-//	prefix/metrics     GET   Prometheus text format (MetricsHandler)
+//	prefix/ws            GET   the WebSocket endpoint, running cfg.Handler
+//	prefix/heartbeat     POST  HTTP connection heartbeat (HeartbeatEndpoint)
+//	prefix/leave         POST  end an HTTP session, for navigator.sendBeacon (LeaveEndpoint)
+//	prefix               GET   the online clients, cursor-paged (OnlineEndpoint)
+//	prefix/{id}          GET   one client (PresenceEndpoint)
+//	prefix/rooms/{room}  GET   a room's members, cursor-paged (RoomEndpoint)
+//	prefix/feed          GET   the live presence feed, Server-Sent Events (a Feed)
+//	prefix/vigil.js      GET   the browser client, and prefix/vigil.d.ts (js.Handler)
+//	prefix/metrics       GET   Prometheus text format (MetricsHandler)
 //
 // Patterns carry no method, so that a request with the wrong method gets
 // 405 with Allow from the handler (not the {id} route's 404), and so that
