@@ -46,9 +46,15 @@ func queryRooms(r *http.Request, id string) (middleware.SessionRooms, error) {
 // endpoint at /rooms/{room} and the feed at /feed.
 func roomsEnv(t *testing.T, h middleware.Handler) (*env, string) {
 	t.Helper()
+	return roomsEnvWith(t, fastTracker(), h)
+}
+
+// roomsEnvWith is roomsEnv over a Tracker configured by tcfg.
+func roomsEnvWith(t *testing.T, tcfg presence.Config, h middleware.Handler) (*env, string) {
+	t.Helper()
 	cfg := fastServer()
 	cfg.Rooms = queryRooms
-	e := newEnv(t, fastTracker(), cfg)
+	e := newEnv(t, tcfg, cfg)
 	rec := func(_ context.Context, ev presence.Event) { e.evCh <- ev }
 	e.tr.OnJoin("", rec)
 	e.tr.OnLeave("", rec)
@@ -173,6 +179,24 @@ func TestRoomsAtConnect(t *testing.T) {
 		step{"alice", "leave", "b", "closed", ""},
 		step{"alice", "offline", "", "closed", ""})
 	wantRoom(t, base, "a")
+}
+
+// With a cluster-wide session cap the session opens before the upgrade:
+// it joins its rooms there, in the same Store step, and a client over the
+// cap gets 429 and joins nothing.
+func TestRoomsAtConnectCapped(t *testing.T) {
+	tcfg := fastTracker()
+	tcfg.MaxSessionsPerClient = 1
+	e, base := roomsEnvWith(t, tcfg, echo)
+	mustDial(t, wsURL2(base, "/ws?id=kim&room=k1&name=Kim"))
+	e.expect(t, "kim", step{"kim", "online", "", "", ""}, step{"kim", "join", "k1", "", `{"name":"Kim"}`})
+	wantRoom(t, base, "k1", member("kim", 1, "Kim"))
+	_, resp, err := dial(t, wsURL2(base, "/ws?id=kim&room=k2"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second session: %v %v; want 429", resp, err)
+	}
+	wantRoom(t, base, "k2")
+	e.noEvent(t, 100*time.Millisecond)
 }
 
 func wsURL2(base, path string) string { return "ws" + strings.TrimPrefix(base, "http") + path }

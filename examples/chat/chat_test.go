@@ -355,6 +355,7 @@ func TestDemoWrongMethod(t *testing.T) {
 		{"DELETE", "/presence/leave?id=alice", "POST"},
 		{"POST", "/presence/feed", "GET"},
 		{"POST", "/presence/alice", "GET, HEAD"},
+		{"POST", "/rooms/general", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
