@@ -56,7 +56,8 @@ func (sr SessionRooms) options(onGone func(presence.Reason)) presence.SessionOpt
 
 // hasRooms reports whether tr's Store keeps rooms. Tracker.RoomCount
 // checks the Store's ability before the room name, and an empty name
-// fails before any Store call: no I/O.
+// fails before any Store call: no I/O. TestRoomsUnsupported and every room
+// test guard that order.
 func hasRooms(tr *presence.Tracker) bool {
 	_, err := tr.RoomCount(context.Background(), "")
 	return !errors.Is(err, errors.ErrUnsupported)
@@ -78,8 +79,9 @@ func (s *Server) roomsFor(r *http.Request, id string) (SessionRooms, string, err
 	return sr, "", nil
 }
 
-// refuseRooms answers 400 for rooms or metadata Config.Rooms did not give,
-// and logs it at Warn: a page that keeps sending them is broken.
+// refuseRooms answers 400 for a Config.Rooms that failed, or gave rooms or
+// metadata vigil refuses, and logs it at Warn: a page that keeps asking
+// for them is broken, or the app's rule is.
 func (s *Server) refuseRooms(w http.ResponseWriter, r *http.Request, id, code string, err error) {
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: rooms refused",
 		slog.String("client_id", id), slog.String("code", code), slog.Any("err", err))
