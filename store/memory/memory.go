@@ -316,7 +316,8 @@ func (s *Store) node(id string) (uint16, error) {
 func (s *Store) reason(r presence.Reason) *presence.Reason {
 	p, ok := s.reasons[r]
 	if !ok {
-		p = &r
+		p = new(presence.Reason) // not &r: that would move r to the heap on every call
+		*p = r
 		if len(s.reasons) < 256 { // applications' own reasons: bound the table
 			s.reasons[r] = p
 		}

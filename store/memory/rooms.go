@@ -322,7 +322,7 @@ func (s *Store) Leave(ctx context.Context, m presence.Membership) ([]presence.Ev
 	if x.reason != nil {
 		seen = x.seen // an ending one until it ended
 	}
-	return s.leave(nil, x, i, *s.reason(m.Reason), seen, now), nil
+	return s.leave(nil, x, i, m.Reason, seen, now), nil
 }
 
 // SetMeta implements presence.RoomStore.
