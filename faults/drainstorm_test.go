@@ -252,7 +252,9 @@ func later(a, b time.Time) time.Time {
 
 // checkLogAlternation fails unless, per client, the demo log lines of
 // transitions (from every node) alternate strictly in seq order, starting
-// with online, with seq growing by one.
+// with online, with seq growing. (Not by one: over a store that keeps
+// rooms, the demo joins every client to a room, and its join and leave
+// take seqs between its online and offline.)
 func checkLogAlternation(t testing.TB, evs []procLine) {
 	t.Helper()
 	byClient := map[string][]procLine{}
@@ -267,7 +269,7 @@ func checkLogAlternation(t testing.TB, evs []procLine) {
 			if i%2 == 1 {
 				want = "offline"
 			}
-			if l.str("event") != want || (i > 0 && seq(l) != seq(ls[i-1])+1) {
+			if l.str("event") != want || (i > 0 && seq(l) <= seq(ls[i-1])) {
 				t.Errorf("client %s: transition %d is %s seq %v (node %s), want %s after seq %v", c, i, l.str("event"), seq(l), l.str("node"), want, seq(ls[max(i-1, 0)]))
 			}
 		}

@@ -36,17 +36,26 @@ import (
 // loop ends. Write data with c.Send, or with ws under the application's own
 // lock; never call ws.WriteControl concurrently with a close.
 //
-// r is the upgrade request; Attach uses only its context. It fails with
-// ErrDraining, ErrTooManyConns or the Tracker's error; it never closes ws.
+// r is the upgrade request; Attach uses its context, and passes it to
+// Config.Rooms, whose rooms and metadata the session joins as it opens. The
+// Handler's code reaches the session through c.Session to join and leave
+// rooms later. Attach fails with ErrDraining, ErrTooManyConns, the error of
+// Config.Rooms, one wrapping presence.ErrInvalidID or
+// presence.ErrInvalidArgument (Config.Rooms gave a bad room or metadata),
+// or the Tracker's error; it never closes ws.
 func (s *Server) Attach(r *http.Request, clientID string, ws *websocket.Conn) (*Conn, error) {
 	if err := presence.ValidateID(clientID); err != nil {
 		return nil, fmt.Errorf("middleware: attach: %w", err)
+	}
+	rooms, _, err := s.roomsFor(r, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)
 	}
 	if err := s.reserve(clientID); err != nil {
 		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)
 	}
 	c := s.newConn(ws, clientID, true)
-	sess, err := s.tr.Connect(r.Context(), clientID, presence.SessionOptions{OnGone: c.sessionGone})
+	sess, err := s.tr.Connect(r.Context(), clientID, rooms.options(c.sessionGone))
 	if err != nil {
 		s.release(clientID)
 		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)

@@ -139,6 +139,26 @@ type Config struct {
 	// connection ends. Default: base.
 	ConnContext func(base context.Context, r *http.Request) context.Context
 
+	// Rooms, if set, names the rooms a new session joins and the metadata
+	// it carries, from the request that opens it and its client's ID
+	// (found by Identify): WebSocket upgrades, Attach and the HTTP
+	// heartbeat endpoint call it. The session joins them in the same Store
+	// step as its Online (presence.SessionOptions.Rooms and Meta), so a
+	// page that joins "general" never shows its client online and not yet
+	// in the room. A heartbeat of a session this node holds joins the
+	// rooms it is not in yet and sets new metadata; it never leaves a
+	// room (see Server.HTTPSession and Conn.Session to leave one). The
+	// application authorises here: return only rooms the client may be
+	// in. An error, or a room or metadata that presence.ValidateRoom or
+	// presence.ValidateMeta rejects, or more than
+	// presence.MaxRoomsPerSession rooms, is answered 400 (codes
+	// invalid_room and invalid_meta) before any upgrade, and logged. It
+	// runs on the request's goroutine and must not keep r. It needs a
+	// Tracker whose Store keeps rooms (a presence.RoomStore: store/memory,
+	// store/redis); New fails otherwise. Default: sessions join no room
+	// unless the application calls Conn.Session().Join.
+	Rooms func(r *http.Request, clientID string) (SessionRooms, error)
+
 	// Logger receives the Server's logs. Nil: nothing is logged.
 	Logger *slog.Logger
 }

@@ -15,8 +15,9 @@
 //
 // Mount serves prefix/ws (WebSocket), prefix/heartbeat and prefix/leave
 // (pages without WebSockets), prefix and prefix/{id} (who is online),
-// prefix/feed (live, Server-Sent Events), prefix/vigil.js (the browser
-// client) and prefix/metrics (Prometheus text format). Mounting a piece by
+// prefix/rooms/{room} (who is in a room), prefix/feed (live, Server-Sent
+// Events), prefix/vigil.js (the browser client) and prefix/metrics
+// (Prometheus text format). Mounting a piece by
 // hand, register the path without a method ("/presence/heartbeat", not
 // "POST /presence/heartbeat"): each handler answers a wrong method with 405
 // and Allow, while a method pattern would send GET /presence/heartbeat to
@@ -46,6 +47,22 @@
 // stable code (the Code constants) and a sentence saying why, also for the
 // WebSocket handshake. Stats.Refusals and MetricsHandler count refusals by
 // code.
+//
+// # Rooms
+//
+// A session joins rooms and carries metadata (see presence.RoomStore); the
+// application decides which, on the server. Config.Rooms names the rooms
+// and metadata of each new session from its request (WebSocket upgrades,
+// Attach, every HTTP heartbeat), joined in the same Store step as the
+// client's Online; a bad room or metadata is answered 400 (invalid_room,
+// invalid_meta) before any upgrade or session. Later, the Handler joins,
+// leaves and sets metadata through Conn.Session, and the app's own HTTP
+// handlers through Server.HTTPSession. A session leaves its rooms when it
+// ends, through Grace. RoomEndpoint (prefix/rooms/{room}) pages through a
+// room's members with their metadata, and the Feed carries join, leave and
+// update events. Rooms need a Tracker over a Store that keeps them
+// (store/memory, store/redis): New refuses Config.Rooms otherwise, and
+// RoomEndpoint answers 501.
 //
 // # Connections
 //

@@ -129,3 +129,42 @@ func ExampleCloseError() {
 	fmt.Println(errors.Is(err, middleware.ErrClosed), errors.As(err, &ce) && ce.Code == 4501)
 	// Output: true true
 }
+
+// Rooms: each new session joins the rooms Config.Rooms names, with its
+// metadata, as it opens; RoomEndpoint lists a room's members.
+func ExampleConfig_rooms() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{}) // a presence.RoomStore
+	tracker, err := presence.New(ctx, store, presence.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tracker.Close(ctx)
+	joined := make(chan presence.Event, 1)
+	tracker.OnJoin("", func(ctx context.Context, ev presence.Event) { joined <- ev })
+	vs, err := middleware.New(tracker, middleware.Config{
+		Identify: middleware.IdentifyQuery("id"),
+		Rooms: func(r *http.Request, clientID string) (middleware.SessionRooms, error) {
+			// The app authorises: here every client is in the lobby.
+			return middleware.SessionRooms{Rooms: []string{"lobby"}, Meta: []byte(`{"name":"Ada"}`)}, nil
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer vs.Shutdown(ctx)
+	mux := http.NewServeMux()
+	mux.Handle("/presence/heartbeat", vs.HeartbeatEndpoint())
+	mux.Handle("/rooms/{room}", vs.RoomEndpoint())
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("POST", "/presence/heartbeat?id=ada", nil))
+	ev := <-joined
+	fmt.Println(ev.Transition, ev.ClientID, ev.Room, string(ev.Meta))
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/rooms/lobby", nil))
+	fmt.Print(rec.Body)
+	// Output:
+	// join ada lobby {"name":"Ada"}
+	// {"room":"lobby","count":1,"members":[{"id":"ada","sessions":1,"meta":[{"name":"Ada"}]}],"next":""}
+}

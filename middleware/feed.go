@@ -58,6 +58,22 @@ type FeedConfig struct {
 //	event: offline
 //	data: {"id":"bob","seq":2,"time":…,"node":"web-1","reason":"closed"}
 //
+// With a Store that keeps rooms, the stream carries the rooms' transitions
+// too, in the same per-client order (the snapshot lists no rooms: read a
+// room's members from RoomEndpoint, then apply these):
+//
+//	event: join
+//	data: {"id":"bob","seq":3,"time":…,"node":"web-1","room":"general","session":"…","meta":{"name":"Bob"}}
+//
+//	event: update
+//	data: {"id":"bob","seq":4,"time":…,"node":"web-1","room":"general","session":"…","meta":{"name":"Robert"}}
+//
+//	event: leave
+//	data: {"id":"bob","seq":5,"time":…,"node":"web-1","room":"general","session":"…","reason":"closed"}
+//
+// meta is the joining session's metadata (join) or its new one (update),
+// absent when it has none.
+//
 // The snapshot is read from the Store, so it covers every node. Events come
 // from Tracker.Watch: with a Store that journals transitions (store/redis),
 // those of every node; otherwise those this node observes. Clients
@@ -151,11 +167,31 @@ func (f *Feed) wait(ctx context.Context) error { return waitctx.Wait(ctx, &f.wg)
 
 // feedEvent is the JSON form of a transition on the feed.
 type feedEvent struct {
-	ID     string `json:"id"`
-	Seq    uint64 `json:"seq"`
-	Time   string `json:"time"`
-	Node   string `json:"node,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	ID      string          `json:"id"`
+	Seq     uint64          `json:"seq"`
+	Time    string          `json:"time"`
+	Node    string          `json:"node,omitempty"`
+	Room    string          `json:"room,omitempty"`
+	Session string          `json:"session,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+	Meta    json.RawMessage `json:"meta,omitempty"`
+}
+
+// feedEventOf is ev's JSON form on the feed.
+func feedEventOf(ev presence.Event) feedEvent {
+	fe := feedEvent{ID: ev.ClientID, Seq: ev.Seq, Time: ev.Time.UTC().Format(time.RFC3339Nano), Node: ev.Node}
+	switch ev.Transition {
+	case presence.Offline:
+		fe.Reason = string(ev.Reason)
+	case presence.Join, presence.Update:
+		fe.Room, fe.Session, fe.Meta = ev.Room, ev.SessionID, ev.Meta
+	case presence.Leave:
+		fe.Room, fe.Session, fe.Reason = ev.Room, ev.SessionID, string(ev.Reason)
+	}
+	if len(fe.Meta) > 0 && !json.Valid(fe.Meta) {
+		fe.Meta = nil // a Store returned what it was not given: keep the stream valid
+	}
+	return fe
 }
 
 type feedSnapshot struct {
@@ -259,11 +295,7 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case ev := <-sub.ch:
-			fe := feedEvent{ID: ev.ClientID, Seq: ev.Seq, Time: ev.Time.UTC().Format(time.RFC3339Nano), Node: ev.Node}
-			if ev.Transition == presence.Offline {
-				fe.Reason = string(ev.Reason)
-			}
-			data, _ := json.Marshal(fe)
+			data, _ := json.Marshal(feedEventOf(ev))
 			if !send([]byte("event: "+ev.Transition.String()+"\ndata: "), data, []byte("\n\n")) {
 				return
 			}

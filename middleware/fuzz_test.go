@@ -107,3 +107,59 @@ func FuzzPageParams(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRoomParams(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"general", ""}, {"", "room=general"}, {"", "room=%23random&cursor=abc&limit=10"},
+		{"a/b", "limit=0"}, {"x", "limit=-1"}, {"x", "limit=1e3"}, {"", ""}, {"", "room=%00"},
+		{"\xff", ""}, {"r", "cursor=" + strings.Repeat("c", 5000)}, {"r", "limit=99999"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, pathRoom, raw string) {
+		room, cursor, limit, code, err := roomParams(pathRoom, raw)
+		if err != nil {
+			if code != CodeInvalidRoom && code != CodeInvalidQuery {
+				t.Fatalf("error %v with code %q", err, code)
+			}
+			return
+		}
+		if presence.ValidateRoom(room) != nil {
+			t.Fatalf("accepted invalid room %q", room)
+		}
+		if pathRoom != "" && room != pathRoom {
+			t.Fatalf("room %q, want the path's %q", room, pathRoom)
+		}
+		if limit <= 0 || limit > MaxPageSize || len(cursor) > 4096 {
+			t.Fatalf("limit %d, cursor of %d bytes", limit, len(cursor))
+		}
+	})
+}
+
+// lastPathValue gives the same room whether the router unescaped the
+// wildcard (ServeMux) or left it as the request spelt it (chi).
+func FuzzLastPathValue(f *testing.F) {
+	for _, seed := range []string{"general", "a%2Fb", "%23general", "caf%C3%A9", "a%20b", "%zz", "a%252Fb", "%00", "x/y"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, seg string) {
+		if seg == "" || strings.Contains(seg, "/") {
+			return
+		}
+		u, err := url.Parse("http://h/presence/rooms/" + seg)
+		if err != nil || u.EscapedPath() != "/presence/rooms/"+seg {
+			return // not a segment a client would send as is
+		}
+		want, err := url.PathUnescape(seg)
+		if err != nil {
+			return
+		}
+		for _, routed := range []string{want, seg} { // ServeMux's, chi's
+			r := &http.Request{URL: u}
+			r.SetPathValue("room", routed)
+			if got := lastPathValue(r, "room"); got != want {
+				t.Fatalf("segment %q routed as %q: %q, want %q", seg, routed, got, want)
+			}
+		}
+	})
+}

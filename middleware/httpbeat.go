@@ -31,22 +31,24 @@ type httpSession struct {
 }
 
 // heartbeat beats the HTTP session (client, session), opening it if this node
-// holds none. It fails with ErrTooManyConns or the Tracker's error.
-func (s *Server) heartbeat(ctx context.Context, client, session string) error {
-	return s.heartbeatOnce(ctx, client, session, true)
+// holds none, and joins it to rooms (see Config.Rooms). It fails with
+// ErrTooManyConns, the Tracker's error, or one wrapping errJoin (joining a
+// session it held to rooms).
+func (s *Server) heartbeat(ctx context.Context, client, session string, rooms SessionRooms) error {
+	return s.heartbeatOnce(ctx, client, session, rooms, true)
 }
 
 // heartbeatOnce is heartbeat; when the session it opens has already ended (kicked,
 // expired, or the Tracker closed while Connect was in flight), it tries
 // once more if retry is set, and otherwise leaves it to the next beat.
-func (s *Server) heartbeatOnce(ctx context.Context, client, session string, retry bool) error {
+func (s *Server) heartbeatOnce(ctx context.Context, client, session string, rooms SessionRooms, retry bool) error {
 	k := httpKey{client, session}
 	s.mu.Lock()
 	if h, ok := s.httpSess[k]; ok {
 		s.mu.Unlock()
 		h.sess.Beat()
 		s.obs.Beat(presence.TransportHTTP)
-		return nil
+		return joinRooms(ctx, h.sess, rooms)
 	}
 	if err := s.admit(client); err != nil {
 		s.mu.Unlock()
@@ -56,7 +58,9 @@ func (s *Server) heartbeatOnce(ctx context.Context, client, session string, retr
 	s.mu.Unlock()
 
 	h := &httpSession{}
-	sess, err := s.tr.Connect(ctx, client, presence.SessionOptions{ID: session, OnGone: func(r presence.Reason) { s.forget(k, h, r) }})
+	opts := rooms.options(func(r presence.Reason) { s.forget(k, h, r) })
+	opts.ID = session
+	sess, err := s.tr.Connect(ctx, client, opts)
 	s.mu.Lock()
 	_, raced := s.httpSess[k] // a concurrent beat opened it first
 	// The Tracker ended the session before it could be kept here: its
@@ -75,7 +79,7 @@ func (s *Server) heartbeatOnce(ctx context.Context, client, session string, retr
 	}
 	if ended && !raced {
 		if retry {
-			return s.heartbeatOnce(ctx, client, session, false)
+			return s.heartbeatOnce(ctx, client, session, rooms, false)
 		}
 		return nil
 	}
@@ -135,10 +139,13 @@ type heartbeatReply struct {
 // ttl_ms (the Tracker's TTL) after its last one. The session is named by the
 // "session" field of the optional JSON body ({"session":"tab-1","ts":…}) or
 // the "session" query parameter; without either the client has one session,
-// DefaultHTTPSession. Errors: 400 malformed body or session ID, 401 no
-// identity, 403 foreign Origin, 405 not POST, 413 body over MaxBodyBytes,
-// 429 over MaxConnsPerClient or the Tracker's MaxSessionsPerClient (with
-// Retry-After).
+// DefaultHTTPSession. With Config.Rooms, each heartbeat joins the session
+// to the rooms it gives (the first one in the same Store step as the
+// Online) and sets its metadata. Errors: 400 malformed body or session ID,
+// a bad room (invalid_room) or metadata (invalid_meta) from Config.Rooms,
+// 401 no identity, 403 foreign Origin, 405 not POST, 413 body over
+// MaxBodyBytes, 429 over MaxConnsPerClient or the Tracker's
+// MaxSessionsPerClient (with Retry-After), 503 the Store failing.
 func (s *Server) HeartbeatEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ownEndpoint(r)
@@ -146,11 +153,22 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 		if !ok {
 			return
 		}
-		if err := s.heartbeat(r.Context(), id, session); err != nil {
-			if errors.Is(err, ErrTooManyConns) {
+		rooms, code, err := s.roomsFor(r, id)
+		if err != nil {
+			s.refuseRooms(w, r, id, code, err)
+			return
+		}
+		if err := s.heartbeat(r.Context(), id, session, rooms); err != nil {
+			switch {
+			case errors.Is(err, ErrTooManyConns):
 				w.Header().Set("Retry-After", s.retryAfter())
 				s.refuseTooMany(w, r)
-			} else {
+			case errors.Is(err, errJoin) && errors.Is(err, presence.ErrLimit):
+				s.refuseRooms(w, r, id, CodeInvalidRoom, errors.New(maxRoomsMsg))
+			case errors.Is(err, errJoin):
+				w.Header().Set("Retry-After", s.retryAfter())
+				s.refuse(w, r, http.StatusServiceUnavailable, CodeUnavailable, "joining the session to its rooms: "+plain(err))
+			default:
 				s.refuseSession(w, r, err)
 			}
 			return

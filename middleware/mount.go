@@ -36,6 +36,9 @@ type MountConfig struct {
 	DisableScript bool
 	// DisableMetrics leaves out prefix/metrics. Default: false.
 	DisableMetrics bool
+	// DisableRooms leaves out prefix/rooms/{room} (a room's members).
+	// Default: false.
+	DisableRooms bool
 	// Feed configures the Feed of prefix/feed. A nil Feed.Logger takes the
 	// Server's Logger. Default: the FeedConfig defaults.
 	Feed FeedConfig
@@ -79,14 +82,15 @@ func (m *Mounted) Close() error {
 // Mount registers the Server's endpoints on r under prefix ("/presence",
 // say), all of them unless cfg leaves some out:
 //
-//	prefix/ws          GET   the WebSocket endpoint, running cfg.Handler
-//	prefix/heartbeat   POST  HTTP connection heartbeat (HeartbeatEndpoint)
-//	prefix/leave       POST  end an HTTP session, for navigator.sendBeacon (LeaveEndpoint)
-//	prefix             GET   the online clients, cursor-paged (OnlineEndpoint)
-//	prefix/{id}        GET   one client (PresenceEndpoint)
-//	prefix/feed        GET   the live presence feed, Server-Sent Events (a Feed)
-//	prefix/vigil.js    GET   the browser client, and prefix/vigil.d.ts (js.Handler)
-//	prefix/metrics     GET   Prometheus text format (MetricsHandler)
+//	prefix/ws            GET   the WebSocket endpoint, running cfg.Handler
+//	prefix/heartbeat     POST  HTTP connection heartbeat (HeartbeatEndpoint)
+//	prefix/leave         POST  end an HTTP session, for navigator.sendBeacon (LeaveEndpoint)
+//	prefix               GET   the online clients, cursor-paged (OnlineEndpoint)
+//	prefix/{id}          GET   one client (PresenceEndpoint)
+//	prefix/rooms/{room}  GET   a room's members, cursor-paged (RoomEndpoint)
+//	prefix/feed          GET   the live presence feed, Server-Sent Events (a Feed)
+//	prefix/vigil.js      GET   the browser client, and prefix/vigil.d.ts (js.Handler)
+//	prefix/metrics       GET   Prometheus text format (MetricsHandler)
 //
 // Patterns carry no method, so that a request with the wrong method gets
 // 405 with Allow from the handler (not the {id} route's 404), and so that
@@ -94,7 +98,8 @@ func (m *Mounted) Close() error {
 // named like a route ("ws", "feed", …) are reachable only through the
 // Tracker.
 //
-// The status routes, the feed and metrics list every client: register
+// The room route answers 501 over a Store without rooms. The status routes,
+// the rooms, the feed and metrics list every client: register
 // them on a router whose middleware authorises the request (a chi Group,
 // say), or leave them out and mount the handlers one by one. When Identify
 // reads the request context (IdentifyContext), r's requests must pass
@@ -150,6 +155,9 @@ func (s *Server) Mount(r Router, prefix string, cfg MountConfig) (*Mounted, erro
 	if !cfg.DisableStatus {
 		add("", "GET, HEAD", s.OnlineEndpoint())
 		add("/{id}", "GET, HEAD", s.PresenceEndpoint())
+	}
+	if !cfg.DisableRooms {
+		add("/rooms/{room}", "GET, HEAD", s.RoomEndpoint())
 	}
 	for _, rt := range m.routes {
 		r.Handle(rt.Pattern, rt.Handler)

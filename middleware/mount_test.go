@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -55,6 +56,12 @@ func TestMountServesEverything(t *testing.T) {
 		{"POST", "/presence/vigil.js", "", 405, middleware.CodeMethodNotAllowed, "GET, HEAD"},
 		{"GET", "/presence/metrics", "", 200, "", ""},
 		{"POST", "/presence/metrics", "", 405, middleware.CodeMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/presence/rooms/general", "", 200, "", ""},
+		{"GET", "/presence/rooms/a%2Fb", "", 200, "", ""},
+		{"HEAD", "/presence/rooms/general", "", 200, "", ""},
+		{"POST", "/presence/rooms/general", "", 405, middleware.CodeMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/presence/rooms/x%01", "", 400, middleware.CodeInvalidRoom, ""},
+		{"GET", "/presence/rooms/general?limit=-1", "", 400, middleware.CodeInvalidQuery, ""},
 	}
 	for _, rt := range routers {
 		t.Run(rt.name, func(t *testing.T) {
@@ -129,6 +136,7 @@ func TestMountConfig(t *testing.T) {
 	}
 	m, err := e.srv.Mount(http.NewServeMux(), "/v", middleware.MountConfig{
 		DisableWebSocket: true, DisableHTTPHeartbeat: true, DisableFeed: true, DisableScript: true, DisableMetrics: true,
+		DisableRooms: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,5 +147,38 @@ func TestMountConfig(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "/v /v/{id}" || m.Feed() != nil || m.Close() != nil {
 		t.Errorf("status only: routes %v, feed %v", got, m.Feed())
+	}
+}
+
+// A room name travels escaped in the path: "a/b" as a%2Fb, "#general" as
+// %23general, in both routers.
+func TestMountRoomNames(t *testing.T) {
+	for _, rt := range routers {
+		t.Run(rt.name, func(t *testing.T) {
+			e := newEnv(t, presence.Config{}, middleware.Config{})
+			r := rt.new()
+			m, err := e.srv.Mount(r, "/presence", middleware.MountConfig{DisableFeed: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for path, room := range map[string]string{
+				"/presence/rooms/a%2Fb": "a/b", "/presence/rooms/%23general": "#general",
+				"/presence/rooms/caf%C3%A9": "café", "/presence/rooms/a%20b": "a b",
+			} {
+				rec := serve(r, "GET", path, "", nil)
+				var p middleware.RoomPage
+				if err := json.Unmarshal(rec.Body.Bytes(), &p); rec.Code != 200 || err != nil || p.Room != room {
+					t.Errorf("GET %s: %d %s; want room %q", path, rec.Code, rec.Body, room)
+				}
+			}
+			// So are client IDs (one client, a/b).
+			if resp := serve(r, "POST", "/presence/heartbeat?id=a%2Fb", "", nil); resp.Code != 200 {
+				t.Fatalf("heartbeat: %d", resp.Code)
+			}
+			if rec := serve(r, "GET", "/presence/a%2Fb", "", nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":"a/b"`) {
+				t.Errorf("GET /presence/a%%2Fb: %d %s", rec.Code, rec.Body)
+			}
+			_ = m
+		})
 	}
 }

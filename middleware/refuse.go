@@ -16,6 +16,8 @@ const (
 	CodeInvalidBody      = "invalid_body"         // 400: a heartbeat or leave body that is not the documented JSON
 	CodeInvalidSession   = "invalid_session"      // 400: a bad session ID, or body and query disagree
 	CodeInvalidQuery     = "invalid_query"        // 400: a bad cursor or limit
+	CodeInvalidRoom      = "invalid_room"         // 400: a room name presence.ValidateRoom rejects, too many rooms, or an error from Config.Rooms
+	CodeInvalidMeta      = "invalid_meta"         // 400: session metadata presence.ValidateMeta rejects
 	CodeNoIdentity       = "no_identity"          // 401: Identify found no client identity
 	CodeOriginNotAllowed = "origin_not_allowed"   // 403: a browser request from a foreign Origin
 	CodeUnknownClient    = "unknown_client"       // 404: a client never seen (or forgotten)
@@ -25,6 +27,7 @@ const (
 	CodeInternal         = "internal_error"       // 500
 	CodeDraining         = "draining"             // 503: the Server is shutting down; see Retry-After
 	CodeUnavailable      = "unavailable"          // 503: the Tracker is closed or its Store failing
+	CodeRoomsUnsupported = "rooms_unsupported"    // 501: the Tracker's Store keeps no rooms (not a presence.RoomStore)
 )
 
 // codeStatus is the HTTP status of each code's answers (the Upgrader's
@@ -37,6 +40,7 @@ var codeStatus = map[string]int{
 	CodeInvalidQuery: 400, CodeNoIdentity: 401, CodeOriginNotAllowed: 403, CodeUnknownClient: 404,
 	CodeMethodNotAllowed: 405, CodeBodyTooLarge: 413, CodeTooManyConns: 429, CodeInternal: 500,
 	CodeDraining: 503, CodeUnavailable: 503,
+	CodeInvalidRoom: 400, CodeInvalidMeta: 400, CodeRoomsUnsupported: 501,
 }
 
 // ErrorReply is the JSON body of every answer with a status of 400 or more

@@ -143,7 +143,8 @@ func TestRefusalCodes(t *testing.T) {
 		middleware.CodeInvalidSession, middleware.CodeInvalidQuery, middleware.CodeNoIdentity,
 		middleware.CodeOriginNotAllowed, middleware.CodeUnknownClient, middleware.CodeMethodNotAllowed,
 		middleware.CodeBodyTooLarge, middleware.CodeTooManyConns, middleware.CodeInternal,
-		middleware.CodeDraining, middleware.CodeUnavailable,
+		middleware.CodeDraining, middleware.CodeUnavailable, middleware.CodeInvalidRoom,
+		middleware.CodeInvalidMeta, middleware.CodeRoomsUnsupported,
 	} {
 		if !slices.Contains(metrics.RefusalCodes, code) {
 			t.Errorf("metrics.RefusalCodes lacks %q", code)

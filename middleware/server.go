@@ -39,6 +39,7 @@ type Server struct {
 	cuts    cutDetector       // proxycut.go
 	obs     presence.Observer // tr.Observer(): the Tracker's Recorder, then Config.Observer
 	sched   *wheel
+	rooms   bool // the Tracker's Store keeps rooms
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -97,6 +98,11 @@ func New(tr *presence.Tracker, cfg Config) (*Server, error) {
 	}
 	s.obs = tr.Observer()
 	s.sched = newWheel(s)
+	s.rooms = hasRooms(tr)
+	if cfg.Rooms != nil && !s.rooms {
+		return nil, fmt.Errorf("%w: config Rooms needs a Tracker whose Store keeps rooms (a presence.RoomStore: store/memory, store/redis): %w",
+			ErrInvalidConfig, errors.ErrUnsupported)
+	}
 	return s, nil
 }
 
@@ -173,6 +179,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		s.refuseIdentity(w, r, status, err)
 		return
 	}
+	rooms, code, err := s.roomsFor(r, id)
+	if err != nil {
+		s.refuseRooms(w, r, id, code, err)
+		return
+	}
 	if err := s.reserve(id); err != nil {
 		s.refuseReserve(w, r, err)
 		return
@@ -188,7 +199,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 	)
 	if s.tr.Config().MaxSessionsPerClient > 0 {
 		early = &lateGone{}
-		sess, err = s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: early.gone})
+		sess, err = s.tr.Connect(r.Context(), id, rooms.options(early.gone))
 		if err != nil {
 			s.release(id)
 			s.refuseSession(w, r, err)
@@ -207,7 +218,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 	if early != nil {
 		early.attach(c)
 	} else {
-		sess, err = s.tr.Connect(r.Context(), id, presence.SessionOptions{OnGone: c.sessionGone})
+		sess, err = s.tr.Connect(r.Context(), id, rooms.options(c.sessionGone))
 	}
 	if err != nil {
 		code, text := CloseInternal, "presence"
@@ -216,6 +227,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 			code, text = CloseGoingAway, "shutdown"
 		case errors.Is(err, presence.ErrLimit):
 			code, text = CloseTryLater, "limit"
+		case errors.Is(err, presence.ErrInvalidID), errors.Is(err, presence.ErrInvalidArgument):
+			code, text = ClosePolicy, "invalid room" // Config.Rooms' answer was checked: not reached
 		}
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: session refused",
 			slog.String("client_id", id), slog.Any("err", err))

@@ -111,7 +111,7 @@ func (s *Server) PresenceEndpoint() http.Handler {
 			s.refuseMethod(w, r, "GET, HEAD")
 			return
 		}
-		id := r.PathValue("id")
+		id := lastPathValue(r, "id")
 		if id == "" {
 			id = queryValue(r.URL.RawQuery, "id")
 		}

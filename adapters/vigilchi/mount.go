@@ -21,9 +21,10 @@ import (
 
 // Mount registers srv's endpoints on r under prefix ("/presence", say): the
 // WebSocket (prefix/ws, running cfg.Handler), HTTP heartbeat and leave,
-// the online list (prefix) and one client (prefix/{id}), the live feed
-// (prefix/feed), the browser script (prefix/vigil.js) and metrics
-// (prefix/metrics), unless cfg leaves some out. See
+// the online list (prefix) and one client (prefix/{id}), a room's members
+// (prefix/rooms/{room}), the live feed (prefix/feed), the browser script
+// (prefix/vigil.js) and metrics (prefix/metrics), unless cfg leaves some
+// out. See
 // middleware.Server.Mount for the routes and their answers.
 //
 // Close the returned Mounted (or Shutdown srv) before http.Server.Shutdown:

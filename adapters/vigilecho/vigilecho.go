@@ -22,7 +22,8 @@ type Router interface {
 // Mount registers srv's endpoints on r under prefix ("/presence", say),
 // after the prefix of r when r is an *echo.Group: the WebSocket
 // (prefix/ws, running cfg.Handler), HTTP heartbeat and leave, the online
-// list (prefix) and one client (prefix/:id), the live feed (prefix/feed),
+// list (prefix) and one client (prefix/:id), a room's members
+// (prefix/rooms/:room), the live feed (prefix/feed),
 // the browser script (prefix/vigil.js) and metrics (prefix/metrics),
 // unless cfg leaves some out. See middleware.Server.Mount for the routes
 // and their answers; the Patterns of the returned Mounted's Routes are

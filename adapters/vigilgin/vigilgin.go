@@ -15,11 +15,16 @@ import (
 // Mount registers srv's endpoints on r under prefix ("/presence", say),
 // relative to r's base path when r is a *gin.RouterGroup: the WebSocket
 // (prefix/ws, running cfg.Handler), HTTP heartbeat and leave, the online
-// list (prefix) and one client (prefix/:id), the live feed (prefix/feed),
-// the browser script (prefix/vigil.js) and metrics (prefix/metrics),
-// unless cfg leaves some out. See middleware.Server.Mount for the routes
-// and their answers; the Patterns of the returned Mounted's Routes are
-// written as for net/http ({id}) and relative to r.
+// list (prefix) and one client (prefix/:id), a room's members
+// (prefix/rooms/:room), the live feed (prefix/feed), the browser script
+// (prefix/vigil.js) and metrics (prefix/metrics), unless cfg leaves some
+// out. See middleware.Server.Mount for the routes and their answers; the
+// Patterns of the returned Mounted's Routes are written as for net/http
+// ({id}) and relative to r.
+//
+// gin routes on the unescaped path by default, so a client ID or room name
+// with a "/" (sent escaped, as a%2Fb) matches no route: set the engine's
+// UseRawPath to true to serve them.
 //
 // Register it on a group (or engine) whose middleware authenticates and
 // authorises the request: the status routes and the feed list every

@@ -50,6 +50,7 @@ func start(t *testing.T) *env {
 	e := &env{App: &adaptertest.App{Tracker: tr}, captured: make(chan *http.Request, 1)}
 	var err error
 	r := gin.New()
+	r.UseRawPath = true // a/b reaches rooms/{room} as a%2Fb (see Mount)
 	api := r.Group("/api", auth, vigilgin.TrackRequests(srv))
 	api.GET("/app", func(c *gin.Context) { c.String(200, "app") })
 	api.GET("/denied", func(c *gin.Context) { c.AbortWithStatus(http.StatusForbidden) })

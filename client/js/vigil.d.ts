@@ -141,13 +141,29 @@ export interface FeedClient {
   reason?: string;
 }
 
-/** The live presence feed: who is online, kept current over Server-Sent Events. */
+/** A room's transition on the feed: a client joined or left a room, or a session in it set new metadata. */
+export interface FeedRoomEvent {
+  id: string;
+  room: string;
+  session?: string;
+  /** The session's metadata (join, update). */
+  meta?: unknown;
+  /** Why the client left (leave). */
+  reason?: string;
+  seq: number;
+  /** RFC 3339. */
+  time?: string;
+  node?: string;
+}
+
+/** The live presence feed: who is online, kept current over Server-Sent Events, and the rooms' transitions. */
 export declare class PresenceFeed extends EventTarget {
   constructor(url: string, opts?: { withCredentials?: boolean; EventSource?: typeof EventSource });
   readonly online: Map<string, FeedClient>;
   close(): void;
   addEventListener(type: "snapshot", listener: (ev: CustomEvent<{ clients: FeedClient[]; truncated?: boolean }>) => void): void;
   addEventListener(type: "online" | "offline", listener: (ev: CustomEvent<FeedClient>) => void): void;
+  addEventListener(type: "join" | "leave" | "update", listener: (ev: CustomEvent<FeedRoomEvent>) => void): void;
   addEventListener(type: "change", listener: (ev: CustomEvent<Map<string, FeedClient>>) => void): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
 }

@@ -342,8 +342,10 @@ export class VigilHeartbeat extends Base {
 
 // PresenceFeed follows the server's live presence feed (Server-Sent
 // Events): `online` is a Map of client ID to {id, since}, replaced by each
-// snapshot and updated by each join and leave. Events: 'snapshot',
-// 'online', 'offline' (detail: the client), and 'change' after each.
+// snapshot and updated by each online and offline. Events: 'snapshot',
+// 'online', 'offline' (detail: the client), the rooms' 'join', 'leave' and
+// 'update' (detail: {id, room, session, meta, reason, seq}), and 'change'
+// after each. Per client, events come in seq order; late ones are dropped.
 export class PresenceFeed extends EventTarget {
   constructor(url, opts = {}) {
     super();
@@ -361,12 +363,13 @@ export class PresenceFeed extends EventTarget {
       this._seq.clear();
       emit("snapshot", s);
     });
-    for (const type of ["online", "offline"])
+    for (const type of ["online", "offline", "join", "leave", "update"])
       es.addEventListener(type, (e) => {
         const c = JSON.parse(e.data);
         if (c.seq <= (this._seq.get(c.id) || 0)) return; // a duplicate or late event
         this._seq.set(c.id, c.seq);
-        type == "online" ? this.online.set(c.id, c) : this.online.delete(c.id);
+        if (type == "online") this.online.set(c.id, c);
+        if (type == "offline") this.online.delete(c.id);
         emit(type, c);
       });
   }

@@ -419,6 +419,17 @@ test("presence feed: snapshot, joins, leaves, duplicates ignored", () => {
   FakeES.last.emit("online", { id: "a", seq: 3 }); // late: dropped
   FakeES.last.emit("offline", { id: "c", seq: 2 });
   assert.deepEqual(seen, ["a,b", "a,b,c", "b,c", "b"]);
+  // The rooms' events share each client's seq; the online map stays.
+  const rooms = [];
+  for (const type of ["join", "leave", "update"])
+    f.addEventListener(type, (e) => rooms.push(`${type} ${e.detail.id} ${e.detail.room}`));
+  FakeES.last.emit("online", { id: "d", seq: 10 });
+  FakeES.last.emit("join", { id: "d", seq: 11, room: "r", meta: { name: "D" } });
+  FakeES.last.emit("join", { id: "d", seq: 11, room: "r" }); // a duplicate: dropped
+  FakeES.last.emit("update", { id: "d", seq: 12, room: "r", meta: { name: "Dee" } });
+  FakeES.last.emit("leave", { id: "d", seq: 13, room: "r", reason: "left" });
+  assert.deepEqual(rooms, ["join d r", "update d r", "leave d r"]);
+  assert.deepEqual([...f.online.keys()].sort(), ["b", "d"]);
   f.close();
   assert.ok(FakeES.last.closed);
 });

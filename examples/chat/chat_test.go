@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,7 +185,13 @@ type client struct {
 
 func (d *demo) connect(t *testing.T, name string) *client {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws?id="+name, nil)
+	return d.connectTo(t, "/ws?id="+name)
+}
+
+// connectTo opens a WebSocket to path (with its query).
+func (d *demo) connectTo(t *testing.T, path string) *client {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+d.addr+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +355,7 @@ func TestDemoWrongMethod(t *testing.T) {
 		{"DELETE", "/presence/leave?id=alice", "POST"},
 		{"POST", "/presence/feed", "GET"},
 		{"POST", "/presence/alice", "GET, HEAD"},
+		{"POST", "/rooms/general", "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -385,4 +393,184 @@ func TestDemoWrongMethod(t *testing.T) {
 	if st := d.get(t, "/presence/alice", &one); st != 200 || !one.Online {
 		t.Fatalf("GET /presence/alice: %d %+v", st, one)
 	}
+}
+
+// roomPage is the answer of GET /rooms/{room}.
+type roomPage struct {
+	Room    string `json:"room"`
+	Count   int    `json:"count"`
+	Members []struct {
+		ID       string            `json:"id"`
+		Sessions int               `json:"sessions"`
+		Meta     []json.RawMessage `json:"meta"`
+	} `json:"members"`
+	Next string `json:"next"`
+}
+
+// names returns the room's members as id=name (the latest metadata's).
+func (p roomPage) names() []string {
+	var out []string
+	for _, m := range p.Members {
+		var meta struct{ Name string }
+		if len(m.Meta) > 0 {
+			json.Unmarshal(m.Meta[len(m.Meta)-1], &meta)
+		}
+		out = append(out, m.ID+"="+meta.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// lines returns the log lines whose event is one of events, for client.
+func (d *demo) clientLines(client string, events ...string) []map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []map[string]any
+	for _, l := range d.lines {
+		if ev, _ := l["event"].(string); l["client"] == client && slices.Contains(events, ev) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// The rooms contract: /ws?room=…&name=… joins the connection's session to
+// its rooms (none: general) with {"name": …} as metadata; a chat message
+// goes to the connections that share a room with its sender's; HTTP
+// heartbeats join rooms the same way; GET /rooms/{room} lists members with
+// their metadata; join, leave and update log lines carry client, room,
+// reason, node and seq, and per client seq orders them with online and
+// offline.
+func TestDemoRooms(t *testing.T) {
+	d := startDemo(t, "-ping-interval", "1s", "-pong-timeout", "1s", "-grace", "300ms", "-drain-window", "200ms")
+	alice := d.connectTo(t, "/ws?id=alice&room=a&room=b&name=Alice%20A.")
+	bob := d.connectTo(t, "/ws?id=bob&room=b")
+	carol := d.connect(t, "carol")
+	for _, l := range []map[string]string{
+		{"event": "join", "client": "alice", "room": "a", "reason": "connect"},
+		{"event": "join", "client": "alice", "room": "b"},
+		{"event": "join", "client": "bob", "room": "b"},
+		{"event": "join", "client": "carol", "room": "general"},
+	} {
+		got := d.wait(t, l)
+		if got["node"] == "" || got["seq"] == nil || got["client_id"] != l["client"] {
+			t.Errorf("join line %v", got)
+		}
+	}
+
+	for room, want := range map[string][]string{
+		"a": {"alice=Alice A."}, "b": {"alice=Alice A.", "bob=bob"}, "general": {"carol=carol"}, "empty": nil,
+	} {
+		var p roomPage
+		if st := d.get(t, "/rooms/"+room, &p); st != 200 || p.Room != room || p.Count != len(want) || !slices.Equal(p.names(), want) {
+			t.Errorf("GET /rooms/%s: %d %+v, want %q", room, st, p, want)
+		}
+	}
+	if st := d.get(t, "/rooms/"+strings.Repeat("r", 300), nil); st != 400 {
+		t.Errorf("GET an invalid room: %d, want 400", st)
+	}
+	if _, resp, _ := websocket.DefaultDialer.Dial("ws://"+d.addr+"/ws?id=dave&room=", nil); resp == nil || resp.StatusCode != 400 {
+		t.Errorf("upgrade with an empty room: %+v, want 400", resp)
+	}
+
+	// A message goes to the rooms of its sender's connection.
+	send := func(from *client, text string, to ...*client) {
+		t.Helper()
+		from.ws.WriteMessage(websocket.TextMessage, []byte(text))
+		for _, c := range to {
+			select {
+			case m := <-c.msgs:
+				var cm struct {
+					Text  string
+					Rooms []string
+				}
+				json.Unmarshal([]byte(m), &cm)
+				if cm.Text != text || len(cm.Rooms) == 0 {
+					t.Fatalf("got %q, want %q", m, text)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%q not delivered", text)
+			}
+		}
+	}
+	send(alice, "to a and b", alice, bob)
+	send(bob, "to b", alice, bob)
+	send(carol, "to general", carol)
+	for _, c := range []*client{alice, bob, carol} {
+		select {
+		case m := <-c.msgs:
+			t.Errorf("a message outside the rooms: %q", m)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	// An HTTP session joins rooms the same way.
+	resp, err := http.Post("http://"+d.addr+"/presence/heartbeat?id=erin&session=tab&room=b&room=c&name=Erin", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("heartbeat: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	d.wait(t, map[string]string{"event": "join", "client": "erin", "room": "c"})
+	var p roomPage
+	if d.get(t, "/rooms/b", &p); !slices.Equal(p.names(), []string{"alice=Alice A.", "bob=bob", "erin=Erin"}) {
+		t.Errorf("room b: %q", p.names())
+	}
+	// A new name is an update in each of its rooms, never a leave and a join.
+	resp, _ = http.Post("http://"+d.addr+"/presence/heartbeat?id=erin&session=tab&room=b&room=c&name=E.", "", nil)
+	resp.Body.Close()
+	d.wait(t, map[string]string{"event": "update", "client": "erin", "room": "b"})
+	d.wait(t, map[string]string{"event": "update", "client": "erin", "room": "c"})
+	resp, _ = http.Post("http://"+d.addr+"/presence/leave?id=erin&session=tab", "", nil)
+	resp.Body.Close()
+	bob.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+	d.wait(t, map[string]string{"event": "leave", "client": "bob", "room": "b", "reason": "closed"})
+	d.wait(t, map[string]string{"event": "offline", "client": "bob"})
+	d.wait(t, map[string]string{"event": "leave", "client": "erin", "room": "c", "reason": "left"})
+	d.wait(t, map[string]string{"event": "offline", "client": "erin"})
+	if d.get(t, "/rooms/b", &p); !slices.Equal(p.names(), []string{"alice=Alice A."}) {
+		t.Errorf("room b after the leaves: %q", p.names())
+	}
+
+	// Per client, seq orders every line: online, the joins and updates,
+	// the leaves, offline.
+	for client, want := range map[string][]string{
+		"alice": {"online", "join a", "join b"},
+		"bob":   {"online", "join b", "leave b", "offline"},
+		"erin":  {"online", "join b", "join c", "update b", "update c", "leave b", "leave c", "offline"},
+	} {
+		lines := d.clientLines(client, "online", "offline", "join", "leave", "update")
+		var got []string
+		var last float64
+		for _, l := range lines {
+			s := l["event"].(string)
+			if r, _ := l["room"].(string); r != "" {
+				s += " " + r
+			}
+			got = append(got, s)
+			seq, _ := l["seq"].(float64)
+			if seq <= last {
+				t.Errorf("%s: %s with seq %v after %v", client, s, seq, last)
+			}
+			last = seq
+		}
+		// The leaves (or updates) of one step come in the Store's order.
+		if !slices.Equal(sortRuns(got), sortRuns(want)) {
+			t.Errorf("%s's lines %q, want %q", client, got, want)
+		}
+	}
+}
+
+// sortRuns sorts each run of lines of one event ("leave b", "leave c").
+func sortRuns(lines []string) []string {
+	lines = slices.Clone(lines)
+	event := func(s string) string { e, _, _ := strings.Cut(s, " "); return e }
+	for i := 0; i < len(lines); {
+		j := i + 1
+		for j < len(lines) && event(lines[j]) == event(lines[i]) {
+			j++
+		}
+		slices.Sort(lines[i:j])
+		i = j
+	}
+	return lines
 }

@@ -1,5 +1,5 @@
 // Command chat is vigil's demo: a chat page where each browser tab picks a
-// name and sees, live, who is online.
+// name and sees, live, who is online and who is in each of its rooms.
 //
 //	go run ./examples/chat
 //
@@ -151,11 +151,25 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 			slog.String("node", ev.Node),
 			slog.Uint64("seq", ev.Seq),
 		}
+		if ev.Room != "" {
+			attrs = append(attrs, slog.String("room", ev.Room))
+		}
 		log.LogAttrs(ctx, slog.LevelInfo, ev.Transition.String(), attrs...)
 	}
 	tr.OnOnline(logEvent)
 	tr.OnOffline(logEvent)
+	tr.OnJoin("", logEvent)
+	tr.OnLeave("", logEvent)
+	tr.OnUpdate("", logEvent)
 
+	// Rooms need a store that keeps them (presence.RoomStore). Over one
+	// that does not, the demo still runs: ?room= is ignored and
+	// GET /rooms/{room} answers 501.
+	rooms := queryRooms
+	if _, ok := store.(presence.RoomStore); !ok {
+		rooms = nil
+		log.Warn("store keeps no rooms: room parameters are ignored", "event", "no_rooms", "store", o.store)
+	}
 	vs, err := middleware.New(tr, middleware.Config{
 		Identify:          middleware.IdentifyQuery("id"), // a demo: real apps use their auth
 		PingInterval:      o.pingInterval,
@@ -163,14 +177,16 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		IdleTimeout:       o.idleTimeout,
 		DrainWindow:       o.drainWindow,
 		MaxConnsPerClient: o.maxConnsPerClient,
+		Rooms:             rooms,
 		Logger:            log,
 	})
 	if err != nil {
 		_ = tr.Close(context.Background())
 		return err
 	}
-	room := &room{conns: make(map[*middleware.Conn]struct{})}
-	// The page's online list: a snapshot, then each join and leave.
+	hub := &hub{conns: make(map[*middleware.Conn][]string)}
+	// The page's online list: a snapshot, then each online and offline; its
+	// member lists: GET /rooms/{room}, then each join, leave and update.
 	feed, err := middleware.NewFeed(tr, middleware.FeedConfig{Logger: log})
 	if err != nil {
 		_ = tr.Close(context.Background())
@@ -181,7 +197,8 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	page, _ := fs.Sub(static, "static")
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", http.FileServerFS(page))
-	mux.Handle("GET /ws", vs.WebSocket(room.serve))
+	mux.Handle("GET /ws", vs.WebSocket(hub.serve))
+	mux.Handle("/rooms/{room}", vs.RoomEndpoint())
 	mux.Handle("GET /presence", vs.OnlineEndpoint())
 	// The /presence/… routes carry no method: their handlers answer a
 	// wrong one with 405 and Allow. With "POST /presence/heartbeat", a GET
@@ -254,10 +271,34 @@ func serveDebug(addr string, log *slog.Logger) (*http.Server, error) {
 	return srv, nil
 }
 
-// room broadcasts every chat message to every connection.
-type room struct {
+// defaultRoom is the room of a connection or HTTP session that names none.
+const defaultRoom = "general"
+
+// queryRooms is the demo's middleware.Config.Rooms: the session joins the
+// rooms of the request's "room" query parameters (none: general), with
+// metadata {"name": the "name" parameter, or else the client ID}. A real
+// app decides here which rooms the client may join.
+func queryRooms(r *http.Request, clientID string) (middleware.SessionRooms, error) {
+	q := r.URL.Query()
+	rooms := q["room"]
+	if len(rooms) == 0 {
+		rooms = []string{defaultRoom}
+	}
+	name := q.Get("name")
+	if name == "" {
+		name = clientID
+	}
+	meta, err := json.Marshal(struct {
+		Name string `json:"name"`
+	}{name})
+	return middleware.SessionRooms{Rooms: rooms, Meta: meta}, err
+}
+
+// hub broadcasts each chat message to the connections that share a room
+// with its sender's.
+type hub struct {
 	mu    sync.Mutex
-	conns map[*middleware.Conn]struct{}
+	conns map[*middleware.Conn][]string // the rooms of each, sorted
 }
 
 // chatMessage is what the server sends for each chat message.
@@ -265,16 +306,21 @@ type chatMessage struct {
 	From string `json:"from"`
 	Text string `json:"text"`
 	TS   int64  `json:"ts"`
+	// Rooms are the rooms of the sender's connection, the message went to.
+	Rooms []string `json:"rooms"`
 }
 
-func (rm *room) serve(ctx context.Context, c *middleware.Conn) {
-	rm.mu.Lock()
-	rm.conns[c] = struct{}{}
-	rm.mu.Unlock()
+func (h *hub) serve(ctx context.Context, c *middleware.Conn) {
+	// The connection joined its rooms as it opened (queryRooms); the
+	// demo joins none later, so they are the rooms of all its messages.
+	rooms := c.Session().Rooms()
+	h.mu.Lock()
+	h.conns[c] = rooms
+	h.mu.Unlock()
 	defer func() {
-		rm.mu.Lock()
-		delete(rm.conns, c)
-		rm.mu.Unlock()
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
 	}()
 	for {
 		m, err := c.Receive(ctx)
@@ -284,11 +330,33 @@ func (rm *room) serve(ctx context.Context, c *middleware.Conn) {
 		if m.Type != middleware.Text {
 			continue
 		}
-		data, _ := json.Marshal(chatMessage{From: c.ClientID(), Text: string(m.Data), TS: time.Now().UnixMilli()})
-		rm.mu.Lock()
-		for other := range rm.conns {
-			_ = other.Send(middleware.Text, data) // a slow reader is closed with 4001, not waited for
+		data, _ := json.Marshal(chatMessage{From: c.ClientID(), Text: string(m.Data), TS: time.Now().UnixMilli(), Rooms: rooms})
+		h.mu.Lock()
+		for other, theirs := range h.conns {
+			if shareRoom(rooms, theirs) {
+				_ = other.Send(middleware.Text, data) // a slow reader is closed with 4001, not waited for
+			}
 		}
-		rm.mu.Unlock()
+		h.mu.Unlock()
 	}
+}
+
+// shareRoom reports whether two sorted lists of rooms have one in common.
+// Connections in no room (over a store without rooms) share the one
+// room-less chat.
+func shareRoom(a, b []string) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] == b[j]:
+			return true
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	return false
 }

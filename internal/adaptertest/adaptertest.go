@@ -3,7 +3,7 @@
 // stores': each adapter builds the same app on its framework, and Run checks
 // what every adapter must do: upgrade with the identity from the
 // framework's context, HTTP heartbeats, TrackRequests' rule, 405 with Allow,
-// the feed and the routes Mount serves.
+// the feed, rooms and the routes Mount serves.
 package adaptertest
 
 import (
@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -35,8 +36,10 @@ type App struct {
 }
 
 // NewVigil returns a Tracker and a Server on a memory store that
-// identifies clients with identify, both closed when the test ends (after
-// the cleanups the caller registers later, such as its test server's).
+// identifies clients with identify and joins each new session to the rooms
+// of the request's "room" query parameters (Rooms), both closed when the
+// test ends (after the cleanups the caller registers later, such as its
+// test server's).
 func NewVigil(t *testing.T, identify func(*http.Request) (string, error)) (*presence.Tracker, *middleware.Server) {
 	t.Helper()
 	ctx := context.Background()
@@ -46,12 +49,27 @@ func NewVigil(t *testing.T, identify func(*http.Request) (string, error)) (*pres
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tr.Close(ctx) })
-	srv, err := middleware.New(tr, middleware.Config{Identify: identify})
+	srv, err := middleware.New(tr, middleware.Config{Identify: identify, Rooms: Rooms})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(ctx) })
 	return tr, srv
+}
+
+// Rooms is the App's middleware.Config.Rooms: the rooms of the request's
+// "room" query parameters, with metadata {"name": the "name" parameter}
+// when there is one.
+func Rooms(r *http.Request, _ string) (middleware.SessionRooms, error) {
+	q := r.URL.Query()
+	sr := middleware.SessionRooms{Rooms: q["room"]}
+	if name := q.Get("name"); name != "" {
+		var err error
+		if sr.Meta, err = json.Marshal(map[string]string{"name": name}); err != nil {
+			return sr, err
+		}
+	}
+	return sr, nil
 }
 
 // Echo is the App's WebSocket handler: it answers each message with the
@@ -78,6 +96,7 @@ func Run(t *testing.T, start func(*testing.T) *App) {
 		{"MethodNotAllowed", testMethodNotAllowed},
 		{"Feed", testFeed},
 		{"Routes", testRoutes},
+		{"Rooms", testRooms},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, start) })
 	}
@@ -256,11 +275,73 @@ func testRoutes(t *testing.T, start func(*testing.T) *App) {
 		got = append(got, r.Pattern)
 	}
 	want := []string{"/presence/ws", "/presence/heartbeat", "/presence/leave", "/presence/feed",
-		"/presence/vigil.js", "/presence/vigil.d.ts", "/presence/metrics", "/presence", "/presence/{id}"}
+		"/presence/vigil.js", "/presence/vigil.d.ts", "/presence/metrics", "/presence", "/presence/{id}",
+		"/presence/rooms/{room}"}
 	if !slices.Equal(want, got) {
 		t.Errorf("routes %q, want %q", got, want)
 	}
 	if resp, body := a.Do(t, "GET", "/api/presence/vigil.js", "", ""); resp.StatusCode != 200 || len(body) == 0 {
 		t.Errorf("GET vigil.js: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+// Room reads GET /api/presence/rooms/{room} (room escaped as a path
+// segment).
+func (a *App) Room(t *testing.T, room string) (int, middleware.RoomPage) {
+	t.Helper()
+	resp, body := a.Do(t, "GET", "/api/presence/rooms/"+url.PathEscape(room), "reader", "")
+	var p middleware.RoomPage
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, p
+}
+
+func testRooms(t *testing.T, start func(*testing.T) *App) {
+	a := start(t)
+	h := http.Header{"X-User": {"ann"}}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(a.URL, "http")+"/api/presence/ws?room=lobby&room=a%2Fb&name=Ann", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	// The session opens after the upgrade's answer: its echo shows it open.
+	ws.WriteMessage(websocket.TextMessage, []byte("hi"))
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := a.Do(t, "POST", "/api/presence/heartbeat?room=lobby", "ben", ""); resp.StatusCode != 200 {
+		t.Fatalf("heartbeat: %d %s", resp.StatusCode, body)
+	}
+	code, p := a.Room(t, "lobby")
+	var ids []string
+	for _, m := range p.Members {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	if code != 200 || p.Room != "lobby" || p.Count != 2 || !slices.Equal(ids, []string{"ann", "ben"}) {
+		t.Fatalf("GET rooms/lobby: %d %+v", code, p)
+	}
+	if code, p := a.Room(t, "a/b"); code != 200 || p.Room != "a/b" || p.Count != 1 || len(p.Members) != 1 ||
+		p.Members[0].ID != "ann" || len(p.Members[0].Meta) != 1 || string(p.Members[0].Meta[0]) != `{"name":"Ann"}` {
+		t.Fatalf("GET rooms/a%%2Fb: %d %+v", code, p)
+	}
+	if code, p := a.Room(t, "nobody-here"); code != 200 || p.Count != 0 || p.Members == nil {
+		t.Fatalf("GET an empty room: %d %+v", code, p)
+	}
+	for _, path := range []string{"/api/presence/rooms/" + strings.Repeat("r", 257), "/api/presence/rooms/lobby?limit=0"} {
+		if resp, body := a.Do(t, "GET", path, "reader", ""); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET %.40s…: %d %s; want 400", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := a.Do(t, "POST", "/api/presence/heartbeat?room=", "ben", ""); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(body, middleware.CodeInvalidRoom) {
+		t.Errorf("heartbeat with an empty room: %d %s; want 400", resp.StatusCode, body)
+	}
+	if resp, _ := a.Do(t, "POST", "/api/presence/rooms/lobby", "reader", ""); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST rooms/lobby: %d", resp.StatusCode)
 	}
 }

@@ -231,8 +231,9 @@ func writeFile(t *testing.T, path, data string) {
 	}
 }
 
-// presencePath matches the vigil routes a browser snippet uses.
-var presencePath = regexp.MustCompile(`/presence(/[A-Za-z0-9._-]+)?`)
+// presencePath matches the vigil routes a browser snippet uses; a room's
+// is /presence/rooms/${…}, a template literal's placeholder.
+var presencePath = regexp.MustCompile(`/presence(/rooms/\$\{[^}]*\}|/[A-Za-z0-9._-]+)?`)
 
 // TestBrowserSnippetRoutes checks that every /presence path of the ```html
 // blocks is a route Mount serves, not one that falls to /presence/{id}.
@@ -264,8 +265,12 @@ func TestBrowserSnippetRoutes(t *testing.T) {
 	for _, b := range html {
 		for _, path := range presencePath.FindAllString(b.text, -1) {
 			seen++
+			want := path
+			if strings.HasPrefix(path, "/presence/rooms/${") {
+				path, want = "/presence/rooms/general", "/presence/rooms/{room}"
+			}
 			req, _ := http.NewRequest("GET", path, nil)
-			if _, pattern := mux.Handler(req); pattern != path {
+			if _, pattern := mux.Handler(req); pattern != want {
 				t.Errorf("%s: %s is served by %q, not a route of its own", b, path, pattern)
 			}
 		}
