@@ -54,15 +54,6 @@ func (sr SessionRooms) options(onGone func(presence.Reason)) presence.SessionOpt
 	return presence.SessionOptions{OnGone: onGone, Rooms: sr.Rooms, Meta: sr.Meta}
 }
 
-// hasRooms reports whether tr's Store keeps rooms. Tracker.RoomCount
-// checks the Store's ability before the room name, and an empty name
-// fails before any Store call: no I/O. TestRoomsUnsupported and every room
-// test guard that order.
-func hasRooms(tr *presence.Tracker) bool {
-	_, err := tr.RoomCount(context.Background(), "")
-	return !errors.Is(err, errors.ErrUnsupported)
-}
-
 // roomsFor asks Config.Rooms what a new session of client id, opened by r,
 // joins. On error it returns the refusal code to answer with.
 func (s *Server) roomsFor(r *http.Request, id string) (SessionRooms, string, error) {

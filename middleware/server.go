@@ -98,7 +98,7 @@ func New(tr *presence.Tracker, cfg Config) (*Server, error) {
 	}
 	s.obs = tr.Observer()
 	s.sched = newWheel(s)
-	s.rooms = hasRooms(tr)
+	s.rooms = tr.HasRooms()
 	if cfg.Rooms != nil && !s.rooms {
 		return nil, fmt.Errorf("%w: config Rooms needs a Tracker whose Store keeps rooms (a presence.RoomStore: store/memory, store/redis): %w",
 			ErrInvalidConfig, errors.ErrUnsupported)

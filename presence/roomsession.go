@@ -72,6 +72,14 @@ func (t *Tracker) dropRevivedRooms(ctx context.Context, s *Session, l Lease) []E
 	return evs
 }
 
+// HasRooms reports whether the Tracker's Store keeps rooms (is a
+// RoomStore): without, room calls fail with an error wrapping
+// errors.ErrUnsupported.
+func (t *Tracker) HasRooms() bool {
+	_, ok := t.store.(RoomStore)
+	return ok
+}
+
 // roomStore returns the Store as a RoomStore, or an error wrapping
 // errors.ErrUnsupported.
 func (t *Tracker) roomStore() (RoomStore, error) {

@@ -193,9 +193,10 @@ type SessionOptions struct {
 // Connect opens a session for clientID on this node. The client goes online
 // if this is its first session. If this node already has a live session
 // with opts.ID for the client, Connect beats it and returns it, after
-// joining it to opts.Rooms and setting opts.Meta if given; one whose
-// last beat is more than TTL old is ended (OnGone is called with
-// ReasonExpired) and replaced.
+// joining it to opts.Rooms and setting opts.Meta if given (if that fails,
+// Connect returns the error and no session, and the session stays as it
+// was); one whose last beat is more than TTL old is ended (OnGone is
+// called with ReasonExpired) and replaced.
 //
 // When the Store cannot be reached, Connect still returns the session and
 // keeps trying to record it; hooks fire when the Store has recorded it. It
@@ -234,7 +235,10 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 		if s.lastBeat.Load()-old.lastBeat.Load() <= int64(t.cfg.TTL) {
 			t.localMu.Unlock()
 			old.Beat()
-			return old, old.apply(ctx, data)
+			if err := old.apply(ctx, data); err != nil {
+				return nil, err // the session stays as it was, its owner's
+			}
+			return old, nil
 		}
 		// Its lease ran out (the Store expired it, or soon will): start
 		// afresh rather than beat a session the Store no longer holds.
