@@ -20,9 +20,15 @@ const (
 	// Update: a session in a room set new metadata; one event per room
 	// the session is in.
 	Update
+	// Away: an online client's last active session went away (see
+	// StateStore).
+	Away
+	// Back: an away client has an active session again.
+	Back
 )
 
-// String returns "online", "offline", "join", "leave" or "update".
+// String returns "online", "offline", "join", "leave", "update", "away"
+// or "back".
 func (t Transition) String() string {
 	switch t {
 	case Online:
@@ -35,6 +41,10 @@ func (t Transition) String() string {
 		return "leave"
 	case Update:
 		return "update"
+	case Away:
+		return "away"
+	case Back:
+		return "back"
 	}
 	return "transition(" + strconv.Itoa(int(t)) + ")"
 }

@@ -35,7 +35,7 @@ func (e *hookEntry) matches(room string) bool {
 }
 
 // numTransitions bounds the Transition values hooks index by.
-const numTransitions = int(Update) + 1
+const numTransitions = int(Back) + 1
 
 // maxHookWorkers bounds the goroutines that run hooks, so that a burst of
 // transitions (a node's restart clearing 100k sessions) queues events

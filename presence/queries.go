@@ -37,6 +37,7 @@ func (t *Tracker) Lookup(ctx context.Context, clientIDs []string) ([]Presence, e
 	start := time.Now()
 	ps, err := t.store.Lookup(ctx, clientIDs)
 	t.observed("lookup", start, err)
+	fillStates(ps)
 	return ps, err
 }
 
@@ -62,6 +63,7 @@ func (t *Tracker) List(ctx context.Context, cursor string, limit int) (Page, err
 	start := time.Now()
 	p, err := t.store.List(ctx, cursor, limit)
 	t.observed("list", start, err)
+	fillStates(p.Clients)
 	return p, err
 }
 

@@ -168,6 +168,10 @@ type Member struct {
 	// LastSeen is the latest beat of the client's sessions in the room;
 	// for a client not in it, when it left (zero if not remembered).
 	LastSeen time.Time
+	// State and LastActive are the client's (see Presence), for a
+	// client in the room, from a Store that is also a StateStore.
+	State      State
+	LastActive time.Time
 }
 
 // Meta returns the client's one metadata value in the room: the one set

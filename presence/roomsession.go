@@ -16,6 +16,12 @@ import (
 type sessionRooms struct {
 	rooms []string // sorted
 	meta  json.RawMessage
+	// activity and idleFor as SetActivity last set them; the idle time
+	// counts from idleAt (Tracker.now()), so that an Add made later
+	// carries it grown.
+	activity Activity
+	idleFor  time.Duration
+	idleAt   int64
 }
 
 // dropRevivedRooms makes a session the Store revived match what its Add
@@ -90,15 +96,26 @@ func (t *Tracker) roomStore() (RoomStore, error) {
 	return rs, nil
 }
 
-// newSessionRooms checks a new session's rooms and metadata.
-func (t *Tracker) newSessionRooms(rooms []string, meta json.RawMessage) (*sessionRooms, error) {
-	if _, err := t.roomStore(); err != nil {
-		return nil, err
+// newSessionRooms checks a new session's rooms, metadata and activity.
+func (t *Tracker) newSessionRooms(rooms []string, meta json.RawMessage, a Activity, idleFor time.Duration) (*sessionRooms, error) {
+	if len(rooms) > 0 || len(meta) > 0 {
+		if _, err := t.roomStore(); err != nil {
+			return nil, err
+		}
 	}
 	if err := ValidateMeta(meta); err != nil {
 		return nil, err
 	}
+	if err := (SessionActivity{ClientID: "-", SessionID: "-", Activity: a, IdleFor: idleFor}).Validate(); err != nil {
+		return nil, err
+	}
 	d := &sessionRooms{meta: slices.Clone(meta)}
+	if a == ActivityAway {
+		if _, err := t.stateStore(); err != nil {
+			return nil, err
+		}
+		d.activity, d.idleFor, d.idleAt = a, idleFor, t.now()
+	}
 	for _, r := range rooms {
 		if err := ValidateRoom(r); err != nil {
 			return nil, err
@@ -168,7 +185,11 @@ func (s *Session) Join(ctx context.Context, room string) error {
 	if err := ValidateRoom(room); err != nil {
 		return fmt.Errorf("presence: join: %w", err)
 	}
-	return s.roomCall(ctx, "join", func(rs RoomStore, d *sessionRooms, live bool) error {
+	rs, err := s.t.roomStore()
+	if err != nil {
+		return err
+	}
+	return s.sessionCall(ctx, "join", func(d *sessionRooms, live bool) error {
 		i, found := slices.BinarySearch(d.rooms, room)
 		if found {
 			return nil
@@ -196,7 +217,11 @@ func (s *Session) Leave(ctx context.Context, room string) error {
 	if err := ValidateRoom(room); err != nil {
 		return fmt.Errorf("presence: leave: %w", err)
 	}
-	return s.roomCall(ctx, "leave", func(rs RoomStore, d *sessionRooms, live bool) error {
+	rs, err := s.t.roomStore()
+	if err != nil {
+		return err
+	}
+	return s.sessionCall(ctx, "leave", func(d *sessionRooms, live bool) error {
 		i, found := slices.BinarySearch(d.rooms, room)
 		if !found {
 			return fmt.Errorf("%w: session not in room %q", ErrNotFound, room)
@@ -224,7 +249,11 @@ func (s *Session) SetMeta(ctx context.Context, meta json.RawMessage) error {
 		return fmt.Errorf("presence: set metadata: %w", err)
 	}
 	meta = slices.Clone(meta)
-	return s.roomCall(ctx, "set metadata", func(rs RoomStore, d *sessionRooms, live bool) error {
+	rs, err := s.t.roomStore()
+	if err != nil {
+		return err
+	}
+	return s.sessionCall(ctx, "set metadata", func(d *sessionRooms, live bool) error {
 		if live {
 			if _, err := s.t.roomOp(ctx, "set_meta", func() ([]Event, error) {
 				return rs.SetMeta(ctx, SessionMeta{ClientID: s.clientID, SessionID: s.id, Meta: meta})
@@ -237,17 +266,13 @@ func (s *Session) SetMeta(ctx context.Context, meta json.RawMessage) error {
 	})
 }
 
-// roomCall runs op on the session's room data under its client's stripe,
-// which orders it with the session's Add (see Tracker.add): op calls the
-// Store when the session is live, and only changes d when it is still
-// pending (its Add carries d). localMu is not held while op calls the
-// Store; the stripe keeps d to this call.
-func (s *Session) roomCall(ctx context.Context, what string, op func(rs RoomStore, d *sessionRooms, live bool) error) error {
+// sessionCall runs op on a copy of the session's rooms, metadata and
+// activity under its client's stripe, which orders it with the session's
+// Add (see Tracker.add): op calls the Store when the session is live, and
+// only changes d when it is still pending (its Add carries d). localMu is
+// not held while op calls the Store; the stripe keeps d to this call.
+func (s *Session) sessionCall(ctx context.Context, what string, op func(d *sessionRooms, live bool) error) error {
 	t := s.t
-	rs, err := t.roomStore()
-	if err != nil {
-		return err
-	}
 	mu := t.stripe(s.clientID)
 	mu.Lock()
 	defer mu.Unlock()
@@ -260,10 +285,11 @@ func (s *Session) roomCall(ctx context.Context, what string, op func(rs RoomStor
 	d := t.roomsOf[s]
 	work := &sessionRooms{}
 	if d != nil {
-		work.rooms, work.meta = slices.Clone(d.rooms), d.meta
+		*work = *d
+		work.rooms = slices.Clone(d.rooms)
 	}
 	t.localMu.Unlock()
-	if err := op(rs, work, live); err != nil {
+	if err := op(work, live); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrLimit) {
 			return fmt.Errorf("presence: %s: %w", what, err)
 		}
@@ -306,6 +332,7 @@ func (t *Tracker) Members(ctx context.Context, room, cursor string, limit int) (
 	start := time.Now()
 	p, err := rs.Members(ctx, room, cursor, limit)
 	t.observed("members", start, err)
+	fillMemberStates(p.Members)
 	return p, err
 }
 
@@ -339,6 +366,7 @@ func (t *Tracker) MembersAmong(ctx context.Context, room string, clientIDs []str
 	start := time.Now()
 	ms, err := rs.MembersAmong(ctx, room, clientIDs)
 	t.observed("members_among", start, err)
+	fillMemberStates(ms)
 	return ms, err
 }
 

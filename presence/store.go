@@ -177,6 +177,12 @@ type Lease struct {
 	// Meta, for Add only, sets the session's metadata (see RoomStore and
 	// ValidateMeta); empty leaves it as it is. Touch ignores it.
 	Meta json.RawMessage
+	// Activity and IdleFor, for Add only, are the session's activity as
+	// SetActivity records it (see StateStore); empty is ActivityActive. A
+	// Store without states refuses ActivityAway (ErrInvalidArgument).
+	// Touch ignores them.
+	Activity Activity
+	IdleFor  time.Duration
 }
 
 // Span is TTL + Age: how long after the session's last beat its lease
@@ -209,6 +215,9 @@ func (l Lease) Validate() error {
 		if err := ValidateRoom(r); err != nil {
 			return err
 		}
+	}
+	if err := (SessionActivity{ClientID: l.ClientID, SessionID: l.SessionID, Activity: l.Activity, IdleFor: l.IdleFor}).Validate(); err != nil {
+		return err
 	}
 	return ValidateMeta(l.Meta)
 }
@@ -277,6 +286,12 @@ type Presence struct {
 	LastSeen time.Time
 	// Sessions counts the client's sessions, ending ones included.
 	Sessions int
+	// State is StateOnline, StateAway or StateOffline (a Store without
+	// states reports StateOnline for every online client).
+	State State
+	// LastActive is when the client was last active (see StateStore);
+	// zero from a Store without states.
+	LastActive time.Time
 }
 
 // SessionInfo describes one session of a client.
@@ -295,6 +310,10 @@ type SessionInfo struct {
 	Rooms []string
 	// Meta is the session's metadata (a RoomStore's only).
 	Meta json.RawMessage
+	// Activity is the session's activity (a StateStore's only; empty
+	// otherwise) and LastActive its last active time.
+	Activity   Activity
+	LastActive time.Time
 }
 
 // Page is one page of online clients from List.

@@ -188,6 +188,11 @@ type SessionOptions struct {
 	// Meta is the session's metadata (see Session.SetMeta): one JSON
 	// value of at most MaxMetaLen bytes. It needs a RoomStore.
 	Meta json.RawMessage
+	// Activity and IdleFor are the session's activity as it opens (see
+	// Session.SetActivity); empty is ActivityActive. ActivityAway needs a
+	// StateStore.
+	Activity Activity
+	IdleFor  time.Duration
 }
 
 // Connect opens a session for clientID on this node. The client goes online
@@ -213,9 +218,9 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 		return nil, fmt.Errorf("presence: connect session of %q: %w", clientID, err)
 	}
 	var data *sessionRooms
-	if len(opts.Rooms) > 0 || len(opts.Meta) > 0 {
+	if len(opts.Rooms) > 0 || len(opts.Meta) > 0 || opts.Activity != "" || opts.IdleFor != 0 {
 		var err error
-		if data, err = t.newSessionRooms(opts.Rooms, opts.Meta); err != nil {
+		if data, err = t.newSessionRooms(opts.Rooms, opts.Meta, opts.Activity, opts.IdleFor); err != nil {
 			return nil, fmt.Errorf("presence: connect session of %q: %w", clientID, err)
 		}
 	}
@@ -295,6 +300,10 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 		t.localMu.Lock()
 		if d := t.roomsOf[s]; d != nil {
 			l.Rooms, l.Meta = slices.Clone(d.rooms), d.meta
+			if d.activity == ActivityAway {
+				l.Activity = ActivityAway
+				l.IdleFor = d.idleFor + time.Duration(t.now()-d.idleAt)
+			}
 		}
 		t.localMu.Unlock()
 		start := time.Now()
