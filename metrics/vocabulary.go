@@ -120,7 +120,7 @@ var RefusalCodes = []string{
 	"bad_handshake", "invalid_client_id", "invalid_body", "invalid_session", "invalid_query",
 	"no_identity", "origin_not_allowed", "unknown_client", "method_not_allowed", "body_too_large",
 	"too_many_connections", "internal_error", "draining", "unavailable",
-	"invalid_room", "invalid_meta", "rooms_unsupported",
+	"invalid_room", "invalid_meta", "rooms_unsupported", "invalid_state",
 }
 
 // CloseCode returns the value of the code label for close code c: the

@@ -212,6 +212,9 @@ func (c *Conn) finish() {
 	_ = c.nc.Close()
 	c.state.Store(stateEnded)
 	ce := c.closeErr().(*CloseError)
+	if c.act != nil {
+		c.act.stop()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
 	if err := c.sess.End(ctx, ce.Reason); err != nil {
 		c.s.log.LogAttrs(ctx, slog.LevelWarn, "middleware: end session",

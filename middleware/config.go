@@ -100,6 +100,14 @@ type Config struct {
 	// any other. Default: false.
 	DisableAppPing bool
 
+	// DisableActivity delivers text messages starting with ActivityPrefix
+	// ("vigil:") to the application like any other, and records no
+	// "state" of HTTP heartbeats (it is still checked): clients cannot
+	// report away. Reports are
+	// also ignored (but still checked) when the Tracker's Store keeps no
+	// activity (see presence.Tracker.HasStates). Default: false.
+	DisableActivity bool
+
 	// MaxConnsPerClient caps the WebSocket connections plus HTTP-heartbeat
 	// sessions one client may hold on this node. Over it, an upgrade or a
 	// new heartbeat session is answered 429 with Retry-After. N nodes allow

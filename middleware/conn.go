@@ -47,6 +47,7 @@ type Conn struct {
 	ws       *websocket.Conn
 	nc       net.Conn
 	sess     *presence.Session
+	act      *reporter // the session's activity reports; set with sess
 	clientID string
 	attached bool // Attach: the application reads
 
@@ -188,7 +189,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 }
 
 // received handles one data message: it beats, rejects invalid UTF-8 with
-// 1007, answers application pings, and reports whether the message is for
+// 1007, answers application pings, records activity reports, and reports whether the message is for
 // the application.
 func (c *Conn) received(typ MessageType, data []byte) bool {
 	now := c.s.now()
@@ -201,6 +202,10 @@ func (c *Conn) received(typ MessageType, data []byte) bool {
 		if !c.s.cfg.DisableAppPing && string(data) == c.s.cfg.AppPing {
 			c.s.obs.AppPing()
 			_ = c.Send(Text, c.s.pongMsg)
+			return false
+		}
+		if !c.s.cfg.DisableActivity && len(data) >= len(ActivityPrefix) && string(data[:len(ActivityPrefix)]) == ActivityPrefix {
+			c.activityMessage(data)
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -160,6 +161,56 @@ func FuzzLastPathValue(f *testing.F) {
 			if got := lastPathValue(r, "room"); got != want {
 				t.Fatalf("segment %q routed as %q: %q, want %q", seg, routed, got, want)
 			}
+		}
+	})
+}
+
+func FuzzParseActivity(f *testing.F) {
+	for _, seed := range []string{"vigil:active", "vigil:away", "vigil:away 0", "vigil:away 300000", "vigil:away 01",
+		"vigil:away -1", "vigil:away 999999999999", "vigil:away 1000000000000", "vigil:busy", "vigil:", "ping", "vigil:away  5"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		a, idle, err := parseActivity(msg)
+		if err != nil {
+			if !errors.Is(err, errActivity) {
+				t.Fatalf("error %v does not match errActivity", err)
+			}
+			return
+		}
+		sa := presence.SessionActivity{ClientID: "c", SessionID: "s", Activity: a, IdleFor: idle}
+		if err := sa.Validate(); err != nil {
+			t.Fatalf("accepted %q as %+v, which presence refuses: %v", msg, sa, err)
+		}
+		// What it accepts, it writes back the same way.
+		want := ActivityPrefix + string(a)
+		if a == presence.ActivityAway && msg != want {
+			want += " " + strconv.FormatInt(idle.Milliseconds(), 10)
+		}
+		if msg != want {
+			t.Fatalf("accepted %q, which reads back as %q", msg, want)
+		}
+	})
+}
+
+func FuzzParseState(f *testing.F) {
+	for _, seed := range [][2]string{
+		{``, ``}, {`{"state":"away","idle_ms":5000}`, ``}, {`{"state":"active"}`, ``}, {``, `state=away&idle_ms=1`},
+		{`{"state":"away"}`, `state=active`}, {`{"idle_ms":1e300}`, `state=away`}, {`{"state":null}`, ``}, {`{"idle_ms":-0}`, ``},
+	} {
+		f.Add([]byte(seed[0]), seed[1])
+	}
+	f.Fuzz(func(t *testing.T, body []byte, query string) {
+		if _, err := parseSession(body, ""); err != nil {
+			return // the endpoint answers 400 before parseState
+		}
+		st, err := parseState(body, query)
+		if err != nil || st == nil {
+			return
+		}
+		sa := presence.SessionActivity{ClientID: "c", SessionID: "s", Activity: st.a, IdleFor: st.idle}
+		if err := sa.Validate(); err != nil {
+			t.Fatalf("accepted %+v, which presence refuses: %v", st, err)
 		}
 	})
 }

@@ -28,6 +28,12 @@ func newEnv(t *testing.T, tcfg presence.Config, cfg middleware.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvOn(t, st, tcfg, cfg)
+}
+
+// newEnvOn is newEnv over the Store st.
+func newEnvOn(t *testing.T, st presence.Store, tcfg presence.Config, cfg middleware.Config) *env {
+	t.Helper()
 	if tcfg.Node == "" {
 		tcfg.Node = "n1"
 	}

@@ -25,6 +25,7 @@ type httpKey struct{ client, session string }
 // OnGone from a current one.
 type httpSession struct {
 	sess *presence.Session
+	act  *reporter
 	// gone is set, under Server.mu, when the session's OnGone was called:
 	// maybe before beat could keep it, so that forget found nothing.
 	gone bool
@@ -34,20 +35,32 @@ type httpSession struct {
 // holds none, and joins it to rooms (see Config.Rooms). It fails with
 // ErrTooManyConns, the Tracker's error, or one wrapping errJoin (joining a
 // session it held to rooms).
-func (s *Server) heartbeat(ctx context.Context, client, session string, rooms SessionRooms) error {
-	return s.heartbeatOnce(ctx, client, session, rooms, true)
+//
+// st is the activity the heartbeat reports, if any: recorded as a
+// WebSocket's activity messages are, and given to a session it opens.
+func (s *Server) heartbeat(ctx context.Context, client, session string, rooms SessionRooms, st *activityReport) error {
+	return s.heartbeatOnce(ctx, client, session, rooms, st, true)
+}
+
+// activityReport is the activity an HTTP heartbeat reports.
+type activityReport struct {
+	a    presence.Activity
+	idle time.Duration
 }
 
 // heartbeatOnce is heartbeat; when the session it opens has already ended (kicked,
 // expired, or the Tracker closed while Connect was in flight), it tries
 // once more if retry is set, and otherwise leaves it to the next beat.
-func (s *Server) heartbeatOnce(ctx context.Context, client, session string, rooms SessionRooms, retry bool) error {
+func (s *Server) heartbeatOnce(ctx context.Context, client, session string, rooms SessionRooms, st *activityReport, retry bool) error {
 	k := httpKey{client, session}
 	s.mu.Lock()
 	if h, ok := s.httpSess[k]; ok {
 		s.mu.Unlock()
 		h.sess.Beat()
 		s.obs.Beat(presence.TransportHTTP)
+		if st != nil {
+			h.act.report(st.a, st.idle)
+		}
 		return joinRooms(ctx, h.sess, rooms)
 	}
 	if err := s.admit(client); err != nil {
@@ -60,6 +73,9 @@ func (s *Server) heartbeatOnce(ctx context.Context, client, session string, room
 	h := &httpSession{}
 	opts := rooms.options(func(r presence.Reason) { s.forget(k, h, r) })
 	opts.ID = session
+	if st != nil && s.states {
+		opts.Activity, opts.IdleFor = st.a, st.idle
+	}
 	sess, err := s.tr.Connect(ctx, client, opts)
 	s.mu.Lock()
 	_, raced := s.httpSess[k] // a concurrent beat opened it first
@@ -71,6 +87,7 @@ func (s *Server) heartbeatOnce(ctx context.Context, client, session string, room
 		s.uncount(client)
 	} else {
 		h.sess = sess
+		h.act = newReporter(s, sess, opts.Activity)
 		s.httpSess[k] = h
 	}
 	s.mu.Unlock()
@@ -79,7 +96,7 @@ func (s *Server) heartbeatOnce(ctx context.Context, client, session string, room
 	}
 	if ended && !raced {
 		if retry {
-			return s.heartbeatOnce(ctx, client, session, rooms, false)
+			return s.heartbeatOnce(ctx, client, session, rooms, st, false)
 		}
 		return nil
 	}
@@ -100,6 +117,9 @@ func (s *Server) forget(k httpKey, h *httpSession, r presence.Reason) {
 		s.uncount(k.client)
 	}
 	s.mu.Unlock()
+	if h.act != nil {
+		h.act.stop()
+	}
 	if cur {
 		s.obs.ConnClosed(presence.TransportHTTP, 0, r)
 	}
@@ -119,6 +139,7 @@ func (s *Server) leave(ctx context.Context, client, session string) (bool, error
 	if !ok {
 		return false, nil
 	}
+	h.act.stop()
 	s.obs.ConnClosed(presence.TransportHTTP, 0, presence.ReasonLeft)
 	return true, h.sess.End(ctx, presence.ReasonLeft)
 }
@@ -149,8 +170,13 @@ type heartbeatReply struct {
 func (s *Server) HeartbeatEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ownEndpoint(r)
-		id, session, ok := s.httpPrelude(w, r)
+		id, session, body, ok := s.httpPrelude(w, r)
 		if !ok {
+			return
+		}
+		st, err := parseState(body, r.URL.RawQuery)
+		if err != nil {
+			s.refuse(w, r, http.StatusBadRequest, CodeInvalidState, plain(err))
 			return
 		}
 		rooms, code, err := s.roomsFor(r, id)
@@ -158,7 +184,7 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 			s.refuseRooms(w, r, id, code, err)
 			return
 		}
-		if err := s.heartbeat(r.Context(), id, session, rooms); err != nil {
+		if err := s.heartbeat(r.Context(), id, session, rooms, st); err != nil {
 			switch {
 			case errors.Is(err, ErrTooManyConns):
 				w.Header().Set("Retry-After", s.retryAfter())
@@ -190,7 +216,7 @@ func (s *Server) HeartbeatEndpoint() http.Handler {
 func (s *Server) LeaveEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ownEndpoint(r)
-		id, session, ok := s.httpPrelude(w, r)
+		id, session, _, ok := s.httpPrelude(w, r)
 		if !ok {
 			return
 		}
@@ -205,21 +231,21 @@ func (s *Server) LeaveEndpoint() http.Handler {
 
 // httpPrelude checks method, Origin, identity and body of a heartbeat or
 // leave request; it answers and returns false when one fails.
-func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, session string, ok bool) {
+func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, session string, body []byte, ok bool) {
 	if r.Method != http.MethodPost {
 		s.refuseMethod(w, r, "POST")
-		return "", "", false
+		return "", "", nil, false
 	}
 	if !s.origins.check(r) {
 		s.refuseOrigin(w, r)
-		return "", "", false
+		return "", "", nil, false
 	}
 	id, status, err := s.identify(r)
 	if err != nil {
 		s.refuseIdentity(w, r, status, err)
-		return "", "", false
+		return "", "", nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -228,7 +254,7 @@ func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, sessio
 		} else {
 			s.refuse(w, r, http.StatusBadRequest, CodeInvalidBody, "reading the body: "+err.Error())
 		}
-		return "", "", false
+		return "", "", nil, false
 	}
 	session, err = parseSession(body, queryValue(r.URL.RawQuery, "session"))
 	if err != nil {
@@ -237,9 +263,9 @@ func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, sessio
 			code = CodeInvalidBody
 		}
 		s.refuse(w, r, http.StatusBadRequest, code, plain(err))
-		return "", "", false
+		return "", "", nil, false
 	}
-	return id, session, true
+	return id, session, body, true
 }
 
 // errBody reports a heartbeat or leave body that is not the documented JSON.
@@ -249,6 +275,64 @@ var errBody = errors.New("middleware: heartbeat body is not {\"session\":…,\"t
 type beatBody struct {
 	Session *string  `json:"session"`
 	TS      *float64 `json:"ts"` // client time in ms; checked, not used
+	State   *string  `json:"state"`
+	IdleMS  *float64 `json:"idle_ms"`
+}
+
+// parseState reads the activity a heartbeat reports: "state" ("active" or
+// "away") and "idle_ms" (with away only: 0 to MaxIdleMS, an integer) from
+// the JSON body (already checked by parseSession) or the query; when both
+// give a field they must agree. It returns nil when neither names a state.
+func parseState(body []byte, rawQuery string) (*activityReport, error) {
+	state, idle := queryValue(rawQuery, "state"), queryValue(rawQuery, "idle_ms")
+	if len(bytes.TrimSpace(body)) > 0 {
+		var b beatBody
+		if err := json.Unmarshal(body, &b); err != nil {
+			return nil, fmt.Errorf("%w: %w", errBody, err)
+		}
+		if b.State != nil {
+			if state != "" && state != *b.State {
+				return nil, fmt.Errorf("%w: body and query name different states", errActivity)
+			}
+			state = *b.State
+		}
+		if b.IdleMS != nil {
+			v := *b.IdleMS
+			if v < 0 || v > MaxIdleMS || v != float64(int64(v)) {
+				return nil, fmt.Errorf("%w: idle_ms %v is not an integer from 0 to %d", errActivity, v, MaxIdleMS)
+			}
+			n := strconv.FormatInt(int64(v), 10)
+			if idle != "" && idle != n {
+				return nil, fmt.Errorf("%w: body and query give different idle_ms", errActivity)
+			}
+			idle = n
+		}
+	}
+	var st activityReport
+	switch state {
+	case "":
+		if idle != "" {
+			return nil, fmt.Errorf("%w: idle_ms without state", errActivity)
+		}
+		return nil, nil
+	case string(presence.ActivityActive):
+		if idle != "" {
+			return nil, fmt.Errorf("%w: idle_ms with state %q", errActivity, state)
+		}
+		st.a = presence.ActivityActive
+	case string(presence.ActivityAway):
+		st.a = presence.ActivityAway
+		if idle != "" {
+			d, err := parseIdleMS(idle)
+			if err != nil {
+				return nil, err
+			}
+			st.idle = d
+		}
+	default:
+		return nil, fmt.Errorf("%w: state %s, want \"active\" or \"away\"", errActivity, quoteShort(state))
+	}
+	return &st, nil
 }
 
 // parseSession reads the session ID from a heartbeat or leave body (empty,

@@ -18,6 +18,7 @@ const (
 	CodeInvalidQuery     = "invalid_query"        // 400: a bad cursor or limit
 	CodeInvalidRoom      = "invalid_room"         // 400: a room name presence.ValidateRoom rejects, too many rooms, or an error from Config.Rooms
 	CodeInvalidMeta      = "invalid_meta"         // 400: session metadata presence.ValidateMeta rejects
+	CodeInvalidState     = "invalid_state"        // 400: a heartbeat's state or idle_ms that is not the documented one
 	CodeNoIdentity       = "no_identity"          // 401: Identify found no client identity
 	CodeOriginNotAllowed = "origin_not_allowed"   // 403: a browser request from a foreign Origin
 	CodeUnknownClient    = "unknown_client"       // 404: a client never seen (or forgotten)
@@ -40,7 +41,7 @@ var codeStatus = map[string]int{
 	CodeInvalidQuery: 400, CodeNoIdentity: 401, CodeOriginNotAllowed: 403, CodeUnknownClient: 404,
 	CodeMethodNotAllowed: 405, CodeBodyTooLarge: 413, CodeTooManyConns: 429, CodeInternal: 500,
 	CodeDraining: 503, CodeUnavailable: 503,
-	CodeInvalidRoom: 400, CodeInvalidMeta: 400, CodeRoomsUnsupported: 501,
+	CodeInvalidRoom: 400, CodeInvalidMeta: 400, CodeRoomsUnsupported: 501, CodeInvalidState: 400,
 }
 
 // ErrorReply is the JSON body of every answer with a status of 400 or more

@@ -40,6 +40,7 @@ type Server struct {
 	obs     presence.Observer // tr.Observer(): the Tracker's Recorder, then Config.Observer
 	sched   *wheel
 	rooms   bool // the Tracker's Store keeps rooms
+	states  bool // activity reports are recorded: the Store keeps them, Config allows them
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -99,6 +100,7 @@ func New(tr *presence.Tracker, cfg Config) (*Server, error) {
 	s.obs = tr.Observer()
 	s.sched = newWheel(s)
 	s.rooms = tr.HasRooms()
+	s.states = tr.HasStates() && !cfg.DisableActivity
 	if cfg.Rooms != nil && !s.rooms {
 		return nil, fmt.Errorf("%w: config Rooms needs a Tracker whose Store keeps rooms (a presence.RoomStore: store/memory, store/redis): %w",
 			ErrInvalidConfig, errors.ErrUnsupported)
@@ -238,6 +240,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	c.sess = sess
+	c.act = newReporter(s, sess, "")
 	if s.cfg.ConnContext != nil {
 		c.ctx = s.cfg.ConnContext(c.ctx, r)
 	}

@@ -26,6 +26,14 @@ type ClientStatus struct {
 	Since string `json:"since,omitempty"`
 	// LastSeen is the client's latest beat, or when it went offline.
 	LastSeen string `json:"last_seen,omitempty"`
+	// State is "online", "away" or "offline" (presence.State); more
+	// states may come, and a client should treat an unknown one as
+	// online.
+	State string `json:"state"`
+	// LastActive is when the client's user was last active (RFC 3339,
+	// UTC): the latest beat of an active session, or when the user went
+	// idle; empty when the Store keeps no activity.
+	LastActive string `json:"last_active,omitempty"`
 }
 
 // OnlinePage is the JSON answer of OnlineEndpoint.
@@ -36,7 +44,16 @@ type OnlinePage struct {
 }
 
 func statusOf(p presence.Presence) ClientStatus {
-	cs := ClientStatus{ID: p.ClientID, Online: p.Online, Sessions: p.Sessions}
+	cs := ClientStatus{ID: p.ClientID, Online: p.Online, Sessions: p.Sessions, State: string(p.State)}
+	if cs.State == "" {
+		cs.State = string(presence.StateOffline)
+		if p.Online {
+			cs.State = string(presence.StateOnline)
+		}
+	}
+	if !p.LastActive.IsZero() {
+		cs.LastActive = p.LastActive.UTC().Format(time.RFC3339Nano)
+	}
 	if !p.Since.IsZero() && p.Online {
 		cs.Since = p.Since.UTC().Format(time.RFC3339Nano)
 	}
@@ -48,7 +65,7 @@ func statusOf(p presence.Presence) ClientStatus {
 
 // OnlineEndpoint returns the handler (GET) that lists the online clients of
 // every node, one page at a time:
-// {"clients":[{"id":…,"online":true,"sessions":N,"since":…,"last_seen":…}],"next":CURSOR}.
+// {"clients":[{"id":…,"online":true,"sessions":N,"since":…,"last_seen":…,"state":"online","last_active":…}],"next":CURSOR}.
 // Query parameters: cursor (from the previous page's next) and limit
 // (default 100, at most 1000). A bad cursor or limit is answered 400. It
 // exposes every client ID: mount it behind the app's authorisation.
@@ -99,7 +116,7 @@ func pageParams(rawQuery string) (cursor string, limit int, err error) {
 }
 
 // PresenceEndpoint returns the handler (GET) that reports one client:
-// {"id":…,"online":bool,"sessions":N,"since":…,"last_seen":…}, 200 also for
+// {"id":…,"online":bool,"sessions":N,"since":…,"last_seen":…,"state":…,"last_active":…}, 200 also for
 // a client seen before and now offline, 404 for one never seen (or
 // forgotten), 400 for an invalid ID. The ID is the path wildcard {id}
 // (r.PathValue, set by net/http's ServeMux and by chi), or else the "id"

@@ -50,7 +50,7 @@ func (s *Server) TrackRequests(next http.Handler) http.Handler {
 		if t.own || !s.cfg.CountRequest(r, sw.code()) {
 			return
 		}
-		if err := s.heartbeat(r.Context(), id, DefaultHTTPSession, SessionRooms{}); err != nil {
+		if err := s.heartbeat(r.Context(), id, DefaultHTTPSession, SessionRooms{}, nil); err != nil {
 			s.log.LogAttrs(r.Context(), slog.LevelDebug, "middleware: request not counted",
 				slog.String("client_id", id), slog.Any("err", err))
 		}
