@@ -12,7 +12,7 @@ export declare function retryable(code: number): boolean;
 /** The options' defaults (milliseconds), the same as the Go client's. */
 export declare const DEFAULTS: Readonly<Required<Pick<Options,
   "pingInterval" | "pongTimeout" | "connectTimeout" | "ping" | "pong" | "backoffBase" |
-  "backoffMax" | "stableAfter" | "drainWindow" | "maxAttempts" | "queue">>>;
+  "backoffMax" | "stableAfter" | "drainWindow" | "maxAttempts" | "queue" | "awayHidden" | "awayIdle">>>;
 /** Full-jitter delay in ms before reconnect n (Options.backoffBase): uniform in [0, min(max, base·2^n)). */
 export declare function backoff(n: number, base?: number, max?: number, rnd?: () => number): number;
 
@@ -53,6 +53,18 @@ export interface Options {
   maxAttempts?: number;
   /** Messages held by send() while not open; 0: none. Default 64. */
   queue?: number;
+  /**
+   * ms a page must stay hidden before its user counts as away, reported to
+   * the server (docs/PROTOCOL.md, "Activity"); becoming visible again is
+   * back. 0: never. Default 60000.
+   */
+  awayHidden?: number;
+  /**
+   * ms without input (keydown, pointerdown, pointermove, wheel, touchstart,
+   * focus) before the user counts as away; the first input is back. 0:
+   * never. Default 300000.
+   */
+  awayIdle?: number;
   /** WebSocket subprotocols. */
   protocols?: string | string[];
   /** For tests and other runtimes: the WebSocket class, the clock, and the objects that fire online/offline/pagehide and visibilitychange. */
@@ -85,6 +97,12 @@ export interface StateDetail {
 
 export type StateEvent = CustomEvent<StateDetail>;
 
+/** The 'activity' event's detail: the user went away (idle: ms idle already) or came back (idle 0). */
+export interface ActivityDetail {
+  away: boolean;
+  idle: number;
+}
+
 interface StateEvents {
   statechange: StateEvent;
   connecting: StateEvent;
@@ -92,6 +110,8 @@ interface StateEvents {
   reconnecting: StateEvent;
   offline: StateEvent;
   closed: StateEvent;
+  /** The user went away or came back (Options.awayHidden, awayIdle); the server has been told, or will be on connecting. */
+  activity: CustomEvent<ActivityDetail>;
 }
 
 /** A WebSocket that stays connected. */
@@ -101,6 +121,8 @@ export declare class VigilSocket extends EventTarget {
   readonly state: State;
   /** Failed attempts in a row (StateDetail.attempt). */
   readonly attempt: number;
+  /** Whether the user is away (Options.awayHidden, awayIdle). */
+  readonly away: boolean;
   /** Sends, or queues while not open; false when neither. */
   send(data: string | ArrayBufferLike | Blob | ArrayBufferView): boolean;
   /** Closes cleanly; never reconnects. */
@@ -127,6 +149,8 @@ export declare class VigilHeartbeat extends EventTarget {
   /** The server's interval_ms, once known. */
   readonly interval: number;
   readonly ttl?: number;
+  /** Whether the user is away (Options.awayHidden, awayIdle); each heartbeat sends its state, a change at once. */
+  readonly away: boolean;
   /** Stops; with leave (default) tells the server the session ended. */
   stop(leave?: boolean): void;
   addEventListener<K extends keyof StateEvents>(type: K, listener: (ev: StateEvents[K]) => void, options?: boolean | AddEventListenerOptions): void;

@@ -34,13 +34,18 @@ export const DEFAULTS = Object.freeze({
   drainWindow: 5000, // spread of the first attempt after 1001
   maxAttempts: 0, // 0: never give up
   queue: 64, // messages held while not open; 0: none
+  awayHidden: 60000, // ms hidden before the user counts as away; 0: never
+  awayIdle: 300000, // ms without input before the user counts as away; 0: never
 });
 
 const on = (t, type, fn) => t && t.addEventListener && t.addEventListener(type, fn);
 const off = (t, type, fn) => t && t.removeEventListener && t.removeEventListener(type, fn);
 
-// Base: an EventTarget with a state, 'statechange' and per-state events, and
-// the browser's online/offline/visibility signals.
+// Base: an EventTarget with a state, 'statechange' and per-state events, the
+// browser's online/offline/visibility signals, and the user's activity: away
+// after awayHidden hidden or awayIdle without input, active again on input
+// or on becoming visible ('activity' event, detail {away, idle}), reported
+// to the server by _report (docs/PROTOCOL.md, "Activity").
 class Base extends EventTarget {
   constructor(opts) {
     super();
@@ -57,11 +62,43 @@ class Base extends EventTarget {
     this._h = {
       online: () => this._online(),
       offline: () => this._offline(),
-      visibilitychange: () => this._visible(),
+      visibilitychange: () => (this._hidden() ? ((this._input = this._now()), this._ac()) : this._active(), this._visible()),
       pageshow: () => this._visible(),
       pagehide: () => this._pagehide(),
     };
+    this.away = false;
+    this._input = this._now();
+    for (const k of ["keydown", "pointerdown", "pointermove", "wheel", "touchstart", "focus"]) this._h[k] = () => this._active();
     for (const k in this._h) on(k == "visibilitychange" ? this._doc : this._win, k, this._h[k]);
+    this._ac();
+  }
+  _hidden() {
+    return !!this._doc && this._doc.visibilityState == "hidden";
+  }
+  // _ac decides whether the user is away, and checks again when that may
+  // change; an away user comes back through _active, not a timer.
+  _ac() {
+    clearTimeout(this._at);
+    const o = this.opts, idle = this._now() - this._input;
+    let wait = o.awayIdle > 0 ? o.awayIdle - idle : 1 / 0;
+    if (this._hidden() && o.awayHidden > 0) wait = Math.min(wait, o.awayHidden - idle);
+    if (wait <= 0) this._became(true);
+    else if (wait < 1 / 0) this._at = setTimeout(() => this._ac(), wait);
+  }
+  // _active records input (or a page becoming visible): an away user is back.
+  _active() {
+    this._input = this._now();
+    if (this.away && this.state != CLOSED) this._became(false), this._ac();
+  }
+  _became(away) {
+    if (this.away == away) return;
+    this.away = away;
+    this.dispatchEvent(new CustomEvent("activity", { detail: { away, idle: this._idle() } }));
+    this._report();
+  }
+  // _idle is how long the user has been idle, in whole ms: 0 when active.
+  _idle() {
+    return this.away ? Math.max(0, Math.round(this._now() - this._input)) : 0;
   }
   _isOffline() {
     const n = this.opts.navigator || G.navigator;
@@ -77,6 +114,7 @@ class Base extends EventTarget {
   _unlisten() {
     for (const k in this._h) off(k == "visibilitychange" ? this._doc : this._win, k, this._h[k]);
     clearTimeout(this._timer);
+    clearTimeout(this._at);
   }
   // _ended records the end of an attempt or connection: a failed attempt
   // counts; a drop does not, and restarts the backoff if it was stable.
@@ -99,6 +137,7 @@ class Base extends EventTarget {
     return code == 1001 && !n ? Math.random() * o.drainWindow : backoff(n, o.backoffBase, o.backoffMax);
   }
   _pagehide() {}
+  _report() {}
 }
 
 // VigilSocket is a WebSocket that stays connected: application pings,
@@ -135,6 +174,16 @@ export class VigilSocket extends Base {
     this._set(CLOSED, { code, reason });
   }
 
+  // _msg is the activity message of docs/PROTOCOL.md.
+  _msg() {
+    return this.away ? "vigil:away " + this._idle() : "vigil:active";
+  }
+
+  _report() {
+    const ws = this._ws;
+    if (this.state == OPEN && ws && ws.readyState == 1) ws.send(this._msg());
+  }
+
   _stop() {
     this._unlisten();
     clearInterval(this._tick);
@@ -152,6 +201,7 @@ export class VigilSocket extends Base {
     ws.onopen = () => {
       if (ws != this._ws) return;
       this._last = this._now();
+      if (this.away) ws.send(this._msg()); // a new session starts active
       for (const m of this._q.splice(0)) ws.send(m);
       this._open();
     };
@@ -264,7 +314,14 @@ export class VigilHeartbeat extends Base {
   }
 
   _body() {
-    return JSON.stringify({ session: this.session, ts: this._now() });
+    const b = { session: this.session, ts: this._now(), state: this.away ? "away" : "active" };
+    if (this.away) b.idle_ms = this._idle();
+    return JSON.stringify(b);
+  }
+
+  // A change of activity is sent at once, with a heartbeat.
+  _report() {
+    if (this.state == OPEN) this._beat();
   }
 
   async _beat() {

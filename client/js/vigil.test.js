@@ -151,7 +151,7 @@ test("hidden tab: timers fire once a minute, replies keep it open", () => {
   for (let i = 0; i < 5; i++) {
     mock.timers.setTime(Date.now() + 60000);
     tick(2500);
-    assert.equal(ws.sent.length, i + 1, "one ping per late tick");
+    assert.equal(ws.sent.filter((m) => m == "ping").length, i + 1, "one ping per late tick");
     ws.recv("pong");
   }
   assert.equal(s.state, OPEN);
@@ -432,6 +432,106 @@ test("presence feed: snapshot, joins, leaves, duplicates ignored", () => {
   assert.deepEqual([...f.online.keys()].sort(), ["b", "d"]);
   f.close();
   assert.ok(FakeES.last.closed);
+});
+
+// hide and show change the page's visibility the way a browser does.
+const hide = () => ((doc.visibilityState = "hidden"), doc.dispatchEvent(new Event("visibilitychange")));
+const show = () => ((doc.visibilityState = "visible"), doc.dispatchEvent(new Event("visibilitychange")));
+// autoPong makes the fake server answer each application ping at once.
+const autoPong = (ws) => {
+  const send = ws.send.bind(ws);
+  ws.send = (d) => (send(d), d == "ping" && ws.recv("pong"));
+  return ws;
+};
+const activity = (t) => {
+  const got = [];
+  t.addEventListener("activity", (e) => got.push(e.detail));
+  return got;
+};
+
+test("activity: away after awayHidden hidden, back on becoming visible", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 25000, pongTimeout: 10000 }));
+  last().open();
+  const ws = autoPong(last()), got = activity(s);
+  const reports = () => ws.sent.filter((m) => m.startsWith("vigil:"));
+  tick(1000);
+  hide();
+  tick(DEFAULTS.awayHidden - 100);
+  assert.equal(s.away, false);
+  assert.deepEqual(reports(), []);
+  tick(100);
+  assert.equal(s.away, true);
+  assert.deepEqual(reports(), ["vigil:away 60000"]);
+  tick(5000);
+  show();
+  assert.equal(s.away, false);
+  assert.deepEqual(reports(), ["vigil:away 60000", "vigil:active"]);
+  assert.deepEqual(got, [{ away: true, idle: 60000 }, { away: false, idle: 0 }]);
+  s.close();
+});
+
+test("activity: away after awayIdle without input, back on the first input; input keeps it active", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 25000, pongTimeout: 10000, awayIdle: 120000 }));
+  last().open();
+  const ws = autoPong(last()), reports = () => ws.sent.filter((m) => m.startsWith("vigil:"));
+  tick(100000);
+  win.dispatchEvent(new Event("pointermove")); // input: the idle time starts again
+  tick(110000);
+  assert.equal(s.away, false);
+  tick(10000);
+  assert.equal(s.away, true);
+  assert.deepEqual(reports(), ["vigil:away 120000"]);
+  win.dispatchEvent(new Event("pointermove"));
+  win.dispatchEvent(new Event("keydown"));
+  assert.deepEqual(reports(), ["vigil:away 120000", "vigil:active"], "back once");
+  tick(119000);
+  assert.equal(s.away, false);
+  s.close();
+});
+
+test("activity: re-sent on a new connection; awayHidden and awayIdle 0 turn it off", () => {
+  const s = new VigilSocket("ws://x/ws", opts({ pingInterval: 25000, pongTimeout: 10000, awayIdle: 0 }));
+  last().open();
+  autoPong(last());
+  hide();
+  tick(60000);
+  assert.equal(s.away, true);
+  last().drop(1012);
+  tick(30000);
+  last().open();
+  assert.deepEqual(last().sent.filter((m) => m.startsWith("vigil:")), ["vigil:away 90000"], "idle since it was hidden");
+  s.close();
+  show();
+  const t = new VigilSocket("ws://x/ws", opts({ awayIdle: 0, awayHidden: 0 }));
+  last().open();
+  hide();
+  tick(3600000);
+  assert.equal(t.away, false);
+  t.close();
+});
+
+test("activity: the HTTP heartbeat sends state and idle_ms at once", async () => {
+  const calls = [];
+  const fetch = async (url, init) => {
+    calls.push(JSON.parse(init.body));
+    return { ok: true, status: 200, headers: new Map(), json: async () => ({ interval_ms: 25000 }) };
+  };
+  const flush = () => new Promise((r) => setImmediate(r));
+  const h = new VigilHeartbeat("/presence", opts({ fetch, session: "tab-1", awayHidden: 5000 }));
+  await flush();
+  assert.equal(calls[0].state, "active");
+  hide();
+  tick(5000);
+  await flush();
+  assert.equal(calls.length, 2, "a heartbeat at once");
+  assert.equal(calls[1].state, "away");
+  assert.equal(calls[1].idle_ms, 5000);
+  show();
+  await flush();
+  assert.equal(calls.length, 3);
+  assert.equal(calls[2].state, "active");
+  assert.equal(calls[2].idle_ms, undefined);
+  h.stop(false);
 });
 
 test("size: minified and gzipped at most 4 KB", () => {
