@@ -51,6 +51,13 @@ type Client struct {
 	recv   chan Message
 	wsem   chan struct{} // held while writing a data message
 
+	// actMu guards the user's activity (activity.go), and is held while
+	// it is sent: by SetAway and SetActive, and by opened until the new
+	// connection is published, so that reports reach the server in order.
+	actMu     sync.Mutex
+	away      bool
+	idleSince int64 // now() when the user went idle
+
 	// mu guards the fields below.
 	mu    sync.Mutex
 	ws    *websocket.Conn // nil while not connected
@@ -312,8 +319,16 @@ func handshakeError(err error, resp *http.Response) error {
 	return he
 }
 
-// opened sends the queued messages on ws and makes it the connection.
+// opened sends the user's activity, if away (a new session starts active),
+// and the queued messages on ws, and makes it the connection.
 func (c *Client) opened(ws *websocket.Conn) {
+	c.actMu.Lock()
+	if c.away {
+		if err := c.write(c.ctx, ws, Text, c.activityMsg()); err != nil {
+			c.log.LogAttrs(c.ctx, slog.LevelDebug, "client: activity report lost", slog.Any("err", err))
+		}
+	}
+	defer c.actMu.Unlock()
 	for {
 		c.mu.Lock()
 		q := c.queue
