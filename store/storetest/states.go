@@ -413,6 +413,26 @@ func testStateLastActive(e *env) {
 	if p.LastActive.Before(tb.to) || p.LastActive.After(endAt.from) {
 		e.Errorf("offline client's LastActive %v; want when its active session closed, between %v and %v", p.LastActive, tb.to, endAt.from)
 	}
+	// Back online with a session idle since before: the client keeps
+	// the latest, its sessions' or those it had.
+	e.sleep(e.u)
+	c := add(presence.Lease{SessionID: "c", Activity: presence.ActivityAway, IdleFor: 50 * e.u})
+	e.checkActive("away session idle since before", e.session(id, "c").LastActive, beat{c, 50 * e.u})
+	if got := e.lookup(id).LastActive; !got.Equal(p.LastActive) {
+		e.Errorf("client back online, away since before: LastActive %v, want %v as while offline", got, p.LastActive)
+	}
+	// A session removed while the client stays online counts too.
+	e.sleep(e.u)
+	add(presence.Lease{SessionID: "d"})
+	e.sleep(e.u)
+	dEnd := e.timed(func() error {
+		_, err := e.store.End(e.ctx, presence.Ending{ClientID: id, SessionID: "d", Reason: presence.ReasonClosed})
+		return err
+	})
+	e.timedActivity(id, "c", presence.ActivityAway, 80*e.u)
+	if got := e.lookup(id).LastActive; got.Before(dEnd.from) || got.After(dEnd.to) {
+		e.Errorf("client whose active session closed beside an away one: LastActive %v, want when it closed (%v)", got, dEnd.from)
+	}
 }
 
 // testStateQueries: room member queries report the client's State and
