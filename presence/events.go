@@ -107,7 +107,9 @@ type Event struct {
 	// Reason is ReasonConnect for Online and Join, and for Offline and
 	// Leave the reason the client's last session (in the room) ended, or
 	// left it (ReasonLeft, or the reason Leave was given). Empty for
-	// Update.
+	// Update. For Away and Back: ReasonConnect when a session's Add
+	// caused it, the reason the session ended for an Away its removal
+	// caused, empty when SetActivity did.
 	Reason Reason
 	// Time is when the Store decided the transition, on the Store's clock.
 	Time time.Time

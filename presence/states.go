@@ -59,10 +59,15 @@ func (a Activity) Validate() error {
 //
 //   - Add with l.Activity away records the session away; a client's first
 //     session recorded away gets Online and then Away in the same step. A
-//     new active session of an away client gets Back.
+//     new active session of an away client gets Back. Add of a session
+//     the Store holds sets its activity as SetActivity would. An Add's
+//     Away or Back comes after its Online and before its room events.
 //   - When the last active session of a client that keeps other sessions
-//     is removed, the client gets Away. An ending session keeps its
-//     activity while it lingers through its grace.
+//     is removed, the client gets Away, after the session's Leaves. A
+//     call that removes every session of a client (End of the client, a
+//     Sweep, a lost node) gives only its Leaves and its Offline. An
+//     ending session keeps its activity while it lingers through its
+//     grace.
 //   - Touch never changes a session's activity, and costs the same for an
 //     away session as for an active one.
 //   - Lookup and List report State and LastActive, Sessions each session's

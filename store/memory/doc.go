@@ -45,6 +45,16 @@
 // A client's last-left time, for MembersAmong, is kept for the 64 rooms it
 // left most recently, and forgotten with the client.
 //
+// # States
+//
+// The Store is a presence.StateStore. A session's activity is a byte of
+// the session, so a beat costs the same for an away session as for an
+// active one, and a store whose sessions are all active holds nothing
+// more than before. An away session's last active time takes a map entry;
+// so does a client's last active time where its own fields cannot tell it
+// (a client that lost a session while online, or came back after being
+// offline): tens of bytes each, forgotten with the client.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use; every method is atomic.

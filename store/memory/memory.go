@@ -76,13 +76,15 @@ type Store struct {
 	// offline lists offline clients, longest offline first, for Retention
 	// and MaxClients.
 	oldest, newest *client
-	rooms          roomTable // see rooms.go
+	rooms          roomTable    // see rooms.go
+	states         stateEntries // see states.go
 }
 
 var (
 	_ presence.Store       = (*Store)(nil)
 	_ presence.NodeSweeper = (*Store)(nil)
 	_ presence.RoomStore   = (*Store)(nil)
+	_ presence.StateStore  = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -104,6 +106,7 @@ func New(cfg Config) (*Store, error) {
 		reasonIDs: make(map[presence.Reason]uint8), reasonNames: make([]presence.Reason, 1), otherReasons: make(map[*session]presence.Reason),
 	}
 	s.rooms.init()
+	s.states.init()
 	for i := range s.shards {
 		s.shards[i] = make(map[string]*client)
 	}
@@ -136,6 +139,7 @@ type session struct {
 	index    int32         // in Store.expiry
 	node     uint16        // in Store.nodeIDs
 	ending   uint8         // 0 while live; why it ended (see Store.setEnding)
+	away     bool          // its activity (see states.go)
 }
 
 // now is the time since the Store was made, on the monotonic clock, so that
@@ -230,7 +234,10 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 			s.clearEnding(x)
 			x.deadline = 0 // the lease, not an earlier grace, decides
 			s.renew(x, l, node, now)
-			return s.enter(nil, x, rooms, l.Meta, now), nil
+			wasActive := c.hasActive()
+			s.setActivity(x, l.Activity, l.IdleFor, now)
+			evs := s.stateEvent(nil, c, x.id, wasActive, presence.ReasonConnect, now)
+			return s.enter(evs, x, rooms, l.Meta, now), nil
 		}
 	}
 	if l.MaxSessions > 0 && c != nil && c.live(now) >= l.MaxSessions {
@@ -243,6 +250,9 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		return nil, fmt.Errorf("%w: memory: %d sessions", presence.ErrLimit, s.nsessions)
 	}
 	wasOffline := c != nil && c.sessions() == 0 // and so in the offline list
+	if wasOffline {
+		s.returning(c)
+	}
 	if c == nil {
 		if s.nclients >= s.cfg.MaxClients {
 			if s.oldest == nil {
@@ -260,17 +270,20 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		// before its first sweep still loses its sessions as node_lost.
 		s.leases[node] = now + int64(l.TTL)
 	}
+	wasActive := c.hasActive()
 	x := &session{c: c, id: l.SessionID, index: -1, next: c.head}
 	c.head = x
 	c.sn++
 	s.nsessions++
 	s.renew(x, l, node, now)
+	s.setActivity(x, l.Activity, l.IdleFor, now)
 	if c.sessions() > 1 {
 		// Sessions lingering through their grace stay, each with its own
 		// deadline and reason: one may outlast the new session. What a
 		// client reconnecting in a loop piles up is bounded by its grace,
 		// maxClientSessions and MaxSessions.
-		return s.enter(nil, x, rooms, l.Meta, now), nil
+		evs := s.stateEvent(nil, c, x.id, wasActive, presence.ReasonConnect, now)
+		return s.enter(evs, x, rooms, l.Meta, now), nil
 	}
 	if wasOffline {
 		s.unlinkOffline(c)
@@ -278,11 +291,12 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	c.sn += 1 << 16
 	c.since = now
 	s.online++
-	evs := make([]presence.Event, 1, 1+len(rooms))
+	evs := make([]presence.Event, 1, 2+len(rooms))
 	evs[0] = presence.Event{
 		ClientID: c.id, Transition: presence.Online, Reason: presence.ReasonConnect,
 		Time: s.wall(now), LastSeen: s.wall(c.seen), SessionID: x.id, Seq: c.seq(),
 	}
+	evs = s.stateEvent(evs, c, x.id, true, presence.ReasonConnect, now) // Online then Away
 	return s.enter(evs, x, rooms, l.Meta, now), nil
 }
 
@@ -432,7 +446,7 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 		x.deadline = deadline
 		heap.Fix(&s.expiry, int(x.index))
 	}
-	return evs, nil
+	return s.flushAway(evs, now), nil
 }
 
 func checkEnding(e presence.Ending) error {
@@ -452,11 +466,13 @@ func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason,
 		evs = s.leaveAll(evs, x, reason, now)
 	}
 	c := x.c
+	s.removing(x, reason)
 	c.unlink(x)
 	s.nsessions--
 	if c.sessions() > 0 {
-		return evs
+		return evs // an Away comes in flushAway, after this call's removals
 	}
+	s.removed(c)
 	c.sn += 1 << 16
 	s.online--
 	evs = append(evs, presence.Event{
@@ -469,6 +485,7 @@ func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason,
 	if s.cfg.Retention < 0 {
 		delete(s.shard(c.id), c.id)
 		delete(s.rooms.left, c)
+		delete(s.states.activeAt, c)
 		s.nclients--
 		return evs
 	}
@@ -502,6 +519,7 @@ func (s *Store) forget(c *client) {
 	s.unlinkOffline(c)
 	delete(s.shard(c.id), c.id)
 	delete(s.rooms.left, c)
+	delete(s.states.activeAt, c)
 	s.nclients--
 }
 
@@ -547,6 +565,7 @@ func (s *Store) sweep(by int, now int64) []presence.Event {
 		}
 		evs = s.remove(evs, x, reason, now)
 	}
+	evs = s.flushAway(evs, now)
 	for s.oldest != nil && s.oldest.since+int64(s.cfg.Retention) <= now {
 		s.forget(s.oldest)
 	}
@@ -577,6 +596,7 @@ func (s *Store) presence(c *client) presence.Presence {
 	if p.Online {
 		p.Since = s.wall(c.since)
 	}
+	s.fillState(c, &p.State, &p.LastActive)
 	return p
 }
 
@@ -593,7 +613,13 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	}
 	out := make([]presence.SessionInfo, 0, c.sessions())
 	for x := c.head; x != nil; x = x.next {
-		info := presence.SessionInfo{ClientID: c.id, ID: x.id, Node: s.nodeIDs[x.node], LastSeen: s.wall(x.seen), Ending: x.ending != 0}
+		info := presence.SessionInfo{
+			ClientID: c.id, ID: x.id, Node: s.nodeIDs[x.node], LastSeen: s.wall(x.seen), Ending: x.ending != 0,
+			Activity: presence.ActivityActive, LastActive: s.wall(s.sessionActive(x)),
+		}
+		if x.away {
+			info.Activity = presence.ActivityAway
+		}
 		if info.Ending {
 			info.Reason = s.endReason(x)
 		}

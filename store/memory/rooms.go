@@ -493,6 +493,7 @@ func (s *Store) member(c *client, i uint32, m member) presence.Member {
 		}
 	}
 	out.LastSeen = s.wall(seen)
+	s.fillState(c, &out.State, &out.LastActive)
 	slices.SortFunc(metas, func(a, b *sessionRooms) int { return cmp.Compare(a.metaTick, b.metaTick) })
 	for _, rx := range metas {
 		out.Metas = append(out.Metas, slices.Clone(rx.meta))

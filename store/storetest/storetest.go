@@ -111,6 +111,15 @@ func Run(t *testing.T, cfg Config) {
 		{"RoomMembersPaging", testRoomMembersPaging},
 		{"RoomBadArguments", testRoomBadArguments},
 		{"RoomCaps", testRoomCaps},
+		{"StateSetActivity", testStateSetActivity},
+		{"StateAdd", testStateAdd},
+		{"StateRemoval", testStateRemoval},
+		{"StateExpiry", testStateExpiry},
+		{"StateTouch", testStateTouch},
+		{"StateLastActive", testStateLastActive},
+		{"StateQueries", testStateQueries},
+		{"StateBadArguments", testStateBadArguments},
+		{"StateTracker", testStateTracker},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -248,6 +257,8 @@ func (r *recorder) listen(tr *presence.Tracker) {
 	tr.OnJoin("", r.hook)
 	tr.OnLeave("", r.hook)
 	tr.OnUpdate("", r.hook)
+	tr.OnAway(r.hook)
+	tr.OnBack(r.hook)
 }
 
 func (r *recorder) of(clientID string) []presence.Event {
@@ -1189,7 +1200,9 @@ func testBadArguments(e *env) {
 // that order: Online and Offline alternate; on a RoomStore, where the
 // sessions also join, leave and update rooms, each room's Join and Leave
 // alternate, between the client's Online and its Offline, and Updates come
-// only while the client is in the room.
+// only while the client is in the room; on a StateStore, where sessions
+// open away or active and report both, Away and Back alternate between the
+// client's Online and its Offline.
 func testConcurrentNodes(e *env) {
 	const (
 		nodes      = 4
@@ -1198,6 +1211,7 @@ func testConcurrentNodes(e *env) {
 		rounds     = 25
 	)
 	_, withRooms := e.store.(presence.RoomStore)
+	_, withStates := e.store.(presence.StateStore)
 	roomNames := []string{"r0", "r1", "r2"}
 	trs := make([]*presence.Tracker, nodes)
 	for i := range trs {
@@ -1235,12 +1249,25 @@ func testConcurrentNodes(e *env) {
 						opts.Meta = []byte(fmt.Sprintf(`{"g":%d}`, g))
 					}
 				}
+				if withStates && r.IntN(3) == 0 {
+					opts.Activity = presence.ActivityAway
+				}
 				s, err := tr.Connect(e.ctx, id, opts)
 				if err != nil {
 					e.Errorf("Connect: %v", err)
 					return
 				}
 				time.Sleep(time.Duration(r.IntN(int(e.grace))))
+				if withStates {
+					for range r.IntN(3) {
+						a := presence.ActivityActive
+						if r.IntN(2) == 0 {
+							a = presence.ActivityAway
+						}
+						check("SetActivity", s.SetActivity(e.ctx, a, 0))
+						time.Sleep(time.Duration(r.IntN(int(e.u))))
+					}
+				}
 				if withRooms {
 					room := roomNames[r.IntN(len(roomNames))]
 					switch r.IntN(3) {
@@ -1292,6 +1319,22 @@ func testConcurrentNodes(e *env) {
 			}
 		}
 	}
+	if withStates {
+		var aways, backs int
+		for c := range clients {
+			for _, ev := range e.rec.of(fmt.Sprintf("c%d", c)) {
+				switch ev.Transition {
+				case presence.Away:
+					aways++
+				case presence.Back:
+					backs++
+				}
+			}
+		}
+		if aways == 0 || backs == 0 {
+			e.Errorf("%d Aways and %d Backs in the whole run; want some of each", aways, backs)
+		}
+	}
 	if withRooms {
 		for _, room := range roomNames {
 			if n, err := trs[0].RoomCount(e.ctx, room); err != nil || n != 0 {
@@ -1304,9 +1347,10 @@ func testConcurrentNodes(e *env) {
 // checkSequence checks one client's events, sorted by Seq, from its first
 // Online to its last Offline: consecutive Seqs, Online and Offline
 // alternating, each room's Join and Leave alternating while the client is
-// online, Updates only in a room it is in, no room left at its Offline.
+// online, Updates only in a room it is in, no room left at its Offline,
+// Away and Back alternating while it is online, starting with Away.
 func checkSequence(evs []presence.Event) error {
-	online := false
+	online, away := false, false
 	in := map[string]bool{}
 	for i, ev := range evs {
 		if want := evs[0].Seq + uint64(i); ev.Seq != want {
@@ -1315,9 +1359,13 @@ func checkSequence(evs []presence.Event) error {
 		ok := true
 		switch ev.Transition {
 		case presence.Online:
-			ok, online = !online, true
+			ok, online, away = !online, true, false
 		case presence.Offline:
-			ok, online = online && len(in) == 0, false
+			ok, online, away = online && len(in) == 0, false, false
+		case presence.Away:
+			ok, away = online && !away, true
+		case presence.Back:
+			ok, away = online && away, false
 		case presence.Join:
 			ok, in[ev.Room] = online && !in[ev.Room], true
 		case presence.Leave:
@@ -1327,7 +1375,7 @@ func checkSequence(evs []presence.Event) error {
 			ok = online && in[ev.Room]
 		}
 		if !ok {
-			return fmt.Errorf("event %d (Seq %d) is %v %q while online=%v, in rooms %v", i, ev.Seq, ev.Transition, ev.Room, online, in)
+			return fmt.Errorf("event %d (Seq %d) is %v %q while online=%v, away=%v, in rooms %v", i, ev.Seq, ev.Transition, ev.Room, online, away, in)
 		}
 	}
 	if online {
