@@ -190,7 +190,14 @@ func TestActivityDisabled(t *testing.T) {
 // Over a Store without states reports are swallowed, not delivered, and
 // close nothing.
 func TestActivityWithoutStates(t *testing.T) {
-	e := newEnv(t, fastTracker(), fastServer())
+	st, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOn(t, plainStore{st}, fastTracker(), fastServer())
+	if e.tr.HasStates() {
+		t.Fatal("plainStore keeps states")
+	}
 	ts := startHTTP(t, e.mux(echo))
 	c := mustDial(t, wsURL(ts, "/ws?id=alice"))
 	for _, m := range []string{"vigil:away 5", "hi"} {
@@ -205,6 +212,73 @@ func TestActivityWithoutStates(t *testing.T) {
 	resp := post(t, ts.URL+"/presence/heartbeat?id=bob&state=away", "", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("heartbeat with state over a Store without states: %d", resp.StatusCode)
+	}
+}
+
+// plainStore hides every ability of its Store but presence.Store's.
+type plainStore struct{ presence.Store }
+
+// Over the memory store: away and back from WebSocket reports and HTTP
+// heartbeats, seen in the hooks and the status endpoints.
+func TestAwayAndBack(t *testing.T) {
+	e := newEnv(t, fastTracker(), fastServer())
+	ts := startHTTP(t, e.mux(echo))
+	c := mustDial(t, wsURL(ts, "/ws?id=alice"))
+	readAll(t, c)
+	if ev := e.waitEvent(t, "alice", 2*time.Second); ev.Transition != presence.Online {
+		t.Fatalf("event %+v, want online", ev)
+	}
+	before := time.Now()
+	if err := c.WriteMessage(websocket.TextMessage, []byte("vigil:away 60000")); err != nil {
+		t.Fatal(err)
+	}
+	away := e.waitEvent(t, "alice", 2*time.Second)
+	if away.Transition != presence.Away {
+		t.Fatalf("event %+v, want away", away)
+	}
+	var st middleware.ClientStatus
+	if code := getJSON(t, ts.URL+"/presence/alice", &st); code != http.StatusOK || st.State != "away" || !st.Online {
+		t.Fatalf("GET /presence/alice: %d %+v, want online and away", code, st)
+	}
+	la, err := time.Parse(time.RFC3339Nano, st.LastActive)
+	if err != nil || la.After(before.Add(-59*time.Second)) || la.Before(before.Add(-62*time.Second)) {
+		t.Fatalf("last_active %q (%v), want a minute before %v", st.LastActive, err, before)
+	}
+	var page middleware.OnlinePage
+	if code := getJSON(t, ts.URL+"/presence", &page); code != http.StatusOK || len(page.Clients) != 1 || page.Clients[0].State != "away" {
+		t.Fatalf("GET /presence: %d %+v, want alice away", code, page)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("vigil:active")); err != nil {
+		t.Fatal(err)
+	}
+	back := e.waitEvent(t, "alice", 3*time.Second)
+	if back.Transition != presence.Back || back.Seq <= away.Seq {
+		t.Fatalf("event %+v, want back after away (seq %d)", back, away.Seq)
+	}
+
+	// HTTP: a first heartbeat away opens the session away; back with the
+	// next one.
+	hb := ts.URL + "/presence/heartbeat?id=bob"
+	if resp := post(t, hb+"&state=away&idle_ms=1000", "", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if ev := e.waitEvent(t, "bob", 2*time.Second); ev.Transition != presence.Online {
+		t.Fatalf("event %+v, want online", ev)
+	}
+	if ev := e.waitEvent(t, "bob", 2*time.Second); ev.Transition != presence.Away {
+		t.Fatalf("event %+v, want away", ev)
+	}
+	if code := getJSON(t, ts.URL+"/presence/bob", &st); code != http.StatusOK || st.State != "away" {
+		t.Fatalf("GET /presence/bob: %d %+v, want away", code, st)
+	}
+	if resp := post(t, hb, "application/json", `{"state":"active"}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if ev := e.waitEvent(t, "bob", 3*time.Second); ev.Transition != presence.Back {
+		t.Fatalf("event %+v, want back", ev)
+	}
+	if code := getJSON(t, ts.URL+"/presence/bob", &st); code != http.StatusOK || st.State != "online" {
+		t.Fatalf("GET /presence/bob: %d %+v, want online", code, st)
 	}
 }
 

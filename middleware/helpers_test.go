@@ -45,6 +45,8 @@ func newEnvOn(t *testing.T, st presence.Store, tcfg presence.Config, cfg middlew
 	rec := func(_ context.Context, ev presence.Event) { e.evCh <- ev }
 	tr.OnOnline(rec)
 	tr.OnOffline(rec)
+	tr.OnAway(rec)
+	tr.OnBack(rec)
 	if cfg.Identify == nil {
 		cfg.Identify = middleware.IdentifyQuery("id")
 	}
