@@ -159,6 +159,10 @@ export declare class VigilHeartbeat extends EventTarget {
 
 export interface FeedClient {
   id: string;
+  /** "online", "away" or "offline" (snapshot entries; over a store with states). */
+  state?: string;
+  /** RFC 3339: when the user was last active (snapshot entries). */
+  last_active?: string;
   /** RFC 3339. */
   since?: string;
   seq?: number;
@@ -186,7 +190,7 @@ export declare class PresenceFeed extends EventTarget {
   readonly online: Map<string, FeedClient>;
   close(): void;
   addEventListener(type: "snapshot", listener: (ev: CustomEvent<{ clients: FeedClient[]; truncated?: boolean }>) => void): void;
-  addEventListener(type: "online" | "offline", listener: (ev: CustomEvent<FeedClient>) => void): void;
+  addEventListener(type: "online" | "offline" | "away" | "back", listener: (ev: CustomEvent<FeedClient>) => void): void;
   addEventListener(type: "join" | "leave" | "update", listener: (ev: CustomEvent<FeedRoomEvent>) => void): void;
   addEventListener(type: "change", listener: (ev: CustomEvent<Map<string, FeedClient>>) => void): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;

@@ -400,7 +400,7 @@ export class VigilHeartbeat extends Base {
 // PresenceFeed follows the server's live presence feed (Server-Sent
 // Events): `online` is a Map of client ID to {id, since}, replaced by each
 // snapshot and updated by each online and offline. Events: 'snapshot',
-// 'online', 'offline' (detail: the client), the rooms' 'join', 'leave' and
+// 'online', 'offline', 'away', 'back' (detail: the client), the rooms' 'join', 'leave' and
 // 'update' (detail: {id, room, session, meta, reason, seq}), and 'change'
 // after each. Per client, events come in seq order; late ones are dropped.
 export class PresenceFeed extends EventTarget {
@@ -420,7 +420,7 @@ export class PresenceFeed extends EventTarget {
       this._seq.clear();
       emit("snapshot", s);
     });
-    for (const type of ["online", "offline", "join", "leave", "update"])
+    for (const type of ["online", "offline", "join", "leave", "update", "away", "back"])
       es.addEventListener(type, (e) => {
         const c = JSON.parse(e.data);
         if (c.seq <= (this._seq.get(c.id) || 0)) return; // a duplicate or late event

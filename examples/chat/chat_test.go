@@ -215,10 +215,12 @@ func (d *demo) connectTo(t *testing.T, path string) *client {
 }
 
 type status struct {
-	ID       string `json:"id"`
-	Online   bool   `json:"online"`
-	Sessions int    `json:"sessions"`
-	LastSeen string `json:"last_seen"`
+	ID         string `json:"id"`
+	Online     bool   `json:"online"`
+	Sessions   int    `json:"sessions"`
+	LastSeen   string `json:"last_seen"`
+	State      string `json:"state"`
+	LastActive string `json:"last_active"`
 }
 
 func TestDemo(t *testing.T) {
@@ -573,4 +575,99 @@ func sortRuns(lines []string) []string {
 		i = j
 	}
 	return lines
+}
+
+// The away contract: a client's activity reports (the WebSocket's
+// "vigil:away <idle_ms>" and "vigil:active", the HTTP heartbeat's state)
+// give away and back log lines with client, node and seq, in seq order
+// between online and offline; GET /presence/{id} and the list answer
+// state and last_active; -away-after is the page's hidden delay.
+func TestDemoAway(t *testing.T) {
+	d := startDemo(t, "-ping-interval", "1s", "-pong-timeout", "1s", "-grace", "300ms", "-drain-window", "200ms", "-away-after", "2500ms")
+	alice := d.connect(t, "alice")
+	d.wait(t, map[string]string{"event": "online", "client": "alice"})
+	if err := alice.ws.WriteMessage(websocket.TextMessage, []byte("vigil:away 180000")); err != nil {
+		t.Fatal(err)
+	}
+	got := d.wait(t, map[string]string{"event": "away", "client": "alice"})
+	if got["node"] == "" || got["seq"] == nil {
+		t.Errorf("away line %v", got)
+	}
+	var st status
+	if code := d.get(t, "/presence/alice", &st); code != 200 || st.State != "away" || !st.Online {
+		t.Fatalf("GET /presence/alice: %d %+v, want online and away", code, st)
+	}
+	if la, err := time.Parse(time.RFC3339Nano, st.LastActive); err != nil || time.Since(la) < 3*time.Minute || time.Since(la) > 4*time.Minute {
+		t.Errorf("last_active %q: want 3 minutes ago", st.LastActive)
+	}
+	var page struct{ Clients []status }
+	if code := d.get(t, "/presence", &page); code != 200 || len(page.Clients) != 1 || page.Clients[0].State != "away" {
+		t.Errorf("GET /presence: %d %+v, want alice away", code, page)
+	}
+	if err := alice.ws.WriteMessage(websocket.TextMessage, []byte("vigil:active")); err != nil {
+		t.Fatal(err)
+	}
+	d.wait(t, map[string]string{"event": "back", "client": "alice"})
+	if code := d.get(t, "/presence/alice", &st); code != 200 || st.State != "online" {
+		t.Fatalf("GET /presence/alice: %d %+v, want online", code, st)
+	}
+
+	// An HTTP page away from its first heartbeat: online, then away.
+	resp, err := http.Post("http://"+d.addr+"/presence/heartbeat?id=bob&session=tab", "application/json", strings.NewReader(`{"state":"away","idle_ms":60000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	d.wait(t, map[string]string{"event": "away", "client": "bob"})
+	resp, err = http.Post("http://"+d.addr+"/presence/heartbeat?id=bob&session=tab&state=busy", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("state=busy: %d, want 400", resp.StatusCode)
+	}
+	// A malformed report closes the socket with 1008.
+	if err := alice.ws.WriteMessage(websocket.TextMessage, []byte("vigil:away soon")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-alice.code:
+		if code != 1008 {
+			t.Errorf("closed with %d, want 1008", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a malformed report did not close the socket")
+	}
+	d.wait(t, map[string]string{"event": "offline", "client": "alice"})
+
+	for client, want := range map[string][]string{
+		"alice": {"online", "away", "back", "offline"},
+		"bob":   {"online", "away"},
+	} {
+		var got []string
+		var last float64
+		for _, l := range d.clientLines(client, "online", "offline", "away", "back") {
+			got = append(got, l["event"].(string))
+			seq, _ := l["seq"].(float64)
+			if seq <= last {
+				t.Errorf("%s: %s with seq %v after %v", client, l["event"], seq, last)
+			}
+			last = seq
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s's lines %q, want %q", client, got, want)
+		}
+	}
+
+	// The page carries -away-after.
+	resp, err = http.Get("http://" + d.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `<meta name="away-after" content="2500">`) {
+		t.Errorf("the page lacks -away-after 2500 ms")
+	}
 }

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -41,6 +42,7 @@ var static embed.FS
 type options struct {
 	addr, store, redisURL, redisPrefix, nodeID, logFormat, logLevel, debugAddr string
 	pingInterval, pongTimeout, idleTimeout, grace, drainWindow, reclaimAfter   time.Duration
+	awayAfter                                                                  time.Duration
 	maxConnsPerClient                                                          int
 }
 
@@ -57,6 +59,7 @@ func main() {
 	flag.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close connections without a chat message for this long (0: off)")
 	flag.DurationVar(&o.grace, "grace", 5*time.Second, "how long an ended session lingers before its client goes offline (negative: none)")
 	flag.DurationVar(&o.drainWindow, "drain-window", 5*time.Second, "on shutdown, spread the 1001 closes over this window")
+	flag.DurationVar(&o.awayAfter, "away-after", 60*time.Second, "the page reports its user away after being hidden this long (0: never)")
 	flag.IntVar(&o.maxConnsPerClient, "max-conns-per-client", 0, "connections plus HTTP sessions per client (0: no cap)")
 	flag.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	flag.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -158,6 +161,8 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	tr.OnOnline(logEvent)
 	tr.OnOffline(logEvent)
+	tr.OnAway(logEvent)
+	tr.OnBack(logEvent)
 	tr.OnJoin("", logEvent)
 	tr.OnLeave("", logEvent)
 	tr.OnUpdate("", logEvent)
@@ -194,9 +199,13 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	defer feed.Close()
 
-	page, _ := fs.Sub(static, "static")
+	index, err := pageHTML(o.awayAfter)
+	if err != nil {
+		_ = tr.Close(context.Background())
+		return err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", http.FileServerFS(page))
+	mux.Handle("GET /{$}", index)
 	mux.Handle("GET /ws", vs.WebSocket(hub.serve))
 	mux.Handle("/rooms/{room}", vs.RoomEndpoint())
 	mux.Handle("GET /presence", vs.OnlineEndpoint())
@@ -252,6 +261,28 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	errs := []error{vs.Shutdown(sctx), tr.Close(sctx)}
 	log.Info("stopped", "event", "stopped", "node", tr.Node())
 	return errors.Join(errs...)
+}
+
+// awayAfterMeta is the page's setting of -away-after, which pageHTML
+// replaces with the flag's value in milliseconds.
+const awayAfterMeta = `<meta name="away-after" content="60000">`
+
+// pageHTML returns the handler of the page, with -away-after in it.
+func pageHTML(awayAfter time.Duration) (http.Handler, error) {
+	raw, err := fs.ReadFile(static, "static/index.html")
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Contains(raw, []byte(awayAfterMeta)) {
+		return nil, errors.New("chat: static/index.html lacks " + awayAfterMeta)
+	}
+	ms := max(awayAfter.Milliseconds(), 0)
+	html := bytes.Replace(raw, []byte(awayAfterMeta), fmt.Appendf(nil, `<meta name="away-after" content="%d">`, ms), 1)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(html))
+	}), nil
 }
 
 func serveDebug(addr string, log *slog.Logger) (*http.Server, error) {
