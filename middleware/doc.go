@@ -64,6 +64,22 @@
 // (store/memory, store/redis): New refuses Config.Rooms otherwise, and
 // RoomEndpoint answers 501.
 //
+// # Away and back
+//
+// Clients report whether their user is there (docs/PROTOCOL.md,
+// "Activity"): over WebSocket with the text messages "vigil:active" and
+// "vigil:away <idle_ms>" (see ActivityPrefix), handled like the application
+// ping and never delivered to the Handler; over HTTP heartbeats with the
+// "state" and "idle_ms" fields. A malformed report closes the connection
+// with 1008 "bad state", or is answered 400 invalid_state. Each report
+// becomes a presence.Session.SetActivity call, only on a change and at
+// most one per session per second (later changes wait, and the latest
+// wins), so a client flipping states costs one Store call a second. The
+// status endpoints answer each client's "state" and "last_active". Over a
+// Store without states (not a presence.StateStore) reports are checked and
+// ignored; Config.DisableActivity hands "vigil:" messages to the
+// application.
+//
 // # Connections
 //
 // After the upgrade the HTTP handler returns, and the connection lives on

@@ -116,9 +116,10 @@ func (s *Server) forget(k httpKey, h *httpSession, r presence.Reason) {
 		delete(s.httpSess, k)
 		s.uncount(k.client)
 	}
+	act := h.act // nil when the session ended before it was kept
 	s.mu.Unlock()
-	if h.act != nil {
-		h.act.stop()
+	if act != nil {
+		act.stop()
 	}
 	if cur {
 		s.obs.ConnClosed(presence.TransportHTTP, 0, r)
