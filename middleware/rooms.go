@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vigilhq/vigil/presence"
 )
@@ -154,16 +153,11 @@ type RoomMember struct {
 	// first: the last one is the latest (presence.Member.Meta). Never
 	// null.
 	Meta []json.RawMessage `json:"meta"`
-	// State is the client's: "online" or "away" (ClientStatus.State).
-	State string `json:"state,omitempty"`
-	// LastActive is the client's last active time (RFC 3339, UTC;
-	// ClientStatus.LastActive); empty when the Store keeps no activity.
-	LastActive string `json:"last_active,omitempty"`
 }
 
 // RoomEndpoint returns the handler (GET) that lists the clients in a room,
 // on every node, one page at a time:
-// {"room":R,"count":N,"members":[{"id":…,"sessions":N,"meta":[…],"state":…,"last_active":…}],"next":CURSOR}.
+// {"room":R,"count":N,"members":[{"id":…,"sessions":N,"meta":[…]}],"next":CURSOR}.
 // The room is the path wildcard {room} (r.PathValue, set by net/http's
 // ServeMux and by chi), or else the "room" query parameter. Query
 // parameters: cursor (from the previous page's next) and limit (default
@@ -214,11 +208,7 @@ func (s *Server) RoomEndpoint() http.Handler {
 			if meta == nil {
 				meta = []json.RawMessage{}
 			}
-			rm := RoomMember{ID: m.ClientID, Sessions: m.Sessions, Meta: meta, State: string(m.State)}
-			if !m.LastActive.IsZero() {
-				rm.LastActive = m.LastActive.UTC().Format(time.RFC3339Nano)
-			}
-			out.Members = append(out.Members, rm)
+			out.Members = append(out.Members, RoomMember{ID: m.ClientID, Sessions: m.Sessions, Meta: meta})
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
