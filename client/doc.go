@@ -29,10 +29,16 @@
 //     (4500: kicked; 4501: idle), as do the handshake answers 401, 403 and
 //     other client errors; everything else reconnects. See Retryable.
 //   - At most one connection at a time, and Close never reconnects.
+//   - Away and back. SetAway(ctx, idleFor) and SetActive(ctx) report
+//     whether the user is there ("vigil:away <idle_ms>", "vigil:active");
+//     the server marks the client away once all its sessions are. Only
+//     changes are sent, and an away report again at the start of each new
+//     connection, whose session starts active.
 //
 // # Concurrency
 //
-// Send, Receive, State, Err, Done and Close are safe for concurrent use.
+// Send, Receive, State, Err, Done, Close, SetAway, SetActive and Away are
+// safe for concurrent use.
 // Messages from every connection arrive on one Receive; call it in a loop,
 // or the Client stops reading once Config.ReceiveBuffer messages wait.
 // Config.OnState is called on the Client's own goroutine, one call at a

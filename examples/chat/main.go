@@ -240,7 +240,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", "event", "listening", "addr", ln.Addr().String(), "node", tr.Node(),
-		"ping_interval", o.pingInterval, "pong_timeout", o.pongTimeout, "ttl", o.pingInterval+o.pongTimeout, "grace", o.grace)
+		"ping_interval", o.pingInterval, "pong_timeout", o.pongTimeout, "ttl", o.pingInterval+o.pongTimeout, "grace", o.grace, "away_after", o.awayAfter)
 
 	select {
 	case <-ctx.Done():
