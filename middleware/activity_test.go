@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -108,6 +109,45 @@ func TestActivityMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitCall(t, presence.ActivityActive)
+}
+
+// A client flipping its state 1000 times in a second, at the defaults,
+// costs at most three Store calls (one at once, one when the first second
+// is over, one for the change that came after it), counted on fake time;
+// the last records the state it ended on.
+func TestSynctestActivityCoalesced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st, _ := memory.New(memory.Config{})
+		f := &stateFake{Store: st}
+		b := newBubbleOn(t, f, presence.Config{}, middleware.Config{}, nil)
+		c := b.connect(t, "flip")
+		b.next(t) // online
+		for i := range 1000 {
+			m := "vigil:away 10"
+			if i%2 == 1 {
+				m = "vigil:active"
+			}
+			if err := c.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := c.WriteMessage(websocket.TextMessage, []byte("vigil:away 7")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		calls := f.recorded()
+		if len(calls) == 0 || len(calls) > 3 {
+			t.Fatalf("%d SetActivity calls for 1001 reports in a second, want 1 to 3: %+v", len(calls), calls)
+		}
+		t.Logf("%d SetActivity calls for 1001 reports", len(calls))
+		if last := calls[len(calls)-1]; last.Activity != presence.ActivityAway || last.IdleFor < 7*time.Millisecond {
+			t.Fatalf("last call %+v, want away, idle at least 7ms", last)
+		}
+		c.Close()
+		b.close(t)
+	})
 }
 
 // A client flipping its state as fast as it can write costs about one

@@ -67,6 +67,12 @@ type bubble struct {
 func newBubble(t *testing.T, tcfg presence.Config, cfg middleware.Config, h middleware.Handler) *bubble {
 	t.Helper()
 	st, _ := memory.New(memory.Config{})
+	return newBubbleOn(t, st, tcfg, cfg, h)
+}
+
+// newBubbleOn is newBubble over the Store st.
+func newBubbleOn(t *testing.T, st presence.Store, tcfg presence.Config, cfg middleware.Config, h middleware.Handler) *bubble {
+	t.Helper()
 	tcfg.Node = "n1"
 	tr, err := presence.New(context.Background(), st, tcfg)
 	if err != nil {
