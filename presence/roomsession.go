@@ -109,12 +109,12 @@ func (t *Tracker) newSessionRooms(rooms []string, meta json.RawMessage, a Activi
 	if err := (SessionActivity{ClientID: "-", SessionID: "-", Activity: a, IdleFor: idleFor}).Validate(); err != nil {
 		return nil, err
 	}
-	d := &sessionRooms{meta: slices.Clone(meta)}
+	d := &sessionRooms{meta: slices.Clone(meta), activity: a}
 	if a == ActivityAway {
 		if _, err := t.stateStore(); err != nil {
 			return nil, err
 		}
-		d.activity, d.idleFor, d.idleAt = a, idleFor, t.now()
+		d.idleFor, d.idleAt = idleFor, t.now()
 	}
 	for _, r := range rooms {
 		if err := ValidateRoom(r); err != nil {
@@ -131,7 +131,7 @@ func (t *Tracker) newSessionRooms(rooms []string, meta json.RawMessage, a Activi
 }
 
 // apply joins a session Connect found again to d's rooms, and sets d's
-// metadata if any.
+// metadata if any, and its activity if given and not the session's.
 func (s *Session) apply(ctx context.Context, d *sessionRooms) error {
 	if d == nil {
 		return nil
@@ -142,7 +142,14 @@ func (s *Session) apply(ctx context.Context, d *sessionRooms) error {
 		}
 	}
 	if len(d.meta) > 0 && string(d.meta) != string(s.Meta()) {
-		return s.SetMeta(ctx, d.meta)
+		if err := s.SetMeta(ctx, d.meta); err != nil {
+			return err
+		}
+	}
+	// Only a change: a page beating with the activity it has costs no
+	// Store call.
+	if d.activity != "" && d.activity != s.Activity() {
+		return s.SetActivity(ctx, d.activity, d.idleFor)
 	}
 	return nil
 }

@@ -368,3 +368,35 @@ func TestStatesUnsupported(t *testing.T) {
 		}
 	})
 }
+
+// A Connect with the ID of a live session (an HTTP-heartbeat page beating)
+// sets the activity it gives when it differs from the session's, and
+// fires what that changes.
+func TestConnectSameSessionIDSetsActivity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTracker(t, newStore(t), presence.Config{})
+		rec := &events{}
+		listenStates(tr, rec)
+		s, _ := tr.Connect(ctx, "jo", presence.SessionOptions{ID: "tab"})
+		for _, a := range []presence.Activity{presence.ActivityAway, presence.ActivityAway, ""} {
+			got, err := tr.Connect(ctx, "jo", presence.SessionOptions{ID: "tab", Activity: a})
+			if err != nil || got != s {
+				t.Fatalf("Connect(%q) = %p, %v; want the same session %p", a, got, err, s)
+			}
+		}
+		synctest.Wait()
+		if got, want := rec.list(), []string{"jo:online", "jo:away"}; !slices.Equal(got, want) {
+			t.Fatalf("events = %v, want %v", got, want)
+		}
+		if _, err := tr.Connect(ctx, "jo", presence.SessionOptions{ID: "tab", Activity: presence.ActivityActive}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got, want := rec.list(), []string{"jo:online", "jo:away", "jo:back"}; !slices.Equal(got, want) {
+			t.Fatalf("events = %v, want %v", got, want)
+		}
+		if s.Activity() != presence.ActivityActive {
+			t.Fatalf("Activity = %q, want active", s.Activity())
+		}
+	})
+}
