@@ -1265,7 +1265,7 @@ func testConcurrentNodes(e *env) {
 							a = presence.ActivityAway
 						}
 						check("SetActivity", s.SetActivity(e.ctx, a, 0))
-						time.Sleep(time.Duration(r.IntN(int(e.u))))
+						time.Sleep(time.Duration(r.IntN(int(e.u / 2))))
 					}
 				}
 				if withRooms {
