@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/vigilhq/vigil/presence"
 	"github.com/vigilhq/vigil/store/memory"
@@ -147,4 +148,40 @@ func ExampleSession_Join() {
 	// alice left game:7 left
 	// rooms: [lobby]
 	// alice left lobby shutdown
+}
+
+func ExampleSession_SetActivity() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tr, _ := presence.New(ctx, store, presence.Config{Node: "web-1"})
+	defer tr.Close(ctx)
+	// Hooks run on the Tracker's goroutines; this example waits for them.
+	done := make(chan struct{})
+	show := func(ctx context.Context, ev presence.Event) {
+		fmt.Println(ev.ClientID, ev.Transition)
+		done <- struct{}{}
+	}
+	tr.OnAway(show)
+	tr.OnBack(show)
+
+	phone, _ := tr.Connect(ctx, "alice", presence.SessionOptions{})
+	laptop, _ := tr.Connect(ctx, "alice", presence.SessionOptions{})
+	// The laptop's page was hidden for a minute: alice is still online,
+	// on her phone.
+	laptop.SetActivity(ctx, presence.ActivityAway, time.Minute)
+	p, _ := tr.Presence(ctx, "alice")
+	fmt.Println(p.State)
+	// The phone's screen locks: every session is away.
+	phone.SetActivity(ctx, presence.ActivityAway, 0)
+	<-done
+	p, _ = tr.Presence(ctx, "alice")
+	fmt.Println(p.State)
+	// A key pressed on the laptop.
+	laptop.SetActivity(ctx, presence.ActivityActive, 0)
+	<-done
+	// Output:
+	// online
+	// alice away
+	// away
+	// alice back
 }

@@ -368,6 +368,7 @@ func TestStatesUnsupported(t *testing.T) {
 		}
 	})
 }
+
 // A Connect with the ID of a live session (an HTTP-heartbeat page beating)
 // sets the activity it gives when it differs from the session's, and
 // fires what that changes.

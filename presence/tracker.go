@@ -199,10 +199,10 @@ type SessionOptions struct {
 // if this is its first session. If this node already has a live session
 // with opts.ID for the client, Connect beats it and returns it, after
 // joining it to opts.Rooms, setting opts.Meta if given and opts.Activity if
-// given and not the session's (if that fails,
-// Connect returns the error and no session, and the session stays as it
-// was); one whose last beat is more than TTL old is ended (OnGone is
-// called with ReasonExpired) and replaced.
+// given and not the session's (if that fails, Connect returns the error and
+// no session, and the session stays as it was); one whose last beat is
+// more than TTL old is ended (OnGone is called with ReasonExpired) and
+// replaced.
 //
 // When the Store cannot be reached, Connect still returns the session and
 // keeps trying to record it; hooks fire when the Store has recorded it. It

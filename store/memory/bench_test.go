@@ -43,13 +43,17 @@ func BenchmarkSweep100k(b *testing.B) {
 
 // BenchmarkTouch1k writes one batch of 1000 leases, as a Tracker does every
 // SweepInterval/2.
-func BenchmarkTouch1k(b *testing.B) { benchTouch(b, 0) }
+func BenchmarkTouch1k(b *testing.B) { benchTouch(b, 0, "") }
 
 // BenchmarkTouch1kIn5Rooms is BenchmarkTouch1k with each session in 5
 // rooms: a beat never touches memberships, so it costs the same.
-func BenchmarkTouch1kIn5Rooms(b *testing.B) { benchTouch(b, 5) }
+func BenchmarkTouch1kIn5Rooms(b *testing.B) { benchTouch(b, 5, "") }
 
-func benchTouch(b *testing.B, rooms int) {
+// BenchmarkTouch1kAway is BenchmarkTouch1k with every session away: a
+// beat never reads a session's activity, so it costs the same.
+func BenchmarkTouch1kAway(b *testing.B) { benchTouch(b, 0, presence.ActivityAway) }
+
+func benchTouch(b *testing.B, rooms int, a presence.Activity) {
 	s, err := memory.New(memory.Config{})
 	if err != nil {
 		b.Fatal(err)
@@ -58,6 +62,7 @@ func benchTouch(b *testing.B, rooms int) {
 	for i := range leases {
 		leases[i] = presence.Lease{ClientID: fmt.Sprintf("c%d", i), SessionID: "s", Node: "n", TTL: time.Hour}
 		l := leases[i]
+		l.Activity = a
 		for r := range rooms {
 			l.Rooms = append(l.Rooms, fmt.Sprintf("room-%d", (i+r)%50))
 		}

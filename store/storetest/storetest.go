@@ -18,7 +18,10 @@
 //	}
 //
 // The suite drives the store through real Trackers (several of them, as
-// nodes sharing the store) and records every event their hooks see.
+// nodes sharing the store) and records every event their hooks see. The
+// tests of an optional ability (presence.RoomStore, presence.StateStore)
+// run on a store that has it, found by type assertion, and are skipped on
+// one that has not.
 //
 // # Time
 //
@@ -1265,7 +1268,7 @@ func testConcurrentNodes(e *env) {
 							a = presence.ActivityAway
 						}
 						check("SetActivity", s.SetActivity(e.ctx, a, 0))
-						time.Sleep(time.Duration(r.IntN(int(e.u))))
+						time.Sleep(time.Duration(r.IntN(int(e.u / 2))))
 					}
 				}
 				if withRooms {
