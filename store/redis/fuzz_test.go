@@ -69,6 +69,10 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=201326593\ntm=1795640278516\nls=1795640278516\nof=0\nn=a")
 	f.Add("c={x}\nt=offline\ns=*\nr=timeout\nq=2\ntm=1\nls=1\nof=5\nn=")
 	f.Add("t=sideways")
+	f.Add("c=alice\nt=join\ns=s1\nr=connect\nq=201326594\ntm=1795640278516\nls=1795640278516\nof=0\nn=a\nrm=general\nm={\"name\":\"Alice\"}")
+	f.Add("c=alice\nt=update\ns=s1\nr=\nq=201326595\ntm=1795640278517\nls=1795640278517\nof=0\nn=a\nrm=general\nm=[1,2]")
+	f.Add("c=alice\nt=leave\ns=s1\nr=expired\nq=201326596\ntm=1795640278518\nls=1795640278510\nof=0\nn=\nrm=game:42")
+	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=3\ntm=1\nls=1\nof=0\nrm=general")
 	f.Fuzz(func(t *testing.T, in string) {
 		var fields []string
 		for _, line := range strings.Split(in, "\n") {
@@ -79,7 +83,16 @@ func FuzzDecodeEntry(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ev.Transition != presence.Online && ev.Transition != presence.Offline {
+		switch ev.Transition {
+		case presence.Online, presence.Offline:
+			if ev.Room != "" || ev.Meta != nil {
+				t.Fatalf("%v with room %q meta %q", ev.Transition, ev.Room, ev.Meta)
+			}
+		case presence.Join, presence.Leave, presence.Update:
+			if presence.ValidateRoom(ev.Room) != nil || presence.ValidateMeta(ev.Meta) != nil {
+				t.Fatalf("%v with room %q meta %q", ev.Transition, ev.Room, ev.Meta)
+			}
+		default:
 			t.Fatalf("transition %v", ev.Transition)
 		}
 		if presence.ValidateID(ev.ClientID) != nil || ev.Seq == 0 || ev.OnlineFor < 0 {

@@ -39,6 +39,11 @@ var luaTables = []luaTable{
 	{"touch.lua", "FH", "touchFulls", 0},
 	{"touch.lua", "FI", "touchFull", 0},
 	{"common.lua", "EV", "event", 1},
+	{"rooms.lua", "A", "roomsArg", 0},
+	{"rooms.lua", "ST", "roomsStatus", 0},
+	{"members.lua", "A", "membersArg", 0},
+	{"among.lua", "A", "amongArg", 0},
+	{"among.lua", "AI", "amongItem", 0},
 }
 
 // goNames evaluates the constants of luanames.go.
