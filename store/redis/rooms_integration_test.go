@@ -176,3 +176,121 @@ func TestRoomsJournal(t *testing.T) {
 		t.Fatalf("reclaimed %+v", got)
 	}
 }
+
+// TestRoomsDataLoss empties Redis while two Stores (nodes a and b) hold
+// sessions in rooms, and checks that every room transition stays exactly
+// once through the re-assertion window:
+//   - alice (in general and random on a) connects on b in the window, in
+//     general: no second Online or Join; she leaves random on a in the
+//     window: one Leave;
+//   - bob's session on a ended just before the loss and lingers in its
+//     grace, in general: one Leave, then one Offline, once it is over;
+//   - erin leaves general on a right after the loss, before any Sweep
+//     re-asserted her session: one Leave;
+//   - dave, new, connects on b in the window, in general: one Online and
+//     one Join, late;
+//   - carol (general, on b) stays: nothing.
+//
+// Then general's members are alice, carol, dave and erin's still online:
+// no ghost.
+func TestRoomsDataLoss(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Standalone(t)
+	const window = 500 * time.Millisecond
+	cfg := redisstore.Config{Reassert: window}
+	a := redistest.Store(t, rdb, cfg)
+	cfg.Prefix = a.Config().Prefix
+	b := redistest.Store(t, rdb, cfg)
+	lease := func(id, sid, node string, rooms ...string) presence.Lease {
+		return presence.Lease{ClientID: id, SessionID: sid, Node: node, TTL: 10 * time.Second, Rooms: rooms,
+			Meta: json.RawMessage(`{"n":"` + id + `"}`)}
+	}
+	var evs []presence.Event
+	do := func(got []presence.Event, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, got...)
+	}
+	for _, st := range []*redisstore.Store{a, b} {
+		do(st.Sweep(ctx)) // both know every bucket's generation
+	}
+	do(a.Add(ctx, lease("alice", "s", "a", "general", "random")))
+	do(a.Add(ctx, lease("bob", "s", "a", "general")))
+	do(a.Add(ctx, lease("erin", "s", "a", "general")))
+	do(b.Add(ctx, lease("carol", "s", "b", "general")))
+	// Records re-created after the loss start their Seq from Redis's
+	// clock in seconds (see "Sequence numbers" in the package
+	// documentation): lost in the second they were made, they would
+	// repeat the Seqs of that second.
+	time.Sleep(time.Second)
+	do(a.End(ctx, presence.Ending{ClientID: "bob", SessionID: "s", Grace: 2 * window}))
+	before := len(evs)
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	do(a.Leave(ctx, presence.Membership{ClientID: "erin", SessionID: "s", Room: "general"}))
+	do(b.Add(ctx, lease("alice", "t", "b", "general")))
+	do(a.Sweep(ctx)) // re-asserts alice, erin and bob (ending), with their rooms
+	do(b.Sweep(ctx)) // re-asserts carol
+	do(a.Leave(ctx, presence.Membership{ClientID: "alice", SessionID: "s", Room: "random"}))
+	do(b.Add(ctx, lease("dave", "s", "b", "general")))
+	time.Sleep(window + 100*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		do(a.Sweep(ctx))
+		do(b.Sweep(ctx))
+		if n, _ := a.RoomCount(ctx, "general"); n == 3 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	do(a.Sweep(ctx))
+	got := map[string][]string{}
+	seqs := map[string][]uint64{}
+	for i, ev := range evs {
+		seqs[ev.ClientID] = append(seqs[ev.ClientID], ev.Seq)
+		if i < before {
+			continue
+		}
+		s := ev.Transition.String()
+		if ev.Room != "" {
+			s += ":" + ev.Room
+		}
+		got[ev.ClientID] = append(got[ev.ClientID], s)
+	}
+	want := map[string][]string{
+		"alice": {"leave:random"},
+		"bob":   {"leave:general", "offline"},
+		"erin":  {"leave:general"},
+		"dave":  {"online", "join:general"},
+	}
+	for _, id := range []string{"alice", "bob", "carol", "dave", "erin"} {
+		if !slices.Equal(got[id], want[id]) {
+			t.Errorf("%s: transitions after the loss %v, want %v", id, got[id], want[id])
+		}
+		if !slices.IsSorted(seqs[id]) || len(slices.Compact(slices.Clone(seqs[id]))) != len(seqs[id]) {
+			t.Errorf("%s: seqs %v", id, seqs[id])
+		}
+	}
+	page, err := b.Members(ctx, "general", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range page.Members {
+		ids = append(ids, m.ClientID)
+		if len(m.Metas) == 0 {
+			t.Errorf("%s: no metadata after the loss", m.ClientID)
+		}
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"alice", "carol", "dave"}) {
+		t.Errorf("general's members %v, want alice, carol, dave", ids)
+	}
+	rooms, err := a.ClientRooms(ctx, "alice")
+	if err != nil || !slices.Equal(rooms, []string{"general"}) {
+		t.Errorf("alice's rooms %v, %v", rooms, err)
+	}
+}
