@@ -71,11 +71,13 @@ type Store struct {
 	// offline lists offline clients, longest offline first, for Retention
 	// and MaxClients.
 	oldest, newest *client
+	rooms          roomTable // see rooms.go
 }
 
 var (
 	_ presence.Store       = (*Store)(nil)
 	_ presence.NodeSweeper = (*Store)(nil)
+	_ presence.RoomStore   = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -93,14 +95,15 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: memory: MaxClients %d or MaxSessions %d out of range", presence.ErrInvalidArgument, cfg.MaxClients, cfg.MaxSessions)
 	}
 	s := &Store{cfg: cfg, epoch: time.Now(), nodeIdx: make(map[string]uint16), reasons: make(map[presence.Reason]*presence.Reason)}
+	s.rooms.init()
 	for i := range s.shards {
 		s.shards[i] = make(map[string]*client)
 	}
 	return s, nil
 }
 
-// client and session are laid out to fit 64-byte allocations: a store may
-// hold a million of each.
+// client is laid out to fit a 64-byte allocation, session an 80-byte one:
+// a store may hold a million of each.
 type client struct {
 	id string
 	// sn packs the client's transition number (high 48 bits: see
@@ -122,8 +125,9 @@ type session struct {
 	seen     int64
 	reason   *presence.Reason // set while ending, interned
 	next     *session
-	index    int32  // in Store.expiry
-	node     uint16 // in Store.nodeIDs
+	rx       *sessionRooms // rooms and metadata; nil if it has neither
+	index    int32         // in Store.expiry
+	node     uint16        // in Store.nodeIDs
 }
 
 // now is the time since the Store was made, on the monotonic clock, so that
@@ -153,8 +157,9 @@ func (c *client) seq() uint64   { return c.sn >> 16 }
 
 // seqBase is the first transition number of a client record made at now:
 // seconds since 2023-11-14 times 2^16, so that a client forgotten and seen
-// again never reuses an Event.ID (unless it made 65,536 transitions a
-// second). Online numbers stay odd.
+// again never reuses an Event.ID (unless it made 65,536 transitions, of
+// every kind, a second). Every transition takes the next number, so
+// Online numbers have no parity of their own.
 func (s *Store) seqBase(now int64) uint64 {
 	sec := s.wall(now).Unix() - 1_700_000_000
 	return uint64(max(sec, 0)) << 16
@@ -205,6 +210,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	if err := checkLease(l); err != nil {
 		return nil, err
 	}
+	rooms := sortedRooms(l.Rooms)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	node, err := s.node(l.Node)
@@ -215,10 +221,13 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	c := s.get(l.ClientID)
 	if c != nil {
 		if x := c.find(l.SessionID); x != nil {
+			if n := roomsAfter(x, rooms, &s.rooms); n > presence.MaxRoomsPerSession {
+				return nil, fmt.Errorf("%w: memory: session %q of %q would be in %d rooms", presence.ErrLimit, x.id, c.id, n)
+			}
 			x.reason = nil
 			x.deadline = 0 // the lease, not an earlier grace, decides
 			s.renew(x, l, node, now)
-			return nil, nil
+			return s.enter(nil, x, rooms, l.Meta, now), nil
 		}
 	}
 	if l.MaxSessions > 0 && c != nil && c.live(now) >= l.MaxSessions {
@@ -258,7 +267,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		// deadline and reason: one may outlast the new session. What a
 		// client reconnecting in a loop piles up is bounded by its grace,
 		// maxClientSessions and MaxSessions.
-		return nil, nil
+		return s.enter(nil, x, rooms, l.Meta, now), nil
 	}
 	if wasOffline {
 		s.unlinkOffline(c)
@@ -266,10 +275,12 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	c.sn += 1 << 16
 	c.since = now
 	s.online++
-	return []presence.Event{{
+	evs := make([]presence.Event, 1, 1+len(rooms))
+	evs[0] = presence.Event{
 		ClientID: c.id, Transition: presence.Online, Reason: presence.ReasonConnect,
 		Time: s.wall(now), LastSeen: s.wall(c.seen), SessionID: x.id, Seq: c.seq(),
-	}}, nil
+	}
+	return s.enter(evs, x, rooms, l.Meta, now), nil
 }
 
 // renew applies a lease to a live session.
@@ -403,10 +414,14 @@ func checkEnding(e presence.Ending) error {
 	return nil
 }
 
-// remove deletes a session and appends the Offline event if it was its
-// client's last.
+// remove deletes a session and appends the Leave events of the rooms its
+// client leaves with it, then the Offline event if it was its client's
+// last.
 func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason, now int64) []presence.Event {
 	heap.Remove(&s.expiry, int(x.index))
+	if x.rx != nil {
+		evs = s.leaveAll(evs, x, reason, now)
+	}
 	c := x.c
 	c.unlink(x)
 	s.nsessions--
@@ -424,6 +439,7 @@ func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason,
 	})
 	if s.cfg.Retention < 0 {
 		delete(s.shard(c.id), c.id)
+		delete(s.rooms.left, c)
 		s.nclients--
 		return evs
 	}
@@ -456,6 +472,7 @@ func (s *Store) unlinkOffline(c *client) {
 func (s *Store) forget(c *client) {
 	s.unlinkOffline(c)
 	delete(s.shard(c.id), c.id)
+	delete(s.rooms.left, c)
 	s.nclients--
 }
 
@@ -550,6 +567,12 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 		info := presence.SessionInfo{ClientID: c.id, ID: x.id, Node: s.nodeIDs[x.node], LastSeen: s.wall(x.seen), Ending: x.reason != nil}
 		if info.Ending {
 			info.Reason = *x.reason
+		}
+		if x.rx != nil {
+			for _, i := range s.roomsByName(x) {
+				info.Rooms = append(info.Rooms, s.rooms.list[i].name)
+			}
+			info.Meta = slices.Clone(x.rx.meta)
 		}
 		out = append(out, info)
 	}

@@ -99,6 +99,17 @@ func Run(t *testing.T, cfg Config) {
 		{"ConcurrentNodesAlternate", testConcurrentNodes},
 		{"MaxSessionsAcrossNodes", testMaxSessions},
 		{"StoreCaps", testStoreCaps},
+		{"RoomAddIsAtomic", testRoomAddAtomic},
+		{"RoomJoinLeaveInOneSeq", testRoomJoinLeave},
+		{"RoomReloadWithinGraceFiresNothing", testRoomGraceReload},
+		{"RoomExpiryLeavesAtOnce", testRoomExpiry},
+		{"RoomSeveralSessionsOneMembership", testRoomSeveralSessions},
+		{"RoomMetadata", testRoomMeta},
+		{"RoomJoinLeaveErrors", testRoomStoreCalls},
+		{"RoomNodeLostAndRestart", testRoomNodeLost},
+		{"RoomQueries", testRoomQueries},
+		{"RoomMembersPaging", testRoomMembersPaging},
+		{"RoomBadArguments", testRoomBadArguments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,8 +160,7 @@ func (e *env) trackerWith(node string, maxSessions int) *presence.Tracker {
 	if err != nil {
 		e.Fatalf("presence.New(%q): %v", node, err)
 	}
-	tr.OnOnline(e.rec.hook)
-	tr.OnOffline(e.rec.hook)
+	e.rec.listen(tr)
 	e.Cleanup(func() {
 		if err := tr.Close(context.Background()); err != nil {
 			e.Errorf("Close(%q): %v", node, err)
@@ -230,6 +240,15 @@ func (r *recorder) hook(_ context.Context, ev presence.Event) {
 	r.mu.Unlock()
 }
 
+// listen records every transition tr observes, rooms' included.
+func (r *recorder) listen(tr *presence.Tracker) {
+	tr.OnOnline(r.hook)
+	tr.OnOffline(r.hook)
+	tr.OnJoin("", r.hook)
+	tr.OnLeave("", r.hook)
+	tr.OnUpdate("", r.hook)
+}
+
 func (r *recorder) of(clientID string) []presence.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -242,11 +261,20 @@ func (r *recorder) of(clientID string) []presence.Event {
 	return out
 }
 
-// kinds lists the events of clientID as "online/connect", "offline/closed"...
+// kinds lists the events of clientID as "online/connect", "offline/closed",
+// and for rooms "join/connect room", "leave/left room", "update/ room"...
 func (r *recorder) kinds(clientID string) []string {
+	return kinds(r.of(clientID))
+}
+
+func kinds(evs []presence.Event) []string {
 	var out []string
-	for _, ev := range r.of(clientID) {
-		out = append(out, ev.Transition.String()+"/"+string(ev.Reason))
+	for _, ev := range evs {
+		k := ev.Transition.String() + "/" + string(ev.Reason)
+		if ev.Room != "" {
+			k += " " + ev.Room
+		}
+		out = append(out, k)
 	}
 	return out
 }
@@ -266,8 +294,8 @@ func testOnlineOffline(e *env) {
 	e.settle()
 	e.expect("alice", on)
 	ev := e.rec.of("alice")[0]
-	if ev.Seq%2 != 1 || ev.Node != "n1" || ev.SessionID != s.ID() || ev.Time.IsZero() {
-		e.Fatalf("online event = %+v: want an odd Seq, Node n1, SessionID %q, Time set", ev, s.ID())
+	if ev.Seq == 0 || ev.Node != "n1" || ev.SessionID != s.ID() || ev.Time.IsZero() {
+		e.Fatalf("online event = %+v: want a Seq, Node n1, SessionID %q, Time set", ev, s.ID())
 	}
 	e.sleep(3 * e.u)
 	e.end(s, presence.ReasonClosed)
@@ -1156,7 +1184,11 @@ func testBadArguments(e *env) {
 
 // testConcurrentNodes churns sessions of a few clients from many goroutines
 // on four nodes and checks that, per client, the events of all nodes
-// together alternate strictly with no gap and no duplicate.
+// together follow one Seq with no gap and no duplicate, and make sense in
+// that order: Online and Offline alternate; on a RoomStore, where the
+// sessions also join, leave and update rooms, each room's Join and Leave
+// alternate, between the client's Online and its Offline, and Updates come
+// only while the client is in the room.
 func testConcurrentNodes(e *env) {
 	const (
 		nodes      = 4
@@ -1164,6 +1196,8 @@ func testConcurrentNodes(e *env) {
 		clients    = 12
 		rounds     = 25
 	)
+	_, withRooms := e.store.(presence.RoomStore)
+	roomNames := []string{"r0", "r1", "r2"}
 	trs := make([]*presence.Tracker, nodes)
 	for i := range trs {
 		trs[i] = e.tracker(fmt.Sprintf("node-%d", i))
@@ -1172,8 +1206,13 @@ func testConcurrentNodes(e *env) {
 	perNode := make([]*recorder, nodes)
 	for i, tr := range trs {
 		perNode[i] = &recorder{}
-		tr.OnOnline(perNode[i].hook)
-		tr.OnOffline(perNode[i].hook)
+		perNode[i].listen(tr)
+	}
+	// A room call may race with a Kick from another goroutine.
+	check := func(what string, err error) {
+		if err != nil && !errors.Is(err, presence.ErrNotFound) {
+			e.Errorf("%s: %v", what, err)
+		}
 	}
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -1184,12 +1223,35 @@ func testConcurrentNodes(e *env) {
 			for range rounds {
 				tr := trs[r.IntN(nodes)]
 				id := fmt.Sprintf("c%d", r.IntN(clients))
-				s, err := tr.Connect(e.ctx, id, presence.SessionOptions{})
+				var opts presence.SessionOptions
+				if withRooms {
+					for _, room := range roomNames {
+						if r.IntN(2) == 0 {
+							opts.Rooms = append(opts.Rooms, room)
+						}
+					}
+					if r.IntN(2) == 0 {
+						opts.Meta = []byte(fmt.Sprintf(`{"g":%d}`, g))
+					}
+				}
+				s, err := tr.Connect(e.ctx, id, opts)
 				if err != nil {
 					e.Errorf("Connect: %v", err)
 					return
 				}
 				time.Sleep(time.Duration(r.IntN(int(e.grace))))
+				if withRooms {
+					room := roomNames[r.IntN(len(roomNames))]
+					switch r.IntN(3) {
+					case 0:
+						check("Join", s.Join(e.ctx, room))
+					case 1:
+						check("SetMeta", s.SetMeta(e.ctx, []byte(fmt.Sprintf(`{"g":%d,"r":%d}`, g, r.IntN(3)))))
+					default:
+						check("Leave", s.Leave(e.ctx, room))
+					}
+					time.Sleep(time.Duration(r.IntN(int(e.u))))
+				}
 				switch r.IntN(10) {
 				case 0:
 					_ = tr.Kick(e.ctx, id) // may race with another kick: ErrNotFound is fine
@@ -1219,18 +1281,8 @@ func testConcurrentNodes(e *env) {
 		if len(evs) == 0 {
 			continue
 		}
-		for i, ev := range evs {
-			want := presence.Online
-			if i%2 == 1 {
-				want = presence.Offline
-			}
-			if ev.Transition != want || ev.Seq != evs[0].Seq+uint64(i) {
-				e.Fatalf("client %s: event %d = %v seq %d, want %v seq %d (all: %v)",
-					id, i, ev.Transition, ev.Seq, want, evs[0].Seq+uint64(i), seqs(evs))
-			}
-		}
-		if evs[len(evs)-1].Transition != presence.Offline {
-			e.Errorf("client %s ends online", id)
+		if err := checkSequence(evs); err != nil {
+			e.Fatalf("client %s: %v (all: %v)", id, err, seqs(evs))
 		}
 		for n, rec := range perNode {
 			local := rec.of(id)
@@ -1239,6 +1291,48 @@ func testConcurrentNodes(e *env) {
 			}
 		}
 	}
+	if withRooms {
+		for _, room := range roomNames {
+			if n, err := trs[0].RoomCount(e.ctx, room); err != nil || n != 0 {
+				e.Errorf("RoomCount(%s) = %d, %v after every client went offline; want 0", room, n, err)
+			}
+		}
+	}
+}
+
+// checkSequence checks one client's events, sorted by Seq, from its first
+// Online to its last Offline: consecutive Seqs, Online and Offline
+// alternating, each room's Join and Leave alternating while the client is
+// online, Updates only in a room it is in, no room left at its Offline.
+func checkSequence(evs []presence.Event) error {
+	online := false
+	in := map[string]bool{}
+	for i, ev := range evs {
+		if want := evs[0].Seq + uint64(i); ev.Seq != want {
+			return fmt.Errorf("event %d (%v) has Seq %d, want %d: a gap or a duplicate", i, ev.Transition, ev.Seq, want)
+		}
+		ok := true
+		switch ev.Transition {
+		case presence.Online:
+			ok, online = !online, true
+		case presence.Offline:
+			ok, online = online && len(in) == 0, false
+		case presence.Join:
+			ok, in[ev.Room] = online && !in[ev.Room], true
+		case presence.Leave:
+			ok = online && in[ev.Room]
+			delete(in, ev.Room)
+		case presence.Update:
+			ok = online && in[ev.Room]
+		}
+		if !ok {
+			return fmt.Errorf("event %d (Seq %d) is %v %q while online=%v, in rooms %v", i, ev.Seq, ev.Transition, ev.Room, online, in)
+		}
+	}
+	if online {
+		return errors.New("ends online")
+	}
+	return nil
 }
 
 // testMaxSessions races nodes opening sessions for one client under
@@ -1430,7 +1524,11 @@ func testStoreCaps(e *env) {
 func seqs(evs []presence.Event) []string {
 	var out []string
 	for _, ev := range evs {
-		out = append(out, fmt.Sprintf("%d:%s@%s", ev.Seq, ev.Transition, ev.Node))
+		k := fmt.Sprintf("%d:%s@%s", ev.Seq, ev.Transition, ev.Node)
+		if ev.Room != "" {
+			k += ":" + ev.Room
+		}
+		out = append(out, k)
 	}
 	return out
 }
