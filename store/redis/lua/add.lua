@@ -22,6 +22,7 @@ J.consumer, J.maxlen, J.node = ARGV[A.consumer], tonumber(ARGV[A.journal_len]), 
 local sk = id .. '\0' .. sid
 local seen = NOW - age
 local rooms, meta = splitrooms(ARGV[A.rooms]), ARGV[A.meta]
+table.sort(rooms) -- Joins in room order
 -- joinall joins the session to its rooms, the Online (if any) decided:
 -- the Joins come after it.
 local function joinall(m)
@@ -30,8 +31,8 @@ end
 local x = gets(sk)
 if x then
   -- The same session again: revive it if ending; the lease, not an
-  -- earlier grace, decides its deadline. Its rooms, then its metadata
-  -- (Update events after the Joins).
+  -- earlier grace, decides its deadline. New metadata, which the Joins
+  -- of its new rooms carry, then Updates in the rooms it was in.
   if #rooms > 0 then
     local have = getrooms(sk)
     local n = #have
@@ -46,8 +47,11 @@ if x then
   own(sk, x, node)
   x.seen, x.span = seen, ttl + age
   puts(sk, x)
+  local was = getrooms(sk)
+  local changed = meta ~= '' and getmeta(sk) ~= meta
+  if changed then putmeta(sk, meta, NOW) end
   joinall((getmeta(sk)))
-  if meta ~= '' then setmeta(id, sid, sk, meta) end
+  if changed then updates(id, sid, was, meta) end
   local r = { g }
   for i = 1, #out do r[#r + 1] = out[i] end
   return r

@@ -665,25 +665,30 @@ local function leaveroom(id, sid, sk, room, reason)
   return true
 end
 
--- setmeta sets session sk's (sid) metadata and reports whether it
--- changed: then each of the session's rooms gets an Update.
-local function setmeta(id, sid, sk, meta)
-  if getmeta(sk) == meta then return false end
-  putmeta(sk, meta, NOW)
-  local rooms = getrooms(sk)
-  if #rooms == 0 then return true end
+-- updates decides the Updates of session sid of client id, whose
+-- metadata became meta, in rooms.
+local function updates(id, sid, rooms, meta)
+  if #rooms == 0 then return end
   settle(id)
   if win() then
     for _, room in ipairs(rooms) do holdroom(id, room, true, nil, sid) end
-    return true
+    return
   end
   local c = getc(id)
-  if not c then return true end
+  if not c then return end
   for _, room in ipairs(rooms) do
     c.seq = c.seq + 1
     transition('update', id, sid, '', { seq = c.seq, seen = NOW }, 0, room, meta)
   end
   putc(id, c)
+end
+
+-- setmeta sets session sk's (sid) metadata and reports whether it
+-- changed: then each of the session's rooms gets an Update.
+local function setmeta(id, sid, sk, meta)
+  if getmeta(sk) == meta then return false end
+  putmeta(sk, meta, NOW)
+  updates(id, sid, getrooms(sk), meta)
   return true
 end
 
