@@ -64,6 +64,34 @@ func FuzzListCursor(f *testing.F) {
 	})
 }
 
+func FuzzMembersCursor(f *testing.F) {
+	f.Add(encodeMembersCursor(0, ""), 32)
+	f.Add(encodeMembersCursor(31, "user-{1}:*"), 32)
+	f.Add(encodeListCursor(3, "u1"), 32) // a List cursor is not a Members cursor
+	f.Fuzz(func(t *testing.T, cursor string, buckets int) {
+		if buckets <= 0 || buckets > MaxBuckets {
+			return
+		}
+		b, after, err := decodeMembersCursor(cursor, buckets)
+		if err != nil {
+			if !errors.Is(err, presence.ErrInvalidArgument) {
+				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
+			}
+			return
+		}
+		if b < 0 || b >= buckets || (after != "" && presence.ValidateID(after) != nil) {
+			t.Fatalf("accepted bucket %d after %q", b, after)
+		}
+		if _, _, err := decodeListCursor(cursor, buckets); err == nil && cursor != "" {
+			t.Fatalf("%q reads as a List cursor too", cursor)
+		}
+		b2, after2, err := decodeMembersCursor(encodeMembersCursor(b, after), buckets)
+		if err != nil || b2 != b || after2 != after {
+			t.Fatalf("round trip: %d %q %v", b2, after2, err)
+		}
+	})
+}
+
 // FuzzDecodeEntry feeds journal stream entries, as "field=value" lines.
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=201326593\ntm=1795640278516\nls=1795640278516\nof=0\nn=a")

@@ -176,7 +176,9 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 	}
 	if err == nil {
 		// Their rooms and metadata, once the sessions are back.
-		err = s.reassertRooms(ctx, lost)
+		var more []presence.Event
+		more, err = s.reassertRooms(ctx, lost)
+		evs = append(evs, more...)
 	}
 	if err != nil {
 		s.genMu.Lock()

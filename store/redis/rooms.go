@@ -149,8 +149,10 @@ func (s *Store) roomErr(what, clientID, sessionID, room string, st int64, err er
 
 // reassertRooms writes back the rooms and metadata of this Store's live
 // sessions in the buckets Redis lost (lost), one rooms.lua call each,
-// pipelined; reassert calls it once the sessions themselves are back.
-func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) error {
+// pipelined; reassert calls it once the sessions themselves are back. It
+// returns the transitions the calls decided (a hold the window left, that
+// a call settled first).
+func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) ([]presence.Event, error) {
 	type target struct{ client, session string }
 	var ts []target
 	s.knownMu.Lock()
@@ -166,8 +168,9 @@ func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) error {
 	}
 	s.knownMu.Unlock()
 	if len(ts) == 0 {
-		return nil
+		return nil, nil
 	}
+	var evs []presence.Event
 	// One call each, but pipelined in batches: a data loss re-asserts
 	// every session with rooms at once.
 	const batch = 256
@@ -196,7 +199,13 @@ func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) error {
 			}
 			gen, _ := v[0].(string)
 			st, _ := v[1].(int64)
-			s.sawGen(s.bucket(part[j].client), gen)
+			b := s.bucket(part[j].client)
+			s.sawGen(b, gen)
+			more, perr := s.events(b, v[3:])
+			evs = append(evs, more...)
+			if perr != nil && err == nil {
+				err = perr
+			}
 			if st != roomsStatusOk {
 				continue
 			}
@@ -208,10 +217,10 @@ func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) error {
 			s.knownMu.Unlock()
 		}
 		if err != nil {
-			return err
+			return evs, err
 		}
 	}
-	return nil
+	return evs, nil
 }
 
 // RoomCount implements presence.RoomStore: one HGET per bucket, pipelined

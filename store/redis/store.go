@@ -34,8 +34,12 @@ import (
 // grace is over, so that after Redis loses its data (a restart without
 // persistence) it writes them all back at its next Sweep, silently, and a
 // Touch or End of such a session restores it instead of reporting it gone
-// (see "Data loss" in the package documentation); that costs about a
-// hundred bytes per live session of the nodes using this Store value.
+// (see "Data loss" in the package documentation), with their rooms and
+// metadata; that costs about a hundred bytes per live session of the
+// nodes using this Store value, plus the rooms' names and the metadata.
+//
+// It is a presence.RoomStore too: see "Rooms" in the package
+// documentation.
 type Store struct {
 	rdb goredis.UniversalClient
 	cfg Config
