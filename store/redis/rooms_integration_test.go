@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
@@ -194,8 +196,13 @@ func TestRoomsJournal(t *testing.T) {
 // Then general's members are alice, carol, dave and erin's still online:
 // no ghost.
 func TestRoomsDataLoss(t *testing.T) {
+	for _, srv := range redistest.Servers {
+		t.Run(srv.Name, func(t *testing.T) { testRoomsDataLoss(t, srv.Client(t)) })
+	}
+}
+
+func testRoomsDataLoss(t *testing.T, rdb goredis.UniversalClient) {
 	ctx := context.Background()
-	rdb := redistest.Standalone(t)
 	const window = 500 * time.Millisecond
 	cfg := redisstore.Config{Reassert: window}
 	a := redistest.Store(t, rdb, cfg)
@@ -227,7 +234,17 @@ func TestRoomsDataLoss(t *testing.T) {
 	time.Sleep(time.Second)
 	do(a.End(ctx, presence.Ending{ClientID: "bob", SessionID: "s", Grace: 2 * window}))
 	before := len(evs)
-	if err := rdb.FlushAll(ctx).Err(); err != nil {
+	// Redis loses the namespace's data (every key of it, as a restart
+	// without persistence would; other tests' keys are left alone).
+	if err := redistest.ForEachServer(ctx, rdb, func(ctx context.Context, c *goredis.Client) error {
+		keys, err := redistest.Keys(ctx, c, a.Config().Prefix)
+		for _, k := range keys {
+			if err == nil {
+				err = c.Del(ctx, k).Err()
+			}
+		}
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	do(a.Leave(ctx, presence.Membership{ClientID: "erin", SessionID: "s", Room: "general"}))
