@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/vigilhq/vigil/presence"
@@ -104,4 +105,46 @@ func ExampleValidateID() {
 	// Output:
 	// <nil>
 	// presence: invalid id: control character at byte 3
+}
+
+// A session joins rooms as it connects and later; OnJoin and OnLeave take
+// one room, every room (""), or a prefix ("game:*"). Metadata travels with
+// the session: a room lists its members with their sessions' metadata.
+func ExampleSession_Join() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tr, _ := presence.New(ctx, store, presence.Config{Node: "web-1", Grace: -1})
+	done := make(chan struct{})
+	tr.OnJoin("game:*", func(ctx context.Context, ev presence.Event) {
+		fmt.Println(ev.ClientID, "joined", ev.Room, "as", string(ev.Meta))
+		done <- struct{}{}
+	})
+	tr.OnLeave("", func(ctx context.Context, ev presence.Event) {
+		fmt.Println(ev.ClientID, "left", ev.Room, ev.Reason)
+		if ev.Room == "game:7" {
+			done <- struct{}{}
+		}
+	})
+
+	s, _ := tr.Connect(ctx, "alice", presence.SessionOptions{
+		Rooms: []string{"lobby"},
+		Meta:  json.RawMessage(`{"name":"Alice"}`),
+	})
+	s.Join(ctx, "game:7")
+	<-done
+	page, _ := tr.Members(ctx, "game:7", "", 50)
+	for _, m := range page.Members {
+		fmt.Println("in game:7:", m.ClientID, string(m.Meta()))
+	}
+	s.Leave(ctx, "game:7")
+	<-done
+	rooms, _ := tr.ClientRooms(ctx, "alice")
+	fmt.Println("rooms:", rooms)
+	tr.Close(ctx) // ends the session, which leaves the lobby
+	// Output:
+	// alice joined game:7 as {"name":"Alice"}
+	// in game:7: alice {"name":"Alice"}
+	// alice left game:7 left
+	// rooms: [lobby]
+	// alice left lobby shutdown
 }

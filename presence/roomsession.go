@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 )
@@ -15,6 +16,60 @@ import (
 type sessionRooms struct {
 	rooms []string // sorted
 	meta  json.RawMessage
+}
+
+// dropRevivedRooms makes a session the Store revived match what its Add
+// asked for. A session with the ID of one that ends and lingers in the Store
+// (an HTTP-heartbeat tab that reloads within Grace) revives it, rooms and
+// metadata included, and Add only joins rooms: without this, a tab that
+// reloads into another room would stay in the old one, a member nobody can
+// take out, for as long as it lives. So after the Add of a session with an
+// application-given ID that brought its client no Online (and so may have
+// revived one), it leaves the rooms l did not ask for (ReasonLeft) and
+// clears metadata l did not set. It runs under the client's stripe, inside
+// Add's call, and returns the events to queue after Add's. A failure is
+// logged, not returned: the session is recorded, and the rooms go when it
+// ends.
+func (t *Tracker) dropRevivedRooms(ctx context.Context, s *Session, l Lease) []Event {
+	rs, ok := t.store.(RoomStore)
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	infos, err := rs.Sessions(ctx, s.clientID)
+	t.observed("sessions", start, err)
+	i := slices.IndexFunc(infos, func(in SessionInfo) bool { return in.ID == s.id })
+	if err != nil || i < 0 {
+		return nil
+	}
+	var evs []Event
+	fail := func(op string, err error) {
+		t.log.LogAttrs(ctx, slog.LevelWarn, "presence: revived session keeps what its Add did not ask for",
+			slog.String("op", op), slog.Any("err", err), slog.String("client_id", s.clientID), slog.String("session_id", s.id))
+	}
+	for _, room := range infos[i].Rooms {
+		if slices.Contains(l.Rooms, room) {
+			continue
+		}
+		start := time.Now()
+		got, err := rs.Leave(ctx, Membership{ClientID: s.clientID, SessionID: s.id, Room: room, Reason: ReasonLeft})
+		t.observed("leave", start, err)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			fail("leave", err)
+			return evs
+		}
+		evs = append(evs, got...)
+	}
+	if len(l.Meta) == 0 && len(infos[i].Meta) > 0 {
+		start := time.Now()
+		got, err := rs.SetMeta(ctx, SessionMeta{ClientID: s.clientID, SessionID: s.id})
+		t.observed("set_meta", start, err)
+		if err != nil {
+			fail("set_meta", err)
+		}
+		evs = append(evs, got...)
+	}
+	return evs
 }
 
 // roomStore returns the Store as a RoomStore, or an error wrapping

@@ -25,6 +25,8 @@ type Session struct {
 	lastBeat atomic.Int64 // Tracker.now() of the latest beat
 	dirty    atomic.Bool  // queued in Tracker.dirty
 
+	named bool // its ID came from SessionOptions.ID, and so may be revived
+
 	// Guarded by t.localMu. The layout keeps a Session in 80 bytes.
 	state  uint8
 	reason *Reason  // why it ended

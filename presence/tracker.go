@@ -179,7 +179,11 @@ type SessionOptions struct {
 	OnGone func(Reason)
 	// Rooms are rooms the session joins as it is recorded, in the same
 	// Store step as its Online (see Session.Join); at most
-	// MaxRoomsPerSession. They need a RoomStore.
+	// MaxRoomsPerSession. They need a RoomStore. A session with an ID
+	// that revives one lingering in the Store through its grace (a page
+	// reloading) ends up in exactly these rooms, with Meta as its
+	// metadata: it leaves the others (ReasonLeft) rather than stay in
+	// rooms the page no longer shows.
 	Rooms []string
 	// Meta is the session's metadata (see Session.SetMeta): one JSON
 	// value of at most MaxMetaLen bytes. It needs a RoomStore.
@@ -214,7 +218,7 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 			return nil, fmt.Errorf("presence: connect session of %q: %w", clientID, err)
 		}
 	}
-	s := &Session{t: t, clientID: clientID, id: id, onGone: opts.OnGone, state: statePending}
+	s := &Session{t: t, clientID: clientID, id: id, onGone: opts.OnGone, state: statePending, named: opts.ID != ""}
 	s.lastBeat.Store(t.now())
 
 	t.localMu.Lock()
@@ -298,6 +302,9 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 				s.state = stateLive
 			}
 			t.localMu.Unlock()
+			if !ended && s.named && !slices.ContainsFunc(evs, func(ev Event) bool { return ev.Transition == Online }) {
+				evs = append(evs, t.dropRevivedRooms(ctx, s, l)...)
+			}
 		}
 		return evs, err
 	})

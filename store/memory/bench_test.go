@@ -43,7 +43,13 @@ func BenchmarkSweep100k(b *testing.B) {
 
 // BenchmarkTouch1k writes one batch of 1000 leases, as a Tracker does every
 // SweepInterval/2.
-func BenchmarkTouch1k(b *testing.B) {
+func BenchmarkTouch1k(b *testing.B) { benchTouch(b, 0) }
+
+// BenchmarkTouch1kIn5Rooms is BenchmarkTouch1k with each session in 5
+// rooms: a beat never touches memberships, so it costs the same.
+func BenchmarkTouch1kIn5Rooms(b *testing.B) { benchTouch(b, 5) }
+
+func benchTouch(b *testing.B, rooms int) {
 	s, err := memory.New(memory.Config{})
 	if err != nil {
 		b.Fatal(err)
@@ -51,7 +57,11 @@ func BenchmarkTouch1k(b *testing.B) {
 	leases := make([]presence.Lease, 1000)
 	for i := range leases {
 		leases[i] = presence.Lease{ClientID: fmt.Sprintf("c%d", i), SessionID: "s", Node: "n", TTL: time.Hour}
-		s.Add(ctx, leases[i])
+		l := leases[i]
+		for r := range rooms {
+			l.Rooms = append(l.Rooms, fmt.Sprintf("room-%d", (i+r)%50))
+		}
+		s.Add(ctx, l)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -156,5 +166,27 @@ func BenchmarkHeap1MSessions3Rooms(b *testing.B) {
 			b.Fatal("empty room")
 		}
 		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkMembers100k reads one page of 100 members, from the middle of a
+// walk, of a room of 100,000: a page costs a pass over the room.
+func BenchmarkMembers100k(b *testing.B) {
+	s, err := memory.New(memory.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 100_000 {
+		s.Add(ctx, presence.Lease{ClientID: fmt.Sprintf("c%06d", i), SessionID: "s", Node: "n", TTL: time.Hour, Rooms: []string{"big"}})
+	}
+	first, err := s.Members(ctx, "big", "", 50_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, err := s.Members(ctx, "big", first.Next, 100); err != nil || len(p.Members) != 100 {
+			b.Fatalf("Members = %d, %v", len(p.Members), err)
+		}
 	}
 }

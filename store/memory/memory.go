@@ -58,16 +58,21 @@ type Store struct {
 
 	// mu makes every method atomic; it guards the fields below and every
 	// client and session.
-	mu        sync.Mutex
-	shards    [shards]map[string]*client           // client ID -> client
-	nodeIDs   []string                             // a session's node is an index here
-	nodeIdx   map[string]uint16                    // inverse of nodeIDs
-	leases    []int64                              // by node index: its lease's end (now()); 0: none
-	reasons   map[presence.Reason]*presence.Reason // interned end reasons
-	nclients  int
-	online    int
-	nsessions int
-	expiry    deadlines
+	mu      sync.Mutex
+	shards  [shards]map[string]*client // client ID -> client
+	nodeIDs []string                   // a session's node is an index here
+	nodeIdx map[string]uint16          // inverse of nodeIDs
+	leases  []int64                    // by node index: its lease's end (now()); 0: none
+	// Interned end reasons: session.ending indexes reasonNames; an
+	// ending session whose reason the table has no room for keeps it in
+	// otherReasons.
+	reasonIDs    map[presence.Reason]uint8
+	reasonNames  []presence.Reason // [0] unused: 0 means live
+	otherReasons map[*session]presence.Reason
+	nclients     int
+	online       int
+	nsessions    int
+	expiry       deadlines
 	// offline lists offline clients, longest offline first, for Retention
 	// and MaxClients.
 	oldest, newest *client
@@ -94,7 +99,10 @@ func New(cfg Config) (*Store, error) {
 	if cfg.MaxClients < 0 || cfg.MaxSessions < 0 || cfg.MaxSessions > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: memory: MaxClients %d or MaxSessions %d out of range", presence.ErrInvalidArgument, cfg.MaxClients, cfg.MaxSessions)
 	}
-	s := &Store{cfg: cfg, epoch: time.Now(), nodeIdx: make(map[string]uint16), reasons: make(map[presence.Reason]*presence.Reason)}
+	s := &Store{
+		cfg: cfg, epoch: time.Now(), nodeIdx: make(map[string]uint16),
+		reasonIDs: make(map[presence.Reason]uint8), reasonNames: make([]presence.Reason, 1), otherReasons: make(map[*session]presence.Reason),
+	}
 	s.rooms.init()
 	for i := range s.shards {
 		s.shards[i] = make(map[string]*client)
@@ -102,8 +110,8 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// client is laid out to fit a 64-byte allocation, session an 80-byte one:
-// a store may hold a million of each.
+// client and session are laid out to fit 64-byte allocations: a store may
+// hold a million of each.
 type client struct {
 	id string
 	// sn packs the client's transition number (high 48 bits: see
@@ -123,11 +131,11 @@ type session struct {
 	id       string
 	deadline int64 // now() past which Sweep removes it
 	seen     int64
-	reason   *presence.Reason // set while ending, interned
 	next     *session
 	rx       *sessionRooms // rooms and metadata; nil if it has neither
 	index    int32         // in Store.expiry
 	node     uint16        // in Store.nodeIDs
+	ending   uint8         // 0 while live; why it ended (see Store.setEnding)
 }
 
 // now is the time since the Store was made, on the monotonic clock, so that
@@ -140,12 +148,7 @@ func (s *Store) shard(id string) map[string]*client { return s.shards[shardOf(id
 
 // shardOf hashes id with FNV-1a, so that the order of List is stable.
 func shardOf(id string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
-		h *= 16777619
-	}
-	return int(h % shards)
+	return int(idHash(id) % shards)
 }
 
 func (s *Store) get(id string) *client {
@@ -170,7 +173,7 @@ func (s *Store) seqBase(now int64) uint64 {
 func (c *client) live(now int64) int {
 	n := 0
 	for x := c.head; x != nil; x = x.next {
-		if x.reason == nil && x.deadline > now {
+		if x.ending == 0 && x.deadline > now {
 			n++
 		}
 	}
@@ -224,7 +227,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 			if n := roomsAfter(x, rooms, &s.rooms); n > presence.MaxRoomsPerSession {
 				return nil, fmt.Errorf("%w: memory: session %q of %q would be in %d rooms", presence.ErrLimit, x.id, c.id, n)
 			}
-			x.reason = nil
+			s.clearEnding(x)
 			x.deadline = 0 // the lease, not an earlier grace, decides
 			s.renew(x, l, node, now)
 			return s.enter(nil, x, rooms, l.Meta, now), nil
@@ -311,17 +314,41 @@ func (s *Store) node(id string) (uint16, error) {
 	return i, nil
 }
 
-// reason returns a shared copy of r, so ending sessions allocates nothing
-// for the usual reasons.
-func (s *Store) reason(r presence.Reason) *presence.Reason {
-	p, ok := s.reasons[r]
+// otherReason marks an ending session whose reason is in otherReasons.
+const otherReason = math.MaxUint8
+
+// setEnding marks x as ending for r. The usual reasons take a byte of the
+// session; applications' own reasons past the first 254 take a map entry.
+func (s *Store) setEnding(x *session, r presence.Reason) {
+	s.clearEnding(x)
+	k, ok := s.reasonIDs[r]
 	if !ok {
-		p = &r
-		if len(s.reasons) < 256 { // applications' own reasons: bound the table
-			s.reasons[r] = p
+		if len(s.reasonNames) == otherReason {
+			x.ending = otherReason
+			s.otherReasons[x] = r
+			return
 		}
+		k = uint8(len(s.reasonNames))
+		s.reasonNames = append(s.reasonNames, r)
+		s.reasonIDs[r] = k
 	}
-	return p
+	x.ending = k
+}
+
+// clearEnding marks x as live.
+func (s *Store) clearEnding(x *session) {
+	if x.ending == otherReason {
+		delete(s.otherReasons, x)
+	}
+	x.ending = 0
+}
+
+// endReason is why an ending session ended.
+func (s *Store) endReason(x *session) presence.Reason {
+	if x.ending == otherReason {
+		return s.otherReasons[x]
+	}
+	return s.reasonNames[x.ending]
 }
 
 // Touch implements presence.Store.
@@ -343,8 +370,8 @@ func (s *Store) Touch(ctx context.Context, leases []presence.Lease) ([]presence.
 		switch {
 		case x == nil:
 			gone = append(gone, presence.Gone{Index: i, Reason: presence.ReasonExpired})
-		case x.reason != nil:
-			gone = append(gone, presence.Gone{Index: i, Reason: *x.reason})
+		case x.ending != 0:
+			gone = append(gone, presence.Gone{Index: i, Reason: s.endReason(x)})
 		default:
 			node, err := s.node(l.Node)
 			if err != nil {
@@ -398,10 +425,11 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 			continue
 		}
 		deadline := now + int64(e.Grace)
-		if x.reason != nil {
+		if x.ending != 0 {
 			deadline = min(deadline, x.deadline)
 		}
-		x.reason, x.deadline = s.reason(e.Reason), deadline
+		s.setEnding(x, e.Reason)
+		x.deadline = deadline
 		heap.Fix(&s.expiry, int(x.index))
 	}
 	return evs, nil
@@ -419,6 +447,7 @@ func checkEnding(e presence.Ending) error {
 // last.
 func (s *Store) remove(evs []presence.Event, x *session, reason presence.Reason, now int64) []presence.Event {
 	heap.Remove(&s.expiry, int(x.index))
+	s.clearEnding(x)
 	if x.rx != nil {
 		evs = s.leaveAll(evs, x, reason, now)
 	}
@@ -511,8 +540,8 @@ func (s *Store) sweep(by int, now int64) []presence.Event {
 	for len(s.expiry) > 0 && s.expiry[0].deadline <= now {
 		x := s.expiry[0]
 		reason := presence.ReasonExpired
-		if x.reason != nil {
-			reason = *x.reason
+		if x.ending != 0 {
+			reason = s.endReason(x)
 		} else if end := s.leases[x.node]; live && end != 0 && end <= now {
 			reason = presence.ReasonNodeLost
 		}
@@ -564,9 +593,9 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	}
 	out := make([]presence.SessionInfo, 0, c.sessions())
 	for x := c.head; x != nil; x = x.next {
-		info := presence.SessionInfo{ClientID: c.id, ID: x.id, Node: s.nodeIDs[x.node], LastSeen: s.wall(x.seen), Ending: x.reason != nil}
+		info := presence.SessionInfo{ClientID: c.id, ID: x.id, Node: s.nodeIDs[x.node], LastSeen: s.wall(x.seen), Ending: x.ending != 0}
 		if info.Ending {
-			info.Reason = *x.reason
+			info.Reason = s.endReason(x)
 		}
 		if x.rx != nil {
 			for _, i := range s.roomsByName(x) {

@@ -170,3 +170,70 @@ func FuzzCursor(f *testing.F) {
 		}
 	})
 }
+
+// Applications' own end reasons are kept exactly, however many there are
+// (the Store interns the first ones and keeps the rest beside).
+func TestManyEndReasons(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newStore(t, memory.Config{})
+		const n = 300
+		leases := make([]presence.Lease, n)
+		for i := range leases {
+			leases[i] = lease(fmt.Sprintf("c%d", i), "s")
+			s.Add(ctx, leases[i])
+			reason := presence.Reason(fmt.Sprintf("app-%d", i))
+			if _, err := s.End(ctx, presence.Ending{ClientID: leases[i].ClientID, Reason: reason, Grace: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gone, err := s.Touch(ctx, leases)
+		if err != nil || len(gone) != n {
+			t.Fatalf("Touch = %d gone, %v; want %d", len(gone), err, n)
+		}
+		for i, g := range gone {
+			if want := presence.Reason(fmt.Sprintf("app-%d", i)); g.Reason != want {
+				t.Fatalf("Touch reports %q for session %d, want %q", g.Reason, i, want)
+			}
+		}
+		// Revived, a session is live again; ended, it reports its new reason.
+		s.Add(ctx, leases[n-1])
+		if infos, _ := s.Sessions(ctx, leases[n-1].ClientID); infos[0].Ending {
+			t.Fatalf("revived session = %+v, want live", infos[0])
+		}
+		s.End(ctx, presence.Ending{ClientID: leases[n-1].ClientID, Reason: "last-word", Grace: time.Hour})
+		if infos, _ := s.Sessions(ctx, leases[n-1].ClientID); infos[0].Reason != "last-word" {
+			t.Fatalf("session = %+v, want ending with reason last-word", infos[0])
+		}
+		time.Sleep(2 * time.Hour)
+		evs, _ := s.Sweep(ctx)
+		if len(evs) != n || evs[0].Reason == "" {
+			t.Fatalf("Sweep = %d events, first %+v; want %d Offlines with their reasons", len(evs), evs[0], n)
+		}
+	})
+}
+
+func FuzzMemberCursor(f *testing.F) {
+	s, err := memory.New(memory.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 50 {
+		s.Add(ctx, presence.Lease{ClientID: fmt.Sprintf("c%d", i), SessionID: "s", Node: "n1", TTL: time.Hour, Rooms: []string{"r"}})
+	}
+	page, _ := s.Members(ctx, "r", "", 3)
+	f.Add(page.Next)
+	f.Add("")
+	f.Add("AAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, cursor string) {
+		page, err := s.Members(ctx, "r", cursor, 5)
+		if err != nil {
+			if !errors.Is(err, presence.ErrInvalidArgument) {
+				t.Fatalf("Members(%q) = %v, want ErrInvalidArgument", cursor, err)
+			}
+			return
+		}
+		if len(page.Members) > 5 {
+			t.Fatalf("page of %d", len(page.Members))
+		}
+	})
+}

@@ -110,6 +110,7 @@ func Run(t *testing.T, cfg Config) {
 		{"RoomQueries", testRoomQueries},
 		{"RoomMembersPaging", testRoomMembersPaging},
 		{"RoomBadArguments", testRoomBadArguments},
+		{"RoomCaps", testRoomCaps},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
