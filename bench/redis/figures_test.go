@@ -266,14 +266,15 @@ func (s *timedStore) take() (leases, flushes int, longest time.Duration) {
 // 150,000 sessions, all beaten every 100ms, so each flush has every
 // session to write: 600,000 refreshes a second are asked for, and the
 // figure is how many the node's flushes write, over 10s.
-func TestFigureSustainedBeats(t *testing.T) { sustainedBeats(t, nil) }
+func TestFigureSustainedBeats(t *testing.T) { sustainedBeats(t, nil, 0) }
 
-// sustainedBeats is TestFigureSustainedBeats with every session in rooms.
-func sustainedBeats(t *testing.T, rooms []string) {
+// sustainedBeats is TestFigureSustainedBeats with every session in rooms,
+// and the Tracker's TTL ttl (0: its default).
+func sustainedBeats(t *testing.T, rooms []string, ttl time.Duration) {
 	const sessions, window = 150_000, 10 * time.Second
 	rdb := redistest.Standalone(t)
 	st := &timedStore{Store: redistest.Store(t, rdb, redisstore.Config{})}
-	tr, err := presence.New(context.Background(), st, presence.Config{Node: "bench"})
+	tr, err := presence.New(context.Background(), st, presence.Config{Node: "bench", TTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,6 +357,7 @@ func sustainedBeats(t *testing.T, rooms []string) {
 	if leases == 0 {
 		t.Fatalf("no flush wrote a lease (tracker: %+v)", tr.Stats())
 	}
+	t.Logf("tracker at the end: %+v", tr.Stats())
 	if ts := tr.Stats(); ts.Sessions != sessions {
 		t.Errorf("%d sessions live at the end, want %d (tracker: %+v)", ts.Sessions, sessions, ts)
 	}

@@ -29,8 +29,14 @@ var fiveRooms = []string{"general", "random", "lobby", "game:1", "game:2"}
 func TestFigureRoomsCommandsPerBeat(t *testing.T) { commandsPerBeat(t, fiveRooms) }
 
 // TestFigureRoomsSustainedBeats: TestFigureSustainedBeats with every
-// session in five rooms (issue 12 §5: ≥ 200,000 sessions/s).
-func TestFigureRoomsSustainedBeats(t *testing.T) { sustainedBeats(t, fiveRooms) }
+// session in five rooms (issue 12 §5: ≥ 200,000 sessions/s). The TTL is
+// 10 minutes: on a 2-core VM shared with Redis, connecting 150,000
+// sessions in five rooms each (an Online and five Joins per Add, each
+// journaled, delivered and acknowledged) takes minutes, and with the
+// default TTL the sessions connected first expired before the flushes
+// caught up, so the window measured the sweep of their Leaves instead of
+// refreshes. The TTL does not change what a refresh costs.
+func TestFigureRoomsSustainedBeats(t *testing.T) { sustainedBeats(t, fiveRooms, 10*time.Minute) }
 
 // TestFigureBigRoom: a room of 100,000 clients (one session each, with
 // metadata) on the Cluster, 32 buckets (the default): how its members
