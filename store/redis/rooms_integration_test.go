@@ -311,3 +311,95 @@ func testRoomsDataLoss(t *testing.T, rdb goredis.UniversalClient) {
 		t.Errorf("alice's rooms %v, %v", rooms, err)
 	}
 }
+
+// TestRoomsRestartEmpty restarts Redis empty under two Trackers whose
+// sessions are in rooms, and checks the room hooks end to end: no second
+// Join for anyone who stayed (alice, on a, comes back on b in the window
+// too), one Leave for the room a client left during the window (carol, on
+// b), one Leave and one Offline for a session lingering in its grace when
+// Redis lost it (bob), and the room's members after it all: no ghost.
+func TestRoomsRestartEmpty(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rec := &events{}
+	tm := timing{ttl: 20 * time.Second, grace: 1500 * time.Millisecond, sweep: 200 * time.Millisecond}
+	const window = time.Second
+	mk := func(node string) *presence.Tracker {
+		st := redistest.Store(t, client(t, srv), redisstore.Config{Prefix: "roomloss", Reassert: window})
+		tr := startTracker(t, st, node, tm, rec)
+		tr.OnJoin("", rec.hook)
+		tr.OnLeave("", rec.hook)
+		tr.OnUpdate("", rec.hook)
+		return tr
+	}
+	a, b := mk("a"), mk("b")
+	ctx := context.Background()
+	join := func(tr *presence.Tracker, id string, rooms ...string) *presence.Session {
+		t.Helper()
+		s, err := tr.Connect(ctx, id, presence.SessionOptions{Rooms: rooms, Meta: json.RawMessage(`{"n":"` + id + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	join(a, "alice", "general")
+	bob := join(a, "bob", "general")
+	carol := join(b, "carol", "general", "random")
+	waitUntil(t, 2*time.Second, "everyone in", func() bool {
+		return len(rec.of("alice")) == 2 && len(rec.of("bob")) == 2 && len(rec.of("carol")) == 3
+	})
+	// Records re-created after the loss start their Seq from Redis's clock
+	// in seconds: lost in the second they were made, they would repeat it.
+	time.Sleep(time.Second)
+	if err := bob.End(ctx, presence.ReasonClosed); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	srv.Start() // empty
+	restarted := time.Now()
+	for {
+		_, err := b.Connect(ctx, "alice", presence.SessionOptions{Rooms: []string{"general"}})
+		if err == nil {
+			break
+		}
+		if time.Since(restarted) > 5*time.Second {
+			t.Fatalf("connect alice after the restart: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(2 * tm.sweep) // b has re-asserted carol
+	if err := carol.Leave(ctx, "random"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, window+tm.grace+2*time.Second, "bob offline, carol out of random", func() bool {
+		return len(rec.of("bob")) == 4 && len(rec.of("carol")) == 4
+	})
+	time.Sleep(window + 3*tm.sweep) // let anything doubled show
+	want := map[string][]string{
+		"alice": {"online/connect", "join/connect"},
+		"bob":   {"online/connect", "join/connect", "leave/closed", "offline/closed"},
+		"carol": {"online/connect", "join/connect", "join/connect", "leave/left"},
+	}
+	for id, w := range want {
+		if got := rec.of(id); !slices.Equal(got, w) {
+			t.Errorf("%s: events %v, want %v", id, got, w)
+		}
+		if s := rec.seqs(id); !slices.IsSorted(s) || len(slices.Compact(slices.Clone(s))) != len(s) {
+			t.Errorf("%s: seqs %v", id, s)
+		}
+	}
+	page, err := a.Members(ctx, "general", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range page.Members {
+		ids = append(ids, m.ClientID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"alice", "carol"}) {
+		t.Errorf("general's members %v, want alice and carol", ids)
+	}
+	if n, err := b.RoomCount(ctx, "random"); err != nil || n != 0 {
+		t.Errorf("random's count %d, %v; want 0", n, err)
+	}
+}
