@@ -302,9 +302,11 @@
 // written in), and writes them back with the session: the Sweep that
 // re-asserts a bucket's sessions then writes back their rooms and metadata
 // (one rooms.lua call per session with any, pipelined), an ending session
-// gets its rooms back in the call that re-creates it, and a Join, Leave,
+// gets its rooms back in the call that re-creates it, a Join, Leave,
 // SetMeta or End of a session whose rooms Redis lost writes them back
-// first, in the same script. Written back so, a membership fires no Join.
+// first, in the same script, and an End of all of a client's or a node's
+// sessions writes back first the rooms of those among them it last wrote
+// in an earlier generation. Written back so, a membership fires no Join.
 // Inside the window every Join, Leave and Update is held as Online and
 // Offline are (per client and room: whether it was in the room before,
 // which a written-back membership says it was, and what its Leave or
@@ -333,10 +335,7 @@
 // Config.Reassert above the time a node takes to reconnect. A transition
 // that a node decided and died before delivering waits Config.ReclaimAfter
 // in the journal for another node to deliver it; if Redis loses the
-// journal first, it is lost. End of all of a client's or a node's
-// sessions at once does not carry their rooms: a session of those that
-// Redis lost and no Sweep wrote back yet ends without its Leaves. A
-// session removed (its Leaves decided) just before the loss, and still in
+// journal first, it is lost. A session removed (its Leaves decided) just before the loss, and still in
 // its node's memory of ending sessions (until that node's next Sweep),
 // may be written back with its rooms and give them a second Leave. A
 // failover that

@@ -153,7 +153,6 @@ func (s *Store) roomErr(what, clientID, sessionID, room string, st int64, err er
 // returns the transitions the calls decided (a hold the window left, that
 // a call settled first).
 func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) ([]presence.Event, error) {
-	type target struct{ client, session string }
 	var ts []target
 	s.knownMu.Lock()
 	for c, m := range s.known {
@@ -167,6 +166,41 @@ func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) ([]presenc
 		}
 	}
 	s.knownMu.Unlock()
+	return s.assertRooms(ctx, ts)
+}
+
+// target names a session.
+type target struct{ client, session string }
+
+// staleRooms lists the live sessions e selects whose rooms or metadata
+// this Store last wrote in another generation of their bucket than the
+// one it knows now: Redis lost them (a Touch may have re-created such a
+// session, without its rooms), and End must write them back first, so
+// that the session's end gives their Leaves. Usually none.
+func (s *Store) staleRooms(e presence.Ending) []target {
+	var ts []target
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	add := func(c string, m map[string]knownSession) {
+		for sid, k := range m {
+			if (e.Node == "" || k.node == e.Node) && k.reason == "" && k.hasRooms() && k.rgen != s.knownGen(s.bucket(c)) {
+				ts = append(ts, target{c, sid})
+			}
+		}
+	}
+	if e.ClientID != "" {
+		add(e.ClientID, s.known[e.ClientID])
+		return ts
+	}
+	for c, m := range s.known {
+		add(c, m)
+	}
+	return ts
+}
+
+// assertRooms writes back what this Store knows of the rooms and metadata
+// of sessions ts (rooms.lua, op reassert), pipelined in batches.
+func (s *Store) assertRooms(ctx context.Context, ts []target) ([]presence.Event, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}

@@ -403,3 +403,49 @@ func TestRoomsRestartEmpty(t *testing.T) {
 		t.Errorf("random's count %d, %v; want 0", n, err)
 	}
 }
+
+// TestRoomsDataLossEndClient: after Redis lost its data, a beat (Touch)
+// re-creates a session without its rooms (Touch reads none); ending all of
+// its client's sessions then still gives the room's Leave, before the
+// Offline, once the window is over.
+func TestRoomsDataLossEndClient(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Standalone(t)
+	const window = 300 * time.Millisecond
+	st := redistest.Store(t, rdb, redisstore.Config{Reassert: window})
+	if _, err := st.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := presence.Lease{ClientID: "gus", SessionID: "s", Node: "a", TTL: 10 * time.Second, Rooms: []string{"general"}}
+	if _, err := st.Add(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a new second for the re-created record's Seq
+	keys, err := redistest.Keys(ctx, rdb, st.Config().Prefix)
+	if err != nil || rdb.Del(ctx, keys...).Err() != nil {
+		t.Fatal(err)
+	}
+	l.Rooms = nil
+	if gone, err := st.Touch(ctx, []presence.Lease{l}); err != nil || len(gone) != 0 {
+		t.Fatalf("touch after the loss: %v, %v", gone, err)
+	}
+	var evs []presence.Event
+	got, err := st.End(ctx, presence.Ending{ClientID: "gus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = append(evs, got...)
+	time.Sleep(window + 50*time.Millisecond)
+	got, err = st.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = append(evs, got...)
+	var kinds []string
+	for _, ev := range evs {
+		kinds = append(kinds, ev.Transition.String()+":"+ev.Room)
+	}
+	if !slices.Equal(kinds, []string{"leave:general", "offline:"}) {
+		t.Errorf("transitions %v, want the Leave of general then the Offline", kinds)
+	}
+}

@@ -310,6 +310,17 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	}
 	s.reassertMu.RLock()
 	defer s.reassertMu.RUnlock()
+	var early []presence.Event
+	if e.SessionID == "" {
+		// Rooms Redis lost with sessions a Touch re-created: back first,
+		// so that the sessions' end gives their Leaves (one session's End
+		// carries its rooms itself).
+		evs, err := s.assertRooms(ctx, s.staleRooms(e))
+		if err != nil {
+			return evs, fmt.Errorf("redis: end %s: %w", ending(e), err)
+		}
+		early = evs
+	}
 	var bs []int
 	var calls []call
 	if e.ClientID != "" {
@@ -352,11 +363,12 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	if err == nil {
 		s.ended(e, gens, nows, n > 0)
 	}
+	evs = append(early, evs...)
 	if err != nil {
 		return evs, fmt.Errorf("redis: end %s: %w", ending(e), err)
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("redis: end %s: %w", ending(e), presence.ErrNotFound)
+		return early, fmt.Errorf("redis: end %s: %w", ending(e), presence.ErrNotFound)
 	}
 	return evs, nil
 }
