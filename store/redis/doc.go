@@ -220,13 +220,13 @@
 //     ending with a grace stays in its rooms until it is removed, so a
 //     reload that comes back within the grace fires nothing.
 //   - Touch, a beat, never reads or writes a membership: its cost does not
-//     grow with the rooms a session is in (docs/BENCHMARKS.md, "Rooms").
+//     grow with the rooms a session is in (docs/BENCHMARKS.md, "Rooms (Redis store)").
 //   - RoomCount is one HGET per bucket, pipelined (one round trip per
 //     shard, in parallel on a Cluster). Members walks the buckets in
 //     order, skipping those where the room has no member, and each
 //     bucket's members by ID, so a client in the room for the whole walk
 //     appears exactly once; a page is one script call, which reads each
-//     member's sessions (about 20µs of Redis time per member on a loaded
+//     member's sessions (about 25µs of Redis time per member on a loaded
 //     Cluster), so keep pages in the hundreds. MembersAmong is one
 //     script call per bucket involved, pipelined; a client not in the
 //     room has the time it last left it as LastSeen, kept for the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -392,8 +393,7 @@ func num(v any) int64 {
 	case int64:
 		return x
 	case string:
-		var n int64
-		_, _ = fmt.Sscan(x, &n)
+		n, _ := strconv.ParseInt(x, 10, 64)
 		return n
 	}
 	return 0
