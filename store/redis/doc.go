@@ -220,7 +220,8 @@
 //     ending with a grace stays in its rooms until it is removed, so a
 //     reload that comes back within the grace fires nothing.
 //   - Touch, a beat, never reads or writes a membership: its cost does not
-//     grow with the rooms a session is in (docs/BENCHMARKS.md, "Rooms (Redis store)").
+//     grow with the rooms a session is in (docs/BENCHMARKS.md, "Rooms
+//     (Redis store)").
 //   - RoomCount is one HGET per bucket, pipelined (one round trip per
 //     shard, in parallel on a Cluster). Members walks the buckets in
 //     order, skipping those where the room has no member, and each
@@ -250,7 +251,7 @@
 // LEFT_MAX (128). Longer names cost more: about three bytes per byte of
 // room name and of client ID for each membership (they are in :rm, :rz
 // and, the room, :sr), two for each room left. docs/BENCHMARKS.md
-// ("Rooms") has the figures.
+// ("Rooms (Redis store)") has the figures.
 //
 // # Redis outages
 //
