@@ -54,7 +54,7 @@ const (
 	endArgAt        // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
 	endArgRooms     // one session's rooms as its node holds them, '\n' between them
 	endArgMeta      // its metadata as its node holds it; '' if none
-	endArgStamp     // Redis ms: when that metadata was set
+	endArgStamp     // Redis µs: when that metadata was set
 	endArgRoomsGen  // generation its rooms were last written in; '' if unknown
 	nEndArgs        = iota
 )
@@ -102,7 +102,7 @@ const (
 	roomsArgRoomsGen  // generation its rooms were last written in; '' if unknown
 	roomsArgRooms     // its rooms as its Store knows them, '\n' between them
 	roomsArgKnownMeta // its metadata as its Store knows it
-	roomsArgStamp     // Redis ms: when that metadata was set
+	roomsArgStamp     // Redis µs: when that metadata was set
 	roomsArgBucketGen // generation the caller last saw of the bucket; '' if none
 	roomsArgReassert  // ms: the re-assertion window
 	roomsArgConsumer

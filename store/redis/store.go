@@ -223,7 +223,7 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		k := s.known[l.ClientID][l.SessionID]
 		k.rooms = joinRooms(k.rooms, l.Rooms)
 		if len(l.Meta) > 0 && k.meta != string(l.Meta) {
-			k.meta, k.stamp = string(l.Meta), time.Now().UnixMilli()
+			k.meta, k.stamp = string(l.Meta), time.Now().UnixMicro()
 		}
 		k.rgen = gen
 		s.known[l.ClientID][l.SessionID] = k

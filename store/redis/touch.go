@@ -25,7 +25,7 @@ type knownSession struct {
 	reason   presence.Reason
 	until    time.Time
 	deadline int64
-	// The session's rooms (sorted) and metadata, set at stamp (Redis ms),
+	// The session's rooms (sorted) and metadata, set at stamp (Redis µs),
 	// as last written in generation rgen: what reassert writes back if
 	// Redis loses them. A lease written again keeps them (rememberLocked).
 	rooms []string

@@ -49,7 +49,7 @@ if x then
   puts(sk, x)
   local was = getrooms(sk)
   local changed = meta ~= '' and getmeta(sk) ~= meta
-  if changed then putmeta(sk, meta, NOW) end
+  if changed then putmeta(sk, meta, STAMP) end
   joinall((getmeta(sk)))
   if changed then updates(id, sid, was, meta) end
   local r = { g }
@@ -92,7 +92,7 @@ if redis.call('ZADD', B.l, 'NX', NOW + ttl, node) == 1 then forgetleases() end
 addsession(id, sid, sk, node, NOW + ttl, seen, lost)
 -- A new session's metadata is set before it joins: its Joins carry it,
 -- and no Update follows.
-if meta ~= '' then putmeta(sk, meta, NOW) end
+if meta ~= '' then putmeta(sk, meta, STAMP) end
 joinall(meta)
 local r = { g }
 for i = 1, #out do r[#r + 1] = out[i] end

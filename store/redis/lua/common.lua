@@ -24,7 +24,7 @@
 --   h   hash    client ID -> its held record (see held): a client whose
 --               transitions the window holds (see gen)
 --   sr  hash    session key -> the session's rooms, sorted, '\n' between
---   sm  hash    session key -> "stamp|meta": its metadata, set at stamp (ms)
+--   sm  hash    session key -> "stamp|meta": its metadata, set at stamp (µs)
 --   rm  hash    room .. "\0" .. client ID -> "n|since": a member of a room,
 --               n its sessions in the room, since when it joined (ms)
 --   rz  zset    room .. "\0" .. client ID, score 0: a room's members by lex
@@ -63,6 +63,9 @@ local EV = { kind = 1, client = 2, session = 3, reason = 4, seq = 5, time = 6, s
   meta = 11 }
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+-- STAMP is when metadata set now was set (µs): Member.Metas are ordered by
+-- it, and two scripts never run in the same microsecond.
+local STAMP = tonumber(T[1]) * 1000000 + tonumber(T[2])
 -- A client record created from nothing starts its seq at a multiple of
 -- SEQ_UNIT taken from the Redis clock, so it is above any seq an earlier
 -- record of the same client (forgotten, or lost in a restart) reached.
@@ -302,7 +305,7 @@ local function hasroom(t, room)
 end
 
 -- getmeta returns session sk's metadata ('' if none) and when it was set
--- (Redis ms; 0 if none).
+-- (Redis µs, see STAMP; 0 if none).
 local function getmeta(sk)
   local v = redis.call('HGET', B.sm, sk)
   if not v then return '', 0 end
@@ -687,7 +690,7 @@ end
 -- changed: then each of the session's rooms gets an Update.
 local function setmeta(id, sid, sk, meta)
   if getmeta(sk) == meta then return false end
-  putmeta(sk, meta, NOW)
+  putmeta(sk, meta, STAMP)
   updates(id, sid, getrooms(sk), meta)
   return true
 end

@@ -12,7 +12,7 @@
 -- 'r' the session's grace deadline, for 'o' when the Offline was decided
 -- (Redis ms, before Redis lost the data); then, for one session, the rooms
 -- and metadata its node holds for it ('\n' between rooms), when the
--- metadata was set (ms), and the generation they were last written in
+-- metadata was set (µs), and the generation they were last written in
 -- ('' if unknown): a session re-created, or whose rooms Redis lost, gets
 -- them back before it ends (see reassertrooms).
 -- Returns: generation, number of sessions ended, Redis's time (ms), then

@@ -5,9 +5,9 @@
 -- session, to write it back if Redis lost it: its node, lease ttl and span
 -- (ms), the generation it was last written in and the one its rooms were
 -- ('' if unknown), its rooms ('\n' between them) and metadata, when that
--- was set (ms); then the generation the caller last saw of the bucket ('' if
+-- was set (µs); then the generation the caller last saw of the bucket ('' if
 -- none), re-assertion window ms (see gen), consumer and journal length.
--- Returns: generation, a status (ST), the session's metadata stamp (ms),
+-- Returns: generation, a status (ST), the session's metadata stamp (µs),
 -- then the transitions.
 local A = { op = 1, client = 2, session = 3, room = 4, reason = 5, meta = 6, node = 7, ttl = 8, span = 9, known_gen = 10,
   rooms_gen = 11, rooms = 12, known_meta = 13, stamp = 14, bucket_gen = 15, reassert = 16, consumer = 17, journal_len = 18 }
