@@ -93,10 +93,22 @@ func (s stats) sub(o stats) stats {
 // goroutines.
 func addSessions(t testing.TB, st *redisstore.Store, n int, ttl time.Duration) []presence.Lease {
 	t.Helper()
+	return addSessionsIn(t, st, n, ttl, nil)
+}
+
+// addSessionsIn is addSessions with every session in rooms; the leases
+// returned carry none (Touch ignores them).
+func addSessionsIn(t testing.TB, st *redisstore.Store, n int, ttl time.Duration, rooms []string) []presence.Lease {
+	t.Helper()
 	leases := make([]presence.Lease, n)
 	for i := range leases {
-		leases[i] = presence.Lease{ClientID: "u" + strconv.Itoa(i), SessionID: "s", Node: "bench", TTL: ttl}
+		leases[i] = presence.Lease{ClientID: "u" + strconv.Itoa(i), SessionID: "s", Node: "bench", TTL: ttl, Rooms: rooms}
 	}
+	defer func() {
+		for i := range leases {
+			leases[i].Rooms = nil
+		}
+	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for w := range 16 {

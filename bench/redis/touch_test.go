@@ -19,14 +19,20 @@ import (
 // spent running the scripts per session, and the CPU the server used per
 // session, reading and parsing the calls included (one Redis thread's CPU
 // is the ceiling of the figure), and the CPU this process used per session.
-func BenchmarkTouch(b *testing.B) {
+func BenchmarkTouch(b *testing.B) { benchmarkTouch(b, nil) }
+
+// BenchmarkTouchRooms is BenchmarkTouch with every session in five rooms
+// (500,000 memberships): a refresh reads none of them.
+func BenchmarkTouchRooms(b *testing.B) { benchmarkTouch(b, fiveRooms) }
+
+func benchmarkTouch(b *testing.B, rooms []string) {
 	for _, tc := range redistest.Servers {
 		for _, batch := range []int{1_000, 10_000, 50_000} {
 			b.Run(fmt.Sprintf("%s/batch=%d", tc.Name, batch), func(b *testing.B) {
 				rdb := tc.Client(b)
 				st := redistest.Store(b, rdb, redisstore.Config{})
 				const n = 100_000
-				leases := addSessions(b, st, n, time.Hour)
+				leases := addSessionsIn(b, st, n, time.Hour, rooms)
 				ctx := context.Background()
 				before := readStats(b, rdb)
 				cpu0 := processCPU(b)

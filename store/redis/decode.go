@@ -3,6 +3,7 @@ package redis
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ func decodeEvent(v []any) (presence.Event, string, error) {
 		f[i] = str(v[i])
 	}
 	ev, err := makeEvent(f[eventKind], f[eventClient], f[eventSession], f[eventReason],
-		f[eventSeq], f[eventTime], f[eventSeen], f[eventOnlineFor])
+		f[eventSeq], f[eventTime], f[eventSeen], f[eventOnlineFor], f[eventRoom], f[eventMeta])
 	return ev, f[eventEntry], err
 }
 
@@ -45,20 +46,44 @@ func decodeEntry(fields []string) (presence.Event, error) {
 	for i := 0; i < len(fields); i += 2 {
 		m[fields[i]] = fields[i+1]
 	}
-	ev, err := makeEvent(m["t"], m["c"], m["s"], m["r"], m["q"], m["tm"], m["ls"], m["of"])
+	ev, err := makeEvent(m["t"], m["c"], m["s"], m["r"], m["q"], m["tm"], m["ls"], m["of"], m["rm"], m["m"])
 	ev.Node = m["n"]
 	return ev, err
 }
 
-func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor string) (presence.Event, error) {
+// makeEvent builds an event from the fields of a reply or journal entry.
+// A room transition (join, leave, update) names a valid room, and may carry
+// metadata (valid, see presence.ValidateMeta); Online and Offline carry
+// neither.
+func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor, room, meta string) (presence.Event, error) {
 	ev := presence.Event{ClientID: client, SessionID: session, Reason: presence.Reason(reason)}
 	switch kind {
 	case "online":
 		ev.Transition = presence.Online
 	case "offline":
 		ev.Transition = presence.Offline
+	case "join":
+		ev.Transition = presence.Join
+	case "leave":
+		ev.Transition = presence.Leave
+	case "update":
+		ev.Transition = presence.Update
 	default:
 		return presence.Event{}, fmt.Errorf("%w: transition %q", errReply, kind)
+	}
+	switch ev.Transition {
+	case presence.Online, presence.Offline:
+		if room != "" || meta != "" {
+			return presence.Event{}, fmt.Errorf("%w: %s event with a room", errReply, kind)
+		}
+	default:
+		if presence.ValidateRoom(room) != nil || presence.ValidateMeta(json.RawMessage(meta)) != nil {
+			return presence.Event{}, fmt.Errorf("%w: %s event room or metadata", errReply, kind)
+		}
+		ev.Room = room
+		if meta != "" {
+			ev.Meta = json.RawMessage(meta)
+		}
 	}
 	if presence.ValidateID(client) != nil || presence.ValidateID(session) != nil {
 		return presence.Event{}, fmt.Errorf("%w: event ids", errReply)
@@ -115,18 +140,32 @@ func splitSession(rec string) (seen, span int64, node string, ok bool) {
 // List cursors: base64url of a version byte 'L', the bucket (uvarint) and
 // the last client ID returned.
 
-func encodeListCursor(bucket int, after string) string {
-	b := binary.AppendUvarint([]byte{'L'}, uint64(bucket))
+func encodeListCursor(bucket int, after string) string { return encodeCursor('L', bucket, after) }
+
+func decodeListCursor(cursor string, buckets int) (int, string, error) {
+	return decodeCursor('L', cursor, buckets)
+}
+
+// Members cursors: the same, with version byte 'M'.
+
+func encodeMembersCursor(bucket int, after string) string { return encodeCursor('M', bucket, after) }
+
+func decodeMembersCursor(cursor string, buckets int) (int, string, error) {
+	return decodeCursor('M', cursor, buckets)
+}
+
+func encodeCursor(version byte, bucket int, after string) string {
+	b := binary.AppendUvarint([]byte{version}, uint64(bucket))
 	return base64.RawURLEncoding.EncodeToString(append(b, after...))
 }
 
-func decodeListCursor(cursor string, buckets int) (int, string, error) {
+func decodeCursor(version byte, cursor string, buckets int) (int, string, error) {
 	if cursor == "" {
 		return 0, "", nil
 	}
 	bad := fmt.Errorf("%w: redis: unreadable cursor", presence.ErrInvalidArgument)
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) < 2 || b[0] != 'L' {
+	if err != nil || len(b) < 2 || b[0] != version {
 		return 0, "", bad
 	}
 	bucket, n := binary.Uvarint(b[1:])

@@ -47,6 +47,13 @@
 //	:l   zset    node -> when its lease ends (ms, Redis clock)
 //	:w   string  set while the bucket's re-assertion window is open
 //	:h   hash    client ID -> its held transition, in and just after the window
+//	:sr  hash    session key -> the session's rooms
+//	:sm  hash    session key -> "stamp|meta": its metadata, and when it was set
+//	:rm  hash    room "\0" client ID -> "sessions|since": a member of a room
+//	:rz  zset    room "\0" client ID: a room's members in the bucket, by ID
+//	:rc  hash    room -> its members in the bucket
+//	:rl  zset    client ID "\0" room -> when the client last left the room
+//	:hr  hash    client ID -> its held room transitions, in and after the window
 //
 // # Time
 //
@@ -126,7 +133,9 @@
 // needs its place (see Limits). A client record created from
 // nothing (first seen, forgotten, or lost with Redis's data) starts its Seq
 // from Redis's clock (seconds since 2023-11-14, times 2^21), so Seq never
-// goes back for a client and Event.ID stays unique; Online Seqs are odd.
+// goes back for a client and Event.ID stays unique. Every transition kind
+// (Online, Offline, and a room's Join, Leave and Update) takes the next Seq
+// of its client.
 // For that, MaxClients never forgets a record created in the current
 // second (its client, back within the second, would repeat its Seqs):
 // while the client offline the longest has a record that new, its bucket
@@ -188,6 +197,62 @@
 // noeviction policy this package needs, every write fails, honest clients'
 // included.
 //
+// # Rooms
+//
+// The Store is a presence.RoomStore. Room state is partitioned like
+// everything else, by the bucket of the client: a client's memberships
+// live in its own bucket, so a room of 100,000 members spreads over every
+// bucket (every Cluster shard) and no room makes a hot slot. Per bucket, a
+// session's rooms are one field of :sr and its metadata one of :sm; the
+// bucket's members of a room are a hash entry (:rm, its sessions there
+// and since when) and a sorted-set member (:rz, for Members' cursor), and
+// their number is one field of :rc. So:
+//
+//   - Join, Leave, SetMeta, and Add with rooms or metadata, are one script
+//     call each, on the client's bucket: the script decides the events
+//     with the client's one Seq, journals them (with their room and
+//     metadata) and marks them pending, as for Online and Offline, so
+//     Watch sees them and Reclaim redelivers them.
+//   - A session's removal (End without grace, Sweep, SweepNode) takes it
+//     out of its rooms in the same script: a Leave, with the session's
+//     reason (node_lost when its node is lost), for each room no other
+//     session of the client is in, before the client's Offline. A session
+//     ending with a grace stays in its rooms until it is removed, so a
+//     reload that comes back within the grace fires nothing.
+//   - Touch, a beat, never reads or writes a membership: its cost does not
+//     grow with the rooms a session is in (docs/BENCHMARKS.md, "Rooms
+//     (Redis store)").
+//   - RoomCount is one HGET per bucket, pipelined (one round trip per
+//     shard, in parallel on a Cluster). Members walks the buckets in
+//     order, skipping those where the room has no member, and each
+//     bucket's members by ID, so a client in the room for the whole walk
+//     appears exactly once; a page is one script call, which reads each
+//     member's sessions (about 25µs of Redis time per member on a loaded
+//     Cluster), so keep pages in the hundreds. MembersAmong is one
+//     script call per bucket involved, pipelined; a client not in the
+//     room has the time it last left it as LastSeen, kept for the
+//     LEFT_MAX (128) rooms it left last, and forgotten with its record
+//     (Retention, MaxClients).
+//   - ClientRooms reads the client's sessions, as Sessions does.
+//
+// A session is in at most presence.MaxRoomsPerSession rooms (past it,
+// Join and Add answer presence.ErrLimit); the caps (see Limits) bound the
+// sessions, so memberships are at most MaxSessions × MaxRoomsPerSession.
+// They take Redis memory. Measured (redis-server 7.0, client IDs of 6
+// bytes, room names of 4 to 7): about 330 bytes per membership (200 as
+// MEMORY USAGE counts the keys, the rest the allocator's and the hash
+// tables' slack), about 100 per room a client left and is remembered for,
+// and about 30 plus the metadata's length per session with metadata. So,
+// with rooms, add
+//
+//	memberships × 330 B + rooms left × 100 B + sessions with metadata × (30 B + its length)
+//
+// to the bound under Limits, rooms left being at most MaxClients ×
+// LEFT_MAX (128). Longer names cost more: about three bytes per byte of
+// room name and of client ID for each membership (they are in :rm, :rz
+// and, the room, :sr), two for each room left. docs/BENCHMARKS.md
+// ("Rooms (Redis store)") has the figures.
+//
 // # Redis outages
 //
 // Errors from Redis are returned wrapped, naming what the call did (the
@@ -233,6 +298,29 @@
 //     otherwise. A transition of the client that comes first decides its
 //     hold first, so Seq order is kept.
 //
+// Rooms ride on the same window. Each Store remembers, with each session
+// it wrote, the session's rooms and metadata (and the generation they were
+// written in), and writes them back with the session: the Sweep that
+// re-asserts a bucket's sessions then writes back their rooms and metadata
+// (one rooms.lua call per session with any, pipelined), an ending session
+// gets its rooms back in the call that re-creates it, a Join, Leave,
+// SetMeta or End of a session whose rooms Redis lost writes them back
+// first, in the same script, and an End of all of a client's or a node's
+// sessions writes back first the rooms of those among them it last wrote
+// in an earlier generation. Written back so, a membership fires no Join.
+// Inside the window every Join, Leave and Update is held as Online and
+// Offline are (per client and room: whether it was in the room before,
+// which a written-back membership says it was, and what its Leave or
+// Update would carry), and the Sweep that decides the client decides its
+// rooms too, between its Online and its Offline: a Join if it is in the
+// room now and was not, a Leave the other way round, an Update if its
+// metadata there changed and it stayed. A room written back from an ending
+// session counts as its client's Offline does (owed or not). So an empty
+// Redis restart yields no second Join, no lost Leave and no ghost member.
+// Touch still decides nothing: a session it re-creates comes back without
+// its rooms until the next Sweep (or room call of its node) writes them
+// back, a few hundred milliseconds in which Members and RoomCount miss it.
+//
 // So a client that connects on one node while another node still holds it
 // gets no second Online, a client whose session was lingering in its grace
 // gets its one Offline, and a client that left during the outage gets
@@ -248,7 +336,10 @@
 // Config.Reassert above the time a node takes to reconnect. A transition
 // that a node decided and died before delivering waits Config.ReclaimAfter
 // in the journal for another node to deliver it; if Redis loses the
-// journal first, it is lost. A failover that
+// journal first, it is lost. A session removed (its Leaves decided) just before the loss, and still in
+// its node's memory of ending sessions (until that node's next Sweep),
+// may be written back with its rooms and give them a second Leave. A
+// failover that
 // loses recent writes but keeps the buckets' markers (a Sentinel or
 // Cluster replica promoted before it had the primary's last writes) opens
 // no window: a session whose Add was lost is reported gone to its node,

@@ -64,11 +64,43 @@ func FuzzListCursor(f *testing.F) {
 	})
 }
 
+func FuzzMembersCursor(f *testing.F) {
+	f.Add(encodeMembersCursor(0, ""), 32)
+	f.Add(encodeMembersCursor(31, "user-{1}:*"), 32)
+	f.Add(encodeListCursor(3, "u1"), 32) // a List cursor is not a Members cursor
+	f.Fuzz(func(t *testing.T, cursor string, buckets int) {
+		if buckets <= 0 || buckets > MaxBuckets {
+			return
+		}
+		b, after, err := decodeMembersCursor(cursor, buckets)
+		if err != nil {
+			if !errors.Is(err, presence.ErrInvalidArgument) {
+				t.Fatalf("error %v does not wrap ErrInvalidArgument", err)
+			}
+			return
+		}
+		if b < 0 || b >= buckets || (after != "" && presence.ValidateID(after) != nil) {
+			t.Fatalf("accepted bucket %d after %q", b, after)
+		}
+		if _, _, err := decodeListCursor(cursor, buckets); err == nil && cursor != "" {
+			t.Fatalf("%q reads as a List cursor too", cursor)
+		}
+		b2, after2, err := decodeMembersCursor(encodeMembersCursor(b, after), buckets)
+		if err != nil || b2 != b || after2 != after {
+			t.Fatalf("round trip: %d %q %v", b2, after2, err)
+		}
+	})
+}
+
 // FuzzDecodeEntry feeds journal stream entries, as "field=value" lines.
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=201326593\ntm=1795640278516\nls=1795640278516\nof=0\nn=a")
 	f.Add("c={x}\nt=offline\ns=*\nr=timeout\nq=2\ntm=1\nls=1\nof=5\nn=")
 	f.Add("t=sideways")
+	f.Add("c=alice\nt=join\ns=s1\nr=connect\nq=201326594\ntm=1795640278516\nls=1795640278516\nof=0\nn=a\nrm=general\nm={\"name\":\"Alice\"}")
+	f.Add("c=alice\nt=update\ns=s1\nr=\nq=201326595\ntm=1795640278517\nls=1795640278517\nof=0\nn=a\nrm=general\nm=[1,2]")
+	f.Add("c=alice\nt=leave\ns=s1\nr=expired\nq=201326596\ntm=1795640278518\nls=1795640278510\nof=0\nn=\nrm=game:42")
+	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=3\ntm=1\nls=1\nof=0\nrm=general")
 	f.Fuzz(func(t *testing.T, in string) {
 		var fields []string
 		for _, line := range strings.Split(in, "\n") {
@@ -79,7 +111,16 @@ func FuzzDecodeEntry(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ev.Transition != presence.Online && ev.Transition != presence.Offline {
+		switch ev.Transition {
+		case presence.Online, presence.Offline:
+			if ev.Room != "" || ev.Meta != nil {
+				t.Fatalf("%v with room %q meta %q", ev.Transition, ev.Room, ev.Meta)
+			}
+		case presence.Join, presence.Leave, presence.Update:
+			if presence.ValidateRoom(ev.Room) != nil || presence.ValidateMeta(ev.Meta) != nil {
+				t.Fatalf("%v with room %q meta %q", ev.Transition, ev.Room, ev.Meta)
+			}
+		default:
 			t.Fatalf("transition %v", ev.Transition)
 		}
 		if presence.ValidateID(ev.ClientID) != nil || ev.Seq == 0 || ev.OnlineFor < 0 {

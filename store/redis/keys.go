@@ -8,7 +8,8 @@ import "strconv"
 var keySuffixes = [keysPerBucket]string{
 	keyGen: ":g", keySessions: ":s", keyExpiry: ":x", keyIndex: ":k", keyNodes: ":n",
 	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyJournal: ":j",
-	keyLeases: ":l", keyWindow: ":w", keyHeld: ":h",
+	keyLeases: ":l", keyWindow: ":w", keyHeld: ":h", keySessionRooms: ":sr", keySessionMeta: ":sm",
+	keyMembers: ":rm", keyRoomIndex: ":rz", keyRoomCounts: ":rc", keyLeft: ":rl", keyHeldRooms: ":hr",
 }
 
 // bucketKeys returns the keys of bucket b. All carry the same hash tag,

@@ -21,6 +21,8 @@ const (
 	addArgReassert       // ms: the re-assertion window
 	addArgBucketSessions // the bucket's share of Config.MaxSessions; 0: no cap
 	addArgBucketClients  // the bucket's share of Config.MaxClients; 0: no cap
+	addArgRooms          // rooms the session joins, '\n' between them; '' for none
+	addArgMeta           // the session's metadata; '' leaves it as it is
 	nAddArgs             = iota
 )
 
@@ -30,6 +32,7 @@ const (
 	addRefusedClientSessions = iota + 1 // presence.Lease.MaxSessions
 	addRefusedSessions                  // the bucket's share of Config.MaxSessions
 	addRefusedClients                   // the bucket's share of Config.MaxClients, every client online
+	addRefusedRooms                     // the session would be in more than presence.MaxRoomsPerSession rooms
 )
 
 // ARGV of end.lua.
@@ -49,6 +52,10 @@ const (
 	endArgBucketGen // generation the caller last saw of the bucket; '' if none
 	endArgReassert  // ms: the re-assertion window
 	endArgAt        // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
+	endArgRooms     // one session's rooms as its node holds them, '\n' between them
+	endArgMeta      // its metadata as its node holds it; '' if none
+	endArgStamp     // Redis µs: when that metadata was set
+	endArgRoomsGen  // generation its rooms were last written in; '' if unknown
 	nEndArgs        = iota
 )
 
@@ -78,6 +85,64 @@ const (
 	listArgAfter = iota + 1 // the client ID to list after; '' from the start
 	listArgLimit
 	nListArgs = iota
+)
+
+// ARGV of rooms.lua.
+const (
+	roomsArgOp = iota + 1 // one of roomsOp...
+	roomsArgClient
+	roomsArgSession
+	roomsArgRoom
+	roomsArgReason    // Leave's; '' for presence.ReasonLeft
+	roomsArgMeta      // SetMeta's new metadata
+	roomsArgNode      // the session's node, as its Store knows it
+	roomsArgTTL       // ms: its lease's TTL
+	roomsArgSpan      // ms: its lease's span
+	roomsArgKnownGen  // generation the session was last written in; '' if unknown
+	roomsArgRoomsGen  // generation its rooms were last written in; '' if unknown
+	roomsArgRooms     // its rooms as its Store knows them, '\n' between them
+	roomsArgKnownMeta // its metadata as its Store knows it
+	roomsArgStamp     // Redis µs: when that metadata was set
+	roomsArgBucketGen // generation the caller last saw of the bucket; '' if none
+	roomsArgReassert  // ms: the re-assertion window
+	roomsArgConsumer
+	roomsArgJournalLen
+	nRoomsArgs = iota
+)
+
+// The operations of rooms.lua (its table OP).
+const (
+	roomsOpJoin     = "j"
+	roomsOpLeave    = "l"
+	roomsOpMeta     = "m"
+	roomsOpReassert = "a" // write back the rooms and metadata Redis lost
+)
+
+// The status in a reply of rooms.lua.
+const (
+	roomsStatusOk        = iota // done
+	roomsStatusNoSession        // no such session (Join, SetMeta: or it is ending)
+	roomsStatusNotIn            // Leave: the session is not in the room
+	roomsStatusLimit            // Join: the session is in presence.MaxRoomsPerSession rooms
+)
+
+// ARGV of members.lua.
+const (
+	membersArgRoom  = iota + 1
+	membersArgAfter // the client ID to list after; '' from the start
+	membersArgLimit
+	nMembersArgs = iota
+)
+
+// ARGV of among.lua: the room, then per client its ID.
+const (
+	amongArgRoom = iota + 1
+	nAmongArgs   = iota
+)
+
+const (
+	amongItemClient = iota
+	nAmongItem
 )
 
 // ARGV of sessions.lua.
@@ -140,7 +205,7 @@ const (
 // Fields of one transition in a script reply, from index 0 (1 in the Lua
 // table EV of lua/common.lua).
 const (
-	eventKind = iota // "online" or "offline"
+	eventKind = iota // "online", "offline", "join", "leave" or "update"
 	eventClient
 	eventSession
 	eventReason
@@ -149,24 +214,33 @@ const (
 	eventSeen      // ms
 	eventOnlineFor // ms
 	eventEntry     // journal entry ID
+	eventRoom      // a room transition's room; '' otherwise
+	eventMeta      // Join's and Update's metadata; '' if none
 	nEventFields
 )
 
 // Keys of a bucket, from index 0 (1 in the Lua table K of lua/common.lua,
 // which names each by its suffix in keySuffixes).
 const (
-	keyGen      = iota // string: generation marker
-	keySessions        // hash: session key -> "seen|span|node"
-	keyExpiry          // zset: session key -> deadline
-	keyIndex           // zset: a client's sessions
-	keyNodes           // zset: a node's sessions
-	keyReasons         // hash: session key -> reason, while ending
-	keyClients         // hash: client ID -> record
-	keyOffline         // zset: offline client -> when
-	keyOnline          // zset: online clients
-	keyJournal         // stream
-	keyLeases          // zset: node -> when its lease ends
-	keyWindow          // string: set while the re-assertion window is open
-	keyHeld            // hash: client ID -> held record, in and after the window
+	keyGen          = iota // string: generation marker
+	keySessions            // hash: session key -> "seen|span|node"
+	keyExpiry              // zset: session key -> deadline
+	keyIndex               // zset: a client's sessions
+	keyNodes               // zset: a node's sessions
+	keyReasons             // hash: session key -> reason, while ending
+	keyClients             // hash: client ID -> record
+	keyOffline             // zset: offline client -> when
+	keyOnline              // zset: online clients
+	keyJournal             // stream
+	keyLeases              // zset: node -> when its lease ends
+	keyWindow              // string: set while the re-assertion window is open
+	keyHeld                // hash: client ID -> held record, in and after the window
+	keySessionRooms        // hash: session key -> its rooms
+	keySessionMeta         // hash: session key -> "stamp|meta"
+	keyMembers             // hash: room "\x00" client ID -> "n|since"
+	keyRoomIndex           // zset: room "\x00" client ID, a room's members by lex range
+	keyRoomCounts          // hash: room -> its members in the bucket
+	keyLeft                // zset: client ID "\x00" room -> when it left
+	keyHeldRooms           // hash: client ID -> its held room transitions
 	keysPerBucket
 )

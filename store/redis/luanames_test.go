@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/vigilhq/vigil/presence"
 )
 
 // luaTables pairs each Lua table naming positions with the constants of
@@ -39,6 +41,11 @@ var luaTables = []luaTable{
 	{"touch.lua", "FH", "touchFulls", 0},
 	{"touch.lua", "FI", "touchFull", 0},
 	{"common.lua", "EV", "event", 1},
+	{"rooms.lua", "A", "roomsArg", 0},
+	{"rooms.lua", "ST", "roomsStatus", 0},
+	{"members.lua", "A", "membersArg", 0},
+	{"among.lua", "A", "amongArg", 0},
+	{"among.lua", "AI", "amongItem", 0},
 }
 
 // goNames evaluates the constants of luanames.go.
@@ -174,6 +181,18 @@ func TestLuaNames(t *testing.T) {
 			if _, ok := tables[idx[1]][idx[2]]; !ok {
 				t.Errorf("lua/%s: ARGV[%s]: table %s has no %q", e.Name(), m[1], idx[1], idx[2])
 			}
+		}
+	}
+}
+
+// TestLuaMaxRooms checks that the scripts that refuse a session more rooms
+// than presence.MaxRoomsPerSession use its value.
+func TestLuaMaxRooms(t *testing.T) {
+	re := regexp.MustCompile(`(?m)^local MAX_ROOMS = (\d+)$`)
+	for _, name := range []string{"add.lua", "rooms.lua"} {
+		m := re.FindStringSubmatch(luaSource(t, name))
+		if m == nil || m[1] != strconv.Itoa(presence.MaxRoomsPerSession) {
+			t.Errorf("lua/%s: MAX_ROOMS %v, want presence.MaxRoomsPerSession (%d)", name, m, presence.MaxRoomsPerSession)
 		}
 	}
 }

@@ -174,6 +174,12 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 	if err == nil && len(leases) > 0 {
 		_, err = s.Touch(ctx, leases)
 	}
+	if err == nil {
+		// Their rooms and metadata, once the sessions are back.
+		var more []presence.Event
+		more, err = s.reassertRooms(ctx, lost)
+		evs = append(evs, more...)
+	}
 	if err != nil {
 		s.genMu.Lock()
 		for b := range lost {
@@ -208,7 +214,7 @@ func (s *Store) reassertEnding(ctx context.Context, ends []endingSession) ([]pre
 	for i, e := range ends {
 		bs[i] = s.bucket(e.client)
 		end := presence.Ending{Reason: e.k.reason, Grace: e.left}
-		calls[i] = call{keys: s.buckets[bs[i]], args: s.endArgs(end, "r", e.client, e.session, e.k.gen, e.k.node, 0, bs[i]).set(endArgAt, e.k.deadline)}
+		calls[i] = call{keys: s.buckets[bs[i]], args: s.endArgs(end, "r", e.client, e.session, e.k.gen, e.k.node, 0, bs[i]).set(endArgAt, e.k.deadline).withRooms(e.k)}
 	}
 	replies, err := s.runAll(ctx, scriptEnd, calls)
 	var evs []presence.Event
@@ -228,6 +234,9 @@ func (s *Store) reassertEnding(ctx context.Context, ends []endingSession) ([]pre
 		s.knownMu.Lock()
 		if k, ok := s.known[e.client][e.session]; ok && k.reason != "" && k.until.Equal(e.k.until) {
 			k.gen, k.until = g, time.Now().Add(e.left)
+			if k.hasRooms() {
+				k.rgen = g
+			}
 			s.known[e.client][e.session] = k
 			s.endings = append(s.endings, endingRef{client: e.client, session: e.session, until: k.until})
 		}

@@ -23,6 +23,9 @@ var (
 	scriptSweep    = newScript("sweep.lua")
 	scriptSessions = newScript("sessions.lua")
 	scriptList     = newScript("list.lua")
+	scriptRooms    = newScript("rooms.lua")
+	scriptMembers  = newScript("members.lua")
+	scriptAmong    = newScript("among.lua")
 )
 
 func newScript(name string) *goredis.Script {

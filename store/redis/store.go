@@ -3,9 +3,11 @@ package redis
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +34,12 @@ import (
 // grace is over, so that after Redis loses its data (a restart without
 // persistence) it writes them all back at its next Sweep, silently, and a
 // Touch or End of such a session restores it instead of reporting it gone
-// (see "Data loss" in the package documentation); that costs about a
-// hundred bytes per live session of the nodes using this Store value.
+// (see "Data loss" in the package documentation), with their rooms and
+// metadata; that costs about a hundred bytes per live session of the
+// nodes using this Store value, plus the rooms' names and the metadata.
+//
+// It is a presence.RoomStore too: see "Rooms" in the package
+// documentation.
 type Store struct {
 	rdb goredis.UniversalClient
 	cfg Config
@@ -81,6 +87,7 @@ type pendingEntry struct {
 
 var (
 	_ presence.Store       = (*Store)(nil)
+	_ presence.RoomStore   = (*Store)(nil)
 	_ presence.Journal     = (*Store)(nil)
 	_ presence.NodeSweeper = (*Store)(nil)
 )
@@ -195,7 +202,8 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		set(addArgTTL, ms(l.TTL)).set(addArgAge, l.Age.Milliseconds()).set(addArgSiblingGen, sibling).
 		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen).
 		set(addArgMaxSessions, l.MaxSessions).set(addArgBucketGen, s.knownGen(b)).set(addArgReassert, s.reassertMS()).
-		set(addArgBucketSessions, s.share(s.cfg.MaxSessions)).set(addArgBucketClients, s.share(s.cfg.MaxClients))
+		set(addArgBucketSessions, s.share(s.cfg.MaxSessions)).set(addArgBucketClients, s.share(s.cfg.MaxClients)).
+		set(addArgRooms, strings.Join(l.Rooms, "\n")).set(addArgMeta, string(l.Meta))
 	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
 	if err == nil && len(v) < 1 {
@@ -209,7 +217,18 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	}
 	gen, _ := v[0].(string)
 	s.sawGen(b, gen)
-	s.remember(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
+	s.knownMu.Lock()
+	s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
+	if len(l.Rooms) > 0 || len(l.Meta) > 0 {
+		k := s.known[l.ClientID][l.SessionID]
+		k.rooms = joinRooms(k.rooms, l.Rooms)
+		if len(l.Meta) > 0 && k.meta != string(l.Meta) {
+			k.meta, k.stamp = string(l.Meta), time.Now().UnixMicro()
+		}
+		k.rgen = gen
+		s.known[l.ClientID][l.SessionID] = k
+	}
+	s.knownMu.Unlock()
 	evs, err := s.events(b, v[1:])
 	if err != nil {
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
@@ -233,6 +252,8 @@ func (s *Store) refusal(no int64) error {
 		return presence.ErrTooManySessions
 	case addRefusedSessions:
 		return fmt.Errorf("%w: its bucket is at its share (%d) of MaxSessions %d", presence.ErrLimit, s.share(s.cfg.MaxSessions), s.cfg.MaxSessions)
+	case addRefusedRooms:
+		return fmt.Errorf("%w: the session would be in more than %d rooms", presence.ErrLimit, presence.MaxRoomsPerSession)
 	case addRefusedClients:
 		return fmt.Errorf("%w: its bucket is at its share (%d) of MaxClients %d and has no offline client it may forget", presence.ErrLimit, s.share(s.cfg.MaxClients), s.cfg.MaxClients)
 	}
@@ -289,6 +310,17 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	}
 	s.reassertMu.RLock()
 	defer s.reassertMu.RUnlock()
+	var early []presence.Event
+	if e.SessionID == "" {
+		// Rooms Redis lost with sessions a Touch re-created: back first,
+		// so that the sessions' end gives their Leaves (one session's End
+		// carries its rooms itself).
+		evs, err := s.assertRooms(ctx, s.staleRooms(e))
+		if err != nil {
+			return evs, fmt.Errorf("redis: end %s: %w", ending(e), err)
+		}
+		early = evs
+	}
 	var bs []int
 	var calls []call
 	if e.ClientID != "" {
@@ -300,7 +332,7 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 			s.knownMu.Unlock()
 		}
 		bs = []int{b}
-		calls = []call{{keys: s.buckets[b], args: s.endArgs(e, "c", e.ClientID, e.SessionID, k.gen, k.node, k.ttl, b)}}
+		calls = []call{{keys: s.buckets[b], args: s.endArgs(e, "c", e.ClientID, e.SessionID, k.gen, k.node, k.ttl, b).withRooms(k)}}
 	} else {
 		for b := range s.buckets {
 			bs = append(bs, b)
@@ -331,11 +363,12 @@ func (s *Store) End(ctx context.Context, e presence.Ending) ([]presence.Event, e
 	if err == nil {
 		s.ended(e, gens, nows, n > 0)
 	}
+	evs = append(early, evs...)
 	if err != nil {
 		return evs, fmt.Errorf("redis: end %s: %w", ending(e), err)
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("redis: end %s: %w", ending(e), presence.ErrNotFound)
+		return early, fmt.Errorf("redis: end %s: %w", ending(e), presence.ErrNotFound)
 	}
 	return evs, nil
 }
@@ -357,7 +390,15 @@ func (s *Store) endArgs(e presence.Ending, mode, who, session, knownGen, node st
 		set(endArgRetention, s.retentionMS()).set(endArgConsumer, s.claimer()).
 		set(endArgJournalLen, s.cfg.JournalLen).set(endArgNode, node).
 		set(endArgLinger, linger).set(endArgUnseen, unseen).
-		set(endArgBucketGen, s.knownGen(b)).set(endArgReassert, s.reassertMS())
+		set(endArgBucketGen, s.knownGen(b)).set(endArgReassert, s.reassertMS()).
+		set(endArgRooms, "").set(endArgMeta, "").set(endArgStamp, 0).set(endArgRoomsGen, "")
+}
+
+// withRooms sets, in the ARGV of an end.lua call for one session, the
+// rooms and metadata its Store knows it has (see reassertrooms).
+func (a argv) withRooms(k knownSession) argv {
+	return a.set(endArgRooms, strings.Join(k.rooms, "\n")).set(endArgMeta, k.meta).
+		set(endArgStamp, k.stamp).set(endArgRoomsGen, k.rgen)
 }
 
 // ended updates what this Store knows of the sessions e ended: with a
@@ -707,19 +748,25 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	if err != nil {
 		return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, err)
 	}
-	out := make([]presence.SessionInfo, 0, len(v)/3)
-	for i := 0; i+3 <= len(v); i += 3 {
+	out := make([]presence.SessionInfo, 0, len(v)/5)
+	for i := 0; i+5 <= len(v); i += 5 {
 		sid, _ := v[i].(string)
 		rec, _ := v[i+1].(string)
 		reason, _ := v[i+2].(string)
+		rooms, _ := v[i+3].(string)
+		meta, _ := v[i+4].(string)
 		seen, _, node, ok := splitSession(rec)
 		if !ok {
 			return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, errReply)
 		}
-		out = append(out, presence.SessionInfo{
+		si := presence.SessionInfo{
 			ClientID: clientID, ID: sid, Node: node, LastSeen: time.UnixMilli(seen),
-			Ending: reason != "", Reason: presence.Reason(reason),
-		})
+			Ending: reason != "", Reason: presence.Reason(reason), Rooms: splitRooms(rooms),
+		}
+		if meta != "" {
+			si.Meta = json.RawMessage(meta)
+		}
+		out = append(out, si)
 	}
 	return out, nil
 }

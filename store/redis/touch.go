@@ -25,7 +25,17 @@ type knownSession struct {
 	reason   presence.Reason
 	until    time.Time
 	deadline int64
+	// The session's rooms (sorted) and metadata, set at stamp (Redis µs),
+	// as last written in generation rgen: what reassert writes back if
+	// Redis loses them. A lease written again keeps them (rememberLocked).
+	rooms []string
+	meta  string
+	stamp int64
+	rgen  string
 }
+
+// hasRooms reports whether the session has rooms or metadata to keep.
+func (k knownSession) hasRooms() bool { return len(k.rooms) > 0 || k.meta != "" }
 
 // span is l.Span, the deadline minus the last beat of a lease, in the
 // milliseconds the scripts get: the same on every lease a Tracker writes of
@@ -33,18 +43,17 @@ type knownSession struct {
 // moving its deadline alone.
 func span(l presence.Lease) int64 { return ms(l.TTL) + l.Age.Milliseconds() }
 
-func (s *Store) remember(clientID, sessionID string, k knownSession) {
-	s.knownMu.Lock()
-	s.rememberLocked(clientID, sessionID, k)
-	s.knownMu.Unlock()
-}
-
-// rememberLocked is remember with knownMu held.
+// rememberLocked records what this Store wrote of a session, keeping
+// the rooms and metadata it knew of it unless k has its own. knownMu must
+// be held.
 func (s *Store) rememberLocked(clientID, sessionID string, k knownSession) {
 	m := s.known[clientID]
 	if m == nil {
 		m = make(map[string]knownSession, 1)
 		s.known[clientID] = m
+	}
+	if old, ok := m[sessionID]; ok && !k.hasRooms() && k.rgen == "" {
+		k.rooms, k.meta, k.stamp, k.rgen = old.rooms, old.meta, old.stamp, old.rgen
 	}
 	m[sessionID] = k
 }

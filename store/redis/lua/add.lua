@@ -4,12 +4,15 @@
 -- journal length, max sessions (0: no cap), the generation the caller
 -- last saw of the bucket ('' if none), re-assertion window ms (see gen),
 -- the bucket's share of the Store's sessions and of its clients (0: no
--- cap).
+-- cap), the rooms the session joins ('\n' between them, '' for none) and
+-- its metadata ('' to leave it as it is).
 -- Returns: generation, then the transitions; when a cap refuses a new
--- session, having written nothing, one of NO: which cap.
+-- session, having written nothing, one of NO: which cap (rooms: the
+-- session would be in more than MAX_ROOMS rooms).
 local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9,
-  bucket_gen = 10, reassert = 11, bucket_sessions = 12, bucket_clients = 13 }
-local NO = { client_sessions = 1, sessions = 2, clients = 3 }
+  bucket_gen = 10, reassert = 11, bucket_sessions = 12, bucket_clients = 13, rooms = 14, meta = 15 }
+local NO = { client_sessions = 1, sessions = 2, clients = 3, rooms = 4 }
+local MAX_ROOMS = 64
 bucket(0)
 local g = gen(ARGV[A.bucket_gen], tonumber(ARGV[A.reassert]))
 local id, sid, node = ARGV[A.client], ARGV[A.session], ARGV[A.node]
@@ -18,17 +21,40 @@ local lost = ARGV[A.sibling_gen] ~= '' and ARGV[A.sibling_gen] ~= g
 J.consumer, J.maxlen, J.node = ARGV[A.consumer], tonumber(ARGV[A.journal_len]), node
 local sk = id .. '\0' .. sid
 local seen = NOW - age
+local rooms, meta = splitrooms(ARGV[A.rooms]), ARGV[A.meta]
+table.sort(rooms) -- Joins in room order
+-- joinall joins the session to its rooms, the Online (if any) decided:
+-- the Joins come after it.
+local function joinall(m)
+  for _, room in ipairs(rooms) do joinroom(id, sid, sk, room, m) end
+end
 local x = gets(sk)
 if x then
   -- The same session again: revive it if ending; the lease, not an
-  -- earlier grace, decides its deadline.
+  -- earlier grace, decides its deadline. New metadata, which the Joins
+  -- of its new rooms carry, then Updates in the rooms it was in.
+  if #rooms > 0 then
+    local have = getrooms(sk)
+    local n = #have
+    for _, room in ipairs(rooms) do
+      if not hasroom(have, room) then n = n + 1 end
+    end
+    if n > MAX_ROOMS then return { NO.rooms } end
+  end
   seen = math.max(seen, sseen(sk, x))
   redis.call('HDEL', B.r, sk)
   redis.call('ZADD', B.x, NOW + ttl, sk)
   own(sk, x, node)
   x.seen, x.span = seen, ttl + age
   puts(sk, x)
-  return { g }
+  local was = getrooms(sk)
+  local changed = meta ~= '' and getmeta(sk) ~= meta
+  if changed then putmeta(sk, meta, STAMP) end
+  joinall((getmeta(sk)))
+  if changed then updates(id, sid, was, meta) end
+  local r = { g }
+  for i = 1, #out do r[#r + 1] = out[i] end
+  return r
 end
 -- The cap counts the client's live sessions: not ending (no reason), lease
 -- not run out. A refusal leaves no session, client or journal entry (at
@@ -64,6 +90,10 @@ if redis.call('ZADD', B.l, 'NX', NOW + ttl, node) == 1 then forgetleases() end
 -- A client this node knew online before Redis lost the bucket comes back
 -- without an event.
 addsession(id, sid, sk, node, NOW + ttl, seen, lost)
+-- A new session's metadata is set before it joins: its Joins carry it,
+-- and no Update follows.
+if meta ~= '' then putmeta(sk, meta, STAMP) end
+joinall(meta)
 local r = { g }
 for i = 1, #out do r[#r + 1] = out[i] end
 return r

@@ -23,6 +23,17 @@
 --   w   string  set while the bucket's re-assertion window is open (PX)
 --   h   hash    client ID -> its held record (see held): a client whose
 --               transitions the window holds (see gen)
+--   sr  hash    session key -> the session's rooms, sorted, '\n' between
+--   sm  hash    session key -> "stamp|meta": its metadata, set at stamp (µs)
+--   rm  hash    room .. "\0" .. client ID -> "n|since": a member of a room,
+--               n its sessions in the room, since when it joined (ms)
+--   rz  zset    room .. "\0" .. client ID, score 0: a room's members by lex
+--               range (Members)
+--   rc  hash    room -> its members in the bucket (RoomCount sums them)
+--   rl  zset    client ID .. "\0" .. room -> when it last left the room (ms):
+--               MembersAmong; forgotten with the client, at most LEFT_MAX
+--               per client
+--   hr  hash    client ID -> its held room transitions (see roomholds)
 -- A session key is client ID .. "\0" .. session ID: IDs have no control
 -- characters, so the pair is unambiguous, and IDs are only ever fields and
 -- members, never parts of key names.
@@ -37,7 +48,8 @@
 
 -- K: position of each key in a bucket's KEYS, by its name above
 -- (luanames.go: key..., keySuffixes).
-local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11, w = 12, h = 13 }
+local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11, w = 12, h = 13, sr = 14,
+  sm = 15, rm = 16, rz = 17, rc = 18, rl = 19, hr = 20 }
 -- size returns the number of entries of table t.
 local function size(t)
   local n = 0
@@ -47,9 +59,13 @@ end
 local KN = size(K)
 -- EV: position of each field of a transition in a reply (luanames.go:
 -- event...).
-local EV = { kind = 1, client = 2, session = 3, reason = 4, seq = 5, time = 6, seen = 7, online_for = 8, entry = 9 }
+local EV = { kind = 1, client = 2, session = 3, reason = 4, seq = 5, time = 6, seen = 7, online_for = 8, entry = 9, room = 10,
+  meta = 11 }
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+-- STAMP is when metadata set now was set (µs): Member.Metas are ordered by
+-- it, and two scripts never run in the same microsecond.
+local STAMP = tonumber(T[1]) * 1000000 + tonumber(T[2])
 -- A client record created from nothing starts its seq at a multiple of
 -- SEQ_UNIT taken from the Redis clock, so it is above any seq an earlier
 -- record of the same client (forgotten, or lost in a restart) reached.
@@ -192,10 +208,12 @@ local out = {}
 
 -- transition records a transition in the journal, claims it for this
 -- caller (so it is pending until the caller acknowledges it) and appends it
--- to out.
-local function transition(kind, id, sid, reason, c, onlinefor)
+-- to out. room and meta are those of a room transition (nil otherwise).
+local function transition(kind, id, sid, reason, c, onlinefor, room, meta)
   local f = { 'c', id, 't', kind, 's', sid, 'r', reason, 'q', fmt(c.seq), 'tm', fmt(NOW),
     'ls', fmt(c.seen), 'of', fmt(onlinefor), 'n', J.node }
+  if room then f[#f + 1] = 'rm'; f[#f + 1] = room end
+  if meta and meta ~= '' then f[#f + 1] = 'm'; f[#f + 1] = meta end
   local eid = redis.call('XADD', B.j, 'MAXLEN', '~', J.maxlen, '*', unpack(f))
   if J.consumer ~= '' then
     redis.call('XCLAIM', B.j, 'hooks', J.consumer, 0, eid, 'FORCE', 'JUSTID')
@@ -203,7 +221,7 @@ local function transition(kind, id, sid, reason, c, onlinefor)
   local e = {}
   e[EV.kind], e[EV.client], e[EV.session], e[EV.reason] = kind, id, sid, reason
   e[EV.seq], e[EV.time], e[EV.seen], e[EV.online_for] = fmt(c.seq), fmt(NOW), fmt(c.seen), fmt(onlinefor)
-  e[EV.entry] = eid
+  e[EV.entry], e[EV.room], e[EV.meta] = eid, room or '', meta or ''
   local base = #out
   for i = 1, #e do out[base + i] = e[i] end
 end
@@ -244,17 +262,196 @@ local function hold(id, online, known, d, t)
   return h
 end
 
+-- Rooms. A session's rooms are a list in sr; a client is a member of a
+-- room (rm, rz, rc) while at least one of its sessions has the room in its
+-- list, ending sessions included. A beat never reads or writes any of it.
+
+-- LEFT_MAX bounds the rooms a client's left times (rl) are kept for: the
+-- ones it left last.
+local LEFT_MAX = 128
+
+-- getrooms returns session sk's rooms, sorted.
+local function getrooms(sk)
+  local t = {}
+  local v = redis.call('HGET', B.sr, sk)
+  if v then
+    for r in string.gmatch(v, '[^\n]+') do t[#t + 1] = r end
+  end
+  return t
+end
+
+local function putrooms(sk, t)
+  if #t == 0 then
+    redis.call('HDEL', B.sr, sk)
+    return
+  end
+  table.sort(t)
+  redis.call('HSET', B.sr, sk, table.concat(t, '\n'))
+end
+
+-- splitrooms reads a room list as Go sends it ('\n' between rooms).
+local function splitrooms(v)
+  local t = {}
+  for r in string.gmatch(v, '[^\n]+') do t[#t + 1] = r end
+  return t
+end
+
+-- hasroom returns the position of room in t, or nil.
+local function hasroom(t, room)
+  for i = 1, #t do
+    if t[i] == room then return i end
+  end
+  return nil
+end
+
+-- getmeta returns session sk's metadata ('' if none) and when it was set
+-- (Redis µs, see STAMP; 0 if none).
+local function getmeta(sk)
+  local v = redis.call('HGET', B.sm, sk)
+  if not v then return '', 0 end
+  local i = string.find(v, '|', 1, true)
+  return string.sub(v, i + 1), tonumber(string.sub(v, 1, i - 1))
+end
+
+local function putmeta(sk, meta, stamp)
+  if meta == '' then
+    redis.call('HDEL', B.sm, sk)
+  else
+    redis.call('HSET', B.sm, sk, fmt(stamp) .. '|' .. meta)
+  end
+end
+
+-- enter counts one more session of client id in room, and reports whether
+-- the client was in none before (it joins).
+local function enter(id, room)
+  local mk = room .. '\0' .. id
+  local v = redis.call('HGET', B.rm, mk)
+  if v then
+    local n, since = string.match(v, '^(%d+)|(%d+)$')
+    redis.call('HSET', B.rm, mk, fmt(tonumber(n) + 1) .. '|' .. since)
+    return false
+  end
+  redis.call('HSET', B.rm, mk, '1|' .. fmt(NOW))
+  redis.call('ZADD', B.rz, 0, mk)
+  redis.call('HINCRBY', B.rc, room, 1)
+  return true
+end
+
+-- forgetleft drops client id's left times, when its record is forgotten.
+local function forgetleft(id)
+  local m = under(B.rl, id)
+  for i = 1, #m, CHUNK do
+    redis.call('ZREM', B.rl, unpack(m, i, math.min(i + CHUNK - 1, #m)))
+  end
+end
+
+-- quit counts one session fewer of client id in room, and reports whether
+-- it was the last (the client leaves); then it remembers when: seen, the
+-- client's last beat in the room or when it left (rl), for the LEFT_MAX
+-- rooms it left last.
+local function quit(id, room, seen)
+  local mk = room .. '\0' .. id
+  local v = redis.call('HGET', B.rm, mk)
+  if not v then return false end
+  local n, since = string.match(v, '^(%d+)|(%d+)$')
+  if tonumber(n) > 1 then
+    redis.call('HSET', B.rm, mk, fmt(tonumber(n) - 1) .. '|' .. since)
+    return false
+  end
+  redis.call('HDEL', B.rm, mk)
+  redis.call('ZREM', B.rz, mk)
+  if redis.call('HINCRBY', B.rc, room, -1) <= 0 then redis.call('HDEL', B.rc, room) end
+  if redis.call('ZADD', B.rl, seen, id .. '\0' .. room) == 1 and
+      redis.call('ZLEXCOUNT', B.rl, '[' .. id .. '\0', '(' .. id .. '\1') > LEFT_MAX then
+    local m = under(B.rl, id)
+    local sc = many('ZMSCORE', B.rl, m)
+    local oldest, at = nil, nil
+    for i = 1, #m do
+      if not at or tonumber(sc[i]) < at then oldest, at = m[i], tonumber(sc[i]) end
+    end
+    redis.call('ZREM', B.rl, oldest)
+  end
+  return true
+end
+
+-- roomholds returns the held room transitions of client id (see gen), by
+-- room: whether it was in the room before the window ("before": '1', '0',
+-- or 'e' if only an ending session a node re-asserted had it there, which
+-- counts as the client's Offline does, see decide), the session of an
+-- Update owed ("upd", '' if none), and what its Leave would carry.
+local function roomholds(id)
+  local t = {}
+  local v = redis.call('HGET', B.hr, id)
+  if not v then return t end
+  for e in string.gmatch(v, '[^\2]+') do
+    local room, before, upd, sid, reason, seen = string.match(e, '^([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\1]*)\1(%d+)$')
+    t[room] = { before = before, upd = upd, sid = sid, reason = reason, seen = tonumber(seen) }
+  end
+  return t
+end
+
+local function putroomholds(id, t)
+  local parts = {}
+  for room, h in pairs(t) do
+    parts[#parts + 1] = table.concat({ room, h.before, h.upd, h.sid, h.reason, fmt(h.seen) }, '\1')
+  end
+  redis.call('HSET', B.hr, id, table.concat(parts, '\2'))
+end
+
+-- holdroom holds client id's transitions in room while the window is open
+-- (as hold does its Online and Offline, which it starts holding too, so
+-- that the Sweep that decides the client decides its rooms): member is
+-- whether it was in the room before this call (kept from the first hold);
+-- known, if given, that a node held it there before Redis lost the data
+-- ('1' through a live session, 'e' an ending one). upd names a session
+-- whose new metadata is owed an Update; left, {sid, reason, seen}, what a
+-- Leave would carry.
+local function holdroom(id, room, member, known, upd, left)
+  local t = roomholds(id)
+  local h = t[room]
+  if not h then
+    h = { before = member and '1' or '0', upd = '', sid = '', reason = '', seen = 0 }
+    t[room] = h
+  end
+  if known == '1' or (known == 'e' and h.before == '0') then h.before = known end
+  if upd then h.upd = upd end
+  if left then h.sid, h.reason, h.seen = left[1], left[2], left[3] end
+  putroomholds(id, t)
+  local c = getc(id)
+  hold(id, c ~= nil and c.n > 0, false)
+end
+
+-- roomsession returns the session of client id in room whose metadata was
+-- set last, and that metadata.
+local function roomsession(id, room)
+  local sid, meta, at = '', '', -1
+  for _, sk in ipairs(under(B.k, id)) do
+    if hasroom(getrooms(sk), room) then
+      local m, st = getmeta(sk)
+      if st > at then
+        local _, s = clientof(sk)
+        sid, meta, at = s, m, st
+      end
+    end
+  end
+  return sid, meta
+end
+
 -- decide ends the hold of client id once the window is closed: the one
 -- transition between what it was before and what its record says now, if
 -- they differ. It was online before if a node held one of its sessions
 -- live, or an ending one whose grace ended after the last Offline any
 -- node remembers deciding for it (that Offline was still owed). Held
 -- changes in between cancel out: a late Online (or Offline) rather than a
--- doubled one.
+-- doubled one. Its rooms alike, each decided between its Online and its
+-- Offline: a Join or a Leave if it is in the room now and was not, or the
+-- other way round; an Update if its metadata there changed and it stayed.
 local function decide(id)
   local h = held(id)
   if not h then return end
   redis.call('HDEL', B.h, id)
+  local rh = roomholds(id)
+  redis.call('HDEL', B.hr, id)
   local c = getc(id)
   local online = c ~= nil and c.n > 0
   local before = h.before or h.maxd > h.maxt
@@ -267,8 +464,52 @@ local function decide(id)
       sid = other
     end
     transition('online', id, sid, 'connect', c, 0)
-  elseif before and not online then
-    transition('offline', id, h.sid, h.reason, { seq = h.seq, seen = h.seen }, h.onlinefor)
+  end
+  local q = (c and c.seq) or h.seq
+  if q == 0 then q = newseq() end
+  local q0 = q
+  local rooms, leaves = {}, {}
+  for room in pairs(rh) do rooms[#rooms + 1] = room end
+  table.sort(rooms)
+  for _, room in ipairs(rooms) do
+    local r = rh[room]
+    local was = r.before == '1' or (r.before == 'e' and h.maxd > h.maxt)
+    local isin = redis.call('HEXISTS', B.rm, room .. '\0' .. id) == 1
+    if isin and not was then
+      local sid, meta = roomsession(id, room)
+      q = q + 1
+      transition('join', id, sid, 'connect', { seq = q, seen = NOW }, 0, room, meta)
+    elseif isin and r.upd ~= '' then
+      local sk = id .. '\0' .. r.upd
+      if hasroom(getrooms(sk), room) then
+        q = q + 1
+        transition('update', id, r.upd, '', { seq = q, seen = NOW }, 0, room, (getmeta(sk)))
+      end
+    elseif was and not isin then
+      leaves[#leaves + 1] = room
+    end
+  end
+  for _, room in ipairs(leaves) do
+    local r = rh[room]
+    local sid = r.sid
+    if sid == '' then sid = h.sid end
+    if sid == '' then sid = id end
+    local reason = r.reason
+    if reason == '' then reason = 'left' end
+    q = q + 1
+    transition('leave', id, sid, reason, { seq = q, seen = r.seen }, 0, room)
+  end
+  if before and not online then
+    local seq = h.seq
+    if q ~= q0 then
+      q = q + 1
+      seq = q
+    end
+    transition('offline', id, h.sid, h.reason, { seq = seq, seen = h.seen }, h.onlinefor)
+  end
+  if c and q ~= q0 then
+    c.seq = math.max(c.seq, q)
+    putc(id, c)
   end
 end
 
@@ -331,6 +572,21 @@ local function remove(sk, reason, retention)
   local id, sid = clientof(sk)
   settle(id)
   local c = getc(id)
+  -- Its rooms first: each one no other session of the client is in gets
+  -- its Leave, before the client's Offline.
+  local rooms = getrooms(sk)
+  redis.call('HDEL', B.sr, sk)
+  redis.call('HDEL', B.sm, sk)
+  for _, room in ipairs(rooms) do
+    if quit(id, room, seen) then
+      if win() then
+        holdroom(id, room, true, nil, nil, { sid, reason, seen })
+      elseif c then
+        c.seq = c.seq + 1
+        transition('leave', id, sid, reason, { seq = c.seq, seen = seen }, 0, room)
+      end
+    end
+  end
   if not c then return end
   c.n = c.n - 1
   c.seen = math.max(c.seen, seen)
@@ -353,6 +609,7 @@ local function remove(sk, reason, retention)
   redis.call('ZREM', B.on, id)
   if retention < 0 then
     redis.call('HDEL', B.c, id)
+    forgetleft(id)
   else
     putc(id, c)
     redis.call('ZADD', B.o, NOW, id)
@@ -364,6 +621,99 @@ local function remove(sk, reason, retention)
     return
   end
   transition('offline', id, sid, reason, c, onlinefor)
+end
+
+-- joinroom puts session sk (sid) of client id in room, unless it is in it
+-- already: a Join, carrying meta, if no session of the client was.
+local function joinroom(id, sid, sk, room, meta)
+  local rooms = getrooms(sk)
+  if hasroom(rooms, room) then return end
+  rooms[#rooms + 1] = room
+  putrooms(sk, rooms)
+  settle(id)
+  local joined = enter(id, room)
+  if win() then
+    holdroom(id, room, not joined)
+    return
+  end
+  local c = getc(id)
+  if joined and c then
+    c.seq = c.seq + 1
+    putc(id, c)
+    transition('join', id, sid, 'connect', { seq = c.seq, seen = NOW }, 0, room, meta)
+  end
+end
+
+-- leaveroom takes session sk (sid) of client id out of room, and reports
+-- whether it was in it: a Leave with reason if no other session of the
+-- client is.
+local function leaveroom(id, sid, sk, room, reason)
+  local rooms = getrooms(sk)
+  local i = hasroom(rooms, room)
+  if not i then return false end
+  table.remove(rooms, i)
+  putrooms(sk, rooms)
+  settle(id)
+  if not quit(id, room, NOW) then return true end
+  if win() then
+    holdroom(id, room, true, nil, nil, { sid, reason, NOW })
+    return true
+  end
+  local c = getc(id)
+  if c then
+    c.seq = c.seq + 1
+    putc(id, c)
+    transition('leave', id, sid, reason, { seq = c.seq, seen = NOW }, 0, room)
+  end
+  return true
+end
+
+-- updates decides the Updates of session sid of client id, whose
+-- metadata became meta, in rooms.
+local function updates(id, sid, rooms, meta)
+  if #rooms == 0 then return end
+  settle(id)
+  if win() then
+    for _, room in ipairs(rooms) do holdroom(id, room, true, nil, sid) end
+    return
+  end
+  local c = getc(id)
+  if not c then return end
+  for _, room in ipairs(rooms) do
+    c.seq = c.seq + 1
+    transition('update', id, sid, '', { seq = c.seq, seen = NOW }, 0, room, meta)
+  end
+  putc(id, c)
+end
+
+-- setmeta sets session sk's (sid) metadata and reports whether it
+-- changed: then each of the session's rooms gets an Update.
+local function setmeta(id, sid, sk, meta)
+  if getmeta(sk) == meta then return false end
+  putmeta(sk, meta, STAMP)
+  updates(id, sid, getrooms(sk), meta)
+  return true
+end
+
+-- reassertrooms writes back, silently, the rooms (as Go sends them) and
+-- metadata (set at stamp) a node held for session sk of client id before
+-- Redis lost the bucket's data: rooms the session is not in, and the
+-- metadata unless the session has some. While the window is open, the
+-- client counts as having been in those rooms: kind '1' (a live session),
+-- 'e' (an ending one, see holdroom).
+local function reassertrooms(id, sk, list, meta, stamp, kind)
+  local rooms = getrooms(sk)
+  local added = false
+  for _, room in ipairs(splitrooms(list)) do
+    if not hasroom(rooms, room) then
+      rooms[#rooms + 1] = room
+      added = true
+      local joined = enter(id, room)
+      if win() then holdroom(id, room, not joined, kind) end
+    end
+  end
+  if added then putrooms(sk, rooms) end
+  if meta ~= '' and redis.call('HEXISTS', B.sm, sk) == 0 then putmeta(sk, meta, stamp) end
 end
 
 -- mayrecreate reports whether a session that a node held before Redis lost
@@ -397,6 +747,7 @@ local function forgetoffline(k)
     if c and c.n == 0 then
       if c.seq >= newseq() then break end
       redis.call('HDEL', B.c, id)
+      forgetleft(id)
       n = n + 1
     end
     redis.call('ZREM', B.o, id)
@@ -413,4 +764,28 @@ local function trimclients(cmax, limit)
   if over <= 0 then return false end
   local k = math.min(over, limit)
   return forgetoffline(k) == k and over > k
+end
+
+-- memberinfo returns what Members and MembersAmong report of client id,
+-- in room: since when (ms), its latest beat there (ms), its sessions
+-- there, then the metadata of those that have any, set longest ago first
+-- (ties by session ID), preceded by their number.
+local function memberinfo(id, room, since)
+  local seen, n, metas = 0, 0, {}
+  for _, sk in ipairs(under(B.k, id)) do
+    if hasroom(getrooms(sk), room) then
+      n = n + 1
+      local x = gets(sk)
+      if x then seen = math.max(seen, sseen(sk, x)) end
+      local m, st = getmeta(sk)
+      if m ~= '' then metas[#metas + 1] = { st = st, sk = sk, m = m } end
+    end
+  end
+  table.sort(metas, function(a, b)
+    if a.st ~= b.st then return a.st < b.st end
+    return a.sk < b.sk
+  end)
+  local r = { fmt(since), fmt(seen), n, #metas }
+  for _, m in ipairs(metas) do r[#r + 1] = m.m end
+  return r
 end

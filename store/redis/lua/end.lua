@@ -10,11 +10,16 @@
 -- presence.Reason.Unseen (else '0'), the generation the caller last saw
 -- of the bucket ('' if none), re-assertion window ms (see gen), and for
 -- 'r' the session's grace deadline, for 'o' when the Offline was decided
--- (Redis ms, before Redis lost the data).
+-- (Redis ms, before Redis lost the data); then, for one session, the rooms
+-- and metadata its node holds for it ('\n' between rooms), when the
+-- metadata was set (µs), and the generation they were last written in
+-- ('' if unknown): a session re-created, or whose rooms Redis lost, gets
+-- them back before it ends (see reassertrooms).
 -- Returns: generation, number of sessions ended, Redis's time (ms), then
 -- the transitions.
 local A = { mode = 1, who = 2, session = 3, reason = 4, grace = 5, known_gen = 6, retention = 7,
-  consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12, bucket_gen = 13, reassert = 14, at = 15 }
+  consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12, bucket_gen = 13, reassert = 14, at = 15,
+  rooms = 16, meta = 17, stamp = 18, rooms_gen = 19 }
 bucket(0)
 local g = gen(ARGV[A.bucket_gen], tonumber(ARGV[A.reassert]))
 local mode, who, sid, reason = ARGV[A.mode], ARGV[A.who], ARGV[A.session], ARGV[A.reason]
@@ -29,8 +34,14 @@ if mode == 'o' then
 elseif mode == 'c' or mode == 'r' then
   if sid ~= '' then
     local sk = who .. '\0' .. sid
+    local list, meta, rg = ARGV[A.rooms], ARGV[A.meta], ARGV[A.rooms_gen]
     if redis.call('HEXISTS', B.s, sk) == 1 then
-      if mode == 'c' then sel[1] = sk end
+      if mode == 'c' then
+        sel[1] = sk
+        if rg ~= g and (list ~= '' or meta ~= '') then
+          reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), '1')
+        end
+      end
     elseif kg ~= '' and kg ~= g and mayrecreate(who) then
       -- Held before Redis lost the bucket: re-create it silently, then
       -- end it like any other, so its client gets its one Offline.
@@ -39,8 +50,10 @@ elseif mode == 'c' or mode == 'r' then
       local node = ARGV[A.node]
       if mode == 'r' then
         addsession(who, sid, sk, node, NOW, NOW, false, tonumber(ARGV[A.at]))
+        reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), 'e')
       else
         addsession(who, sid, sk, node, NOW, NOW, true)
+        reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), '1')
       end
       sel[1] = sk
       grace = math.max(grace, tonumber(ARGV[A.linger]))

@@ -2,7 +2,7 @@
 -- (luanames.go: sessionsArg...): client ID.
 -- Returns: nil if the client is unknown; otherwise per session its ID,
 -- "seen|span|node" (seen: its last beat, see sseen) and reason ('' if
--- live).
+-- live), rooms ('\n' between them) and metadata ('' if none).
 local A = { client = 1 }
 bucket(0)
 local id = ARGV[A.client]
@@ -16,6 +16,8 @@ for _, sk in ipairs(sks) do
     r[#r + 1] = sid
     r[#r + 1] = fmt(sseen(sk, x)) .. '|' .. fmt(x.span) .. '|' .. x.node
     r[#r + 1] = redis.call('HGET', B.r, sk) or ''
+    r[#r + 1] = redis.call('HGET', B.sr, sk) or ''
+    r[#r + 1] = (getmeta(sk))
   end
 end
 return r

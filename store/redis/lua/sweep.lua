@@ -83,7 +83,10 @@ for b = 0, nb - 1 do
     local old = redis.call('ZRANGEBYSCORE', B.o, '-inf', NOW - retention, 'LIMIT', 0, limit)
     for _, id in ipairs(old) do
       local c = getc(id)
-      if c and c.n == 0 then redis.call('HDEL', B.c, id) end
+      if c and c.n == 0 then
+        redis.call('HDEL', B.c, id)
+        forgetleft(id)
+      end
       redis.call('ZREM', B.o, id)
     end
     full = full or #old == limit
