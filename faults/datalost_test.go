@@ -215,7 +215,7 @@ func TestDataLossAlternation(t *testing.T) {
 			}
 		}
 	}
-	joins, leaves, roomVs := checkRooms(evs)
+	joins, leaves, roomVs := checkRooms(evs, f)
 	t.Logf("rooms: %d joins, %d leaves; %d violations of the room rules", joins, leaves, len(roomVs))
 	for i, v := range roomVs {
 		if i == 25 {
@@ -298,6 +298,7 @@ type dlFleet struct {
 // from until to (zero while open).
 type dlSpan struct {
 	node     string
+	rooms    string // the rooms it joined, joined by +
 	from, to time.Time
 }
 
@@ -326,10 +327,10 @@ func (f *dlFleet) rel(at time.Time) string {
 }
 
 // opened records a connection of client to node and returns its index.
-func (f *dlFleet) opened(client, node string) int {
+func (f *dlFleet) opened(client, node, rooms string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.spans[client] = append(f.spans[client], dlSpan{node: node, from: time.Now()})
+	f.spans[client] = append(f.spans[client], dlSpan{node: node, rooms: rooms, from: time.Now()})
 	return len(f.spans[client]) - 1
 }
 
@@ -380,7 +381,7 @@ func (f *dlFleet) lane(ctx context.Context, cl *dlClient, lane int, rng *rand.Ra
 
 // roomQuery is the query of a session of client id that joins a random
 // non-empty subset of dlRooms.
-func roomQuery(id string, rng *rand.Rand) string {
+func roomQuery(id string, rng *rand.Rand) url.Values {
 	q := url.Values{"id": {id}}
 	pick := 1 + rng.IntN(1<<len(dlRooms)-1)
 	for i, room := range dlRooms {
@@ -388,7 +389,7 @@ func roomQuery(id string, rng *rand.Rand) string {
 			q.Add("room", room)
 		}
 	}
-	return q.Encode()
+	return q
 }
 
 // roomCount returns the member count of room from a node's /rooms/{room}.
@@ -425,6 +426,8 @@ const dlDialTimeout = 3 * time.Second
 // reconnects land within the churn.
 func (f *dlFleet) goSession(ctx context.Context, id string, n *dlNode, hold time.Duration, rng *rand.Rand) {
 	span := -1
+	q := roomQuery(id, rng)
+	rooms := strings.Join(q["room"], "+")
 	cfg := client.Config{PingInterval: dlPing, PongTimeout: dlPong,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 		Dialer: &websocket.Dialer{HandshakeTimeout: dlDialTimeout},
@@ -432,14 +435,14 @@ func (f *dlFleet) goSession(ctx context.Context, id string, n *dlNode, hold time
 		OnState: func(sc client.StateChange) {
 			switch {
 			case sc.To == client.Open:
-				span = f.opened(id, n.id)
+				span = f.opened(id, n.id, rooms)
 			case sc.From == client.Open:
 				f.closed(id, span)
 			}
 		}}
 	dctx, cancel := context.WithTimeout(ctx, dlDialTimeout)
 	defer cancel()
-	c, err := client.Dial(dctx, "ws://"+n.addr+"/ws?"+roomQuery(id, rng), cfg)
+	c, err := client.Dial(dctx, "ws://"+n.addr+"/ws?"+q.Encode(), cfg)
 	if err != nil {
 		return // the node is down, or the churn is over
 	}
@@ -454,14 +457,16 @@ func (f *dlFleet) rawSession(ctx context.Context, id string, n *dlNode, hold tim
 	dctx, cancel := context.WithTimeout(ctx, dlDialTimeout)
 	defer cancel()
 	d := websocket.Dialer{HandshakeTimeout: dlDialTimeout}
-	ws, resp, err := d.DialContext(dctx, "ws://"+n.addr+"/ws?"+roomQuery(id, rng), nil)
+	q := roomQuery(id, rng)
+	rooms := strings.Join(q["room"], "+")
+	ws, resp, err := d.DialContext(dctx, "ws://"+n.addr+"/ws?"+q.Encode(), nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
 	if err != nil {
 		return
 	}
-	span := f.opened(id, n.id)
+	span := f.opened(id, n.id, rooms)
 	done := make(chan struct{})
 	go func() { // the reader: gorilla answers pings while it reads
 		defer close(done)
@@ -563,7 +568,7 @@ func (f *dlFleet) settled(t *testing.T) bool {
 // comes while the client is online (after an Online, before the Offline
 // that ends it), and every room the client is in is left before its
 // Offline; no Seq numbers two transitions.
-func checkRooms(all []dlEvent) (joins, leaves int, vs []string) {
+func checkRooms(all []dlEvent, f *dlFleet) (joins, leaves int, vs []string) {
 	byClient := map[string][]dlEvent{}
 	for _, ev := range all {
 		byClient[ev.Client] = append(byClient[ev.Client], ev)
@@ -585,17 +590,25 @@ func checkRooms(all []dlEvent) (joins, leaves int, vs []string) {
 			return a.At.Compare(b.At)
 		})
 		bad := func(i int, what string) {
-			lo, hi := max(0, i-2), min(len(evs), i+3)
+			lo, hi := max(0, i-6), min(len(evs), i+3)
 			var around []string
 			for j := lo; j < hi; j++ {
 				mark := " "
 				if j == i {
 					mark = ">"
 				}
-				around = append(around, fmt.Sprintf("%s%s %s seq %d node %s reason %s", mark, evs[j].Transition, evs[j].Room,
-					evs[j].Seq, evs[j].Node, evs[j].Reason))
+				logged := evs[j].At.Format("15:04:05.000")
+				if f != nil {
+					logged = f.rel(evs[j].At)
+				}
+				around = append(around, fmt.Sprintf("%s%s %s seq %d node %s reason %s logged %s", mark, evs[j].Transition, evs[j].Room,
+					evs[j].Seq, evs[j].Node, evs[j].Reason, logged))
 			}
-			vs = append(vs, fmt.Sprintf("client %s: %s\n\t%s", c, what, strings.Join(around, "\n\t")))
+			v := fmt.Sprintf("client %s: %s\n\t%s", c, what, strings.Join(around, "\n\t"))
+			if f != nil {
+				v += f.connections(c, evs[lo].At.Add(-2*time.Second), evs[hi-1].At.Add(2*time.Second))
+			}
+			vs = append(vs, v)
 		}
 		online := false
 		in := map[string]bool{}
@@ -827,9 +840,15 @@ func (f *dlFleet) describe(v dlViolation, evs []dlEvent) string {
 		}
 		fmt.Fprintf(&b, "\n\t%s%-7s node %s seq %d reason %s at %s", mark, ev.Transition, ev.Node, ev.Seq, ev.Reason, f.rel(ev.At))
 	}
-	from, to := evs[lo].At.Add(-2*time.Second), evs[hi-1].At.Add(2*time.Second)
+	b.WriteString(f.connections(v.client, evs[lo].At.Add(-2*time.Second), evs[hi-1].At.Add(2*time.Second)))
+	return b.String()
+}
+
+// connections describes client's connections open at some time within
+// [from, to]: node, rooms and span, in seconds since the churn started.
+func (f *dlFleet) connections(client string, from, to time.Time) string {
 	var conns []string
-	for _, s := range f.spanCopy()[v.client] {
+	for _, s := range f.spanCopy()[client] {
 		if s.from.After(to) || (!s.to.IsZero() && s.to.Before(from)) {
 			continue
 		}
@@ -837,10 +856,9 @@ func (f *dlFleet) describe(v dlViolation, evs []dlEvent) string {
 		if !s.to.IsZero() {
 			end = f.rel(s.to)
 		}
-		conns = append(conns, fmt.Sprintf("%s %s-%s", s.node, f.rel(s.from), end))
+		conns = append(conns, fmt.Sprintf("%s [%s] %s-%s", s.node, s.rooms, f.rel(s.from), end))
 	}
-	fmt.Fprintf(&b, "\n\tits connections then: %s", strings.Join(conns, ", "))
-	return b.String()
+	return "\n\tits connections then: " + strings.Join(conns, ", ")
 }
 
 // figure logs how long after its connection opened each Online was logged:
@@ -988,7 +1006,7 @@ func TestRoomChecker(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, vs := checkRooms(tc.evs)
+			_, _, vs := checkRooms(tc.evs, nil)
 			ok := len(vs) == len(tc.want)
 			for i := 0; ok && i < len(vs); i++ {
 				ok = strings.HasPrefix(vs[i], tc.want[i])
