@@ -46,8 +46,8 @@ func (v *view) apply(typ string, data []byte) error {
 	switch typ {
 	case "snapshot":
 		var s struct {
-			Count     int      `json:"count"`
-			CountOnly bool     `json:"count_only"`
+			Count     int          `json:"count"`
+			CountOnly bool         `json:"count_only"`
 			Members   []feedMember `json:"members"`
 		}
 		if err := json.Unmarshal(data, &s); err != nil {
@@ -61,9 +61,9 @@ func (v *view) apply(typ string, data []byte) error {
 		v.count, v.countOnly = s.Count, s.CountOnly
 	case "diff":
 		var d struct {
-			Count *int     `json:"count"`
+			Count *int         `json:"count"`
 			Set   []feedMember `json:"set"`
-			Gone  []string `json:"gone"`
+			Gone  []string     `json:"gone"`
 		}
 		if err := json.Unmarshal(data, &d); err != nil {
 			return err
