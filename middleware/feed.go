@@ -106,6 +106,13 @@ type FeedConfig struct {
 // meta is the joining session's metadata (join) or its new one (update),
 // absent when it has none.
 //
+// That is the version-1 feed, for requests without a query. With ?room=,
+// ?ids= (a friends list) or ?v=2 (the node) the Feed serves the coalesced
+// feed instead: a snapshot of the scope, then at most one "diff" message
+// per FeedConfig.Window with the latest state (state, metadata, last
+// active) of each member that changed; see docs/PROTOCOL.md. A WebSocket
+// handshake gets either version as text frames.
+//
 // The snapshot is read from the Store, so it covers every node. Events come
 // from Tracker.Watch: with a Store that journals transitions (store/redis),
 // those of every node; otherwise those this node observes. Clients

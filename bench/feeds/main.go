@@ -132,6 +132,7 @@ func main() {
 
 	changes := *seconds * *rate
 	c, wall := run(0)
+	c1 := c
 	fmt.Printf("churn alone: %d changes in %v, CPU %v, %.1f µs CPU per change\n",
 		changes, wall.Round(time.Millisecond), c.Round(time.Millisecond), float64(c.Microseconds())/float64(changes))
 
@@ -173,8 +174,10 @@ func main() {
 		})
 	}
 	ready.Wait()
+	t0 := time.Now()
 	c, wall = run(changes)
-	time.Sleep(2 * *window)
+	time.Sleep(2 * *window) // the last changes' message
+	span := time.Since(t0)
 	var msgs, byts int64
 	var most int64
 	for _, r := range readers {
@@ -186,8 +189,10 @@ func main() {
 	n := float64(*subs)
 	fmt.Printf("with %d subscribers: %d changes in %v, CPU %v, %.1f µs CPU per change\n",
 		*subs, changes, wall.Round(time.Millisecond), c.Round(time.Millisecond), float64(c.Microseconds())/float64(changes))
-	fmt.Printf("per subscriber: %.2f messages/s (most: %.2f), %.0f bytes/s\n",
-		float64(msgs)/n/wall.Seconds(), float64(most)/wall.Seconds(), float64(byts)/n/wall.Seconds())
+	fmt.Printf("per subscriber, over %v: %.2f messages/s (most: %d messages, %.2f/s), %.0f bytes/s\n",
+		span.Round(time.Millisecond), float64(msgs)/n/span.Seconds(), most, float64(most)/span.Seconds(), float64(byts)/n/span.Seconds())
+	fmt.Printf("feed cost: %.1f µs CPU per change for %d subscribers\n",
+		float64((c-c1).Microseconds())/float64(changes), *subs)
 	cancel()
 	wg.Wait()
 }
