@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -304,6 +305,66 @@ func TestFeedFallsBehindGetsSnapshot(t *testing.T) {
 		}
 		if s := got.String(); strings.Count(s, "event: diff") > 1 || !strings.Contains(s, `"members":[{"id":"a"`) {
 			t.Fatalf("after falling behind: %q, want at most the diff being written, then a snapshot of a alone", s)
+		}
+	})
+}
+
+// A subscriber that asks for a longer window gets at most one message per
+// its window, and still every change.
+//
+// timing: the feed's default Window (250ms) and a subscriber's 1s window,
+// against a change every 100ms, on fake time.
+func TestFeedSubscriberWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st, _ := memory.New(memory.Config{})
+		tr, err := presence.New(ctx, st, presence.Config{Node: "n1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := middleware.NewFeed(tr, middleware.FeedConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := newPipeListener()
+		hs := &http.Server{Handler: f}
+		go hs.Serve(l)
+		hc := &http.Client{Transport: &http.Transport{DialContext: l.dial}}
+		reqCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		t.Cleanup(func() {
+			cancel()
+			<-done
+			hc.CloseIdleConnections()
+			f.Close()
+			hs.Close()
+			tr.Close(ctx)
+		})
+		connectIn(t, tr, "a", ``, "r")
+		req, _ := http.NewRequestWithContext(reqCtx, "GET", "http://pipe/?room=r&window=1000", nil)
+		res, err := hc.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("subscribe: %v %v", res, err)
+		}
+		v := &view{}
+		errs := make(chan error, 1)
+		go func() { defer close(done); follow(res, v, errs) }()
+		synctest.Wait()
+		start := time.Now()
+		for i := range 50 {
+			time.Sleep(100 * time.Millisecond)
+			connectIn(t, tr, "x"+strings.Repeat("y", i), `{"i":1}`, "r")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		seconds := int(time.Since(start) / time.Second)
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.snapshots != 1 || v.diffs > seconds+1 || v.diffs < seconds-2 {
+			t.Errorf("%d snapshots and %d diffs in %ds, want 1 and at most one a second", v.snapshots, v.diffs, seconds)
+		}
+		if truth := roomTruth(t, tr, "r"); !reflect.DeepEqual(v.members, truth) || len(truth) != 51 {
+			t.Errorf("view of %d members, room of %d", len(v.members), len(truth))
 		}
 	})
 }
