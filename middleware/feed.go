@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -54,7 +55,8 @@ type FeedConfig struct {
 	// list) with more members than this is followed as a count only: the
 	// snapshot and diffs carry the count and no members. A room that
 	// grows past it while followed switches to counts (with a fresh
-	// snapshot) until its last subscriber leaves. Default: 10000.
+	// snapshot) until its last subscriber leaves. Negative: never counts
+	// only. Default: 10000.
 	CountOnlyAbove int
 	// MaxIDs caps the client IDs one feed may follow (?ids=). Default:
 	// 1000.
@@ -65,8 +67,9 @@ type FeedConfig struct {
 	// Server.Mount sets the Server's check (Config.AllowedOrigins).
 	// Default: nil.
 	CheckOrigin func(r *http.Request) bool
-	// MaxSnapshot caps the clients listed in a snapshot; a longer list is
-	// cut and marked "truncated". Default: 10000.
+	// MaxSnapshot caps the clients listed in a version-1 snapshot; a
+	// longer list is cut and marked "truncated" (a coalesced feed's
+	// snapshot is bounded by CountOnlyAbove instead). Default: 10000.
 	MaxSnapshot int
 	// Retry is the reconnection delay the stream asks EventSource to use.
 	// Default: 2s.
@@ -162,8 +165,11 @@ func NewFeed(tr *presence.Tracker, cfg FeedConfig) (*Feed, error) {
 	if cfg.CheckOrigin == nil {
 		cfg.CheckOrigin = originChecker{}.check
 	}
-	if cfg.Window < 0 || cfg.Window > MaxFeedWindow || cfg.CountOnlyAbove < 0 || cfg.MaxIDs < 0 {
-		return nil, fmt.Errorf("%w: feed Window must be within 0..%v, CountOnlyAbove and MaxIDs not negative", ErrInvalidConfig, MaxFeedWindow)
+	if cfg.CountOnlyAbove < 0 {
+		cfg.CountOnlyAbove = math.MaxInt
+	}
+	if cfg.Window < 0 || cfg.Window > MaxFeedWindow || cfg.MaxIDs < 0 {
+		return nil, fmt.Errorf("%w: feed Window must be within 0..%v and MaxIDs not negative", ErrInvalidConfig, MaxFeedWindow)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

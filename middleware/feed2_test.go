@@ -368,3 +368,26 @@ func TestFeedSubscriberWindow(t *testing.T) {
 		}
 	})
 }
+
+// timing: Window values NewFeed must refuse; no stream runs.
+func TestNewFeedRefusesConfig(t *testing.T) {
+	e := newEnv(t, fastTracker(), fastServer())
+	for _, cfg := range []middleware.FeedConfig{
+		{Window: -time.Millisecond},
+		{Window: middleware.MaxFeedWindow + time.Millisecond},
+		{MaxIDs: -1},
+		{Buffer: -1},
+	} {
+		if f, err := middleware.NewFeed(e.tr, cfg); !errors.Is(err, middleware.ErrInvalidConfig) {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("NewFeed(%+v): %v, want ErrInvalidConfig", cfg, err)
+		}
+	}
+	f, err := middleware.NewFeed(e.tr, middleware.FeedConfig{CountOnlyAbove: -1})
+	if err != nil {
+		t.Fatalf("CountOnlyAbove -1 (never counts only): %v", err)
+	}
+	f.Close()
+}
