@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -390,4 +391,106 @@ func TestNewFeedRefusesConfig(t *testing.T) {
 		t.Fatalf("CountOnlyAbove -1 (never counts only): %v", err)
 	}
 	f.Close()
+}
+
+// awayStore is store/memory with the states of one-session clients, enough
+// to send Away and Back through a Tracker (store/memory on this branch
+// keeps none; storetest checks the real ones).
+type awayStore struct {
+	*memory.Store
+	mu   sync.Mutex
+	away map[string]time.Time // client: when it went away
+	seq  uint64
+}
+
+func (s *awayStore) SetActivity(ctx context.Context, a presence.SessionActivity) ([]presence.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, was := s.away[a.ClientID]
+	now := time.Now()
+	s.seq++
+	ev := presence.Event{ClientID: a.ClientID, SessionID: a.SessionID, Time: now, Seq: 1<<60 + s.seq}
+	switch {
+	case a.Activity == presence.ActivityAway && !was:
+		s.away[a.ClientID] = now.Add(-a.IdleFor)
+		ev.Transition = presence.Away
+	case a.Activity != presence.ActivityAway && was:
+		delete(s.away, a.ClientID)
+		ev.Transition = presence.Back
+	default:
+		return nil, nil
+	}
+	return []presence.Event{ev}, nil
+}
+
+func (s *awayStore) state(id string, online bool) (presence.State, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.away[id]; ok && online {
+		return presence.StateAway, t
+	}
+	return "", time.Time{}
+}
+
+func (s *awayStore) Lookup(ctx context.Context, ids []string) ([]presence.Presence, error) {
+	ps, err := s.Store.Lookup(ctx, ids)
+	for i := range ps {
+		if st, la := s.state(ps[i].ClientID, ps[i].Online); st != "" {
+			ps[i].State, ps[i].LastActive = st, la
+		}
+	}
+	return ps, err
+}
+
+func (s *awayStore) MembersAmong(ctx context.Context, room string, ids []string) ([]presence.Member, error) {
+	ms, err := s.Store.MembersAmong(ctx, room, ids)
+	for i := range ms {
+		if st, la := s.state(ms[i].ClientID, ms[i].In); st != "" {
+			ms[i].State, ms[i].LastActive = st, la
+		}
+	}
+	return ms, err
+}
+
+// Away and back reach a room's feed (which learns them from its members,
+// as Away and Back name no room) and a friends list.
+//
+// timing: a 20ms feed Window, as TestFeedRoomDiffs.
+func TestFeedAwayAndBack(t *testing.T) {
+	mem, _ := memory.New(memory.Config{})
+	st := &awayStore{Store: mem, away: make(map[string]time.Time)}
+	tr, err := presence.New(context.Background(), st, presence.Config{Node: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(context.Background()) })
+	f, err := middleware.NewFeed(tr, middleware.FeedConfig{Window: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	ts := startHTTP(t, f)
+	alice := connectIn(t, tr, "alice", `{"name":"Ada"}`, "general")
+	connectIn(t, tr, "bob", ``, "other")
+	room, _ := readSSE(t, ts.URL+"?room=general")
+	nextSSE(t, room, "snapshot")
+	friends, _ := readSSE(t, ts.URL+"?ids=alice")
+	nextSSE(t, friends, "snapshot")
+	if err := alice.SetActivity(context.Background(), presence.ActivityAway, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []<-chan sseEvent{room, friends} {
+		d := nextSSE(t, ch, "diff")
+		if m := d["set"].([]any)[0].(map[string]any); m["id"] != "alice" || m["state"] != "away" || m["last_active"] == nil {
+			t.Fatalf("diff %v, want alice away with her last active time", d)
+		}
+	}
+	if err := alice.SetActivity(context.Background(), presence.ActivityActive, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []<-chan sseEvent{room, friends} {
+		if m := nextSSE(t, ch, "diff")["set"].([]any)[0].(map[string]any); m["id"] != "alice" || m["state"] != "online" {
+			t.Fatalf("diff %v, want alice back online", m)
+		}
+	}
 }
