@@ -79,6 +79,19 @@
 // Store without states (not a presence.StateStore) reports are checked and
 // ignored; Config.DisableActivity hands "vigil:" messages to the
 // application.
+// # Feeds
+//
+// A Feed streams presence to user interfaces, as Server-Sent Events or
+// over a WebSocket. Without a query it is the version-1 feed: a snapshot of
+// the online clients, then every transition as its own message. With
+// ?room=, ?ids= or ?v=2 it is coalesced: a snapshot of a room's members, of
+// a list of clients or of the node's online clients, then at most one diff
+// per FeedConfig.Window (250ms) carrying the latest state of each member
+// that changed, read from the Tracker once per window and shared by the
+// scope's subscribers; a subscriber that does not drain gets a fresh
+// snapshot instead of a backlog, and a scope past
+// FeedConfig.CountOnlyAbove is followed as a count. docs/PROTOCOL.md
+// documents every message.
 //
 // # Connections
 //

@@ -1,12 +1,15 @@
 package middleware_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -167,4 +170,55 @@ func ExampleConfig_rooms() {
 	// Output:
 	// join ada lobby {"name":"Ada"}
 	// {"room":"lobby","count":1,"members":[{"id":"ada","sessions":1,"meta":[{"name":"Ada"}]}],"next":""}
+}
+
+// A room's coalesced feed: a snapshot of its members, then at most one diff
+// per window with the latest state of each member that changed.
+func ExampleFeed_room() {
+	ctx := context.Background()
+	store, _ := memory.New(memory.Config{})
+	tracker, err := presence.New(ctx, store, presence.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tracker.Close(ctx)
+	feed, err := middleware.NewFeed(tracker, middleware.FeedConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer feed.Close()
+	srv := httptest.NewServer(feed)
+	defer srv.Close()
+	ada, _ := tracker.Connect(ctx, "ada", presence.SessionOptions{Rooms: []string{"lobby"}, Meta: []byte(`{"name":"Ada"}`)})
+	defer ada.End(ctx, presence.ReasonClosed)
+
+	res, err := http.Get(srv.URL + "/?room=lobby") // as new PresenceFeed(url, {room: "lobby"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	next := func() (typ string, msg map[string]any) {
+		for sc.Scan() {
+			line := sc.Text()
+			if t, ok := strings.CutPrefix(line, "event: "); ok {
+				typ = t
+			}
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				json.Unmarshal([]byte(data), &msg)
+				return typ, msg
+			}
+		}
+		return "", nil
+	}
+	typ, snap := next()
+	fmt.Println(typ, snap["scope"], snap["count"], snap["members"].([]any)[0].(map[string]any)["meta"])
+	bob, _ := tracker.Connect(ctx, "bob", presence.SessionOptions{Rooms: []string{"lobby"}})
+	defer bob.End(ctx, presence.ReasonClosed)
+	typ, diff := next()
+	m := diff["set"].([]any)[0].(map[string]any)
+	fmt.Println(typ, diff["count"], m["id"], m["state"])
+	// Output:
+	// snapshot room 1 map[name:Ada]
+	// diff 2 bob online
 }

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/vigilhq/vigil/internal/waitctx"
 	"github.com/vigilhq/vigil/presence"
@@ -20,6 +23,11 @@ const (
 	DefaultFeedBuffer      = 256
 	DefaultFeedMaxSnapshot = 10000
 	DefaultFeedRetry       = 2 * time.Second
+	DefaultFeedWindow      = 250 * time.Millisecond
+	DefaultFeedCountOnly   = 10000
+	DefaultFeedMaxIDs      = 1000
+	// MaxFeedWindow is the longest window a subscriber may ask for.
+	MaxFeedWindow = time.Minute
 )
 
 // FeedConfig tunes a Feed. Every zero field takes the default its comment
@@ -29,12 +37,39 @@ type FeedConfig struct {
 	// proxies do not cut it (nginx cuts idle proxied connections after
 	// 60s). Negative: none. Default: 15s.
 	KeepAlive time.Duration
-	// Buffer is how many events wait for one subscriber. A subscriber that
-	// falls further behind has its stream ended; its EventSource
-	// reconnects and starts again from a fresh snapshot. Default: 256.
+	// Buffer is how many events wait for one subscriber of the
+	// version-1 feed (one message per event). A subscriber that falls
+	// further behind has its stream ended; its EventSource reconnects and
+	// starts again from a fresh snapshot. In a coalesced feed (version 2)
+	// a subscriber that has not written its last diff merges the next
+	// ones into it; once it holds more members than Buffer and than its
+	// scope has, it is sent a fresh snapshot instead. Default: 256.
 	Buffer int
-	// MaxSnapshot caps the clients listed in a snapshot; a longer list is
-	// cut and marked "truncated". Default: 10000.
+	// Window is the coalescing window of the version-2 feed: a subscriber
+	// gets at most one message per Window (the snapshot counts), carrying
+	// the latest state of every member that changed since the last one.
+	// It is also the shortest window a subscriber may ask for with
+	// ?window=. Default: 250ms.
+	Window time.Duration
+	// CountOnlyAbove: a room (or, for the node's feed, the node's online
+	// list) with more members than this is followed as a count only: the
+	// snapshot and diffs carry the count and no members. A room that
+	// grows past it while followed switches to counts (with a fresh
+	// snapshot) until its last subscriber leaves. Negative: never counts
+	// only. Default: 10000.
+	CountOnlyAbove int
+	// MaxIDs caps the client IDs one feed may follow (?ids=). Default:
+	// 1000.
+	MaxIDs int
+	// CheckOrigin decides whether a browser may open the feed as a
+	// WebSocket (which, unlike EventSource, is not held to CORS). Nil: a
+	// request with no Origin header, or with the request's own origin.
+	// Server.Mount sets the Server's check (Config.AllowedOrigins).
+	// Default: nil.
+	CheckOrigin func(r *http.Request) bool
+	// MaxSnapshot caps the clients listed in a version-1 snapshot; a
+	// longer list is cut and marked "truncated" (a coalesced feed's
+	// snapshot is bounded by CountOnlyAbove instead). Default: 10000.
 	MaxSnapshot int
 	// Retry is the reconnection delay the stream asks EventSource to use.
 	// Default: 2s.
@@ -74,6 +109,13 @@ type FeedConfig struct {
 // meta is the joining session's metadata (join) or its new one (update),
 // absent when it has none.
 //
+// That is the version-1 feed, for requests without a query. With ?room=,
+// ?ids= (a friends list) or ?v=2 (the node) the Feed serves the coalesced
+// feed instead: a snapshot of the scope, then at most one "diff" message
+// per FeedConfig.Window with the latest state (state, metadata, last
+// active) of each member that changed; see docs/PROTOCOL.md. A WebSocket
+// handshake gets either version as text frames.
+//
 // The snapshot is read from the Store, so it covers every node. Events come
 // from Tracker.Watch: with a Store that journals transitions (store/redis),
 // those of every node; otherwise those this node observes. Clients
@@ -94,9 +136,11 @@ type Feed struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	// mu guards subs.
-	mu   sync.Mutex
-	subs map[*feedSub]struct{}
+	// mu guards subs, hubs and idHubs.
+	mu     sync.Mutex
+	subs   map[*feedSub]struct{}
+	hubs   map[string]*hub              // the node's and the rooms' hubs, by key
+	idHubs map[string]map[*hub]struct{} // friends-list hubs by each ID they follow
 }
 
 type feedSub struct {
@@ -115,20 +159,35 @@ func NewFeed(tr *presence.Tracker, cfg FeedConfig) (*Feed, error) {
 	cfg.MaxSnapshot = cmp.Or(cfg.MaxSnapshot, DefaultFeedMaxSnapshot)
 	cfg.Retry = cmp.Or(cfg.Retry, DefaultFeedRetry)
 	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.Window = cmp.Or(cfg.Window, DefaultFeedWindow)
+	cfg.CountOnlyAbove = cmp.Or(cfg.CountOnlyAbove, DefaultFeedCountOnly)
+	cfg.MaxIDs = cmp.Or(cfg.MaxIDs, DefaultFeedMaxIDs)
+	if cfg.CheckOrigin == nil {
+		cfg.CheckOrigin = originChecker{}.check
+	}
+	if cfg.CountOnlyAbove < 0 {
+		cfg.CountOnlyAbove = math.MaxInt
+	}
+	if cfg.Window < 0 || cfg.Window > MaxFeedWindow || cfg.MaxIDs < 0 {
+		return nil, fmt.Errorf("%w: feed Window must be within 0..%v and MaxIDs not negative", ErrInvalidConfig, MaxFeedWindow)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Buffer < 0 || cfg.MaxSnapshot < 0 || cfg.Retry < 0 || cfg.WriteTimeout < 0 {
 		return nil, fmt.Errorf("%w: feed Buffer, MaxSnapshot, Retry and WriteTimeout must not be negative", ErrInvalidConfig)
 	}
-	f := &Feed{tr: tr, cfg: cfg, log: cfg.Logger, closed: make(chan struct{}), subs: make(map[*feedSub]struct{})}
+	f := &Feed{tr: tr, cfg: cfg, log: cfg.Logger, closed: make(chan struct{}),
+		subs: make(map[*feedSub]struct{}), hubs: make(map[string]*hub), idHubs: make(map[string]map[*hub]struct{})}
 	f.unwatch = tr.Watch(func(_ context.Context, ev presence.Event) { f.Publish(ev) })
 	return f, nil
 }
 
-// Publish sends ev to every subscriber. It never blocks: a subscriber whose
-// buffer is full is dropped (see FeedConfig.Buffer). The Feed calls it from
-// its Watch hook; call it with events from other sources.
+// Publish sends ev to every subscriber. It never blocks: a version-1
+// subscriber whose buffer is full is dropped (see FeedConfig.Buffer); for
+// coalesced feeds, ev only names a member whose state the next window
+// reads from the Tracker. The Feed calls it from its Watch hook; call it
+// with events from other sources.
 func (f *Feed) Publish(ev presence.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -139,6 +198,14 @@ func (f *Feed) Publish(ev presence.Event) {
 			delete(f.subs, s)
 			close(s.over)
 		}
+	}
+	// Each room hub checks its own members; a node with subscribers in
+	// many rooms pays one map lookup per room per event.
+	for _, h := range f.hubs {
+		h.note(ev)
+	}
+	for h := range f.idHubs[ev.ClientID] {
+		h.note(ev)
 	}
 }
 
@@ -244,12 +311,23 @@ func (f *Feed) snapshot(ctx context.Context) (feedSnapshot, error) {
 }
 
 // ServeHTTP streams the feed to one subscriber until it goes away, falls
-// behind, or the Feed closes.
+// behind, or the Feed closes: the version-1 feed, or with room, ids, window
+// or v=2 in the query the coalesced one (see docs/PROTOCOL.md). A
+// WebSocket handshake gets the same messages as text frames.
 func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ownEndpoint(r)
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
 		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: GET")
+		return
+	}
+	fq, err := f.parseFeedQuery(r.URL.Query())
+	if err != nil {
+		refuseQuery(w, err)
+		return
+	}
+	if fq.v2 {
+		f.serveCoalesced(w, r, fq)
 		return
 	}
 	// Subscribe before reading the snapshot, so that no transition falls
@@ -267,23 +345,14 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "presence is unavailable: "+err.Error())
 		return
 	}
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	send := func(chunks ...[]byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(f.cfg.WriteTimeout))
-		for _, c := range chunks {
-			if _, err := w.Write(c); err != nil {
-				return false
-			}
-		}
-		return rc.Flush() == nil
+	out, closeOut, ok := f.start(w, r)
+	if !ok {
+		return
 	}
+	code, reason := websocket.CloseNormalClosure, ""
+	defer func() { closeOut(code, reason) }()
 	data, _ := json.Marshal(snap)
-	if !send(fmt.Appendf(nil, "retry: %d\n\nevent: snapshot\ndata: ", f.cfg.Retry.Milliseconds()), data, []byte("\n\n")) {
+	if !out.send("snapshot", data) {
 		return
 	}
 	var keepAlive <-chan time.Time
@@ -296,20 +365,24 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case ev := <-sub.ch:
 			data, _ := json.Marshal(feedEventOf(ev))
-			if !send([]byte("event: "+ev.Transition.String()+"\ndata: "), data, []byte("\n\n")) {
+			if !out.send(ev.Transition.String(), data) {
 				return
 			}
 		case <-keepAlive:
-			if !send([]byte(": keepalive\n\n")) {
+			if !out.keepAlive() {
 				return
 			}
 		case <-sub.over:
 			f.log.LogAttrs(r.Context(), slog.LevelWarn, "middleware: feed subscriber fell behind, stream ended",
 				slog.String("remote_addr", r.RemoteAddr))
+			code, reason = CloseSlowConsumer, "slow"
+			return
+		case <-out.gone():
 			return
 		case <-r.Context().Done():
 			return
 		case <-f.closed:
+			code, reason = websocket.CloseGoingAway, "shutdown"
 			return
 		}
 	}

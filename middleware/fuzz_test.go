@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
 )
 
 func FuzzParseSession(f *testing.F) {
@@ -211,6 +213,62 @@ func FuzzParseState(f *testing.F) {
 		sa := presence.SessionActivity{ClientID: "c", SessionID: "s", Activity: st.a, IdleFor: st.idle}
 		if err := sa.Validate(); err != nil {
 			t.Fatalf("accepted %+v, which presence refuses: %v", st, err)
+		}
+	})
+}
+
+func FuzzFeedQuery(f *testing.F) {
+	for _, seed := range []string{"", "room=general", "room=a&room=b", "ids=a,b,c", "id=a%2Cb&ids=c", "ids=", "ids=a,,b",
+		"room=x&ids=y", "window=250", "window=10", "window=-1", "window=1e3", "v=2", "v=1&window=99999999999999999999",
+		"room=%ff", "ids=%00", "room=" + strings.Repeat("r", 300)} {
+		f.Add(seed)
+	}
+	st, err := memory.New(memory.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tr, err := presence.New(context.Background(), st, presence.Config{Node: "fuzz"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { tr.Close(context.Background()) })
+	fd, err := NewFeed(tr, FeedConfig{MaxIDs: 3})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { fd.Close() })
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		fq, err := fd.parseFeedQuery(q)
+		if err != nil {
+			var qe *feedQueryError
+			if !errors.As(err, &qe) || qe.msg == "" || codeStatus[qe.code] != qe.status {
+				t.Fatalf("%q: refused with %v (%+v)", raw, err, qe)
+			}
+			return
+		}
+		if fq.window < fd.cfg.Window || fq.window > MaxFeedWindow {
+			t.Fatalf("%q: window %v", raw, fq.window)
+		}
+		switch fq.kind {
+		case scopeRoom:
+			if presence.ValidateRoom(fq.room) != nil || !fq.v2 {
+				t.Fatalf("%q: accepted room %q", raw, fq.room)
+			}
+		case scopeIDs:
+			seen := map[string]bool{}
+			for _, id := range fq.ids {
+				if presence.ValidateID(id) != nil || seen[id] {
+					t.Fatalf("%q: accepted ids %q", raw, fq.ids)
+				}
+				seen[id] = true
+			}
+			if len(fq.ids) == 0 || len(fq.ids) > fd.cfg.MaxIDs || !fq.v2 {
+				t.Fatalf("%q: accepted ids %q", raw, fq.ids)
+			}
 		}
 	})
 }

@@ -40,7 +40,8 @@ type MountConfig struct {
 	// Default: false.
 	DisableRooms bool
 	// Feed configures the Feed of prefix/feed. A nil Feed.Logger takes the
-	// Server's Logger. Default: the FeedConfig defaults.
+	// Server's Logger, a nil Feed.CheckOrigin the Server's origin check
+	// (Config.AllowedOrigins). Default: the FeedConfig defaults.
 	Feed FeedConfig
 }
 
@@ -88,7 +89,7 @@ func (m *Mounted) Close() error {
 //	prefix               GET   the online clients, cursor-paged (OnlineEndpoint)
 //	prefix/{id}          GET   one client (PresenceEndpoint)
 //	prefix/rooms/{room}  GET   a room's members, cursor-paged (RoomEndpoint)
-//	prefix/feed          GET   the live presence feed, Server-Sent Events (a Feed)
+//	prefix/feed          GET   the live presence feed, Server-Sent Events or WebSocket (a Feed)
 //	prefix/vigil.js      GET   the browser client, and prefix/vigil.d.ts (js.Handler)
 //	prefix/metrics       GET   Prometheus text format (MetricsHandler)
 //
@@ -117,6 +118,9 @@ func (s *Server) Mount(r Router, prefix string, cfg MountConfig) (*Mounted, erro
 		fc := cfg.Feed
 		if fc.Logger == nil {
 			fc.Logger = s.log
+		}
+		if fc.CheckOrigin == nil {
+			fc.CheckOrigin = s.origins.check
 		}
 		f, err := NewFeed(s.tr, fc)
 		if err != nil {

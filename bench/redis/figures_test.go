@@ -270,6 +270,10 @@ func TestFigureSustainedBeats(t *testing.T) { sustainedBeats(t, nil, 0) }
 
 // sustainedBeats is TestFigureSustainedBeats with every session in rooms,
 // and the Tracker's TTL ttl (0: its default).
+//
+// timing: a TTL longer than the default only so that no session expires
+// while 150,000 sessions in rooms are connected (about two minutes); beats
+// stay far more frequent than any TTL, as in production.
 func sustainedBeats(t *testing.T, rooms []string, ttl time.Duration) {
 	const sessions, window = 150_000, 10 * time.Second
 	rdb := redistest.Standalone(t)

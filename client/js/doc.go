@@ -22,6 +22,7 @@
 // offline and closed as events, a send queue while reconnecting, and a clean
 // close. VigilHeartbeat keeps a page online with HTTP heartbeats instead,
 // and PresenceFeed follows the server's live presence feed
-// (middleware.Feed). The files work as they are, without a bundler; copy
+// (middleware.Feed): every transition, or, for a room, a list of client IDs
+// or the node, the coalesced feed of members' states and metadata. The files work as they are, without a bundler; copy
 // them if you prefer to serve them yourself.
 package js

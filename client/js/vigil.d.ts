@@ -184,11 +184,94 @@ export interface FeedRoomEvent {
   node?: string;
 }
 
-/** The live presence feed: who is online, kept current over Server-Sent Events, and the rooms' transitions. */
+/** A client's presence state; more (such as "busy") may come: treat an unknown one as online. */
+export type PresenceState = "online" | "away" | "offline" | (string & {});
+
+/** One member's latest state in a coalesced feed. Times are RFC 3339. */
+export interface FeedMember {
+  id: string;
+  state: PresenceState;
+  /** The client's sessions (in the room, for a room feed). */
+  sessions?: number;
+  /** The member's metadata in the room: the one its sessions set last (room feeds). */
+  meta?: unknown;
+  /** When it came online (node, ids) or joined the room (room). */
+  since?: string;
+  last_seen?: string;
+  /** When the user was last there (distinct from last_seen, the last heartbeat). */
+  last_active?: string;
+}
+
+/** The snapshot of a coalesced feed. */
+export interface FeedSnapshot {
+  scope: "room" | "node" | "ids";
+  room?: string;
+  /** Members in the room (room), online clients (node), online clients among the IDs (ids). */
+  count: number;
+  /** The scope is larger than the server's CountOnlyAbove: no members, counts only. */
+  count_only: boolean;
+  members: FeedMember[];
+  window_ms: number;
+}
+
+/** A diff of a coalesced feed: the latest state of each member named since the last message. */
+export interface FeedDiff {
+  count?: number;
+  set?: FeedMember[];
+  /** IDs that left the room (room) or went offline (node). */
+  gone?: string[];
+}
+
+export interface PresenceFeedOptions {
+  withCredentials?: boolean;
+  EventSource?: typeof EventSource;
+  /** Follow one room's members (coalesced feed). */
+  room?: string;
+  /** Follow these client IDs, a friends list (coalesced feed). */
+  ids?: string[];
+  /** Follow the node's online clients as a coalesced feed. */
+  coalesce?: boolean;
+  /** ms between two messages at least; not below the server's window (250 by default). */
+  window?: number;
+}
+
+interface CoalescedFeedEvents {
+  snapshot: CustomEvent<FeedSnapshot>;
+  diff: CustomEvent<FeedDiff>;
+  /** A member entered the room (room). */
+  join: CustomEvent<FeedMember>;
+  /** A member left the room (room): detail {id}. */
+  leave: CustomEvent<{ id: string }>;
+  /** A client came online (node, ids). */
+  online: CustomEvent<FeedMember>;
+  /** A client went offline: detail {id} (node) or the member with last_seen (ids). */
+  offline: CustomEvent<FeedMember | { id: string }>;
+  away: CustomEvent<FeedMember>;
+  back: CustomEvent<FeedMember>;
+  /** The member's metadata changed (room). */
+  update: CustomEvent<FeedMember>;
+  change: CustomEvent<Map<string, FeedMember>>;
+}
+
+/**
+ * The live presence feed over Server-Sent Events. Without room, ids, coalesce or window: the
+ * version-1 feed of who is online and the rooms' transitions, one event per transition.
+ * With any of them: the coalesced feed, at most one message per window, with members' states
+ * and metadata in `members`.
+ */
 export declare class PresenceFeed extends EventTarget {
-  constructor(url: string, opts?: { withCredentials?: boolean; EventSource?: typeof EventSource });
-  readonly online: Map<string, FeedClient>;
+  constructor(url: string, opts?: PresenceFeedOptions);
+  /** Version 1: who is online. Coalesced: the same Map as members. */
+  readonly online: Map<string, FeedClient> | Map<string, FeedMember>;
+  /** Whether this feed is the coalesced one. */
+  readonly coalesced: boolean;
+  /** Coalesced: the members, by ID. */
+  readonly members?: Map<string, FeedMember>;
+  /** Coalesced: the scope's count (see FeedSnapshot.count). */
+  readonly count?: number;
+  readonly countOnly?: boolean;
   close(): void;
+  addEventListener<K extends keyof CoalescedFeedEvents>(type: K, listener: (ev: CoalescedFeedEvents[K]) => void, options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: "snapshot", listener: (ev: CustomEvent<{ clients: FeedClient[]; truncated?: boolean }>) => void): void;
   addEventListener(type: "online" | "offline" | "away" | "back", listener: (ev: CustomEvent<FeedClient>) => void): void;
   addEventListener(type: "join" | "leave" | "update", listener: (ev: CustomEvent<FeedRoomEvent>) => void): void;

@@ -398,31 +398,73 @@ export class VigilHeartbeat extends Base {
 }
 
 // PresenceFeed follows the server's live presence feed (Server-Sent
-// Events): `online` is a Map of client ID to {id, since}, replaced by each
-// snapshot and updated by each online and offline. Events: 'snapshot',
-// 'online', 'offline', 'away', 'back' (detail: the client), the rooms' 'join', 'leave' and
-// 'update' (detail: {id, room, session, meta, reason, seq}), and 'change'
-// after each. Per client, events come in seq order; late ones are dropped.
+// Events). Version 1 (no room, ids or window option): `online` is a Map of
+// client ID to {id, since}, replaced by each snapshot and updated by each
+// online and offline. Events: 'snapshot', 'online', 'offline', 'away', 'back' (detail:
+// the client), the rooms' 'join', 'leave' and 'update' (detail: {id, room,
+// session, meta, reason, seq}), and 'change' after each. Per client, events
+// come in seq order; late ones are dropped.
+//
+// With opts.room, opts.ids (a list of client IDs) or opts.coalesce (the
+// whole node), it follows the coalesced feed: `members` is a Map of ID to
+// {id, state, sessions, meta, since, last_seen, last_active}, with `count`
+// and `countOnly`; at most one message per window (opts.window ms). Events:
+// 'snapshot', 'diff' (the message), then for each member named 'join' or
+// 'leave' (room), 'online' or 'offline' (node, ids), 'away', 'back',
+// 'update' (new meta) (detail: the member, or {id} when it left), and
+// 'change' (detail: members) after each message.
 export class PresenceFeed extends EventTarget {
   constructor(url, opts = {}) {
     super();
     this.online = new Map();
     this._seq = new Map();
+    const { room, ids, window: w, coalesce } = opts;
+    const q = new URLSearchParams();
+    if (room != null) q.set("room", room);
+    if (ids) q.set("ids", [].concat(ids).join(","));
+    if (w) q.set("window", w);
+    if (coalesce) q.set("v", 2);
+    const v2 = (this.coalesced = !!(room != null || ids || w || coalesce));
+    if (v2) url += (url.includes("?") ? "&" : "?") + q;
     const ES = opts.EventSource || G.EventSource;
     const es = (this._es = new ES(url, { withCredentials: !!opts.withCredentials }));
+    const fire = (type, detail) => this.dispatchEvent(new CustomEvent(type, { detail }));
     const emit = (type, detail) => {
-      this.dispatchEvent(new CustomEvent(type, { detail }));
-      this.dispatchEvent(new CustomEvent("change", { detail: this.online }));
+      fire(type, detail);
+      fire("change", this.online);
     };
-    es.addEventListener("snapshot", (e) => {
-      const s = JSON.parse(e.data);
+    const listen = (type, fn) => es.addEventListener(type, (e) => fn(JSON.parse(e.data)));
+    if (v2) {
+      listen("snapshot", (s) => {
+        this.members = this.online = new Map(s.members.map((m) => [m.id, m]));
+        this.count = s.count;
+        this.countOnly = s.count_only;
+        emit("snapshot", s);
+      });
+      listen("diff", (d) => {
+        const m = this.members, ev = [];
+        if (d.count != null) this.count = d.count;
+        for (const c of d.set || []) {
+          const p = m.get(c.id), off = (x) => !x || x.state == "offline";
+          m.set(c.id, c);
+          if (room != null ? !p : off(p) != off(c)) ev.push([room != null ? "join" : off(c) ? "offline" : "online", c]);
+          if (p && p.state != c.state && !off(p) && !off(c)) ev.push([c.state == "away" ? "away" : "back", c]);
+          if (p && JSON.stringify(p.meta) != JSON.stringify(c.meta)) ev.push(["update", c]);
+        }
+        for (const id of d.gone || []) m.delete(id), ev.push([room != null ? "leave" : "offline", { id }]);
+        fire("diff", d);
+        for (const [t, c] of ev) fire(t, c);
+        fire("change", m);
+      });
+      return;
+    }
+    listen("snapshot", (s) => {
       this.online = new Map(s.clients.map((c) => [c.id, c]));
       this._seq.clear();
       emit("snapshot", s);
     });
     for (const type of ["online", "offline", "join", "leave", "update", "away", "back"])
-      es.addEventListener(type, (e) => {
-        const c = JSON.parse(e.data);
+      listen(type, (c) => {
         if (c.seq <= (this._seq.get(c.id) || 0)) return; // a duplicate or late event
         this._seq.set(c.id, c.seq);
         if (type == "online") this.online.set(c.id, c);

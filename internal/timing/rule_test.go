@@ -17,7 +17,7 @@ import (
 var timingFields = map[string]bool{
 	"PingInterval": true, "PongTimeout": true, "WriteTimeout": true, "IdleTimeout": true,
 	"TTL": true, "Grace": true, "SweepInterval": true, "DrainWindow": true, "HookTimeout": true,
-	"KeepAlive": true, "BackoffBase": true, "BackoffMax": true, "StableAfter": true,
+	"KeepAlive": true, "Window": true, "BackoffBase": true, "BackoffMax": true, "StableAfter": true,
 }
 
 // configPkgs are the packages whose Config has those fields.
