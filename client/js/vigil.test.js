@@ -534,7 +534,6 @@ test("activity: the HTTP heartbeat sends state and idle_ms at once", async () =>
   h.stop(false);
 });
 
-test("size: minified and gzipped at most 4 KB", () => {
 test("presence feed, coalesced: a room's snapshot, then diffs as typed events", () => {
   class FakeES extends EventTarget {
     constructor(url) { super(); this.url = url; FakeES.last = this; }
