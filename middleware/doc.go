@@ -79,6 +79,7 @@
 // Store without states (not a presence.StateStore) reports are checked and
 // ignored; Config.DisableActivity hands "vigil:" messages to the
 // application.
+//
 // # Feeds
 //
 // A Feed streams presence to user interfaces, as Server-Sent Events or
