@@ -166,10 +166,14 @@ func ExampleConfig_rooms() {
 	fmt.Println(ev.Transition, ev.ClientID, ev.Room, string(ev.Meta))
 	rec = httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/rooms/lobby", nil))
-	fmt.Print(rec.Body)
+	var page middleware.RoomPage
+	json.NewDecoder(rec.Body).Decode(&page)
+	for _, m := range page.Members {
+		fmt.Println(m.ID, m.Sessions, m.State, string(m.Meta[len(m.Meta)-1]))
+	}
 	// Output:
 	// join ada lobby {"name":"Ada"}
-	// {"room":"lobby","count":1,"members":[{"id":"ada","sessions":1,"meta":[{"name":"Ada"}]}],"next":""}
+	// ada 1 online {"name":"Ada"}
 }
 
 // A room's coalesced feed: a snapshot of its members, then at most one diff

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigilhq/vigil/presence"
 )
@@ -153,11 +154,17 @@ type RoomMember struct {
 	// first: the last one is the latest (presence.Member.Meta). Never
 	// null.
 	Meta []json.RawMessage `json:"meta"`
+	// State is the client's state, "online" or "away" (see the status
+	// endpoints).
+	State string `json:"state"`
+	// LastActive is when the client's user was last active (RFC 3339,
+	// UTC); omitted when the Store keeps no activity.
+	LastActive string `json:"last_active,omitempty"`
 }
 
 // RoomEndpoint returns the handler (GET) that lists the clients in a room,
 // on every node, one page at a time:
-// {"room":R,"count":N,"members":[{"id":…,"sessions":N,"meta":[…]}],"next":CURSOR}.
+// {"room":R,"count":N,"members":[{"id":…,"sessions":N,"meta":[…],"state":…,"last_active":…}],"next":CURSOR}.
 // The room is the path wildcard {room} (r.PathValue, set by net/http's
 // ServeMux and by chi), or else the "room" query parameter. Query
 // parameters: cursor (from the previous page's next) and limit (default
@@ -208,7 +215,11 @@ func (s *Server) RoomEndpoint() http.Handler {
 			if meta == nil {
 				meta = []json.RawMessage{}
 			}
-			out.Members = append(out.Members, RoomMember{ID: m.ClientID, Sessions: m.Sessions, Meta: meta})
+			rm := RoomMember{ID: m.ClientID, Sessions: m.Sessions, Meta: meta, State: string(m.State)}
+			if !m.LastActive.IsZero() {
+				rm.LastActive = m.LastActive.UTC().Format(time.RFC3339Nano)
+			}
+			out.Members = append(out.Members, rm)
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
