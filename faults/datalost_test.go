@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -573,22 +574,8 @@ func checkRooms(all []dlEvent, f *dlFleet) (joins, leaves int, vs []string) {
 	for _, ev := range all {
 		byClient[ev.Client] = append(byClient[ev.Client], ev)
 	}
-	clients := make([]string, 0, len(byClient))
-	for c := range byClient {
-		clients = append(clients, c)
-	}
-	slices.Sort(clients)
-	for _, c := range clients {
+	for _, c := range bySeq(byClient) {
 		evs := byClient[c]
-		slices.SortStableFunc(evs, func(a, b dlEvent) int {
-			if a.Seq != b.Seq {
-				if a.Seq < b.Seq {
-					return -1
-				}
-				return 1
-			}
-			return a.At.Compare(b.At)
-		})
 		bad := func(i int, what string) {
 			lo, hi := max(0, i-6), min(len(evs), i+3)
 			var around []string
@@ -659,6 +646,20 @@ func checkRooms(all []dlEvent, f *dlFleet) (joins, leaves int, vs []string) {
 	return joins, leaves, vs
 }
 
+// bySeq sorts each client's events by Seq (then by when they were logged)
+// and returns the clients in order.
+func bySeq(byClient map[string][]dlEvent) []string {
+	for _, evs := range byClient {
+		slices.SortStableFunc(evs, func(a, b dlEvent) int {
+			if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+				return c
+			}
+			return a.At.Compare(b.At)
+		})
+	}
+	return slices.Sorted(maps.Keys(byClient))
+}
+
 // dlViolation is one break of strict alternation: the client's event at
 // index i (of its events ordered by Seq) should not be there, or, for
 // "online at the end", should have been followed by an Offline.
@@ -700,22 +701,8 @@ func checkDataLoss(all []dlEvent, spans map[string][]dlSpan, linger time.Duratio
 	}
 	redelivered := 0
 	var vs []dlViolation
-	clients := make([]string, 0, len(byClient))
-	for c := range byClient {
-		clients = append(clients, c)
-	}
-	slices.Sort(clients)
-	for _, c := range clients {
+	for _, c := range bySeq(byClient) {
 		evs := byClient[c]
-		slices.SortStableFunc(evs, func(a, b dlEvent) int {
-			if a.Seq != b.Seq {
-				if a.Seq < b.Seq {
-					return -1
-				}
-				return 1
-			}
-			return a.At.Compare(b.At)
-		})
 		kept := evs[:0]
 		for _, ev := range evs {
 			if n := len(kept); n > 0 && kept[n-1].Seq == ev.Seq && kept[n-1].Transition == ev.Transition {
