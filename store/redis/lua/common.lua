@@ -34,6 +34,13 @@
 --               MembersAmong; forgotten with the client, at most LEFT_MAX
 --               per client
 --   hr  hash    client ID -> its held room transitions (see roomholds)
+--   a   hash    session key -> its last active time (ms), for away
+--               sessions only: an active session's is its last beat
+--   ca  hash    client ID -> "away|active": how many of its sessions
+--               (ending ones included) are away, and the latest last
+--               active time of the sessions it no longer has ('' if
+--               none); no entry for a client with no away session whose
+--               last active time its record already says (see States)
 -- A session key is client ID .. "\0" .. session ID: IDs have no control
 -- characters, so the pair is unambiguous, and IDs are only ever fields and
 -- members, never parts of key names.
@@ -49,7 +56,7 @@
 -- K: position of each key in a bucket's KEYS, by its name above
 -- (luanames.go: key..., keySuffixes).
 local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11, w = 12, h = 13, sr = 14,
-  sm = 15, rm = 16, rz = 17, rc = 18, rl = 19, hr = 20 }
+  sm = 15, rm = 16, rz = 17, rc = 18, rl = 19, hr = 20, a = 21, ca = 22 }
 -- size returns the number of entries of table t.
 local function size(t)
   local n = 0
@@ -337,8 +344,10 @@ local function enter(id, room)
   return true
 end
 
--- forgetleft drops client id's left times, when its record is forgotten.
+-- forgetleft drops client id's left times and activity record, when its
+-- record is forgotten.
 local function forgetleft(id)
+  redis.call('HDEL', B.ca, id)
   local m = under(B.rl, id)
   for i = 1, #m, CHUNK do
     redis.call('ZREM', B.rl, unpack(m, i, math.min(i + CHUNK - 1, #m)))
@@ -523,6 +532,98 @@ local function settle(id)
   if not QUIET and not win() and redis.call('EXISTS', B.h) == 1 then decide(id) end
 end
 
+-- States (see doc.go, "States"). A session is active unless a holds its
+-- last active time; a client is away while all its sessions are (ca's count
+-- of away sessions reaches its record's count). A beat never reads or
+-- writes any of it, so an away session costs no more per beat.
+
+-- getca returns client id's activity record: its away sessions and the
+-- remembered last active time (nil if none).
+local function getca(id)
+  local v = redis.call('HGET', B.ca, id)
+  if not v then return { away = 0, la = nil } end
+  local n, la = string.match(v, '^(%d+)|(%d*)$')
+  return { away = tonumber(n), la = tonumber(la) }
+end
+
+local function putca(id, ca)
+  if ca.away == 0 and not ca.la then
+    redis.call('HDEL', B.ca, id)
+    return
+  end
+  redis.call('HSET', B.ca, id, fmt(ca.away) .. '|' .. (ca.la and fmt(ca.la) or ''))
+end
+
+-- active reports whether client id counts as active: it has an active
+-- session, or none at all (so its first session, if away, makes it Away).
+local function active(id)
+  local c = getc(id)
+  if not c or c.n == 0 then return true end
+  return getca(id).away < c.n
+end
+
+-- setaway records session sk of client id away, last active at, or active
+-- (at nil).
+local function setaway(id, sk, at)
+  local was = redis.call('HEXISTS', B.a, sk) == 1
+  if at then
+    redis.call('HSET', B.a, sk, fmt(at))
+  elseif was then
+    redis.call('HDEL', B.a, sk)
+  end
+  if was == (at ~= nil) then return end
+  local ca = getca(id)
+  ca.away = math.max(0, ca.away + (at and 1 or -1))
+  putca(id, ca)
+end
+
+-- statechange decides client id's Away or Back (session sid, reason) if
+-- whether it has an active session is no longer wasactive. While the
+-- window is open the change is held: decide compares the state before the
+-- window with the state after it.
+local function statechange(id, sid, wasactive, reason)
+  local c = getc(id)
+  if not c or c.n == 0 then return end
+  local act = getca(id).away < c.n
+  if act == wasactive then return end
+  if win() then return end
+  c.seq = c.seq + 1
+  putc(id, c)
+  transition(act and 'back' or 'away', id, sid, reason, c, 0)
+end
+
+-- AWAY holds, by client, the Away a removal of this call owes (the session
+-- and reason): given by flushaway once the call's removals are done, so
+-- that a call that removes every session of a client gives its Offline
+-- alone.
+local AWAY = {}
+
+local function flushaway()
+  local ids = {}
+  for id in pairs(AWAY) do ids[#ids + 1] = id end
+  table.sort(ids)
+  for _, id in ipairs(ids) do statechange(id, AWAY[id][1], true, AWAY[id][2]) end
+  AWAY = {}
+end
+
+-- clientstate returns client id's state and last active time (ms, 0 if
+-- unknown); c is its record (nil if none).
+local function clientstate(id, c)
+  if not c then return 'offline', 0 end
+  local ca = getca(id)
+  if c.n == 0 then return 'offline', ca.la or c.seen end
+  local t = ca.la or 0
+  for _, sk in ipairs(under(B.k, id)) do
+    local x = gets(sk)
+    if x then
+      local a = redis.call('HGET', B.a, sk)
+      t = math.max(t, a and tonumber(a) or sseen(sk, x))
+    end
+  end
+  if ca.away >= c.n then return 'away', t end
+  return 'online', t
+end
+
 -- addsession writes a new session, live until deadline, whose last beat
 -- was seen, and brings its client online unless it was. known: a node held
 -- the session live before Redis lost the bucket's data, so the client
@@ -549,6 +650,12 @@ local function addsession(id, sid, sk, node, deadline, seen, known, owed)
     c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '' }
   else
     redis.call('ZREM', B.o, id)
+    -- Its last active time, which its record will no longer say.
+    local ca = getca(id)
+    if not ca.la then
+      ca.la = c.seen
+      putca(id, ca)
+    end
   end
   c.n, c.since, c.seen, c.sid = 1, NOW, math.max(c.seen, seen), sid
   c.seq = c.seq + 1
@@ -564,6 +671,8 @@ local function remove(sk, reason, retention)
   local x = gets(sk)
   if not x then return end
   local seen = sseen(sk, x)
+  local awayat = redis.call('HGET', B.a, sk)
+  redis.call('HDEL', B.a, sk)
   redis.call('HDEL', B.s, sk)
   redis.call('ZREM', B.x, sk)
   redis.call('ZREM', B.k, sk)
@@ -590,6 +699,14 @@ local function remove(sk, reason, retention)
   if not c then return end
   c.n = c.n - 1
   c.seen = math.max(c.seen, seen)
+  -- Its last active time stays with the client; an active session's
+  -- removal that leaves only away ones owes an Away.
+  local ca = getca(id)
+  if awayat then ca.away = math.max(0, ca.away - 1) end
+  ca.la = math.max(ca.la or 0, awayat and tonumber(awayat) or seen)
+  if c.n == 0 and ca.la == c.seen then ca.la = nil end
+  putca(id, ca)
+  if not awayat and c.n > 0 and ca.away >= c.n then AWAY[id] = { sid, reason } end
   if c.n == 1 then
     local rest = under(B.k, id, 1)
     if rest[1] then
@@ -768,7 +885,7 @@ end
 
 -- memberinfo returns what Members and MembersAmong report of client id,
 -- in room: since when (ms), its latest beat there (ms), its sessions
--- there, then the metadata of those that have any, set longest ago first
+-- there, the client's state and last active time (ms), then the metadata of those that have any, set longest ago first
 -- (ties by session ID), preceded by their number.
 local function memberinfo(id, room, since)
   local seen, n, metas = 0, 0, {}
@@ -785,7 +902,8 @@ local function memberinfo(id, room, since)
     if a.st ~= b.st then return a.st < b.st end
     return a.sk < b.sk
   end)
-  local r = { fmt(since), fmt(seen), n, #metas }
+  local state, la = clientstate(id, getc(id))
+  local r = { fmt(since), fmt(seen), n, state, fmt(la), #metas }
   for _, m in ipairs(metas) do r[#r + 1] = m.m end
   return r
 end

@@ -85,6 +85,9 @@ for _, sk in ipairs(sel) do
     redis.call('ZADD', B.x, deadline, sk)
   end
 end
+-- The Aways the removals owe, after every removal of the call: none for
+-- a client that lost all its sessions.
+flushaway()
 local r = { g, #sel, NOW }
 for i = 1, #out do r[#r + 1] = out[i] end
 return r
