@@ -282,6 +282,20 @@
 // sessions' deadlines; List, Members and MembersAmong compute each
 // client's state and last active time in their scripts.
 //
+// After Redis loses data (see "Data loss"), each Store writes back the
+// activity of its live sessions with their rooms, silently: an away
+// session's, with the time its user was last active, in the rooms.lua
+// call of the Sweep that re-asserts the bucket (a Touch re-creates a
+// session active until then), and in any SetActivity, Join, Leave or
+// SetMeta of the session first. Inside the window, Away and Back are held
+// as Online and Offline are: the bucket remembers, per held client, the
+// activity the nodes re-asserted for each of its live sessions, and the
+// Sweep that decides the client gives an Away or a Back, between its
+// Online and its rooms, if it was online before and is now and whether
+// it has an active session changed (a client that comes online in the
+// window counts as active, as for an Add). Such an Away or Back has an
+// empty Reason. An ending session that Redis lost comes back active.
+//
 // # Redis outages
 //
 // Errors from Redis are returned wrapped, naming what the call did (the

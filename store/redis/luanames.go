@@ -109,9 +109,11 @@ const (
 	roomsArgReassert  // ms: the re-assertion window
 	roomsArgConsumer
 	roomsArgJournalLen
-	roomsArgActivity // SetActivity's: "away", or '' for active
-	roomsArgIdleFor  // ms: for away, how long ago the user was last active
-	nRoomsArgs       = iota
+	roomsArgActivity      // SetActivity's: "away", or '' for active
+	roomsArgIdleFor       // ms: for away, how long ago the user was last active
+	roomsArgKnownActivity // the session's activity as its Store knows it: "away", or ''
+	roomsArgKnownIdleFor  // ms: for away, how long ago its user was last active
+	nRoomsArgs            = iota
 )
 
 // The operations of rooms.lua (its table OP).

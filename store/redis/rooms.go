@@ -53,7 +53,7 @@ func (s *Store) roomCall(ctx context.Context, op, clientID, sessionID, room stri
 		set(roomsArgRooms, strings.Join(k.rooms, "\n")).set(roomsArgKnownMeta, k.meta).set(roomsArgStamp, k.stamp).
 		set(roomsArgBucketGen, s.knownGen(b)).set(roomsArgReassert, s.reassertMS()).
 		set(roomsArgConsumer, s.claimer()).set(roomsArgJournalLen, s.cfg.JournalLen).
-		set(roomsArgActivity, "").set(roomsArgIdleFor, 0)
+		set(roomsArgActivity, "").set(roomsArgIdleFor, 0).withActivity(k)
 	if op == roomsOpActivity {
 		args.set(roomsArgActivity, activityArg(act.Activity)).set(roomsArgIdleFor, act.IdleFor.Milliseconds())
 	}
@@ -89,6 +89,11 @@ func (s *Store) roomCall(ctx context.Context, op, clientID, sessionID, room stri
 				}
 			case roomsOpMeta:
 				k.meta, k.stamp = meta, stamp
+			case roomsOpActivity:
+				k.away, k.activeAt = act.Activity == presence.ActivityAway, time.Time{}
+				if k.away {
+					k.activeAt = time.Now().Add(-act.IdleFor)
+				}
 			}
 			k.rgen = gen
 			s.known[clientID][sessionID] = k
@@ -174,6 +179,16 @@ func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) ([]presenc
 	return s.assertRooms(ctx, ts)
 }
 
+// withActivity sets, in the ARGV of a rooms.lua call, the session's
+// activity as its Store knows it (k), which the script writes back with
+// its rooms.
+func (a argv) withActivity(k knownSession) argv {
+	if !k.away {
+		return a.set(roomsArgKnownActivity, "").set(roomsArgKnownIdleFor, 0)
+	}
+	return a.set(roomsArgKnownActivity, "away").set(roomsArgKnownIdleFor, max(0, time.Since(k.activeAt).Milliseconds()))
+}
+
 // target names a session.
 type target struct{ client, session string }
 
@@ -229,7 +244,7 @@ func (s *Store) assertRooms(ctx context.Context, ts []target) ([]presence.Event,
 				set(roomsArgRooms, strings.Join(k.rooms, "\n")).set(roomsArgKnownMeta, k.meta).set(roomsArgStamp, k.stamp).
 				set(roomsArgBucketGen, s.knownGen(b)).set(roomsArgReassert, s.reassertMS()).
 				set(roomsArgConsumer, s.claimer()).set(roomsArgJournalLen, s.cfg.JournalLen).
-				set(roomsArgActivity, "").set(roomsArgIdleFor, 0)}
+				set(roomsArgActivity, "").set(roomsArgIdleFor, 0).withActivity(k)}
 		}
 		replies, err := s.runAll(ctx, scriptRooms, calls)
 		for j, r := range replies {

@@ -220,6 +220,17 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.sawGen(b, gen)
 	s.knownMu.Lock()
 	s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
+	{
+		k := s.known[l.ClientID][l.SessionID]
+		k.away, k.activeAt = l.Activity == presence.ActivityAway, time.Time{}
+		if k.away {
+			k.activeAt = time.Now().Add(-l.IdleFor)
+			if k.rgen == "" { // no rooms known: its activity was written in gen
+				k.rgen = gen
+			}
+		}
+		s.known[l.ClientID][l.SessionID] = k
+	}
 	if len(l.Rooms) > 0 || len(l.Meta) > 0 {
 		k := s.known[l.ClientID][l.SessionID]
 		k.rooms = joinRooms(k.rooms, l.Rooms)
