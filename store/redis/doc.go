@@ -293,8 +293,8 @@
 // Sweep that decides the client gives an Away or a Back, between its
 // Online and its rooms, if it was online before and is now and whether
 // it has an active session changed (a client that comes online in the
-// window counts as active, as for an Add). Such an Away or Back has an
-// empty Reason. An ending session that Redis lost comes back active.
+// window counts as active, as for an Add), with the session and reason of
+// the last change the window held. An ending session that Redis lost comes back active.
 //
 // # Redis outages
 //

@@ -22,8 +22,10 @@ import (
 //   - hana, away before, becomes active in the window: one Back, late;
 //   - ivy, active before, goes away in the window: one Away, late;
 //   - jon, active on a and away on b, loses his active session in the
-//     window: one Away, late;
-//   - kim connects away on b in the window: Online then Away, late.
+//     window: one Away, late, with the session's reason;
+//   - kim connects away on b in the window: Online then Away, late;
+//   - lou connects away on c, new to Redis, before the window opens
+//     (Online and Away at once) and comes back in it: one Back, late.
 func TestDataLossAwayBack(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.StartServer(t)
@@ -84,6 +86,12 @@ func TestDataLossAwayBack(t *testing.T) {
 	time.Sleep(time.Second)
 	srv.Kill()
 	srv.Start() // empty
+	// lou connects away on a node new to Redis, before any node that knew
+	// the lost data calls: no window yet, so his Online and Away come at
+	// once.
+	c := redistest.Store(t, client(t, srv), cfg)
+	evs = &before
+	retry("add lou", func() ([]presence.Event, error) { return c.Add(ctx, lease("lou", "s", "c", presence.ActivityAway)) })
 	evs = &after
 	retry("sweep a", func() ([]presence.Event, error) { return a.Sweep(ctx) }) // opens the window, re-asserts a's sessions
 	retry("sweep b", func() ([]presence.Event, error) { return b.Sweep(ctx) })
@@ -91,6 +99,7 @@ func TestDataLossAwayBack(t *testing.T) {
 	setActivity(a, "ivy", presence.ActivityAway)
 	do(a.End(ctx, presence.Ending{ClientID: "jon", SessionID: "s", Reason: presence.ReasonClosed}))
 	do(b.Add(ctx, lease("kim", "s", "b", presence.ActivityAway)))
+	setActivity(c, "lou", presence.ActivityActive)
 	if len(after) != 0 {
 		t.Fatalf("transitions inside the window: %v", after)
 	}
@@ -109,8 +118,9 @@ func TestDataLossAwayBack(t *testing.T) {
 		"gus":  {"online/connect", "away/connect"},
 		"hana": {"online/connect", "away/", "back/"},
 		"ivy":  {"online/connect", "away/"},
-		"jon":  {"online/connect", "away/"},
+		"jon":  {"online/connect", "away/closed"},
 		"kim":  {"online/connect", "away/connect"},
+		"lou":  {"online/connect", "away/connect", "back/"},
 	}
 	for id, w := range want {
 		if !slices.Equal(got[id], w) {

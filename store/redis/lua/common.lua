@@ -236,7 +236,8 @@ end
 -- held returns the held record of client id (see gen), or nil: whether it
 -- was online before the window ("before"), the activity ('a' active, 'w'
 -- away) a node held for each of its live sessions it re-asserted ("acts",
--- by session ID: see holdstate), the latest grace deadline of
+-- by session ID: see holdstate), the session and reason of the last
+-- Away or Back it held ("ssid", "sreason"), the latest grace deadline of
 -- its re-asserted ending sessions ("maxd") and the latest Offline a node
 -- remembers deciding for it ("maxt") before Redis lost the data (Redis
 -- ms), and what its Offline would carry if it went offline in the window.
@@ -244,14 +245,16 @@ local function held(id)
   local v = redis.call('HGET', B.h, id)
   if not v then return nil end
   local before, seq, seen, of, maxd, maxt, rest = string.match(v, '^(%d)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
-  local reason, sid, acts = string.match(rest, '^([^%z]*)%z([^%z]*)%z?(.*)$')
+  local reason, sid, acts, st = string.match(rest, '^([^%z]*)%z([^%z]*)%z?([^%z]*)%z?(.*)$')
+  local ssid, sreason = string.match(st, '^([^\1]*)\1(.*)$')
   local t = {}
   for e in string.gmatch(acts, '[^\2]+') do
     local k, a = string.match(e, '^(.*)\1([aw])$')
     t[k] = a
   end
   return { before = before == '1', seq = tonumber(seq), seen = tonumber(seen), onlinefor = tonumber(of),
-    maxd = tonumber(maxd), maxt = tonumber(maxt), reason = reason, sid = sid, acts = t }
+    maxd = tonumber(maxd), maxt = tonumber(maxt), reason = reason, sid = sid, acts = t, ssid = ssid or '',
+    sreason = sreason or '' }
 end
 
 local function puth(id, h)
@@ -260,7 +263,7 @@ local function puth(id, h)
   table.sort(acts)
   redis.call('HSET', B.h, id, (h.before and '1' or '0') .. '|' .. fmt(h.seq) .. '|' .. fmt(h.seen) .. '|' ..
     fmt(h.onlinefor) .. '|' .. fmt(h.maxd) .. '|' .. fmt(h.maxt) .. '|' .. h.reason .. '\0' .. h.sid .. '\0' ..
-    table.concat(acts, '\2'))
+    table.concat(acts, '\2') .. '\0' .. h.ssid .. '\1' .. h.sreason)
 end
 
 -- hold starts holding client id's transitions, if not yet held: before is
@@ -272,7 +275,8 @@ end
 local function hold(id, online, known, d, t)
   local h = held(id)
   if h and (h.before or not known) and not d and not t then return h end
-  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, maxd = 0, maxt = 0, reason = '', sid = '', acts = {} }
+  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, maxd = 0, maxt = 0, reason = '', sid = '', acts = {},
+    ssid = '', sreason = '' }
   h.before = h.before or known
   if d then h.maxd = math.max(h.maxd, d) end
   if t then h.maxt = math.max(h.maxt, t) end
@@ -512,7 +516,15 @@ local function statechange(id, sid, wasactive, reason)
   local act = getca(id).away < c.n
   if act == wasactive then return end
   if win() then
-    hold(id, true, false)
+    -- What the Away or Back decided after the window carries: the last
+    -- change's session and reason.
+    local new = held(id) == nil
+    local h = hold(id, true, false)
+    -- A client the window did not hold yet was as it is now but for
+    -- this change (under the key '', which no session ID is).
+    if new then h.acts[''] = wasactive and 'a' or 'w' end
+    h.ssid, h.sreason = sid, reason
+    puth(id, h)
     return
   end
   c.seq = c.seq + 1
@@ -612,9 +624,10 @@ local function decide(id)
   if online then
     local isaway = getca(id).away >= c.n
     if isaway ~= (before and wasaway(h)) then
-      local reason = ''
+      local reason = h.sreason
       if not before then reason = 'connect' end
-      local sid = c.sid
+      local sid = h.ssid
+      if sid == '' then sid = c.sid end
       if sid == '' then
         local _, other = clientof(under(B.k, id, 1)[1])
         sid = other
