@@ -138,11 +138,14 @@ func decodeClient(id, rec string) (p presence.Presence, sid string, err error) {
 func splitActivity(rec string) (away, active int64, ok bool) {
 	a, b, found := strings.Cut(rec, "|")
 	away, err := strconv.ParseInt(a, 10, 64)
-	if !found || err != nil {
+	if !found || err != nil || away < 0 {
 		return 0, 0, false
 	}
 	active, err = strconv.ParseInt(b, 10, 64)
-	return away, active, err == nil
+	if err != nil || active < 0 {
+		return away, 0, false
+	}
+	return away, active, true
 }
 
 // fillState sets p's State and LastActive from a script's state and last
