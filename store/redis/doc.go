@@ -283,18 +283,20 @@
 // client's state and last active time in their scripts.
 //
 // After Redis loses data (see "Data loss"), each Store writes back the
-// activity of its live sessions with their rooms, silently: an away
-// session's, with the time its user was last active, in the rooms.lua
-// call of the Sweep that re-asserts the bucket (a Touch re-creates a
-// session active until then), and in any SetActivity, Join, Leave or
-// SetMeta of the session first. Inside the window, Away and Back are held
-// as Online and Offline are: the bucket remembers, per held client, the
-// activity the nodes re-asserted for each of its live sessions, and the
-// Sweep that decides the client gives an Away or a Back, between its
-// Online and its rooms, if it was online before and is now and whether
-// it has an active session changed (a client that comes online in the
-// window counts as active, as for an Add), with the session and reason of
-// the last change the window held. An ending session that Redis lost comes back active.
+// activity of its sessions with their rooms, silently: an away session's,
+// with the time its user was last active, in the rooms.lua call of the
+// Sweep that re-asserts the bucket (a Touch re-creates a session active
+// until then), in any SetActivity, Join, Leave or SetMeta of the session
+// first, and in the End call that writes back an ending session (which
+// keeps its activity while it lingers). Inside the window, Away and Back
+// are held as Online and Offline are: the bucket remembers, per held
+// client, the activity the nodes re-asserted for each of its sessions,
+// and the Sweep that decides the client gives an Away or a Back, between
+// its Online and its rooms, if it was online before and is now and
+// whether it has an active session changed (a client that comes online in
+// the window counts as active, as for an Add), with the session and reason
+// of the last change the window held (none if the window held none: the
+// client went offline and came back in it).
 //
 // # Redis outages
 //

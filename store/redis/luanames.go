@@ -48,17 +48,19 @@ const (
 	endArgRetention // ms; negative: none
 	endArgConsumer
 	endArgJournalLen
-	endArgNode      // node of the session or caller; '' if unknown
-	endArgLinger    // ms a session re-created after Redis lost it lingers at least
-	endArgUnseen    // '1' if the reason is presence.Reason.Unseen, else '0'
-	endArgBucketGen // generation the caller last saw of the bucket; '' if none
-	endArgReassert  // ms: the re-assertion window
-	endArgAt        // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
-	endArgRooms     // one session's rooms as its node holds them, '\n' between them
-	endArgMeta      // its metadata as its node holds it; '' if none
-	endArgStamp     // Redis µs: when that metadata was set
-	endArgRoomsGen  // generation its rooms were last written in; '' if unknown
-	nEndArgs        = iota
+	endArgNode          // node of the session or caller; '' if unknown
+	endArgLinger        // ms a session re-created after Redis lost it lingers at least
+	endArgUnseen        // '1' if the reason is presence.Reason.Unseen, else '0'
+	endArgBucketGen     // generation the caller last saw of the bucket; '' if none
+	endArgReassert      // ms: the re-assertion window
+	endArgAt            // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
+	endArgRooms         // one session's rooms as its node holds them, '\n' between them
+	endArgMeta          // its metadata as its node holds it; '' if none
+	endArgStamp         // Redis µs: when that metadata was set
+	endArgRoomsGen      // generation its rooms were last written in; '' if unknown
+	endArgKnownActivity // its activity as its node holds it: "away", or ''
+	endArgKnownIdleFor  // ms: for away, how long ago its user was last active
+	nEndArgs            = iota
 )
 
 // ARGV of sweep.lua.

@@ -24,6 +24,11 @@ import (
 //   - jon, active on a and away on b, loses his active session in the
 //     window: one Away, late, with the session's reason;
 //   - kim connects away on b in the window: Online then Away, late;
+//   - ned, active through a session ending in its grace on a and away on
+//     b, loses the ending session in the window (its grace ran out while
+//     nobody swept: a's re-assertion removes it before b re-asserts his
+//     away one, so the window sees him offline, then online): one Away,
+//     late, with no reason, and no Offline or Online;
 //   - lou connects away on c, new to Redis, before the window opens
 //     (Online and Away at once) and comes back in it: one Back, late.
 func TestDataLossAwayBack(t *testing.T) {
@@ -78,6 +83,10 @@ func TestDataLossAwayBack(t *testing.T) {
 	do(a.Add(ctx, lease("jon", "s", "a", "")))
 	do(b.Add(ctx, lease("jon", "t", "b", presence.ActivityAway)))
 	gusActive := time.Now().Add(-time.Second)
+	// ned: active on a, ending there in its grace, and away on b.
+	do(a.Add(ctx, lease("ned", "s", "a", "")))
+	do(b.Add(ctx, lease("ned", "t", "b", presence.ActivityAway)))
+	do(a.End(ctx, presence.Ending{ClientID: "ned", SessionID: "s", Reason: presence.ReasonClosed, Grace: 300 * time.Millisecond}))
 
 	// A client record re-created from nothing starts its Seq from Redis's
 	// clock in seconds (see "Sequence numbers" in the package
@@ -121,6 +130,7 @@ func TestDataLossAwayBack(t *testing.T) {
 		"jon":  {"online/connect", "away/closed"},
 		"kim":  {"online/connect", "away/connect"},
 		"lou":  {"online/connect", "away/connect", "back/"},
+		"ned":  {"online/connect", "away/"},
 	}
 	for id, w := range want {
 		if !slices.Equal(got[id], w) {
@@ -130,12 +140,12 @@ func TestDataLossAwayBack(t *testing.T) {
 			t.Errorf("%s: seqs %v not increasing", id, seqs[id])
 		}
 	}
-	ids := []string{"gus", "hana", "ivy", "jon", "kim"}
+	ids := []string{"gus", "hana", "ivy", "jon", "kim", "ned"}
 	ps, err := b.Lookup(ctx, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantState := []presence.State{presence.StateAway, presence.StateOnline, presence.StateAway, presence.StateAway, presence.StateAway}
+	wantState := []presence.State{presence.StateAway, presence.StateOnline, presence.StateAway, presence.StateAway, presence.StateAway, presence.StateAway}
 	for i, p := range ps {
 		if p.State != wantState[i] {
 			t.Errorf("Lookup(%s).State = %q, want %q", ids[i], p.State, wantState[i])

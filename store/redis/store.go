@@ -403,14 +403,19 @@ func (s *Store) endArgs(e presence.Ending, mode, who, session, knownGen, node st
 		set(endArgJournalLen, s.cfg.JournalLen).set(endArgNode, node).
 		set(endArgLinger, linger).set(endArgUnseen, unseen).
 		set(endArgBucketGen, s.knownGen(b)).set(endArgReassert, s.reassertMS()).
-		set(endArgRooms, "").set(endArgMeta, "").set(endArgStamp, 0).set(endArgRoomsGen, "")
+		set(endArgRooms, "").set(endArgMeta, "").set(endArgStamp, 0).set(endArgRoomsGen, "").
+		set(endArgKnownActivity, "").set(endArgKnownIdleFor, 0)
 }
 
 // withRooms sets, in the ARGV of an end.lua call for one session, the
-// rooms and metadata its Store knows it has (see reassertrooms).
+// rooms, metadata and activity its Store knows it has (see reassertrooms).
 func (a argv) withRooms(k knownSession) argv {
-	return a.set(endArgRooms, strings.Join(k.rooms, "\n")).set(endArgMeta, k.meta).
+	a = a.set(endArgRooms, strings.Join(k.rooms, "\n")).set(endArgMeta, k.meta).
 		set(endArgStamp, k.stamp).set(endArgRoomsGen, k.rgen)
+	if k.away {
+		a = a.set(endArgKnownActivity, "away").set(endArgKnownIdleFor, max(0, time.Since(k.activeAt).Milliseconds()))
+	}
+	return a
 }
 
 // ended updates what this Store knows of the sessions e ended: with a
