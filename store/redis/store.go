@@ -38,8 +38,8 @@ import (
 // metadata; that costs about a hundred bytes per live session of the
 // nodes using this Store value, plus the rooms' names and the metadata.
 //
-// It is a presence.RoomStore too: see "Rooms" in the package
-// documentation.
+// It is a presence.RoomStore and a presence.StateStore too: see "Rooms"
+// and "States" in the package documentation.
 type Store struct {
 	rdb goredis.UniversalClient
 	cfg Config
