@@ -28,8 +28,21 @@ import (
 // default ping interval), Tracker defaults otherwise, for 10s.
 func TestFigureCommandsPerBeat(t *testing.T) { commandsPerBeat(t, nil) }
 
+// TestFigureAwayCommandsPerBeat: TestFigureCommandsPerBeat with every
+// session away (issue #13: an away session costs no more per beat).
+func TestFigureAwayCommandsPerBeat(t *testing.T) {
+	commandsPerBeatWith(t, presence.SessionOptions{Activity: presence.ActivityAway, IdleFor: time.Minute})
+}
+
 // commandsPerBeat is TestFigureCommandsPerBeat with every session in rooms.
 func commandsPerBeat(t *testing.T, rooms []string) {
+	commandsPerBeatWith(t, presence.SessionOptions{Rooms: rooms})
+}
+
+// commandsPerBeatWith is TestFigureCommandsPerBeat with every session
+// opened with opts.
+func commandsPerBeatWith(t *testing.T, opts presence.SessionOptions) {
+	rooms := opts.Rooms
 	const sessions, period, window = 10_000, 25 * time.Second, 10 * time.Second
 	for _, tc := range []struct {
 		name    string
@@ -50,7 +63,7 @@ func commandsPerBeat(t *testing.T, rooms []string) {
 			t.Cleanup(func() { _ = tr.Close(context.Background()) })
 			ss := make([]*presence.Session, sessions)
 			for i := range ss {
-				if ss[i], err = tr.Connect(context.Background(), fmt.Sprintf("u%d", i), presence.SessionOptions{Rooms: rooms}); err != nil {
+				if ss[i], err = tr.Connect(context.Background(), fmt.Sprintf("u%d", i), opts); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -70,7 +83,7 @@ func commandsPerBeat(t *testing.T, rooms []string) {
 			tick.Stop()
 			d := readStats(t, rdb).sub(before)
 			per := float64(d.calls) / float64(beats)
-			t.Logf("%s, %d rooms per session: %d beats in %v, %d Redis commands: %.4f commands per beat", tc.name, len(rooms), beats, window, d.calls, per)
+			t.Logf("%s, %d rooms per session, activity %q: %d beats in %v, %d Redis commands: %.4f commands per beat", tc.name, len(rooms), opts.Activity, beats, window, d.calls, per)
 			// A count, not a timing: batching must keep it this low on one
 			// server (issue #4's target).
 			if tc.buckets == 0 && per > 0.05 {

@@ -53,8 +53,8 @@ func decodeEntry(fields []string) (presence.Event, error) {
 
 // makeEvent builds an event from the fields of a reply or journal entry.
 // A room transition (join, leave, update) names a valid room, and may carry
-// metadata (valid, see presence.ValidateMeta); Online and Offline carry
-// neither.
+// metadata (valid, see presence.ValidateMeta); Online, Offline, Away and
+// Back carry neither.
 func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor, room, meta string) (presence.Event, error) {
 	ev := presence.Event{ClientID: client, SessionID: session, Reason: presence.Reason(reason)}
 	switch kind {
@@ -68,11 +68,15 @@ func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor, room, me
 		ev.Transition = presence.Leave
 	case "update":
 		ev.Transition = presence.Update
+	case "away":
+		ev.Transition = presence.Away
+	case "back":
+		ev.Transition = presence.Back
 	default:
 		return presence.Event{}, fmt.Errorf("%w: transition %q", errReply, kind)
 	}
 	switch ev.Transition {
-	case presence.Online, presence.Offline:
+	case presence.Online, presence.Offline, presence.Away, presence.Back:
 		if room != "" || meta != "" {
 			return presence.Event{}, fmt.Errorf("%w: %s event with a room", errReply, kind)
 		}
@@ -126,6 +130,31 @@ func decodeClient(id, rec string) (p presence.Presence, sid string, err error) {
 		sid = parts[4]
 	}
 	return p, sid, nil
+}
+
+// splitActivity reads a client's activity record, "away|active": how many
+// of its sessions are away, and its remembered last active time (ms), if
+// any (ok).
+func splitActivity(rec string) (away, active int64, ok bool) {
+	a, b, found := strings.Cut(rec, "|")
+	away, err := strconv.ParseInt(a, 10, 64)
+	if !found || err != nil || away < 0 {
+		return 0, 0, false
+	}
+	active, err = strconv.ParseInt(b, 10, 64)
+	if err != nil || active < 0 {
+		return away, 0, false
+	}
+	return away, active, true
+}
+
+// fillState sets p's State and LastActive from a script's state and last
+// active time (ms, 0 if unknown).
+func fillState(state string, lastActive int64, st *presence.State, la *time.Time) {
+	*st = presence.State(state)
+	if lastActive > 0 {
+		*la = time.UnixMilli(lastActive)
+	}
 }
 
 // splitSession reads a session record, "seen|span|node".

@@ -54,6 +54,9 @@
 //	:rc  hash    room -> its members in the bucket
 //	:rl  zset    client ID "\0" room -> when the client last left the room
 //	:hr  hash    client ID -> its held room transitions, in and after the window
+//	:a   hash    session key -> its last active time (ms), away sessions only
+//	:ca  hash    client ID -> "away|active": its away sessions, and the last
+//	             active time of the sessions it no longer has (see States)
 //
 // # Time
 //
@@ -252,6 +255,48 @@
 // room name and of client ID for each membership (they are in :rm, :rz
 // and, the room, :sr), two for each room left. docs/BENCHMARKS.md
 // ("Rooms (Redis store)") has the figures.
+//
+// # States
+//
+// The Store is a presence.StateStore. SetActivity, and Add with an
+// activity, are one script call each on the client's bucket (SetActivity
+// goes through rooms.lua, so it writes back a session Redis lost, as Join
+// does): the script decides Away or Back with the client's one Seq,
+// journals it and marks it pending, as it does Online and Offline, so
+// Watch sees it and Reclaim redelivers it. An Add's Away or Back comes
+// after its Online and before its Joins. A removal (End without grace,
+// Sweep, SweepNode) that takes a client's last active session while away
+// ones remain gives its Away after the session's Leaves, once the call's
+// removals are done: a call that removes every session of a client gives
+// its Offline alone.
+//
+// Storage stays small, and a beat never reads or writes any of it: an
+// active session has no entry at all (its last active time is its last
+// beat); an away one has a field of :a, its last active time; a client
+// has a field of :ca, its number of away sessions (it is away when that
+// reaches its record's count of sessions) and the last active time of the
+// sessions it no longer has, only while it has an away session or that
+// time differs from what its record says. So Touch costs the same for an
+// away session as for an active one. Lookup reads :ca in the round trip
+// that reads the client records, and the away sessions' times with the
+// sessions' deadlines; List, Members and MembersAmong compute each
+// client's state and last active time in their scripts.
+//
+// After Redis loses data (see "Data loss"), each Store writes back the
+// activity of its sessions with their rooms, silently: an away session's,
+// with the time its user was last active, in the rooms.lua call of the
+// Sweep that re-asserts the bucket (a Touch re-creates a session active
+// until then), in any SetActivity, Join, Leave or SetMeta of the session
+// first, and in the End call that writes back an ending session (which
+// keeps its activity while it lingers). Inside the window, Away and Back
+// are held as Online and Offline are: the bucket remembers, per held
+// client, the activity the nodes re-asserted for each of its sessions,
+// and the Sweep that decides the client gives an Away or a Back, between
+// its Online and its rooms, if it was online before and is now and
+// whether it has an active session changed (a client that comes online in
+// the window counts as active, as for an Add), with the session and reason
+// of the last change the window held (none if the window held none: the
+// client went offline and came back in it).
 //
 // # Redis outages
 //

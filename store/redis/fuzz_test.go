@@ -101,6 +101,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add("c=alice\nt=update\ns=s1\nr=\nq=201326595\ntm=1795640278517\nls=1795640278517\nof=0\nn=a\nrm=general\nm=[1,2]")
 	f.Add("c=alice\nt=leave\ns=s1\nr=expired\nq=201326596\ntm=1795640278518\nls=1795640278510\nof=0\nn=\nrm=game:42")
 	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=3\ntm=1\nls=1\nof=0\nrm=general")
+	f.Add("c=alice\nt=away\ns=s1\nr=\nq=201326597\ntm=1795640278519\nls=1795640278510\nof=0\nn=a")
+	f.Add("c=alice\nt=back\ns=s1\nr=connect\nq=201326598\ntm=1795640278520\nls=1795640278520\nof=0\nn=b")
+	f.Add("c=alice\nt=away\ns=s1\nr=closed\nq=4\ntm=1\nls=1\nof=0\nrm=general")
 	f.Fuzz(func(t *testing.T, in string) {
 		var fields []string
 		for _, line := range strings.Split(in, "\n") {
@@ -112,7 +115,7 @@ func FuzzDecodeEntry(f *testing.F) {
 			return
 		}
 		switch ev.Transition {
-		case presence.Online, presence.Offline:
+		case presence.Online, presence.Offline, presence.Away, presence.Back:
 			if ev.Room != "" || ev.Meta != nil {
 				t.Fatalf("%v with room %q meta %q", ev.Transition, ev.Room, ev.Meta)
 			}
@@ -125,6 +128,20 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		if presence.ValidateID(ev.ClientID) != nil || ev.Seq == 0 || ev.OnlineFor < 0 {
 			t.Fatalf("accepted %+v", ev)
+		}
+	})
+}
+
+func FuzzDecodeActivity(f *testing.F) {
+	f.Add("2|1795640278516")
+	f.Add("1|")
+	f.Add("0|1795640278516")
+	f.Add("|")
+	f.Add("x|1")
+	f.Fuzz(func(t *testing.T, rec string) {
+		a := decodeActivity(rec)
+		if a.away < 0 || a.active < 0 || (!a.hasActive && a.active != 0) {
+			t.Fatalf("%+v from %q", a, rec)
 		}
 	})
 }

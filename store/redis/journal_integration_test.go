@@ -48,7 +48,7 @@ func TestReclaimFromDeadNode(t *testing.T) {
 }
 
 // TestWatchSeesEveryNode: Watch hooks on one node see the transitions that
-// other nodes observed, in order per client.
+// other nodes observed, Away and Back included, in order per client.
 func TestWatchSeesEveryNode(t *testing.T) {
 	rdb := redistest.Cluster(t)
 	p := redistest.Prefix(t, rdb)
@@ -59,14 +59,20 @@ func TestWatchSeesEveryNode(t *testing.T) {
 	ctx := context.Background()
 	s := connect(t, a, "wanda")
 	waitUntil(t, time.Second, "b watches wanda online", func() bool { return len(watched.of("wanda")) == 1 })
+	for _, act := range []presence.Activity{presence.ActivityAway, presence.ActivityActive} {
+		if err := s.SetActivity(ctx, act, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, time.Second, "b watches wanda away and back", func() bool { return len(watched.of("wanda")) == 3 })
 	if err := s.End(ctx, presence.ReasonClosed); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, fast.grace+2*time.Second, "b watches wanda offline", func() bool { return len(watched.of("wanda")) == 2 })
-	if got := watched.of("wanda"); !slices.Equal(got, []string{"online/connect", "offline/closed"}) {
+	waitUntil(t, fast.grace+2*time.Second, "b watches wanda offline", func() bool { return len(watched.of("wanda")) == 4 })
+	if got := watched.of("wanda"); !slices.Equal(got, []string{"online/connect", "away/", "back/", "offline/closed"}) {
 		t.Errorf("watched %v", got)
 	}
-	if s := watched.seqs("wanda"); s[1] != s[0]+1 {
+	if s := watched.seqs("wanda"); !slices.Equal(s, []uint64{s[0], s[0] + 1, s[0] + 2, s[0] + 3}) {
 		t.Errorf("seqs %v", s)
 	}
 }

@@ -10,6 +10,7 @@ var keySuffixes = [keysPerBucket]string{
 	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyJournal: ":j",
 	keyLeases: ":l", keyWindow: ":w", keyHeld: ":h", keySessionRooms: ":sr", keySessionMeta: ":sm",
 	keyMembers: ":rm", keyRoomIndex: ":rz", keyRoomCounts: ":rc", keyLeft: ":rl", keyHeldRooms: ":hr",
+	keySessionAway: ":a", keyClientActivity: ":ca",
 }
 
 // bucketKeys returns the keys of bucket b. All carry the same hash tag,

@@ -23,6 +23,8 @@ const (
 	addArgBucketClients  // the bucket's share of Config.MaxClients; 0: no cap
 	addArgRooms          // rooms the session joins, '\n' between them; '' for none
 	addArgMeta           // the session's metadata; '' leaves it as it is
+	addArgActivity       // "away", or '' for active
+	addArgIdleFor        // ms: for away, how long ago the user was last active
 	nAddArgs             = iota
 )
 
@@ -46,17 +48,19 @@ const (
 	endArgRetention // ms; negative: none
 	endArgConsumer
 	endArgJournalLen
-	endArgNode      // node of the session or caller; '' if unknown
-	endArgLinger    // ms a session re-created after Redis lost it lingers at least
-	endArgUnseen    // '1' if the reason is presence.Reason.Unseen, else '0'
-	endArgBucketGen // generation the caller last saw of the bucket; '' if none
-	endArgReassert  // ms: the re-assertion window
-	endArgAt        // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
-	endArgRooms     // one session's rooms as its node holds them, '\n' between them
-	endArgMeta      // its metadata as its node holds it; '' if none
-	endArgStamp     // Redis µs: when that metadata was set
-	endArgRoomsGen  // generation its rooms were last written in; '' if unknown
-	nEndArgs        = iota
+	endArgNode          // node of the session or caller; '' if unknown
+	endArgLinger        // ms a session re-created after Redis lost it lingers at least
+	endArgUnseen        // '1' if the reason is presence.Reason.Unseen, else '0'
+	endArgBucketGen     // generation the caller last saw of the bucket; '' if none
+	endArgReassert      // ms: the re-assertion window
+	endArgAt            // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
+	endArgRooms         // one session's rooms as its node holds them, '\n' between them
+	endArgMeta          // its metadata as its node holds it; '' if none
+	endArgStamp         // Redis µs: when that metadata was set
+	endArgRoomsGen      // generation its rooms were last written in; '' if unknown
+	endArgKnownActivity // its activity as its node holds it: "away", or ''
+	endArgKnownIdleFor  // ms: for away, how long ago its user was last active
+	nEndArgs            = iota
 )
 
 // ARGV of sweep.lua.
@@ -107,7 +111,11 @@ const (
 	roomsArgReassert  // ms: the re-assertion window
 	roomsArgConsumer
 	roomsArgJournalLen
-	nRoomsArgs = iota
+	roomsArgActivity      // SetActivity's: "away", or '' for active
+	roomsArgIdleFor       // ms: for away, how long ago the user was last active
+	roomsArgKnownActivity // the session's activity as its Store knows it: "away", or ''
+	roomsArgKnownIdleFor  // ms: for away, how long ago its user was last active
+	nRoomsArgs            = iota
 )
 
 // The operations of rooms.lua (its table OP).
@@ -116,6 +124,7 @@ const (
 	roomsOpLeave    = "l"
 	roomsOpMeta     = "m"
 	roomsOpReassert = "a" // write back the rooms and metadata Redis lost
+	roomsOpActivity = "s" // SetActivity
 )
 
 // The status in a reply of rooms.lua.
@@ -205,7 +214,7 @@ const (
 // Fields of one transition in a script reply, from index 0 (1 in the Lua
 // table EV of lua/common.lua).
 const (
-	eventKind = iota // "online", "offline", "join", "leave" or "update"
+	eventKind = iota // "online", "offline", "join", "leave", "update", "away" or "back"
 	eventClient
 	eventSession
 	eventReason
@@ -222,25 +231,27 @@ const (
 // Keys of a bucket, from index 0 (1 in the Lua table K of lua/common.lua,
 // which names each by its suffix in keySuffixes).
 const (
-	keyGen          = iota // string: generation marker
-	keySessions            // hash: session key -> "seen|span|node"
-	keyExpiry              // zset: session key -> deadline
-	keyIndex               // zset: a client's sessions
-	keyNodes               // zset: a node's sessions
-	keyReasons             // hash: session key -> reason, while ending
-	keyClients             // hash: client ID -> record
-	keyOffline             // zset: offline client -> when
-	keyOnline              // zset: online clients
-	keyJournal             // stream
-	keyLeases              // zset: node -> when its lease ends
-	keyWindow              // string: set while the re-assertion window is open
-	keyHeld                // hash: client ID -> held record, in and after the window
-	keySessionRooms        // hash: session key -> its rooms
-	keySessionMeta         // hash: session key -> "stamp|meta"
-	keyMembers             // hash: room "\x00" client ID -> "n|since"
-	keyRoomIndex           // zset: room "\x00" client ID, a room's members by lex range
-	keyRoomCounts          // hash: room -> its members in the bucket
-	keyLeft                // zset: client ID "\x00" room -> when it left
-	keyHeldRooms           // hash: client ID -> its held room transitions
+	keyGen            = iota // string: generation marker
+	keySessions              // hash: session key -> "seen|span|node"
+	keyExpiry                // zset: session key -> deadline
+	keyIndex                 // zset: a client's sessions
+	keyNodes                 // zset: a node's sessions
+	keyReasons               // hash: session key -> reason, while ending
+	keyClients               // hash: client ID -> record
+	keyOffline               // zset: offline client -> when
+	keyOnline                // zset: online clients
+	keyJournal               // stream
+	keyLeases                // zset: node -> when its lease ends
+	keyWindow                // string: set while the re-assertion window is open
+	keyHeld                  // hash: client ID -> held record, in and after the window
+	keySessionRooms          // hash: session key -> its rooms
+	keySessionMeta           // hash: session key -> "stamp|meta"
+	keyMembers               // hash: room "\x00" client ID -> "n|since"
+	keyRoomIndex             // zset: room "\x00" client ID, a room's members by lex range
+	keyRoomCounts            // hash: room -> its members in the bucket
+	keyLeft                  // zset: client ID "\x00" room -> when it left
+	keyHeldRooms             // hash: client ID -> its held room transitions
+	keySessionAway           // hash: session key -> last active time, away sessions only
+	keyClientActivity        // hash: client ID -> "away|active"
 	keysPerBucket
 )

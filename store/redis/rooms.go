@@ -40,7 +40,7 @@ func splitRooms(v string) []string {
 // Redis lost them (see "Data loss" in the package documentation), and
 // records what the operation changed. It returns the script's status, and
 // the transitions decided.
-func (s *Store) roomCall(ctx context.Context, op, clientID, sessionID, room string, reason presence.Reason, meta string) (int64, []presence.Event, error) {
+func (s *Store) roomCall(ctx context.Context, op, clientID, sessionID, room string, reason presence.Reason, meta string, act presence.SessionActivity) (int64, []presence.Event, error) {
 	b := s.bucket(clientID)
 	s.knownMu.Lock()
 	k := s.known[clientID][sessionID]
@@ -52,7 +52,11 @@ func (s *Store) roomCall(ctx context.Context, op, clientID, sessionID, room stri
 		set(roomsArgKnownGen, k.gen).set(roomsArgRoomsGen, k.rgen).
 		set(roomsArgRooms, strings.Join(k.rooms, "\n")).set(roomsArgKnownMeta, k.meta).set(roomsArgStamp, k.stamp).
 		set(roomsArgBucketGen, s.knownGen(b)).set(roomsArgReassert, s.reassertMS()).
-		set(roomsArgConsumer, s.claimer()).set(roomsArgJournalLen, s.cfg.JournalLen)
+		set(roomsArgConsumer, s.claimer()).set(roomsArgJournalLen, s.cfg.JournalLen).
+		set(roomsArgActivity, "").set(roomsArgIdleFor, 0).withActivity(k)
+	if op == roomsOpActivity {
+		args.set(roomsArgActivity, activityArg(act.Activity)).set(roomsArgIdleFor, act.IdleFor.Milliseconds())
+	}
 	if k.node == "" {
 		// Not a session this Store wrote: nothing to write back.
 		args.set(roomsArgKnownGen, "").set(roomsArgRoomsGen, "")
@@ -85,6 +89,11 @@ func (s *Store) roomCall(ctx context.Context, op, clientID, sessionID, room stri
 				}
 			case roomsOpMeta:
 				k.meta, k.stamp = meta, stamp
+			case roomsOpActivity:
+				k.away, k.activeAt = act.Activity == presence.ActivityAway, time.Time{}
+				if k.away {
+					k.activeAt = time.Now().Add(-act.IdleFor)
+				}
 			}
 			k.rgen = gen
 			s.known[clientID][sessionID] = k
@@ -99,7 +108,7 @@ func (s *Store) Join(ctx context.Context, m presence.Membership) ([]presence.Eve
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("redis: join: %w", err)
 	}
-	st, evs, err := s.roomCall(ctx, roomsOpJoin, m.ClientID, m.SessionID, m.Room, "", "")
+	st, evs, err := s.roomCall(ctx, roomsOpJoin, m.ClientID, m.SessionID, m.Room, "", "", presence.SessionActivity{})
 	return evs, s.roomErr("join", m.ClientID, m.SessionID, m.Room, st, err)
 }
 
@@ -112,7 +121,7 @@ func (s *Store) Leave(ctx context.Context, m presence.Membership) ([]presence.Ev
 	if reason == "" {
 		reason = presence.ReasonLeft
 	}
-	st, evs, err := s.roomCall(ctx, roomsOpLeave, m.ClientID, m.SessionID, m.Room, reason, "")
+	st, evs, err := s.roomCall(ctx, roomsOpLeave, m.ClientID, m.SessionID, m.Room, reason, "", presence.SessionActivity{})
 	return evs, s.roomErr("leave", m.ClientID, m.SessionID, m.Room, st, err)
 }
 
@@ -121,7 +130,7 @@ func (s *Store) SetMeta(ctx context.Context, m presence.SessionMeta) ([]presence
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("redis: set metadata: %w", err)
 	}
-	st, evs, err := s.roomCall(ctx, roomsOpMeta, m.ClientID, m.SessionID, "", "", string(m.Meta))
+	st, evs, err := s.roomCall(ctx, roomsOpMeta, m.ClientID, m.SessionID, "", "", string(m.Meta), presence.SessionActivity{})
 	return evs, s.roomErr("set metadata", m.ClientID, m.SessionID, "", st, err)
 }
 
@@ -168,6 +177,16 @@ func (s *Store) reassertRooms(ctx context.Context, lost map[int]bool) ([]presenc
 	}
 	s.knownMu.Unlock()
 	return s.assertRooms(ctx, ts)
+}
+
+// withActivity sets, in the ARGV of a rooms.lua call, the session's
+// activity as its Store knows it (k), which the script writes back with
+// its rooms.
+func (a argv) withActivity(k knownSession) argv {
+	if !k.away {
+		return a.set(roomsArgKnownActivity, "").set(roomsArgKnownIdleFor, 0)
+	}
+	return a.set(roomsArgKnownActivity, "away").set(roomsArgKnownIdleFor, max(0, time.Since(k.activeAt).Milliseconds()))
 }
 
 // target names a session.
@@ -224,7 +243,8 @@ func (s *Store) assertRooms(ctx context.Context, ts []target) ([]presence.Event,
 				set(roomsArgKnownGen, k.gen).set(roomsArgRoomsGen, k.rgen).
 				set(roomsArgRooms, strings.Join(k.rooms, "\n")).set(roomsArgKnownMeta, k.meta).set(roomsArgStamp, k.stamp).
 				set(roomsArgBucketGen, s.knownGen(b)).set(roomsArgReassert, s.reassertMS()).
-				set(roomsArgConsumer, s.claimer()).set(roomsArgJournalLen, s.cfg.JournalLen)}
+				set(roomsArgConsumer, s.claimer()).set(roomsArgJournalLen, s.cfg.JournalLen).
+				set(roomsArgActivity, "").set(roomsArgIdleFor, 0).withActivity(k)}
 		}
 		replies, err := s.runAll(ctx, scriptRooms, calls)
 		for j, r := range replies {
@@ -366,14 +386,17 @@ func (s *Store) Members(ctx context.Context, room, cursor string, limit int) (pr
 // decodeMember reads memberinfo's fields (see lua/common.lua) of client
 // id from v, and returns the rest of v.
 func decodeMember(id string, v []any) (presence.Member, []any, error) {
-	if len(v) < 4 {
+	if len(v) < 6 {
 		return presence.Member{}, nil, errReply
 	}
-	since, seen, n, k := num(v[0]), num(v[1]), num(v[2]), num(v[3])
-	if k < 0 || int64(len(v)-4) < k {
+	since, seen, n, state, la, k := num(v[0]), num(v[1]), num(v[2]), str(v[3]), num(v[4]), num(v[5])
+	if k < 0 || int64(len(v)-6) < k {
 		return presence.Member{}, nil, errReply
 	}
 	m := presence.Member{ClientID: id, Sessions: int(n)}
+	if state != "" {
+		fillState(state, la, &m.State, &m.LastActive)
+	}
 	if since > 0 {
 		m.Since = time.UnixMilli(since)
 	}
@@ -381,10 +404,10 @@ func decodeMember(id string, v []any) (presence.Member, []any, error) {
 		m.LastSeen = time.UnixMilli(seen)
 	}
 	for i := range k {
-		meta, _ := v[4+i].(string)
+		meta, _ := v[6+i].(string)
 		m.Metas = append(m.Metas, json.RawMessage(meta))
 	}
-	return m, v[4+k:], nil
+	return m, v[6+k:], nil
 }
 
 // num reads an integer of a script reply, sent as a number or a string.

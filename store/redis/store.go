@@ -38,8 +38,8 @@ import (
 // metadata; that costs about a hundred bytes per live session of the
 // nodes using this Store value, plus the rooms' names and the metadata.
 //
-// It is a presence.RoomStore too: see "Rooms" in the package
-// documentation.
+// It is a presence.RoomStore and a presence.StateStore too: see "Rooms"
+// and "States" in the package documentation.
 type Store struct {
 	rdb goredis.UniversalClient
 	cfg Config
@@ -203,7 +203,8 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		set(addArgConsumer, s.claimer()).set(addArgJournalLen, s.cfg.JournalLen).
 		set(addArgMaxSessions, l.MaxSessions).set(addArgBucketGen, s.knownGen(b)).set(addArgReassert, s.reassertMS()).
 		set(addArgBucketSessions, s.share(s.cfg.MaxSessions)).set(addArgBucketClients, s.share(s.cfg.MaxClients)).
-		set(addArgRooms, strings.Join(l.Rooms, "\n")).set(addArgMeta, string(l.Meta))
+		set(addArgRooms, strings.Join(l.Rooms, "\n")).set(addArgMeta, string(l.Meta)).
+		set(addArgActivity, activityArg(l.Activity)).set(addArgIdleFor, l.IdleFor.Milliseconds())
 	v, err := scriptAdd.Run(ctx, s.rdb, s.buckets[b], args...).Slice()
 	s.out.observe(ctx, err)
 	if err == nil && len(v) < 1 {
@@ -219,6 +220,17 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	s.sawGen(b, gen)
 	s.knownMu.Lock()
 	s.rememberLocked(l.ClientID, l.SessionID, knownSession{node: l.Node, ttl: ms(l.TTL), span: span(l), gen: gen})
+	{
+		k := s.known[l.ClientID][l.SessionID]
+		k.away, k.activeAt = l.Activity == presence.ActivityAway, time.Time{}
+		if k.away {
+			k.activeAt = time.Now().Add(-l.IdleFor)
+			if k.rgen == "" { // no rooms known: its activity was written in gen
+				k.rgen = gen
+			}
+		}
+		s.known[l.ClientID][l.SessionID] = k
+	}
 	if len(l.Rooms) > 0 || len(l.Meta) > 0 {
 		k := s.known[l.ClientID][l.SessionID]
 		k.rooms = joinRooms(k.rooms, l.Rooms)
@@ -391,14 +403,19 @@ func (s *Store) endArgs(e presence.Ending, mode, who, session, knownGen, node st
 		set(endArgJournalLen, s.cfg.JournalLen).set(endArgNode, node).
 		set(endArgLinger, linger).set(endArgUnseen, unseen).
 		set(endArgBucketGen, s.knownGen(b)).set(endArgReassert, s.reassertMS()).
-		set(endArgRooms, "").set(endArgMeta, "").set(endArgStamp, 0).set(endArgRoomsGen, "")
+		set(endArgRooms, "").set(endArgMeta, "").set(endArgStamp, 0).set(endArgRoomsGen, "").
+		set(endArgKnownActivity, "").set(endArgKnownIdleFor, 0)
 }
 
 // withRooms sets, in the ARGV of an end.lua call for one session, the
-// rooms and metadata its Store knows it has (see reassertrooms).
+// rooms, metadata and activity its Store knows it has (see reassertrooms).
 func (a argv) withRooms(k knownSession) argv {
-	return a.set(endArgRooms, strings.Join(k.rooms, "\n")).set(endArgMeta, k.meta).
+	a = a.set(endArgRooms, strings.Join(k.rooms, "\n")).set(endArgMeta, k.meta).
 		set(endArgStamp, k.stamp).set(endArgRoomsGen, k.rgen)
+	if k.away {
+		a = a.set(endArgKnownActivity, "away").set(endArgKnownIdleFor, max(0, time.Since(k.activeAt).Milliseconds()))
+	}
+	return a
 }
 
 // ended updates what this Store knows of the sessions e ended: with a
@@ -605,16 +622,18 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 		return out, nil
 	}
 	sids := make([]string, len(clientIDs))
+	acts := make([]activity, len(clientIDs))
 	byBucket := make(map[int][]int)
 	for i, id := range clientIDs {
 		out[i].ClientID = id
+		out[i].State = presence.StateOffline
 		b := s.bucket(id)
 		byBucket[b] = append(byBucket[b], i)
 	}
 	pipe := s.rdb.Pipeline()
 	type q struct {
-		idx []int
-		cmd *goredis.SliceCmd
+		idx      []int
+		cmd, act *goredis.SliceCmd
 	}
 	var qs []q
 	for b, idx := range byBucket {
@@ -622,7 +641,7 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 		for j, i := range idx {
 			fields[j] = clientIDs[i]
 		}
-		qs = append(qs, q{idx, pipe.HMGet(ctx, s.buckets[b][keyClients], fields...)})
+		qs = append(qs, q{idx, pipe.HMGet(ctx, s.buckets[b][keyClients], fields...), pipe.HMGet(ctx, s.buckets[b][keyClientActivity], fields...)})
 	}
 	if err := s.exec(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
@@ -639,9 +658,12 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 			}
 			out[q.idx[j]] = p
 			sids[q.idx[j]] = sid
+			if a, ok := q.act.Val()[j].(string); ok {
+				acts[q.idx[j]] = decodeActivity(a)
+			}
 		}
 	}
-	if err := s.lastSeen(ctx, out, sids); err != nil {
+	if err := s.lastSeen(ctx, out, sids, acts); err != nil {
 		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
 	}
 	return out, nil
@@ -655,8 +677,13 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 // session keys of clients with several sessions (one round trip, skipped
 // when every client has one), then the sessions' records, deadlines and
 // end reasons. A session that ends in between counts with what was read of
-// it: this is a read, not a decision.
-func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []string) error {
+// it: this is a read, not a decision. With acts (the clients' activity
+// records), it also sets their State and LastActive, reading the away
+// sessions' last active times in the same round trip.
+func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []string, acts []activity) error {
+	if acts != nil {
+		defer setStates(ps, acts)
+	}
 	owned := make(map[int][]string) // index in ps -> session keys
 	pipe := s.rdb.Pipeline()
 	lists := make(map[int]*goredis.StringSliceCmd)
@@ -684,6 +711,7 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 		recs    *goredis.SliceCmd
 		ends    *goredis.FloatSliceCmd
 		reasons *goredis.SliceCmd
+		aways   *goredis.SliceCmd // nil without acts
 	}
 	bs := make(map[int]*batch)
 	for i, keys := range owned {
@@ -705,6 +733,9 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 		bt.recs = pipe.HMGet(ctx, keys[keySessions], bt.sks...)
 		bt.ends = pipe.ZMScore(ctx, keys[keyExpiry], bt.sks...)
 		bt.reasons = pipe.HMGet(ctx, keys[keyReasons], bt.sks...)
+		if acts != nil {
+			bt.aways = pipe.HMGet(ctx, keys[keySessionAway], bt.sks...)
+		}
 	}
 	if err := s.exec(ctx, pipe); err != nil {
 		return err
@@ -729,9 +760,60 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 			if t := time.UnixMilli(seen); t.After(ps[i].LastSeen) {
 				ps[i].LastSeen = t
 			}
+			if acts != nil {
+				active := seen
+				if a, ok := bt.aways.Val()[j].(string); ok {
+					active = num(a)
+				}
+				acts[i].latest = max(acts[i].latest, active)
+			}
 		}
 	}
 	return nil
+}
+
+// activity is what Lookup reads of a client's activity record (see
+// decodeActivity), and latest the latest last active time of its
+// sessions (ms).
+type activity struct {
+	away, active int64
+	hasActive    bool
+	latest       int64
+}
+
+func decodeActivity(rec string) activity {
+	away, active, ok := splitActivity(rec)
+	return activity{away: away, active: active, hasActive: ok}
+}
+
+// setStates sets the State and LastActive of ps from acts.
+func setStates(ps []presence.Presence, acts []activity) {
+	for i := range ps {
+		p, a := &ps[i], acts[i]
+		switch {
+		case p.LastSeen.IsZero() && !p.Online: // unknown
+			p.State = presence.StateOffline
+			continue
+		case !p.Online:
+			p.State = presence.StateOffline
+			p.LastActive = p.LastSeen
+			if a.hasActive {
+				p.LastActive = time.UnixMilli(a.active)
+			}
+			continue
+		case a.away >= int64(p.Sessions):
+			p.State = presence.StateAway
+		default:
+			p.State = presence.StateOnline
+		}
+		t := a.latest
+		if a.hasActive {
+			t = max(t, a.active)
+		}
+		if t > 0 {
+			p.LastActive = time.UnixMilli(t)
+		}
+	}
 }
 
 // Sessions implements presence.Store.
@@ -748,8 +830,8 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 	if err != nil {
 		return nil, fmt.Errorf("redis: sessions of %q: %w", clientID, err)
 	}
-	out := make([]presence.SessionInfo, 0, len(v)/5)
-	for i := 0; i+5 <= len(v); i += 5 {
+	out := make([]presence.SessionInfo, 0, len(v)/6)
+	for i := 0; i+6 <= len(v); i += 6 {
 		sid, _ := v[i].(string)
 		rec, _ := v[i+1].(string)
 		reason, _ := v[i+2].(string)
@@ -765,6 +847,10 @@ func (s *Store) Sessions(ctx context.Context, clientID string) ([]presence.Sessi
 		}
 		if meta != "" {
 			si.Meta = json.RawMessage(meta)
+		}
+		si.Activity, si.LastActive = presence.ActivityActive, si.LastSeen
+		if at := num(v[i+5]); str(v[i+5]) != "" {
+			si.Activity, si.LastActive = presence.ActivityAway, time.UnixMilli(at)
 		}
 		out = append(out, si)
 	}
@@ -791,20 +877,21 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 		if err != nil {
 			return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 		}
-		n := len(v) / 2
+		n := len(v) / 4
 		first := len(page.Clients)
 		var sids []string
 		for i := 0; i < n && i < need; i++ {
-			id, _ := v[2*i].(string)
-			rec, _ := v[2*i+1].(string)
+			id, _ := v[4*i].(string)
+			rec, _ := v[4*i+1].(string)
 			p, sid, err := decodeClient(id, rec)
 			if err != nil {
 				return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 			}
+			fillState(str(v[4*i+2]), num(v[4*i+3]), &p.State, &p.LastActive)
 			page.Clients = append(page.Clients, p)
 			sids = append(sids, sid)
 		}
-		if err := s.lastSeen(ctx, page.Clients[first:], sids); err != nil {
+		if err := s.lastSeen(ctx, page.Clients[first:], sids, nil); err != nil {
 			return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 		}
 		switch {

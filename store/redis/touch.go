@@ -32,10 +32,15 @@ type knownSession struct {
 	meta  string
 	stamp int64
 	rgen  string
+	// away: the session is away, its user last active at activeAt (this
+	// node's clock); written back with its rooms, in generation rgen.
+	away     bool
+	activeAt time.Time
 }
 
-// hasRooms reports whether the session has rooms or metadata to keep.
-func (k knownSession) hasRooms() bool { return len(k.rooms) > 0 || k.meta != "" }
+// hasRooms reports whether the session has rooms, metadata or an away
+// activity to keep.
+func (k knownSession) hasRooms() bool { return len(k.rooms) > 0 || k.meta != "" || k.away }
 
 // span is l.Span, the deadline minus the last beat of a lease, in the
 // milliseconds the scripts get: the same on every lease a Tracker writes of
@@ -44,7 +49,7 @@ func (k knownSession) hasRooms() bool { return len(k.rooms) > 0 || k.meta != "" 
 func span(l presence.Lease) int64 { return ms(l.TTL) + l.Age.Milliseconds() }
 
 // rememberLocked records what this Store wrote of a session, keeping
-// the rooms and metadata it knew of it unless k has its own. knownMu must
+// the rooms, metadata and activity it knew of it unless k has its own. knownMu must
 // be held.
 func (s *Store) rememberLocked(clientID, sessionID string, k knownSession) {
 	m := s.known[clientID]
@@ -54,6 +59,7 @@ func (s *Store) rememberLocked(clientID, sessionID string, k knownSession) {
 	}
 	if old, ok := m[sessionID]; ok && !k.hasRooms() && k.rgen == "" {
 		k.rooms, k.meta, k.stamp, k.rgen = old.rooms, old.meta, old.stamp, old.rgen
+		k.away, k.activeAt = old.away, old.activeAt
 	}
 	m[sessionID] = k
 }

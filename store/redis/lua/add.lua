@@ -5,12 +5,14 @@
 -- last saw of the bucket ('' if none), re-assertion window ms (see gen),
 -- the bucket's share of the Store's sessions and of its clients (0: no
 -- cap), the rooms the session joins ('\n' between them, '' for none) and
--- its metadata ('' to leave it as it is).
+-- its metadata ('' to leave it as it is), its activity ('away', or '' for
+-- active) and, for away, how long ago its user was last active (ms).
 -- Returns: generation, then the transitions; when a cap refuses a new
 -- session, having written nothing, one of NO: which cap (rooms: the
 -- session would be in more than MAX_ROOMS rooms).
 local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9,
-  bucket_gen = 10, reassert = 11, bucket_sessions = 12, bucket_clients = 13, rooms = 14, meta = 15 }
+  bucket_gen = 10, reassert = 11, bucket_sessions = 12, bucket_clients = 13, rooms = 14, meta = 15, activity = 16,
+  idle_for = 17 }
 local NO = { client_sessions = 1, sessions = 2, clients = 3, rooms = 4 }
 local MAX_ROOMS = 64
 bucket(0)
@@ -28,6 +30,9 @@ table.sort(rooms) -- Joins in room order
 local function joinall(m)
   for _, room in ipairs(rooms) do joinroom(id, sid, sk, room, m) end
 end
+-- awayat: the session's last active time if it is away, else nil.
+local awayat = nil
+if ARGV[A.activity] == 'away' then awayat = NOW - tonumber(ARGV[A.idle_for]) end
 local x = gets(sk)
 if x then
   -- The same session again: revive it if ending; the lease, not an
@@ -50,6 +55,12 @@ if x then
   local was = getrooms(sk)
   local changed = meta ~= '' and getmeta(sk) ~= meta
   if changed then putmeta(sk, meta, STAMP) end
+  -- Its activity as SetActivity would set it: Away or Back before the
+  -- room events.
+  settle(id)
+  local wasactive = active(id)
+  setaway(id, sk, awayat)
+  statechange(id, sid, wasactive, 'connect')
   joinall((getmeta(sk)))
   if changed then updates(id, sid, was, meta) end
   local r = { g }
@@ -89,7 +100,12 @@ end
 if redis.call('ZADD', B.l, 'NX', NOW + ttl, node) == 1 then forgetleases() end
 -- A client this node knew online before Redis lost the bucket comes back
 -- without an event.
+local wasactive = active(id)
 addsession(id, sid, sk, node, NOW + ttl, seen, lost)
+-- Away (a first session away) or Back (an active session of an away
+-- client): after the Online, before the Joins.
+setaway(id, sk, awayat)
+statechange(id, sid, wasactive, 'connect')
 -- A new session's metadata is set before it joins: its Joins carry it,
 -- and no Update follows.
 if meta ~= '' then putmeta(sk, meta, STAMP) end

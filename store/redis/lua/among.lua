@@ -2,7 +2,7 @@
 -- ARGV: A below (luanames.go: amongArg...): the room, then per client AI
 -- (amongItem...): its ID.
 -- Returns per client: '1' and memberinfo's fields if it is in the room,
--- else '0', 0, when it last left the room (0 if unknown), 0, 0.
+-- else '0', 0, when it last left the room (0 if unknown), 0, '', 0, 0.
 local A = { room = 1 }
 local AI = { client = 0 }
 bucket(0)
@@ -16,7 +16,8 @@ for a = size(A) + 1, #ARGV do
     for _, f in ipairs(memberinfo(id, room, tonumber(string.match(v, '|(%d+)$')))) do r[#r + 1] = f end
   else
     local left = redis.call('ZSCORE', B.rl, id .. '\0' .. room)
-    r[#r + 1] = '0'; r[#r + 1] = '0'; r[#r + 1] = left or '0'; r[#r + 1] = 0; r[#r + 1] = 0
+    r[#r + 1] = '0'; r[#r + 1] = '0'; r[#r + 1] = left or '0'; r[#r + 1] = 0
+    r[#r + 1] = ''; r[#r + 1] = 0; r[#r + 1] = 0
   end
 end
 return r

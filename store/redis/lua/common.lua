@@ -34,6 +34,13 @@
 --               MembersAmong; forgotten with the client, at most LEFT_MAX
 --               per client
 --   hr  hash    client ID -> its held room transitions (see roomholds)
+--   a   hash    session key -> its last active time (ms), for away
+--               sessions only: an active session's is its last beat
+--   ca  hash    client ID -> "away|active": how many of its sessions
+--               (ending ones included) are away, and the latest last
+--               active time of the sessions it no longer has ('' if
+--               none); no entry for a client with no away session whose
+--               last active time its record already says (see States)
 -- A session key is client ID .. "\0" .. session ID: IDs have no control
 -- characters, so the pair is unambiguous, and IDs are only ever fields and
 -- members, never parts of key names.
@@ -49,7 +56,7 @@
 -- K: position of each key in a bucket's KEYS, by its name above
 -- (luanames.go: key..., keySuffixes).
 local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11, w = 12, h = 13, sr = 14,
-  sm = 15, rm = 16, rz = 17, rc = 18, rl = 19, hr = 20 }
+  sm = 15, rm = 16, rz = 17, rc = 18, rl = 19, hr = 20, a = 21, ca = 22 }
 -- size returns the number of entries of table t.
 local function size(t)
   local n = 0
@@ -227,7 +234,10 @@ local function transition(kind, id, sid, reason, c, onlinefor, room, meta)
 end
 
 -- held returns the held record of client id (see gen), or nil: whether it
--- was online before the window ("before"), the latest grace deadline of
+-- was online before the window ("before"), the activity ('a' active, 'w'
+-- away) a node held for each of its live sessions it re-asserted ("acts",
+-- by session ID: see holdstate), the session and reason of the last
+-- Away or Back it held ("ssid", "sreason"), the latest grace deadline of
 -- its re-asserted ending sessions ("maxd") and the latest Offline a node
 -- remembers deciding for it ("maxt") before Redis lost the data (Redis
 -- ms), and what its Offline would carry if it went offline in the window.
@@ -235,14 +245,25 @@ local function held(id)
   local v = redis.call('HGET', B.h, id)
   if not v then return nil end
   local before, seq, seen, of, maxd, maxt, rest = string.match(v, '^(%d)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
-  local i = string.find(rest, '\0', 1, true)
+  local reason, sid, acts, st = string.match(rest, '^([^%z]*)%z([^%z]*)%z?([^%z]*)%z?(.*)$')
+  local ssid, sreason = string.match(st, '^([^\1]*)\1(.*)$')
+  local t = {}
+  for e in string.gmatch(acts, '[^\2]+') do
+    local k, a = string.match(e, '^(.*)\1([aw])$')
+    t[k] = a
+  end
   return { before = before == '1', seq = tonumber(seq), seen = tonumber(seen), onlinefor = tonumber(of),
-    maxd = tonumber(maxd), maxt = tonumber(maxt), reason = string.sub(rest, 1, i - 1), sid = string.sub(rest, i + 1) }
+    maxd = tonumber(maxd), maxt = tonumber(maxt), reason = reason, sid = sid, acts = t, ssid = ssid or '',
+    sreason = sreason or '' }
 end
 
 local function puth(id, h)
+  local acts = {}
+  for k, a in pairs(h.acts) do acts[#acts + 1] = k .. '\1' .. a end
+  table.sort(acts)
   redis.call('HSET', B.h, id, (h.before and '1' or '0') .. '|' .. fmt(h.seq) .. '|' .. fmt(h.seen) .. '|' ..
-    fmt(h.onlinefor) .. '|' .. fmt(h.maxd) .. '|' .. fmt(h.maxt) .. '|' .. h.reason .. '\0' .. h.sid)
+    fmt(h.onlinefor) .. '|' .. fmt(h.maxd) .. '|' .. fmt(h.maxt) .. '|' .. h.reason .. '\0' .. h.sid .. '\0' ..
+    table.concat(acts, '\2') .. '\0' .. h.ssid .. '\1' .. h.sreason)
 end
 
 -- hold starts holding client id's transitions, if not yet held: before is
@@ -254,7 +275,8 @@ end
 local function hold(id, online, known, d, t)
   local h = held(id)
   if h and (h.before or not known) and not d and not t then return h end
-  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, maxd = 0, maxt = 0, reason = '', sid = '' }
+  h = h or { before = online, seq = 0, seen = 0, onlinefor = 0, maxd = 0, maxt = 0, reason = '', sid = '', acts = {},
+    ssid = '', sreason = '' }
   h.before = h.before or known
   if d then h.maxd = math.max(h.maxd, d) end
   if t then h.maxt = math.max(h.maxt, t) end
@@ -337,8 +359,10 @@ local function enter(id, room)
   return true
 end
 
--- forgetleft drops client id's left times, when its record is forgotten.
+-- forgetleft drops client id's left times and activity record, when its
+-- record is forgotten.
 local function forgetleft(id)
+  redis.call('HDEL', B.ca, id)
   local m = under(B.rl, id)
   for i = 1, #m, CHUNK do
     redis.call('ZREM', B.rl, unpack(m, i, math.min(i + CHUNK - 1, #m)))
@@ -437,9 +461,136 @@ local function roomsession(id, room)
   return sid, meta
 end
 
+-- States (see doc.go, "States"). A session is active unless a holds its
+-- last active time; a client is away while all its sessions are (ca's count
+-- of away sessions reaches its record's count). A beat never reads or
+-- writes any of it, so an away session costs no more per beat.
+
+-- getca returns client id's activity record: its away sessions and the
+-- remembered last active time (nil if none).
+local function getca(id)
+  local v = redis.call('HGET', B.ca, id)
+  if not v then return { away = 0, la = nil } end
+  local n, la = string.match(v, '^(%d+)|(%d*)$')
+  return { away = tonumber(n), la = tonumber(la) }
+end
+
+local function putca(id, ca)
+  if ca.away == 0 and not ca.la then
+    redis.call('HDEL', B.ca, id)
+    return
+  end
+  redis.call('HSET', B.ca, id, fmt(ca.away) .. '|' .. (ca.la and fmt(ca.la) or ''))
+end
+
+-- active reports whether client id counts as active: it has an active
+-- session, or none at all (so its first session, if away, makes it Away).
+local function active(id)
+  local c = getc(id)
+  if not c or c.n == 0 then return true end
+  return getca(id).away < c.n
+end
+
+-- setaway records session sk of client id away, last active at, or active
+-- (at nil).
+local function setaway(id, sk, at)
+  local was = redis.call('HEXISTS', B.a, sk) == 1
+  if at then
+    redis.call('HSET', B.a, sk, fmt(at))
+  elseif was then
+    redis.call('HDEL', B.a, sk)
+  end
+  if was == (at ~= nil) then return end
+  local ca = getca(id)
+  ca.away = math.max(0, ca.away + (at and 1 or -1))
+  putca(id, ca)
+end
+
+-- statechange decides client id's Away or Back (session sid, reason) if
+-- whether it has an active session is no longer wasactive. While the
+-- window is open the change is held: decide compares the state before the
+-- window with the state after it.
+local function statechange(id, sid, wasactive, reason)
+  local c = getc(id)
+  if not c or c.n == 0 then return end
+  local act = getca(id).away < c.n
+  if act == wasactive then return end
+  if win() then
+    -- What the Away or Back decided after the window carries: the last
+    -- change's session and reason.
+    local new = held(id) == nil
+    local h = hold(id, true, false)
+    -- A client the window did not hold yet was as it is now but for
+    -- this change (under the key '', which no session ID is).
+    if new then h.acts[''] = wasactive and 'a' or 'w' end
+    h.ssid, h.sreason = sid, reason
+    puth(id, h)
+    return
+  end
+  c.seq = c.seq + 1
+  putc(id, c)
+  transition(act and 'back' or 'away', id, sid, reason, c, 0)
+end
+
+-- AWAY holds, by client, the Away a removal of this call owes (the session
+-- and reason): given by flushaway once the call's removals are done, so
+-- that a call that removes every session of a client gives its Offline
+-- alone.
+local AWAY = {}
+
+local function flushaway()
+  local ids = {}
+  for id in pairs(AWAY) do ids[#ids + 1] = id end
+  table.sort(ids)
+  for _, id in ipairs(ids) do statechange(id, AWAY[id][1], true, AWAY[id][2]) end
+  AWAY = {}
+end
+
+-- holdstate records, while the window is open, the activity a node held
+-- for live session sid of client id before Redis lost the data (away, or
+-- active), unless weak and one is recorded: a session Touch re-creates
+-- counts as active until its node's Sweep writes back its activity.
+local function holdstate(id, sid, away, weak)
+  if not win() then return end
+  local h = hold(id, true, true)
+  if weak and h.acts[sid] then return end
+  h.acts[sid] = away and 'w' or 'a'
+  puth(id, h)
+end
+
+-- wasaway reports whether a held client (h) was away before the window:
+-- online, and every live session a node re-asserted away.
+local function wasaway(h)
+  local any = false
+  for _, a in pairs(h.acts) do
+    if a == 'a' then return false end
+    any = true
+  end
+  return any
+end
+
+-- clientstate returns client id's state and last active time (ms, 0 if
+-- unknown); c is its record (nil if none).
+local function clientstate(id, c)
+  if not c then return 'offline', 0 end
+  local ca = getca(id)
+  if c.n == 0 then return 'offline', ca.la or c.seen end
+  local t = ca.la or 0
+  for _, sk in ipairs(under(B.k, id)) do
+    local x = gets(sk)
+    if x then
+      local a = redis.call('HGET', B.a, sk)
+      t = math.max(t, a and tonumber(a) or sseen(sk, x))
+    end
+  end
+  if ca.away >= c.n then return 'away', t end
+  return 'online', t
+end
+
 -- decide ends the hold of client id once the window is closed: the one
 -- transition between what it was before and what its record says now, if
--- they differ. It was online before if a node held one of its sessions
+-- they differ, then its Away or Back if it was online before and now and
+-- its activity differs (see wasaway). It was online before if a node held one of its sessions
 -- live, or an ending one whose grace ended after the last Offline any
 -- node remembers deciding for it (that Offline was still owed). Held
 -- changes in between cancel out: a late Online (or Offline) rather than a
@@ -468,6 +619,23 @@ local function decide(id)
   local q = (c and c.seq) or h.seq
   if q == 0 then q = newseq() end
   local q0 = q
+  -- Away or Back, between its Online and its rooms: a client that was
+  -- offline before counts as active, as for an Add.
+  if online then
+    local isaway = getca(id).away >= c.n
+    if isaway ~= (before and wasaway(h)) then
+      local reason = h.sreason
+      if not before then reason = 'connect' end
+      local sid = h.ssid
+      if sid == '' then sid = c.sid end
+      if sid == '' then
+        local _, other = clientof(under(B.k, id, 1)[1])
+        sid = other
+      end
+      q = q + 1
+      transition(isaway and 'away' or 'back', id, sid, reason, { seq = q, seen = c.seen }, 0)
+    end
+  end
   local rooms, leaves = {}, {}
   for room in pairs(rh) do rooms[#rooms + 1] = room end
   table.sort(rooms)
@@ -538,6 +706,7 @@ local function addsession(id, sid, sk, node, deadline, seen, known, owed)
   local c = getc(id)
   local online = c ~= nil and c.n > 0
   if win() and (known or owed or not online) then hold(id, online, known, owed) end
+  if known then holdstate(id, sid, false, true) end
   if online then
     c.n = c.n + 1
     c.seen = math.max(c.seen, seen)
@@ -549,6 +718,12 @@ local function addsession(id, sid, sk, node, deadline, seen, known, owed)
     c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '' }
   else
     redis.call('ZREM', B.o, id)
+    -- Its last active time, which its record will no longer say.
+    local ca = getca(id)
+    if not ca.la then
+      ca.la = c.seen
+      putca(id, ca)
+    end
   end
   c.n, c.since, c.seen, c.sid = 1, NOW, math.max(c.seen, seen), sid
   c.seq = c.seq + 1
@@ -564,6 +739,8 @@ local function remove(sk, reason, retention)
   local x = gets(sk)
   if not x then return end
   local seen = sseen(sk, x)
+  local awayat = redis.call('HGET', B.a, sk)
+  redis.call('HDEL', B.a, sk)
   redis.call('HDEL', B.s, sk)
   redis.call('ZREM', B.x, sk)
   redis.call('ZREM', B.k, sk)
@@ -590,6 +767,14 @@ local function remove(sk, reason, retention)
   if not c then return end
   c.n = c.n - 1
   c.seen = math.max(c.seen, seen)
+  -- Its last active time stays with the client; an active session's
+  -- removal that leaves only away ones owes an Away.
+  local ca = getca(id)
+  if awayat then ca.away = math.max(0, ca.away - 1) end
+  ca.la = math.max(ca.la or 0, awayat and tonumber(awayat) or seen)
+  if c.n == 0 and ca.la == c.seen then ca.la = nil end
+  putca(id, ca)
+  if not awayat and c.n > 0 and ca.away >= c.n then AWAY[id] = { sid, reason } end
   if c.n == 1 then
     local rest = under(B.k, id, 1)
     if rest[1] then
@@ -768,7 +953,7 @@ end
 
 -- memberinfo returns what Members and MembersAmong report of client id,
 -- in room: since when (ms), its latest beat there (ms), its sessions
--- there, then the metadata of those that have any, set longest ago first
+-- there, the client's state and last active time (ms), then the metadata of those that have any, set longest ago first
 -- (ties by session ID), preceded by their number.
 local function memberinfo(id, room, since)
   local seen, n, metas = 0, 0, {}
@@ -785,7 +970,8 @@ local function memberinfo(id, room, since)
     if a.st ~= b.st then return a.st < b.st end
     return a.sk < b.sk
   end)
-  local r = { fmt(since), fmt(seen), n, #metas }
+  local state, la = clientstate(id, getc(id))
+  local r = { fmt(since), fmt(seen), n, state, fmt(la), #metas }
   for _, m in ipairs(metas) do r[#r + 1] = m.m end
   return r
 end

@@ -13,19 +13,40 @@
 -- (Redis ms, before Redis lost the data); then, for one session, the rooms
 -- and metadata its node holds for it ('\n' between rooms), when the
 -- metadata was set (µs), and the generation they were last written in
--- ('' if unknown): a session re-created, or whose rooms Redis lost, gets
--- them back before it ends (see reassertrooms).
+-- ('' if unknown), and its activity ('away', or '' for active) and for
+-- away how long ago its user was last active (ms): a session re-created,
+-- or whose rooms Redis lost, gets them back before it ends (see
+-- reassertrooms), and its activity, so that its removal's Away is decided
+-- against it.
 -- Returns: generation, number of sessions ended, Redis's time (ms), then
 -- the transitions.
 local A = { mode = 1, who = 2, session = 3, reason = 4, grace = 5, known_gen = 6, retention = 7,
   consumer = 8, journal_len = 9, node = 10, linger = 11, unseen = 12, bucket_gen = 13, reassert = 14, at = 15,
-  rooms = 16, meta = 17, stamp = 18, rooms_gen = 19 }
+  rooms = 16, meta = 17, stamp = 18, rooms_gen = 19, known_activity = 20, known_idle_for = 21 }
 bucket(0)
 local g = gen(ARGV[A.bucket_gen], tonumber(ARGV[A.reassert]))
 local mode, who, sid, reason = ARGV[A.mode], ARGV[A.who], ARGV[A.session], ARGV[A.reason]
 local grace, kg, retention = tonumber(ARGV[A.grace]), ARGV[A.known_gen], tonumber(ARGV[A.retention])
 J.consumer, J.maxlen, J.node = ARGV[A.consumer], tonumber(ARGV[A.journal_len]), ARGV[A.node]
 local sel = {}
+-- reassertstate writes back, silently, the activity the caller's Store
+-- holds for session sk (sid) of client who, and records it as what the
+-- window decides its client's Away or Back against: an ending session
+-- (not live) keeps its activity while it lingers, but whether its client
+-- was online before is the hold's to say (see decide).
+local function reassertstate(sk, live)
+  local away = ARGV[A.known_activity] == 'away'
+  if away and redis.call('HEXISTS', B.a, sk) == 0 then setaway(who, sk, NOW - tonumber(ARGV[A.known_idle_for])) end
+  if live then
+    holdstate(who, sid, away)
+  elseif win() then
+    local h = held(who)
+    if h then
+      h.acts[sid] = away and 'w' or 'a'
+      puth(who, h)
+    end
+  end
+end
 if mode == 'o' then
   if win() then
     local c = getc(who)
@@ -41,6 +62,7 @@ elseif mode == 'c' or mode == 'r' then
         if rg ~= g and (list ~= '' or meta ~= '') then
           reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), '1')
         end
+        if kg ~= '' and rg ~= g then reassertstate(sk, true) end
       end
     elseif kg ~= '' and kg ~= g and mayrecreate(who) then
       -- Held before Redis lost the bucket: re-create it silently, then
@@ -51,9 +73,11 @@ elseif mode == 'c' or mode == 'r' then
       if mode == 'r' then
         addsession(who, sid, sk, node, NOW, NOW, false, tonumber(ARGV[A.at]))
         reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), 'e')
+        reassertstate(sk, false)
       else
         addsession(who, sid, sk, node, NOW, NOW, true)
         reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), '1')
+        reassertstate(sk, true)
       end
       sel[1] = sk
       grace = math.max(grace, tonumber(ARGV[A.linger]))
@@ -85,6 +109,9 @@ for _, sk in ipairs(sel) do
     redis.call('ZADD', B.x, deadline, sk)
   end
 end
+-- The Aways the removals owe, after every removal of the call: none for
+-- a client that lost all its sessions.
+flushaway()
 local r = { g, #sel, NOW }
 for i = 1, #out do r[#r + 1] = out[i] end
 return r

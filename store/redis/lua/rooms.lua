@@ -6,12 +6,17 @@
 -- (ms), the generation it was last written in and the one its rooms were
 -- ('' if unknown), its rooms ('\n' between them) and metadata, when that
 -- was set (µs); then the generation the caller last saw of the bucket ('' if
--- none), re-assertion window ms (see gen), consumer and journal length.
+-- none), re-assertion window ms (see gen), consumer and journal length;
+-- then SetActivity's activity ('away', or '' for active) and, for away,
+-- how long ago its user was last active (ms); then the session's activity
+-- as the caller's Store knows it, and for away how long ago its user was
+-- last active (ms), written back with its rooms.
 -- Returns: generation, a status (ST), the session's metadata stamp (µs),
 -- then the transitions.
 local A = { op = 1, client = 2, session = 3, room = 4, reason = 5, meta = 6, node = 7, ttl = 8, span = 9, known_gen = 10,
-  rooms_gen = 11, rooms = 12, known_meta = 13, stamp = 14, bucket_gen = 15, reassert = 16, consumer = 17, journal_len = 18 }
-local OP = { join = 'j', leave = 'l', meta = 'm', reassert = 'a' }
+  rooms_gen = 11, rooms = 12, known_meta = 13, stamp = 14, bucket_gen = 15, reassert = 16, consumer = 17, journal_len = 18,
+  activity = 19, idle_for = 20, known_activity = 21, known_idle_for = 22 }
+local OP = { join = 'j', leave = 'l', meta = 'm', reassert = 'a', activity = 's' }
 local ST = { ok = 0, no_session = 1, not_in = 2, limit = 3 }
 local MAX_ROOMS = 64
 bucket(0)
@@ -38,6 +43,13 @@ if not x then return reply(ST.no_session) end
 if rg ~= g and (ARGV[A.rooms] ~= '' or ARGV[A.known_meta] ~= '') then
   reassertrooms(id, sk, ARGV[A.rooms], ARGV[A.known_meta], tonumber(ARGV[A.stamp]), '1')
 end
+if kg ~= '' and rg ~= g then
+  -- Its activity, written back silently with its rooms; in the window,
+  -- what its Away or Back is decided against.
+  local away = ARGV[A.known_activity] == 'away'
+  if away and redis.call('HEXISTS', B.a, sk) == 0 then setaway(id, sk, NOW - tonumber(ARGV[A.known_idle_for])) end
+  holdstate(id, sid, away)
+end
 if op == OP.reassert then return reply(ST.ok, select(2, getmeta(sk))) end
 if op == OP.leave then
   local reason = ARGV[A.reason]
@@ -45,8 +57,17 @@ if op == OP.leave then
   if not leaveroom(id, sid, sk, ARGV[A.room], reason) then return reply(ST.not_in) end
   return reply(ST.ok)
 end
--- Join and SetMeta need a live session: not ending.
+-- Join, SetMeta and SetActivity need a live session: not ending.
 if redis.call('HEXISTS', B.r, sk) == 1 then return reply(ST.no_session) end
+if op == OP.activity then
+  settle(id)
+  local wasactive = active(id)
+  local at = nil
+  if ARGV[A.activity] == 'away' then at = NOW - tonumber(ARGV[A.idle_for]) end
+  setaway(id, sk, at)
+  statechange(id, sid, wasactive, '')
+  return reply(ST.ok)
+end
 if op == OP.join then
   local rooms = getrooms(sk)
   if not hasroom(rooms, ARGV[A.room]) and #rooms >= MAX_ROOMS then return reply(ST.limit) end

@@ -2,7 +2,8 @@
 -- (luanames.go: sessionsArg...): client ID.
 -- Returns: nil if the client is unknown; otherwise per session its ID,
 -- "seen|span|node" (seen: its last beat, see sseen) and reason ('' if
--- live), rooms ('\n' between them) and metadata ('' if none).
+-- live), rooms ('\n' between them), metadata ('' if none) and, if it is
+-- away, its last active time (ms; '' if active).
 local A = { client = 1 }
 bucket(0)
 local id = ARGV[A.client]
@@ -18,6 +19,7 @@ for _, sk in ipairs(sks) do
     r[#r + 1] = redis.call('HGET', B.r, sk) or ''
     r[#r + 1] = redis.call('HGET', B.sr, sk) or ''
     r[#r + 1] = (getmeta(sk))
+    r[#r + 1] = redis.call('HGET', B.a, sk) or ''
   end
 end
 return r

@@ -72,6 +72,7 @@ for b = 0, nb - 1 do
     local reason = redis.call('HGET', B.r, sk) or expiry(sk)
     remove(sk, reason, retention)
   end
+  flushaway()
   local full = #due == limit
   -- Decide the transitions the bucket's closed window held.
   if not win() and redis.call('EXISTS', B.h) == 1 then
