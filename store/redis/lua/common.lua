@@ -575,14 +575,17 @@ end
 local function remove(sk, reason, retention)
   local x = gets(sk)
   if not x then return end
+  local id, sid = clientof(sk)
+  -- The client's hold first, the session still whole: it counts, in the
+  -- client's record and in its rooms (a Join decided then names a session
+  -- that has the room, this one if no other).
+  settle(id)
   local seen = sseen(sk, x)
   redis.call('HDEL', B.s, sk)
   redis.call('ZREM', B.x, sk)
   redis.call('ZREM', B.k, sk)
   redis.call('ZREM', B.n, x.node .. '\0' .. sk)
   redis.call('HDEL', B.r, sk)
-  local id, sid = clientof(sk)
-  settle(id)
   local c = getc(id)
   -- Its rooms first: each one no other session of the client is in gets
   -- its Leave, before the client's Offline.
