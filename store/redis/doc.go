@@ -330,7 +330,8 @@
 //     sweep) as ending, with their reason and what is left of their grace.
 //     Such sessions come back without an event. A Touch or End of a
 //     session written in an earlier generation does the same. It also
-//     tells the bucket the Offlines it decided in the last minute.
+//     tells the bucket the Offlines, and the Leaves of rooms, it decided
+//     in the last minute.
 //   - every transition the bucket would decide inside the window is held
 //     instead: the bucket remembers, per client, whether it counted as
 //     online before, and what its Offline would carry. It did if a node
@@ -360,7 +361,11 @@
 // rooms too, between its Online and its Offline: a Join if it is in the
 // room now and was not, a Leave the other way round, an Update if its
 // metadata there changed and it stayed. A room written back from an ending
-// session counts as its client's Offline does (owed or not). So an empty
+// session counts only if its Leave was still owed: if the session's grace
+// ended after the last Offline of its client, and after the last Leave of
+// that room, that any node remembers deciding (a client that left a room
+// and stays online through another session has a Leave and no Offline:
+// back in the room in the window, it gets its Join). So an empty
 // Redis restart yields no second Join, no lost Leave and no ghost member.
 // Touch still decides nothing: a session it re-creates comes back without
 // its rooms until the next Sweep (or room call of its node) writes them
@@ -381,9 +386,12 @@
 // Config.Reassert above the time a node takes to reconnect. A transition
 // that a node decided and died before delivering waits Config.ReclaimAfter
 // in the journal for another node to deliver it; if Redis loses the
-// journal first, it is lost. A session removed (its Leaves decided) just before the loss, and still in
-// its node's memory of ending sessions (until that node's next Sweep),
-// may be written back with its rooms and give them a second Leave. A
+// journal first, it is lost. A session removed (its Offline or Leaves
+// decided) just before the loss, and still in its node's memory of ending
+// sessions (until that node's next Sweep), is written back with its rooms;
+// if the node that decided its Offline or Leaves re-asserts nothing in the
+// window (it is down, as above), they count as owed: a second Offline or
+// Leave, or no Join for a client back in such a room in the window. A
 // failover that
 // loses recent writes but keeps the buckets' markers (a Sentinel or
 // Cluster replica promoted before it had the primary's last writes) opens

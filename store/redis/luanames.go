@@ -53,8 +53,8 @@ const (
 	endArgUnseen        // '1' if the reason is presence.Reason.Unseen, else '0'
 	endArgBucketGen     // generation the caller last saw of the bucket; '' if none
 	endArgReassert      // ms: the re-assertion window
-	endArgAt            // Redis ms: 'r' the session's grace deadline, 'o' when the Offline was decided
-	endArgRooms         // one session's rooms as its node holds them, '\n' between them
+	endArgAt            // Redis ms: 'r' the session's grace deadline, 'o' ('l') when the Offline (Leave) was decided
+	endArgRooms         // one session's rooms as its node holds them, '\n' between them; 'l' the room
 	endArgMeta          // its metadata as its node holds it; '' if none
 	endArgStamp         // Redis µs: when that metadata was set
 	endArgRoomsGen      // generation its rooms were last written in; '' if unknown

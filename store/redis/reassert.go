@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/presence"
@@ -42,7 +43,7 @@ func (s *Store) pruneEndings(before time.Time) {
 	s.endings = kept
 }
 
-// offMemory is how long a Store remembers the Offlines it decided, for
+// offMemory is how long a Store remembers the Offlines (and Leaves) it decided, for
 // reassert: long enough for every node to have swept past the grace of
 // the sessions they cover, counted only while Redis answers (pruneOffs
 // runs after a Sweep that succeeded).
@@ -55,32 +56,57 @@ type offDecided struct {
 	gen string
 }
 
-// offRef lists an Offline in offOrder, with when this Store learnt it.
+// offRef lists an Offline (or Leave) in offOrder, by its key in offs,
+// with when this Store learnt it.
 type offRef struct {
-	client string
-	at     int64
-	local  time.Time
+	key   string
+	at    int64
+	local time.Time
 }
 
-// decided remembers an Offline this Store returned (from bucket b): after
-// Redis lost the data, reassert tells the bucket, so that an ending
-// session some node re-asserts is known to owe its Offline or not.
+// offKey is the key in Store.offs of an Offline of client (room empty) or a
+// Leave of room: IDs have no control characters, so the pair is
+// unambiguous.
+func offKey(client, room string) string {
+	if room == "" {
+		return client
+	}
+	return client + "\x00" + room
+}
+
+// offOf splits a key of Store.offs into its client and room (empty for an
+// Offline).
+func offOf(key string) (client, room string) {
+	client, room, _ = strings.Cut(key, "\x00")
+	return client, room
+}
+
+// decided remembers an Offline or Leave this Store returned (from bucket
+// b): after Redis lost the data, reassert tells the bucket, so that an
+// ending session some node re-asserts is known to owe its Offline, and
+// the Leave of each of its rooms, or not.
 func (s *Store) decided(b int, ev presence.Event) {
-	if ev.Transition != presence.Offline {
+	var key string
+	switch ev.Transition {
+	case presence.Offline:
+		key = offKey(ev.ClientID, "")
+	case presence.Leave:
+		key = offKey(ev.ClientID, ev.Room)
+	default:
 		return
 	}
 	at := ev.Time.UnixMilli()
 	gen := s.knownGen(b)
 	s.offMu.Lock()
 	defer s.offMu.Unlock()
-	if o, ok := s.offs[ev.ClientID]; ok && o.at > at {
+	if o, ok := s.offs[key]; ok && o.at > at {
 		return
 	}
-	s.offs[ev.ClientID] = offDecided{at: at, gen: gen}
-	s.offOrder = append(s.offOrder, offRef{client: ev.ClientID, at: at, local: time.Now()})
+	s.offs[key] = offDecided{at: at, gen: gen}
+	s.offOrder = append(s.offOrder, offRef{key: key, at: at, local: time.Now()})
 }
 
-// pruneOffs forgets the Offlines learnt more than offMemory before a Sweep
+// pruneOffs forgets the Offlines and Leaves learnt more than offMemory before a Sweep
 // that succeeded began (before).
 func (s *Store) pruneOffs(before time.Time) {
 	s.offMu.Lock()
@@ -88,8 +114,8 @@ func (s *Store) pruneOffs(before time.Time) {
 	i := 0
 	for ; i < len(s.offOrder) && s.offOrder[i].local.Before(before.Add(-offMemory)); i++ {
 		r := s.offOrder[i]
-		if o, ok := s.offs[r.client]; ok && o.at == r.at {
-			delete(s.offs, r.client)
+		if o, ok := s.offs[r.key]; ok && o.at == r.at {
+			delete(s.offs, r.key)
 		}
 	}
 	if i > 0 {
@@ -143,14 +169,15 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 	}
 	s.knownMu.Unlock()
 	type offSent struct {
-		client string
-		at     int64
+		client, room string
+		at           int64
 	}
 	var offs []offSent
 	s.offMu.Lock()
-	for c, o := range s.offs {
+	for key, o := range s.offs {
+		c, room := offOf(key)
 		if b := s.bucket(c); lost[b] && o.gen != s.knownGen(b) {
-			offs = append(offs, offSent{c, o.at})
+			offs = append(offs, offSent{c, room, o.at})
 		}
 	}
 	s.offMu.Unlock()
@@ -158,7 +185,11 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 		calls := make([]call, len(offs))
 		for i, o := range offs {
 			b := s.bucket(o.client)
-			calls[i] = call{keys: s.buckets[b], args: s.endArgs(presence.Ending{}, "o", o.client, "", "", "", 0, b).set(endArgAt, o.at)}
+			args := s.endArgs(presence.Ending{}, "o", o.client, "", "", "", 0, b).set(endArgAt, o.at)
+			if o.room != "" {
+				args = args.set(endArgMode, "l").set(endArgRooms, o.room)
+			}
+			calls[i] = call{keys: s.buckets[b], args: args}
 		}
 		if _, err := s.runAll(ctx, scriptEnd, calls); err != nil {
 			s.genMu.Lock()
@@ -166,7 +197,7 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 				s.lost[b] = true // again at the next Sweep
 			}
 			s.genMu.Unlock()
-			return nil, fmt.Errorf("re-assert %d offlines after Redis lost data: %w", len(offs), err)
+			return nil, fmt.Errorf("re-assert %d offlines and leaves after Redis lost data: %w", len(offs), err)
 		}
 	}
 
@@ -190,7 +221,7 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "redis: Redis lost data; re-asserted this node's sessions",
 		slog.Int("buckets", len(lost)), slog.Int("sessions", len(leases)), slog.Int("ending", len(ends)),
-		slog.Int("offlines", len(offs)))
+		slog.Int("offlines and leaves", len(offs)))
 	return evs, nil
 }
 

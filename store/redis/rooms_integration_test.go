@@ -449,3 +449,79 @@ func TestRoomsDataLossEndClient(t *testing.T) {
 		t.Errorf("transitions %v, want the Leave of general then the Offline", kinds)
 	}
 }
+
+// TestRoomsDataLossLeaveRemembered pins how the window tells an ending
+// session's room whose Leave was decided from one whose Leave is owed
+// (faults TestDataLossAlternation found it): kim is in r1 and r2 through
+// session s1 on b and in r2 through s2 on b; b ends s1 with a grace, and
+// a's Sweep removes it when the grace is over, deciding kim's Leave of r1
+// (no Offline: s2 keeps her online). Then Redis loses everything while b
+// still holds s1 as ending, and re-asserts it with its rooms. kim joins
+// r1 again on a in the window: she was not in r1 before (she had left),
+// so the window's end owes her a Join of r1, which a's memory of the
+// Leave it decided tells. lea is kim without the Leave remembered: her s1
+// ends on b and Redis loses it before any Sweep, so her Leave of r1 is
+// owed and comes at the window's end, as her Offline would.
+func TestRoomsDataLossLeaveRemembered(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Standalone(t)
+	const window = 500 * time.Millisecond
+	cfg := redisstore.Config{Prefix: "left", Reassert: window}
+	a := redistest.Store(t, rdb, cfg)
+	b := redistest.Store(t, rdb, cfg)
+	var evs []presence.Event
+	do := func(got []presence.Event, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, got...)
+	}
+	lease := func(id, sid, node string, rooms ...string) presence.Lease {
+		return presence.Lease{ClientID: id, SessionID: sid, Node: node, TTL: 10 * time.Second, Rooms: rooms}
+	}
+	for _, st := range []*redisstore.Store{a, b} {
+		do(st.Sweep(ctx)) // both know every bucket's generation
+	}
+	for _, id := range []string{"kim", "lea"} {
+		do(b.Add(ctx, lease(id, "s1", "b", "r1", "r2")))
+		do(b.Add(ctx, lease(id, "s2", "b", "r2")))
+	}
+	do(b.End(ctx, presence.Ending{ClientID: "kim", SessionID: "s1", Reason: presence.ReasonClosed, Grace: 50 * time.Millisecond}))
+	time.Sleep(100 * time.Millisecond)
+	do(a.Sweep(ctx)) // kim's Leave of r1, decided by a; b still holds s1 as ending
+	do(b.End(ctx, presence.Ending{ClientID: "lea", SessionID: "s1", Reason: presence.ReasonClosed, Grace: time.Hour}))
+	time.Sleep(time.Second) // a new second for the re-created records' Seqs
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	do(b.Sweep(ctx)) // opens the window; re-asserts s2 live and s1 ending, with their rooms
+	do(a.Sweep(ctx)) // re-asserts kim's Leave of r1
+	do(a.Add(ctx, lease("kim", "s3", "a", "r1")))
+	do(b.End(ctx, presence.Ending{ClientID: "lea", SessionID: "s1", Reason: presence.ReasonClosed}))
+	time.Sleep(window + 100*time.Millisecond)
+	do(a.Sweep(ctx))
+	do(b.Sweep(ctx))
+	got := map[string][]string{}
+	for _, ev := range evs {
+		got[ev.ClientID] = append(got[ev.ClientID], ev.Transition.String()+":"+ev.Room)
+	}
+	want := map[string][]string{
+		"kim": {"online:", "join:r1", "join:r2", "leave:r1", "join:r1"},
+		"lea": {"online:", "join:r1", "join:r2", "leave:r1"},
+	}
+	for id, w := range want {
+		if !slices.Equal(got[id], w) {
+			t.Errorf("%s: transitions %v, want %v", id, got[id], w)
+		}
+	}
+	if ms, err := a.MembersAmong(ctx, "r1", []string{"kim", "lea"}); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, m := range ms {
+			if in := m.ClientID == "kim"; m.In != in {
+				t.Errorf("MembersAmong r1: %+v", m)
+			}
+		}
+	}
+}

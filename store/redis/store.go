@@ -64,8 +64,9 @@ type Store struct {
 	genMu sync.Mutex
 	gens  []string
 	lost  map[int]bool
-	// offMu guards offs, the Offlines this Store decided lately, by client
-	// (see offMemory), and offOrder, the same in the order decided.
+	// offMu guards offs, the Offlines this Store decided lately, by client,
+	// and its Leaves, by client and room (see offKey and offMemory), and
+	// offOrder, the same in the order decided.
 	offMu    sync.Mutex
 	offs     map[string]offDecided
 	offOrder []offRef

@@ -402,14 +402,19 @@ end
 -- room: whether it was in the room before the window ("before": '1', '0',
 -- or 'e' if only an ending session a node re-asserted had it there, which
 -- counts as the client's Offline does, see decide), the session of an
--- Update owed ("upd", '' if none), and what its Leave would carry.
+-- Update owed ("upd", '' if none), what its Leave would carry, the latest
+-- grace deadline of the re-asserted ending sessions that had it in the
+-- room ("d") and the latest Leave of the room a node remembers deciding
+-- for it ("t") before Redis lost the data (Redis ms).
 local function roomholds(id)
   local t = {}
   local v = redis.call('HGET', B.hr, id)
   if not v then return t end
   for e in string.gmatch(v, '[^\2]+') do
-    local room, before, upd, sid, reason, seen = string.match(e, '^([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\1]*)\1(%d+)$')
-    t[room] = { before = before, upd = upd, sid = sid, reason = reason, seen = tonumber(seen) }
+    local room, before, upd, sid, reason, seen, d, lt = string.match(e,
+      '^([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\1]*)\1([^\1]*)\1(%d+)\1(%d+)\1(%d+)$')
+    t[room] = { before = before, upd = upd, sid = sid, reason = reason, seen = tonumber(seen), d = tonumber(d),
+      t = tonumber(lt) }
   end
   return t
 end
@@ -417,7 +422,7 @@ end
 local function putroomholds(id, t)
   local parts = {}
   for room, h in pairs(t) do
-    parts[#parts + 1] = table.concat({ room, h.before, h.upd, h.sid, h.reason, fmt(h.seen) }, '\1')
+    parts[#parts + 1] = table.concat({ room, h.before, h.upd, h.sid, h.reason, fmt(h.seen), fmt(h.d), fmt(h.t) }, '\1')
   end
   redis.call('HSET', B.hr, id, table.concat(parts, '\2'))
 end
@@ -429,17 +434,21 @@ end
 -- known, if given, that a node held it there before Redis lost the data
 -- ('1' through a live session, 'e' an ending one). upd names a session
 -- whose new metadata is owed an Update; left, {sid, reason, seen}, what a
--- Leave would carry.
-local function holdroom(id, room, member, known, upd, left)
+-- Leave would carry. d and lt, if given, raise the hold's d (the grace
+-- deadline of a re-asserted ending session in the room, with known 'e')
+-- and t (a Leave of the room a node remembers deciding).
+local function holdroom(id, room, member, known, upd, left, d, lt)
   local t = roomholds(id)
   local h = t[room]
   if not h then
-    h = { before = member and '1' or '0', upd = '', sid = '', reason = '', seen = 0 }
+    h = { before = member and '1' or '0', upd = '', sid = '', reason = '', seen = 0, d = 0, t = 0 }
     t[room] = h
   end
   if known == '1' or (known == 'e' and h.before == '0') then h.before = known end
   if upd then h.upd = upd end
   if left then h.sid, h.reason, h.seen = left[1], left[2], left[3] end
+  if d then h.d = math.max(h.d, d) end
+  if lt then h.t = math.max(h.t, lt) end
   putroomholds(id, t)
   local c = getc(id)
   hold(id, c ~= nil and c.n > 0, false)
@@ -597,6 +606,9 @@ end
 -- doubled one. Its rooms alike, each decided between its Online and its
 -- Offline: a Join or a Leave if it is in the room now and was not, or the
 -- other way round; an Update if its metadata there changed and it stayed.
+-- An ending session's room counts only if its grace ended after the last
+-- Offline and the last Leave of that room any node remembers deciding for
+-- the client: otherwise that Leave was decided already.
 local function decide(id)
   local h = held(id)
   if not h then return end
@@ -641,7 +653,7 @@ local function decide(id)
   table.sort(rooms)
   for _, room in ipairs(rooms) do
     local r = rh[room]
-    local was = r.before == '1' or (r.before == 'e' and h.maxd > h.maxt)
+    local was = r.before == '1' or (r.before == 'e' and r.d > math.max(h.maxt, r.t))
     local isin = redis.call('HEXISTS', B.rm, room .. '\0' .. id) == 1
     if isin and not was then
       local sid, meta = roomsession(id, room)
@@ -738,6 +750,11 @@ end
 local function remove(sk, reason, retention)
   local x = gets(sk)
   if not x then return end
+  local id, sid = clientof(sk)
+  -- The client's hold first, the session still whole: it counts, in the
+  -- client's record and in its rooms (a Join decided then names a session
+  -- that has the room, this one if no other).
+  settle(id)
   local seen = sseen(sk, x)
   local awayat = redis.call('HGET', B.a, sk)
   redis.call('HDEL', B.a, sk)
@@ -746,8 +763,6 @@ local function remove(sk, reason, retention)
   redis.call('ZREM', B.k, sk)
   redis.call('ZREM', B.n, x.node .. '\0' .. sk)
   redis.call('HDEL', B.r, sk)
-  local id, sid = clientof(sk)
-  settle(id)
   local c = getc(id)
   -- Its rooms first: each one no other session of the client is in gets
   -- its Leave, before the client's Offline.
@@ -885,8 +900,8 @@ end
 -- Redis lost the bucket's data: rooms the session is not in, and the
 -- metadata unless the session has some. While the window is open, the
 -- client counts as having been in those rooms: kind '1' (a live session),
--- 'e' (an ending one, see holdroom).
-local function reassertrooms(id, sk, list, meta, stamp, kind)
+-- 'e' (an ending one, its grace over at Redis time d: see holdroom).
+local function reassertrooms(id, sk, list, meta, stamp, kind, d)
   local rooms = getrooms(sk)
   local added = false
   for _, room in ipairs(splitrooms(list)) do
@@ -894,7 +909,7 @@ local function reassertrooms(id, sk, list, meta, stamp, kind)
       rooms[#rooms + 1] = room
       added = true
       local joined = enter(id, room)
-      if win() then holdroom(id, room, not joined, kind) end
+      if win() then holdroom(id, room, not joined, kind, nil, nil, d) end
     end
   end
   if added then putrooms(sk, rooms) end

@@ -2,15 +2,17 @@
 -- KEYS: one bucket. ARGV: A below (luanames.go: endArg...): mode ('c'
 -- client, 'n' node, 'r' re-assert a client's ending session that Redis
 -- lost, only if it holds none of that name, 'o' re-assert the Offline a
--- node remembers deciding for a client, while the window is open), client ID or node, session ID or '', reason, grace
+-- node remembers deciding for a client, while the window is open, 'l' the
+-- same for a Leave of a room), client ID or node, session ID or '', reason, grace
 -- ms, known generation of the session ('' if unknown), retention ms
 -- (negative: none), consumer, journal length, node of the session or
 -- caller ('' if unknown), how long a session re-created after Redis lost
 -- it lingers at least (ms), and '1' if the reason is
 -- presence.Reason.Unseen (else '0'), the generation the caller last saw
 -- of the bucket ('' if none), re-assertion window ms (see gen), and for
--- 'r' the session's grace deadline, for 'o' when the Offline was decided
--- (Redis ms, before Redis lost the data); then, for one session, the rooms
+-- 'r' the session's grace deadline, for 'o' and 'l' when the Offline or
+-- Leave was decided (Redis ms, before Redis lost the data); then for 'l'
+-- the room, or for one session the rooms
 -- and metadata its node holds for it ('\n' between rooms), when the
 -- metadata was set (µs), and the generation they were last written in
 -- ('' if unknown), and its activity ('away', or '' for active) and for
@@ -52,6 +54,11 @@ if mode == 'o' then
     local c = getc(who)
     hold(who, c ~= nil and c.n > 0, false, nil, tonumber(ARGV[A.at]))
   end
+elseif mode == 'l' then
+  if win() then
+    local room = ARGV[A.rooms]
+    holdroom(who, room, redis.call('HEXISTS', B.rm, room .. '\0' .. who) == 1, nil, nil, nil, nil, tonumber(ARGV[A.at]))
+  end
 elseif mode == 'c' or mode == 'r' then
   if sid ~= '' then
     local sk = who .. '\0' .. sid
@@ -72,7 +79,7 @@ elseif mode == 'c' or mode == 'r' then
       local node = ARGV[A.node]
       if mode == 'r' then
         addsession(who, sid, sk, node, NOW, NOW, false, tonumber(ARGV[A.at]))
-        reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), 'e')
+        reassertrooms(who, sk, list, meta, tonumber(ARGV[A.stamp]), 'e', tonumber(ARGV[A.at]))
         reassertstate(sk, false)
       else
         addsession(who, sid, sk, node, NOW, NOW, true)
