@@ -217,6 +217,15 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 	if no, ok := v[0].(int64); ok { // refused by a cap: add.lua wrote nothing
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, s.refusal(no))
 	}
+	// Written: the generation, Redis's time (µs: the metadata's stamp),
+	// then the transitions.
+	var stamp int64
+	if len(v) >= 2 {
+		stamp, _ = v[1].(int64)
+	}
+	if stamp == 0 {
+		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, errReply)
+	}
 	gen, _ := v[0].(string)
 	s.sawGen(b, gen)
 	s.knownMu.Lock()
@@ -236,13 +245,13 @@ func (s *Store) Add(ctx context.Context, l presence.Lease) ([]presence.Event, er
 		k := s.known[l.ClientID][l.SessionID]
 		k.rooms = joinRooms(k.rooms, l.Rooms)
 		if len(l.Meta) > 0 && k.meta != string(l.Meta) {
-			k.meta, k.stamp = string(l.Meta), time.Now().UnixMicro()
+			k.meta, k.stamp = string(l.Meta), stamp // Redis's clock, as every stamp
 		}
 		k.rgen = gen
 		s.known[l.ClientID][l.SessionID] = k
 	}
 	s.knownMu.Unlock()
-	evs, err := s.events(b, v[1:])
+	evs, err := s.events(b, v[2:])
 	if err != nil {
 		return nil, fmt.Errorf("redis: add client %q session %q: %w", l.ClientID, l.SessionID, err)
 	}

@@ -7,7 +7,8 @@
 -- cap), the rooms the session joins ('\n' between them, '' for none) and
 -- its metadata ('' to leave it as it is), its activity ('away', or '' for
 -- active) and, for away, how long ago its user was last active (ms).
--- Returns: generation, then the transitions; when a cap refuses a new
+-- Returns: generation, Redis's time (µs, the stamp of metadata it
+-- sets), then the transitions; when a cap refuses a new
 -- session, having written nothing, one of NO: which cap (rooms: the
 -- session would be in more than MAX_ROOMS rooms).
 local A = { client = 1, session = 2, node = 3, ttl = 4, age = 5, sibling_gen = 6, consumer = 7, journal_len = 8, max_sessions = 9,
@@ -110,6 +111,6 @@ statechange(id, sid, wasactive, 'connect')
 -- and no Update follows.
 if meta ~= '' then putmeta(sk, meta, STAMP) end
 joinall(meta)
-local r = { g }
+local r = { g, STAMP }
 for i = 1, #out do r[#r + 1] = out[i] end
 return r
