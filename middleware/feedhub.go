@@ -43,23 +43,10 @@ type feedMember struct {
 	LastActive string          `json:"last_active,omitempty"`
 }
 
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
 func memberOfPresence(p presence.Presence) feedMember {
 	m := feedMember{ID: p.ClientID, State: p.State, Sessions: p.Sessions, LastSeen: fmtTime(p.LastSeen), LastActive: fmtTime(p.LastActive)}
 	if p.Online {
 		m.Since = fmtTime(p.Since)
-	}
-	if m.State == "" {
-		m.State = presence.StateOffline
-		if p.Online {
-			m.State = presence.StateOnline
-		}
 	}
 	return m
 }
@@ -151,9 +138,14 @@ func (h *hub) poke() {
 // note marks the client of ev dirty when ev concerns the hub's scope.
 // Called with Feed.mu held.
 func (h *hub) note(ev presence.Event) {
+	roomEv := ev.Transition == presence.Join || ev.Transition == presence.Leave || ev.Transition == presence.Update
+	// kind and room never change: an event of another room, or a room
+	// event for the node's hub, is turned away without the lock.
+	if roomEv && (h.kind == scopeNode || (h.kind == scopeRoom && ev.Room != h.room)) {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	roomEv := ev.Transition == presence.Join || ev.Transition == presence.Leave || ev.Transition == presence.Update
 	switch h.kind {
 	case scopeNode:
 		if roomEv {

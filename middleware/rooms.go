@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/vigilhq/vigil/presence"
 )
@@ -196,9 +195,6 @@ func (s *Server) RoomEndpoint() http.Handler {
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, errors.ErrUnsupported):
-			s.refuseUnsupported(w, r)
-			return
 		case errors.Is(err, presence.ErrInvalidID):
 			s.refuse(w, r, http.StatusBadRequest, CodeInvalidRoom, "the room name is invalid: "+err.Error())
 			return
@@ -215,11 +211,8 @@ func (s *Server) RoomEndpoint() http.Handler {
 			if meta == nil {
 				meta = []json.RawMessage{}
 			}
-			rm := RoomMember{ID: m.ClientID, Sessions: m.Sessions, Meta: meta, State: string(m.State)}
-			if !m.LastActive.IsZero() {
-				rm.LastActive = m.LastActive.UTC().Format(time.RFC3339Nano)
-			}
-			out.Members = append(out.Members, rm)
+			out.Members = append(out.Members, RoomMember{ID: m.ClientID, Sessions: m.Sessions, Meta: meta,
+				State: string(m.State), LastActive: fmtTime(m.LastActive)})
 		}
 		writeJSON(w, http.StatusOK, out)
 	})

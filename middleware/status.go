@@ -44,23 +44,21 @@ type OnlinePage struct {
 }
 
 func statusOf(p presence.Presence) ClientStatus {
-	cs := ClientStatus{ID: p.ClientID, Online: p.Online, Sessions: p.Sessions, State: string(p.State)}
-	if cs.State == "" {
-		cs.State = string(presence.StateOffline)
-		if p.Online {
-			cs.State = string(presence.StateOnline)
-		}
-	}
-	if !p.LastActive.IsZero() {
-		cs.LastActive = p.LastActive.UTC().Format(time.RFC3339Nano)
-	}
-	if !p.Since.IsZero() && p.Online {
-		cs.Since = p.Since.UTC().Format(time.RFC3339Nano)
-	}
-	if !p.LastSeen.IsZero() {
-		cs.LastSeen = p.LastSeen.UTC().Format(time.RFC3339Nano)
+	// The Tracker fills State (and Member.State) in, whatever the Store.
+	cs := ClientStatus{ID: p.ClientID, Online: p.Online, Sessions: p.Sessions, State: string(p.State),
+		LastActive: fmtTime(p.LastActive), LastSeen: fmtTime(p.LastSeen)}
+	if p.Online {
+		cs.Since = fmtTime(p.Since)
 	}
 	return cs
+}
+
+// fmtTime formats t for the JSON answers (RFC 3339, UTC); empty if zero.
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // OnlineEndpoint returns the handler (GET) that lists the online clients of
