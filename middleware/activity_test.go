@@ -253,6 +253,11 @@ func TestActivityWithoutStates(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("heartbeat with state over a Store without states: %d", resp.StatusCode)
 	}
+	// Checked all the same: a bad state is refused, not ignored.
+	resp = post(t, ts.URL+"/presence/heartbeat?id=bob&state=busy", "", "")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("heartbeat with state=busy over a Store without states: %d, want 400", resp.StatusCode)
+	}
 }
 
 // plainStore hides every ability of its Store but presence.Store's.

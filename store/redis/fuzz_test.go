@@ -146,6 +146,20 @@ func FuzzDecodeActivity(f *testing.F) {
 	})
 }
 
+// TestDecodeActivity: the records of :ca (away count | last active ms)
+// read back as written.
+func TestDecodeActivity(t *testing.T) {
+	for rec, want := range map[string]activity{
+		"2|1795640278516": {away: 2, active: 1795640278516, hasActive: true},
+		"1|":              {away: 1},
+		"0|1795640278516": {active: 1795640278516, hasActive: true},
+	} {
+		if got := decodeActivity(rec); got != want {
+			t.Errorf("decodeActivity(%q) = %+v, want %+v", rec, got, want)
+		}
+	}
+}
+
 func FuzzDecodeClient(f *testing.F) {
 	f.Add("3|1795640278516|1795640278516|2|")
 	f.Add("5|1795640278516|1795640278516|1|tab|1")
