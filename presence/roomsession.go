@@ -106,7 +106,7 @@ func (t *Tracker) newSessionRooms(rooms []string, meta json.RawMessage, a Activi
 	if err := ValidateMeta(meta); err != nil {
 		return nil, err
 	}
-	if err := (SessionActivity{ClientID: "-", SessionID: "-", Activity: a, IdleFor: idleFor}).Validate(); err != nil {
+	if err := validActivity(a, idleFor); err != nil {
 		return nil, err
 	}
 	d := &sessionRooms{meta: slices.Clone(meta), activity: a}

@@ -112,11 +112,18 @@ func (a SessionActivity) Validate() error {
 	if err := ValidateID(a.SessionID); err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
-	if err := a.Activity.Validate(); err != nil {
+	return validActivity(a.Activity, a.IdleFor)
+}
+
+// validActivity checks an activity and its idle time (see
+// SessionActivity.Validate): one check for SetActivity, Lease and
+// SessionOptions, without their IDs.
+func validActivity(a Activity, idleFor time.Duration) error {
+	if err := a.Validate(); err != nil {
 		return err
 	}
-	if a.IdleFor < 0 || (a.Activity != ActivityAway && a.IdleFor != 0) {
-		return fmt.Errorf("%w: idle for %v while %q", ErrInvalidArgument, a.IdleFor, a.Activity)
+	if idleFor < 0 || (a != ActivityAway && idleFor != 0) {
+		return fmt.Errorf("%w: idle for %v while %q", ErrInvalidArgument, idleFor, a)
 	}
 	return nil
 }

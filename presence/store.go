@@ -216,7 +216,7 @@ func (l Lease) Validate() error {
 			return err
 		}
 	}
-	if err := (SessionActivity{ClientID: l.ClientID, SessionID: l.SessionID, Activity: l.Activity, IdleFor: l.IdleFor}).Validate(); err != nil {
+	if err := validActivity(l.Activity, l.IdleFor); err != nil {
 		return err
 	}
 	return ValidateMeta(l.Meta)

@@ -300,7 +300,7 @@ func (t *Tracker) add(ctx context.Context, s *Session) error {
 		// live.
 		t.localMu.Lock()
 		if d := t.roomsOf[s]; d != nil {
-			l.Rooms, l.Meta = slices.Clone(d.rooms), d.meta
+			l.Rooms, l.Meta = d.rooms, d.meta // replaced, never changed in place (sessionCall)
 			if d.activity == ActivityAway {
 				l.Activity = ActivityAway
 				l.IdleFor = d.idleFor + time.Duration(t.now()-d.idleAt)
