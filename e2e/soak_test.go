@@ -152,6 +152,31 @@ func TestSoakDefaults(t *testing.T) {
 	for _, l := range d.events("offline", "") {
 		t.Errorf("demo: offline line for %v (reason %v) at %v", l["client"], l["reason"], l["time"])
 	}
+	// Rooms and activity hold at the defaults too: every demo client joined
+	// the demo's default room, the page #random as well, each once; and
+	// nobody left a room, changed metadata, or went away (the page stays
+	// visible, and the quiet is shorter than vigil.js's awayIdle of 5
+	// minutes).
+	var dJoined []string
+	for _, l := range d.events("join", "") {
+		dJoined = append(dJoined, fmt.Sprint(l["client"], " ", l["room"]))
+	}
+	slices.Sort(dJoined)
+	wantJoined := []string{"d-browser general", "d-browser random", "d-chat-1 general", "d-chat-2 general", "d-http general", "d-reader general"}
+	if !slices.Equal(dJoined, wantJoined) {
+		t.Errorf("demo: joins %q, want %q", dJoined, wantJoined)
+	}
+	for _, ev := range []string{"leave", "update", "away", "back"} {
+		for _, l := range d.events(ev, "") {
+			t.Errorf("demo: %s line for %v (room %v, reason %v) at %v", ev, l["client"], l["room"], l["reason"], l["time"])
+		}
+	}
+	var room struct {
+		Count int `json:"count"`
+	}
+	if getJSON(t, hc, d.url("/rooms/general"), &room); room.Count != len(dIDs) {
+		t.Errorf("demo: GET /rooms/general counts %d, want %d", room.Count, len(dIDs))
+	}
 	lIDs := []string{"l-attach", "l-chat", "l-go", "l-http", "l-silent", "l-tls"}
 	online, offline := lib.transitions()
 	if !slices.Equal(online, lIDs) {
