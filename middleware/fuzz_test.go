@@ -22,7 +22,7 @@ func FuzzParseSession(f *testing.F) {
 		f.Add([]byte(seed[0]), seed[1])
 	}
 	f.Fuzz(func(t *testing.T, body []byte, query string) {
-		s, err := parseSession(body, query)
+		s, _, err := parseSession(body, query)
 		if err != nil {
 			return
 		}
@@ -203,10 +203,11 @@ func FuzzParseState(f *testing.F) {
 		f.Add([]byte(seed[0]), seed[1])
 	}
 	f.Fuzz(func(t *testing.T, body []byte, query string) {
-		if _, err := parseSession(body, ""); err != nil {
+		_, b, err := parseSession(body, "")
+		if err != nil {
 			return // the endpoint answers 400 before parseState
 		}
-		st, err := parseState(body, query)
+		st, err := parseState(b, query)
 		if err != nil || st == nil {
 			return
 		}

@@ -171,11 +171,11 @@ type heartbeatReply struct {
 func (s *Server) HeartbeatEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ownEndpoint(r)
-		id, session, body, ok := s.httpPrelude(w, r)
+		id, session, b, ok := s.httpPrelude(w, r)
 		if !ok {
 			return
 		}
-		st, err := parseState(body, r.URL.RawQuery)
+		st, err := parseState(b, r.URL.RawQuery)
 		if err != nil {
 			s.refuse(w, r, http.StatusBadRequest, CodeInvalidState, plain(err))
 			return
@@ -232,21 +232,21 @@ func (s *Server) LeaveEndpoint() http.Handler {
 
 // httpPrelude checks method, Origin, identity and body of a heartbeat or
 // leave request; it answers and returns false when one fails.
-func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, session string, body []byte, ok bool) {
+func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, session string, b beatBody, ok bool) {
 	if r.Method != http.MethodPost {
 		s.refuseMethod(w, r, "POST")
-		return "", "", nil, false
+		return "", "", beatBody{}, false
 	}
 	if !s.origins.check(r) {
 		s.refuseOrigin(w, r)
-		return "", "", nil, false
+		return "", "", beatBody{}, false
 	}
 	id, status, err := s.identify(r)
 	if err != nil {
 		s.refuseIdentity(w, r, status, err)
-		return "", "", nil, false
+		return "", "", beatBody{}, false
 	}
-	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -255,18 +255,18 @@ func (s *Server) httpPrelude(w http.ResponseWriter, r *http.Request) (id, sessio
 		} else {
 			s.refuse(w, r, http.StatusBadRequest, CodeInvalidBody, "reading the body: "+err.Error())
 		}
-		return "", "", nil, false
+		return "", "", beatBody{}, false
 	}
-	session, err = parseSession(body, queryValue(r.URL.RawQuery, "session"))
+	session, b, err = parseSession(body, queryValue(r.URL.RawQuery, "session"))
 	if err != nil {
 		code := CodeInvalidSession
 		if errors.Is(err, errBody) {
 			code = CodeInvalidBody
 		}
 		s.refuse(w, r, http.StatusBadRequest, code, plain(err))
-		return "", "", nil, false
+		return "", "", beatBody{}, false
 	}
-	return id, session, body, true
+	return id, session, b, true
 }
 
 // errBody reports a heartbeat or leave body that is not the documented JSON.
@@ -282,32 +282,26 @@ type beatBody struct {
 
 // parseState reads the activity a heartbeat reports: "state" ("active" or
 // "away") and "idle_ms" (with away only: 0 to MaxIdleMS, an integer) from
-// the JSON body (already checked by parseSession) or the query; when both
+// the body parseSession decoded, or the query; when both
 // give a field they must agree. It returns nil when neither names a state.
-func parseState(body []byte, rawQuery string) (*activityReport, error) {
+func parseState(b beatBody, rawQuery string) (*activityReport, error) {
 	state, idle := queryValue(rawQuery, "state"), queryValue(rawQuery, "idle_ms")
-	if len(bytes.TrimSpace(body)) > 0 {
-		var b beatBody
-		if err := json.Unmarshal(body, &b); err != nil {
-			return nil, fmt.Errorf("%w: %w", errBody, err)
+	if b.State != nil {
+		if state != "" && state != *b.State {
+			return nil, fmt.Errorf("%w: body and query name different states", errActivity)
 		}
-		if b.State != nil {
-			if state != "" && state != *b.State {
-				return nil, fmt.Errorf("%w: body and query name different states", errActivity)
-			}
-			state = *b.State
+		state = *b.State
+	}
+	if b.IdleMS != nil {
+		v := *b.IdleMS
+		if v < 0 || v > MaxIdleMS || v != float64(int64(v)) {
+			return nil, fmt.Errorf("%w: idle_ms %v is not an integer from 0 to %d", errActivity, v, MaxIdleMS)
 		}
-		if b.IdleMS != nil {
-			v := *b.IdleMS
-			if v < 0 || v > MaxIdleMS || v != float64(int64(v)) {
-				return nil, fmt.Errorf("%w: idle_ms %v is not an integer from 0 to %d", errActivity, v, MaxIdleMS)
-			}
-			n := strconv.FormatInt(int64(v), 10)
-			if idle != "" && idle != n {
-				return nil, fmt.Errorf("%w: body and query give different idle_ms", errActivity)
-			}
-			idle = n
+		n := strconv.FormatInt(int64(v), 10)
+		if idle != "" && idle != n {
+			return nil, fmt.Errorf("%w: body and query give different idle_ms", errActivity)
 		}
+		idle = n
 	}
 	var st activityReport
 	switch state {
@@ -339,31 +333,31 @@ func parseState(body []byte, rawQuery string) (*activityReport, error) {
 // parseSession reads the session ID from a heartbeat or leave body (empty,
 // or a JSON object) and the "session" query parameter; when both name one
 // they must agree. Without either it returns DefaultHTTPSession.
-func parseSession(body []byte, query string) (string, error) {
+func parseSession(body []byte, query string) (string, beatBody, error) {
 	session := query
+	var b beatBody
 	if len(bytes.TrimSpace(body)) > 0 {
-		var b beatBody
 		dec := json.NewDecoder(bytes.NewReader(body))
 		if err := dec.Decode(&b); err != nil {
-			return "", fmt.Errorf("%w: %w", errBody, err)
+			return "", beatBody{}, fmt.Errorf("%w: %w", errBody, err)
 		}
 		if dec.More() {
-			return "", fmt.Errorf("%w: data after the JSON object", errBody)
+			return "", beatBody{}, fmt.Errorf("%w: data after the JSON object", errBody)
 		}
 		if b.Session != nil && *b.Session != "" {
 			if query != "" && query != *b.Session {
-				return "", errors.New("middleware: heartbeat: body and query name different sessions")
+				return "", beatBody{}, errors.New("middleware: heartbeat: body and query name different sessions")
 			}
 			session = *b.Session
 		}
 	}
 	if session == "" {
-		return DefaultHTTPSession, nil
+		return DefaultHTTPSession, b, nil
 	}
 	if err := presence.ValidateID(session); err != nil {
-		return "", fmt.Errorf("middleware: heartbeat session: %w", err)
+		return "", beatBody{}, fmt.Errorf("middleware: heartbeat session: %w", err)
 	}
-	return session, nil
+	return session, b, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
