@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -299,19 +300,26 @@ func (f *Feed) startWS(w http.ResponseWriter, r *http.Request) (*wsOut, bool) {
 	return o, true
 }
 
+// send writes data, a JSON object the hub encoded once for every
+// subscriber, with a "type" field put first, straight into the frame:
+// no copy of it per subscriber (a snapshot of a big room is a megabyte).
 func (o *wsOut) send(typ string, data []byte) bool {
-	msg := make([]byte, 0, len(data)+len(typ)+10)
-	msg = append(msg, `{"type":"`...)
-	msg = append(msg, typ...)
-	msg = append(msg, '"')
-	if len(data) > 2 {
-		msg = append(msg, ',')
-	}
-	msg = append(msg, data[1:]...)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	_ = o.c.SetWriteDeadline(time.Now().Add(o.timeout))
-	return o.c.WriteMessage(websocket.TextMessage, msg) == nil
+	w, err := o.c.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return false
+	}
+	sep := ""
+	if len(data) > 2 {
+		sep = ","
+	}
+	_, err = io.WriteString(w, `{"type":"`+typ+`"`+sep)
+	if err == nil {
+		_, err = w.Write(data[1:])
+	}
+	return w.Close() == nil && err == nil
 }
 
 func (o *wsOut) keepAlive() bool {
