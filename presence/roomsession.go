@@ -136,7 +136,11 @@ func (s *Session) apply(ctx context.Context, d *sessionRooms) error {
 	if d == nil {
 		return nil
 	}
+	in := s.Rooms() // read once: a Join for a room the session is in still takes its locks
 	for _, r := range d.rooms {
+		if _, found := slices.BinarySearch(in, r); found {
+			continue
+		}
 		if err := s.Join(ctx, r); err != nil {
 			return err
 		}

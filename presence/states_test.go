@@ -159,6 +159,13 @@ type downStates struct {
 
 	mu   sync.Mutex
 	adds []presence.Lease
+
+	setActivities atomic.Int32 // SetActivity calls
+}
+
+func (d *downStates) SetActivity(ctx context.Context, a presence.SessionActivity) ([]presence.Event, error) {
+	d.setActivities.Add(1)
+	return d.StateStore.SetActivity(ctx, a)
 }
 
 func (d *downStates) Add(ctx context.Context, l presence.Lease) ([]presence.Event, error) {
@@ -374,7 +381,8 @@ func TestStatesUnsupported(t *testing.T) {
 // fires what that changes.
 func TestConnectSameSessionIDSetsActivity(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tr := newTracker(t, newStore(t), presence.Config{})
+		store := &downStates{StateStore: newStore(t)}
+		tr := newTracker(t, store, presence.Config{})
 		rec := &events{}
 		listenStates(tr, rec)
 		s, _ := tr.Connect(ctx, "jo", presence.SessionOptions{ID: "tab"})
@@ -385,6 +393,12 @@ func TestConnectSameSessionIDSetsActivity(t *testing.T) {
 			}
 		}
 		synctest.Wait()
+		// A page beating with the activity it has costs no Store call: one
+		// SetActivity for the first away, none for the second, none for
+		// no activity given.
+		if n := store.setActivities.Load(); n != 1 {
+			t.Fatalf("%d SetActivity calls, want 1", n)
+		}
 		if got, want := rec.list(), []string{"jo:online", "jo:away"}; !slices.Equal(got, want) {
 			t.Fatalf("events = %v, want %v", got, want)
 		}
