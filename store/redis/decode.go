@@ -57,22 +57,13 @@ func decodeEntry(fields []string) (presence.Event, error) {
 // Back carry neither.
 func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor, room, meta string) (presence.Event, error) {
 	ev := presence.Event{ClientID: client, SessionID: session, Reason: presence.Reason(reason)}
-	switch kind {
-	case "online":
-		ev.Transition = presence.Online
-	case "offline":
-		ev.Transition = presence.Offline
-	case "join":
-		ev.Transition = presence.Join
-	case "leave":
-		ev.Transition = presence.Leave
-	case "update":
-		ev.Transition = presence.Update
-	case "away":
-		ev.Transition = presence.Away
-	case "back":
-		ev.Transition = presence.Back
-	default:
+	// The scripts write a transition as its String().
+	for t := presence.Online; t <= presence.Back; t++ {
+		if t.String() == kind {
+			ev.Transition = t
+		}
+	}
+	if ev.Transition == 0 {
 		return presence.Event{}, fmt.Errorf("%w: transition %q", errReply, kind)
 	}
 	switch ev.Transition {

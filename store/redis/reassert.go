@@ -192,11 +192,7 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 			calls[i] = call{keys: s.buckets[b], args: args}
 		}
 		if _, err := s.runAll(ctx, scriptEnd, calls); err != nil {
-			s.genMu.Lock()
-			for b := range lost {
-				s.lost[b] = true // again at the next Sweep
-			}
-			s.genMu.Unlock()
+			s.relose(lost)
 			return nil, fmt.Errorf("re-assert %d offlines and leaves after Redis lost data: %w", len(offs), err)
 		}
 	}
@@ -212,11 +208,7 @@ func (s *Store) reassert(ctx context.Context) ([]presence.Event, error) {
 		evs = append(evs, more...)
 	}
 	if err != nil {
-		s.genMu.Lock()
-		for b := range lost {
-			s.lost[b] = true // again at the next Sweep
-		}
-		s.genMu.Unlock()
+		s.relose(lost)
 		return evs, fmt.Errorf("re-assert %d sessions after Redis lost data: %w", len(leases)+len(ends), err)
 	}
 	s.log.LogAttrs(ctx, slog.LevelWarn, "redis: Redis lost data; re-asserted this node's sessions",
@@ -274,4 +266,14 @@ func (s *Store) reassertEnding(ctx context.Context, ends []endingSession) ([]pre
 		s.knownMu.Unlock()
 	}
 	return evs, err
+}
+
+// relose marks the buckets of a re-assertion that failed lost again: the
+// next Sweep re-asserts them.
+func (s *Store) relose(lost map[int]bool) {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	for b := range lost {
+		s.lost[b] = true
+	}
 }
