@@ -64,7 +64,7 @@ if x then
   statechange(id, sid, wasactive, 'connect')
   joinall((getmeta(sk)))
   if changed then updates(id, sid, was, meta) end
-  local r = { g }
+  local r = { g, STAMP }
   for i = 1, #out do r[#r + 1] = out[i] end
   return r
 end
