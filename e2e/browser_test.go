@@ -88,7 +88,7 @@ func TestBrowserTwoPages(t *testing.T) {
 	if left < grace-50*time.Millisecond {
 		t.Errorf("bob left after %v, before Grace (%v)", left, grace)
 	}
-	if off := d.events("offline", "bob"); len(off) != 1 || off[0]["reason"] != "closed" {
+	if off := d.eventsSoon("offline", "bob"); len(off) != 1 || off[0]["reason"] != "closed" {
 		t.Errorf("offline log lines for bob: %v, want one with reason closed", off)
 	}
 }
@@ -144,7 +144,7 @@ func TestBrowserOffline(t *testing.T) {
 	if took < ttl-ping {
 		t.Errorf("offline after %v, sooner than TTL - ping interval (%v): the session expired before its TTL", took, ttl-ping)
 	}
-	if off := d.events("offline", "alice"); len(off) != 1 || off[0]["reason"] != "expired" {
+	if off := d.eventsSoon("offline", "alice"); len(off) != 1 || off[0]["reason"] != "expired" {
 		t.Errorf("offline log lines %v, want one with reason expired", off)
 	}
 	cab.cut.Store(false)

@@ -211,6 +211,19 @@ func (d *demo) kill() {
 }
 
 // events returns the demo's log lines with event ev for client.
+// eventsSoon is events, waiting up to a second for the first such line:
+// the demo logs a transition from its hook, which runs after the Store
+// decided it, so /presence may show it a moment before the log does.
+func (d *demo) eventsSoon(ev, client string) []map[string]any {
+	deadline := time.Now().Add(time.Second)
+	for {
+		if out := d.events(ev, client); len(out) > 0 || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond) // polling the demo's log
+	}
+}
+
 func (d *demo) events(ev, client string) []map[string]any {
 	d.mu.Lock()
 	defer d.mu.Unlock()
