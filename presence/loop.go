@@ -85,7 +85,7 @@ func (t *Tracker) flush(ctx context.Context) {
 		if s.state != stateLive {
 			continue // a pending session is written by its Add
 		}
-		age := time.Duration(now - s.lastBeat.Load())
+		age := s.beatAge(now)
 		if ttl := t.lease(age); ttl > 0 {
 			leases = append(leases, Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: ttl, Age: age})
 			owners = append(owners, s)

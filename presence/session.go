@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -38,6 +39,14 @@ func (s *Session) ClientID() string { return s.clientID }
 
 // ID returns the session's ID.
 func (s *Session) ID() string { return s.id }
+
+// beatAge is how long before now (a reading of Tracker.now) the session's
+// last beat was. A beat that lands after the caller read now, while it
+// builds a lease, counts as now: never a negative Age, which a Store
+// refuses along with the whole batch it comes in.
+func (s *Session) beatAge(now int64) time.Duration {
+	return time.Duration(max(0, now-s.lastBeat.Load()))
+}
 
 // Beat records proof that the session is alive. It is cheap (no I/O, no
 // allocation): the Tracker writes beats to the Store in batches.

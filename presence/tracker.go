@@ -289,7 +289,7 @@ func (t *Tracker) Connect(ctx context.Context, clientID string, opts SessionOpti
 
 // add records s in the Store and queues the resulting events.
 func (t *Tracker) add(ctx context.Context, s *Session) error {
-	age := time.Duration(t.now() - s.lastBeat.Load())
+	age := s.beatAge(t.now())
 	l := Lease{ClientID: s.clientID, SessionID: s.id, Node: t.cfg.Node, TTL: t.lease(age), Age: age,
 		MaxSessions: t.cfg.MaxSessionsPerClient}
 	var ended bool
