@@ -30,8 +30,8 @@
 // Commands on standard input, one a line, each answered by one line:
 //
 //   - "churn F": closes the share F (0 to 1) of the open connections, spread
-//     evenly over them, then dials each again: the odd ones under the same
-//     ID (a reload: the client should not go offline), the others under a
+//     evenly over them, then dials each again: every second one under the
+//     same ID (a reload: the client should not go offline), the others under a
 //     new ID (PREFIXi.G, G counting the churns: the old ID should go
 //     offline after the server's Grace, the new one online). Answer:
 //     "churned N failed M".
@@ -278,9 +278,13 @@ func (l *loader) churn(share float64) (n, failed int) {
 		idx = append(idx, open[j*len(open)/k])
 	}
 	old := make([]*conn, len(idx))
+	reuse := make(map[int]string, len(idx)) // index -> the ID it dials again under
 	for j, i := range idx {
 		old[j] = l.conns[i]
 		l.conns[i] = nil
+		if j%2 == 1 {
+			reuse[i] = old[j].id
+		}
 	}
 	l.connsMu.Unlock()
 	for _, c := range old {
@@ -290,8 +294,8 @@ func (l *loader) churn(share float64) (n, failed int) {
 		<-c.done
 	}
 	_, failed = l.dialAll(idx, func(i int) string {
-		if i%2 == 1 {
-			return fmt.Sprintf("%s%d", l.prefix, i)
+		if id, ok := reuse[i]; ok {
+			return id
 		}
 		return fmt.Sprintf("%s%d.%d", l.prefix, i, gen)
 	})
