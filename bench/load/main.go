@@ -80,6 +80,7 @@ type loader struct {
 	srcs    []*net.TCPAddr
 	prefix  string
 	dialers int
+	rate    float64
 
 	connsMu sync.Mutex
 	conns   []*conn // by index i; nil where the dial failed
@@ -92,13 +93,14 @@ func main() {
 	src := flag.String("src", "", "comma-separated local addresses to dial from, round robin (default: any)")
 	prefix := flag.String("id", "load-", "client ID prefix")
 	dialers := flag.Int("dialers", 32, "concurrent dials")
+	rate := flag.Float64("rate", 0, "start at most this many dials per second (0: as fast as -dialers allow)")
 	lastPongPath := flag.String("lastpong", "", "on SIGUSR1, write each connection's last pong time to this file")
 	latencyPath := flag.String("latency", "", "write each connection's connect latency (µs) to this file")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("load: ")
 
-	l := &loader{prefix: *prefix, dialers: *dialers}
+	l := &loader{prefix: *prefix, dialers: *dialers, rate: *rate}
 	for s := range strings.SplitSeq(*rawURL, ",") {
 		u, err := url.Parse(strings.TrimSpace(s))
 		if err != nil {
@@ -192,7 +194,16 @@ func (l *loader) dialAll(idx []int, id func(int) string) (lat []time.Duration, f
 			}
 		})
 	}
+	var tick <-chan time.Time
+	if l.rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / l.rate))
+		defer t.Stop()
+		tick = t.C
+	}
 	for _, i := range idx {
+		if tick != nil {
+			<-tick
+		}
 		next <- i
 	}
 	close(next)
@@ -288,6 +299,7 @@ func (l *loader) churn(share float64) (n, failed int) {
 	}
 	l.connsMu.Unlock()
 	for _, c := range old {
+		closing.Store(c, struct{}{})
 		_ = c.ws.NetConn().Close()
 	}
 	for _, c := range old {
@@ -336,6 +348,14 @@ func (c *conn) onPing(data string) error {
 	return err
 }
 
+// dropped counts the connections that failed while this process did not
+// close them; the first few are logged with their error.
+var dropped atomic.Int64
+
+// closing is set once the process closes connections on purpose (a churn
+// or the end): their errors are not drops.
+var closing sync.Map // *conn -> struct{}
+
 // read reads until the connection fails; the ping handler runs inside it.
 // Frames other than pings are discarded.
 func (c *conn) read() {
@@ -344,6 +364,12 @@ func (c *conn) read() {
 		if _, _, err := c.ws.NextReader(); err != nil {
 			c.closed.Store(true)
 			_ = c.ws.NetConn().Close()
+			if _, ok := closing.Load(c); !ok {
+				if n := dropped.Add(1); n <= 5 || n%1000 == 0 {
+					log.Printf("connection %s dropped (%d so far): %v", c.id, n, err)
+				}
+			}
+			closing.Delete(c)
 			return
 		}
 	}

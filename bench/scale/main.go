@@ -24,7 +24,8 @@
 //  2. ramp: -loads load processes, each dialling every node round robin
 //     from two source addresses of its own (-src-base, then the next ones),
 //     each holding fewer than 19,000 connections (the process file limit
-//     is 20,000); each connection is a client of its own;
+//     is 20,000), together at -rate connections per second; each
+//     connection is a client of its own;
 //  3. hold for -hold: each node's CPU (utime+stime in /proc/PID/stat) and
 //     Redis's CPU (INFO used_cpu_sys+used_cpu_user) and commands
 //     (total_commands_processed) over the window, then each node's VmRSS
@@ -85,6 +86,7 @@ func main() {
 	flag.BoolVar(&o.cluster, "cluster", false, "without -redis-cluster: start a 3-master Redis Cluster rather than one server")
 	flag.Float64Var(&o.churn, "churn", 0.1, "share of each load process's connections to close and dial again")
 	flag.BoolVar(&o.noKill, "no-kill", false, "skip killing a load process")
+	flag.Float64Var(&o.rate, "rate", 1000, "connections opened per second during the ramp, over all load processes (0: as fast as they can)")
 	flag.StringVar(&o.srcBase, "src-base", "127.0.0.2", "first source address; load process i dials from the (2i)-th and (2i+1)-th after it")
 	flag.DurationVar(&o.hold, "hold", 30*time.Second, "window over which CPU and Redis commands are measured")
 	flag.DurationVar(&o.settle, "settle", 0, "how long an exactness check may wait for presence to match (default: TTL + Grace + 30s)")
@@ -103,7 +105,7 @@ type options struct {
 	nodes, conns, loads int
 	redis, redisCluster string
 	cluster, noKill     bool
-	churn               float64
+	churn, rate         float64
 	srcBase             string
 	hold, settle        time.Duration
 	ping, pong, grace   time.Duration
@@ -327,7 +329,7 @@ func (e *env) ramp(bin string, base net.IP) error {
 	if err != nil {
 		return err
 	}
-	e.o.logf("ramp: %d connections from %d load processes", o.conns, o.loads)
+	e.o.logf("ramp: %d connections from %d load processes, %.0f/s", o.conns, o.loads, o.rate)
 	start := time.Now()
 	for i := range o.loads {
 		n := o.conns / o.loads
@@ -336,8 +338,12 @@ func (e *env) ramp(bin string, base net.IP) error {
 		}
 		rot := slices.Concat(urls[i%len(urls):], urls[:i%len(urls)])
 		src := strings.Join([]string{addIP(base, 2*i), addIP(base, 2*i+1)}, ",")
-		p, err := benchproc.Start(exec.Command(bin, "-url", strings.Join(rot, ","), "-n", strconv.Itoa(n),
-			"-src", src, "-id", fmt.Sprintf("l%d-", i), "-latency", e.path("latency", i)))
+		args := []string{"-url", strings.Join(rot, ","), "-n", strconv.Itoa(n),
+			"-src", src, "-id", fmt.Sprintf("l%d-", i), "-latency", e.path("latency", i)}
+		if o.rate > 0 {
+			args = append(args, "-rate", strconv.FormatFloat(o.rate/float64(o.loads), 'f', -1, 64))
+		}
+		p, err := benchproc.Start(exec.Command(bin, args...))
 		if err != nil {
 			return err
 		}
@@ -375,9 +381,12 @@ func (e *env) path(what string, i int) string {
 	return filepath.Join(e.dir, fmt.Sprintf("%s-%d", what, i))
 }
 
-// waitHeld waits until the nodes hold n WebSocket connections between them.
-func (e *env) waitHeld(n int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+// waitHeld waits until the nodes hold n WebSocket connections between
+// them, as long as the number keeps growing: it fails when it has not grown
+// for stall.
+func (e *env) waitHeld(n int, stall time.Duration) error {
+	var best int64
+	lastGrowth, lastLog := time.Now(), time.Now()
 	for {
 		var total int64
 		for _, nd := range e.nodes {
@@ -390,11 +399,42 @@ func (e *env) waitHeld(n int, timeout time.Duration) error {
 		if total == int64(n) {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the nodes hold %d connections, want %d", total, n)
+		if total > best {
+			best, lastGrowth = total, time.Now()
+		}
+		if time.Since(lastGrowth) > stall {
+			return fmt.Errorf("the nodes hold %d connections, want %d; node %s's closes: %s",
+				total, n, e.nodes[0].id, e.closes(e.nodes[0]))
+		}
+		if time.Since(lastLog) > 10*time.Second {
+			if total < best {
+				e.o.logf("the nodes hold %d connections of %d, down from %d; node %s's closes: %s",
+					total, n, best, e.nodes[0].id, e.closes(e.nodes[0]))
+			} else {
+				e.o.logf("the nodes hold %d connections of %d", total, n)
+			}
+			lastLog = time.Now()
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// closes lists node n's series of closed connections and heartbeat
+// timeouts, to tell why connections went.
+func (e *env) closes(n *node) string {
+	m, err := benchproc.Scrape("http://" + n.addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for k, v := range m {
+		if strings.HasPrefix(k, "vigil_connections_closed_total") || strings.HasPrefix(k, "vigil_ws_heartbeat_timeouts_total") ||
+			strings.HasPrefix(k, "vigil_presence_store_errors_total") {
+			out = append(out, fmt.Sprintf("%s %d", k, v))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }
 
 func (e *env) holdPhase() error {

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // logs are for reading, at this machine's load).
 func TestScale10k(t *testing.T) {
 	o := &options{
-		nodes: 4, conns: 10000, loads: 4, churn: 0.1, srcBase: "127.0.0.2",
+		nodes: 4, conns: 10000, loads: 4, churn: 0.1, rate: 1000, srcBase: "127.0.0.2",
 		hold: 2 * time.Second, ping: 25 * time.Second, pong: 20 * time.Second, grace: 5 * time.Second,
 		dir: t.TempDir(), progress: t.Output(),
 	}
