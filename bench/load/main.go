@@ -152,6 +152,7 @@ func main() {
 		}
 		fmt.Println("frozen")
 	}
+	stopping.Store(true)
 	for _, c := range l.snapshot() {
 		if c != nil {
 			_ = c.ws.NetConn().Close()
@@ -352,9 +353,12 @@ func (c *conn) onPing(data string) error {
 // close them; the first few are logged with their error.
 var dropped atomic.Int64
 
-// closing is set once the process closes connections on purpose (a churn
-// or the end): their errors are not drops.
-var closing sync.Map // *conn -> struct{}
+// closing holds the connections a churn closes, and stopping is set when
+// the process closes them all: their errors are not drops.
+var (
+	closing  sync.Map // *conn -> struct{}
+	stopping atomic.Bool
+)
 
 // read reads until the connection fails; the ping handler runs inside it.
 // Frames other than pings are discarded.
@@ -364,7 +368,7 @@ func (c *conn) read() {
 		if _, _, err := c.ws.NextReader(); err != nil {
 			c.closed.Store(true)
 			_ = c.ws.NetConn().Close()
-			if _, ok := closing.Load(c); !ok {
+			if _, ok := closing.Load(c); !ok && !stopping.Load() {
 				if n := dropped.Add(1); n <= 5 || n%1000 == 0 {
 					log.Printf("connection %s dropped (%d so far): %v", c.id, n, err)
 				}
