@@ -36,9 +36,11 @@
 //     offline after the server's Grace, the new one online). Answer:
 //     "churned N failed M".
 //   - "ids FILE": writes the IDs of the open connections to FILE, one a
-//     line. Answer: "ids N".
+//     line. Answer: "ids N dropped D", D counting the connections that
+//     failed without this process closing them.
 //
-// A connection the server closes stops counting as open.
+// A connection the server closes stops counting as open; with -redial it
+// is dialled again under its ID after 1-2 s.
 package main
 
 import (
@@ -47,6 +49,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -64,6 +67,7 @@ import (
 
 type conn struct {
 	id       string
+	i        int // its index
 	ws       *websocket.Conn
 	lastPong atomic.Int64 // unix nanoseconds of the last pong sent
 	closed   atomic.Bool  // its reader has exited
@@ -81,6 +85,7 @@ type loader struct {
 	prefix  string
 	dialers int
 	rate    float64
+	redial  bool
 
 	connsMu sync.Mutex
 	conns   []*conn // by index i; nil where the dial failed
@@ -94,13 +99,14 @@ func main() {
 	prefix := flag.String("id", "load-", "client ID prefix")
 	dialers := flag.Int("dialers", 32, "concurrent dials")
 	rate := flag.Float64("rate", 0, "start at most this many dials per second (0: as fast as -dialers allow)")
+	redial := flag.Bool("redial", false, "dial a dropped connection again, under the same ID, after 1-2 s")
 	lastPongPath := flag.String("lastpong", "", "on SIGUSR1, write each connection's last pong time to this file")
 	latencyPath := flag.String("latency", "", "write each connection's connect latency (µs) to this file")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("load: ")
 
-	l := &loader{prefix: *prefix, dialers: *dialers, rate: *rate}
+	l := &loader{prefix: *prefix, dialers: *dialers, rate: *rate, redial: *redial}
 	for s := range strings.SplitSeq(*rawURL, ",") {
 		u, err := url.Parse(strings.TrimSpace(s))
 		if err != nil {
@@ -191,7 +197,7 @@ func (l *loader) dialAll(idx []int, id func(int) string) (lat []time.Duration, f
 				l.connsMu.Lock()
 				l.conns[i] = c
 				l.connsMu.Unlock()
-				go c.read()
+				go l.read(c)
 			}
 		})
 	}
@@ -238,7 +244,7 @@ func (l *loader) dial(id string, i int) (*conn, error) {
 			resp.Body.Close()
 		}
 		if err == nil {
-			c := &conn{id: id, ws: ws, done: make(chan struct{})}
+			c := &conn{id: id, i: i, ws: ws, done: make(chan struct{})}
 			c.lastPong.Store(time.Now().UnixNano())
 			ws.SetPingHandler(c.onPing)
 			return c, nil
@@ -267,7 +273,7 @@ func (l *loader) commands(r *os.File) {
 			if err != nil {
 				log.Fatal(err)
 			}
-			fmt.Printf("ids %d\n", n)
+			fmt.Printf("ids %d dropped %d\n", n, dropped.Load())
 		default:
 			log.Printf("unknown command %q", sc.Text())
 		}
@@ -362,7 +368,7 @@ var (
 
 // read reads until the connection fails; the ping handler runs inside it.
 // Frames other than pings are discarded.
-func (c *conn) read() {
+func (l *loader) read(c *conn) {
 	defer close(c.done)
 	for {
 		if _, _, err := c.ws.NextReader(); err != nil {
@@ -372,10 +378,35 @@ func (c *conn) read() {
 				if n := dropped.Add(1); n <= 5 || n%1000 == 0 {
 					log.Printf("connection %s dropped (%d so far): %v", c.id, n, err)
 				}
+				if l.redial {
+					go l.again(c)
+				}
 			}
 			closing.Delete(c)
 			return
 		}
+	}
+}
+
+// again dials dropped connection c again under its ID, as a client that
+// reconnects would, unless a churn or the end took its place meanwhile.
+func (l *loader) again(c *conn) {
+	for !stopping.Load() {
+		time.Sleep(time.Second + time.Duration(mrand.Int64N(int64(time.Second))))
+		n, err := l.dial(c.id, c.i)
+		if err != nil {
+			continue
+		}
+		l.connsMu.Lock()
+		if l.conns[c.i] != c || stopping.Load() {
+			l.connsMu.Unlock()
+			_ = n.ws.NetConn().Close()
+			return
+		}
+		l.conns[c.i] = n
+		l.connsMu.Unlock()
+		go l.read(n)
+		return
 	}
 }
 

@@ -69,6 +69,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -146,6 +147,7 @@ type result struct {
 	redisMem0, redisMem1         int64
 	hold                         time.Duration
 	churned, churnFailed, killed int
+	dropped                      int           // connections the load processes did not close that failed (and were dialled again)
 	killOffline                  time.Duration // kill until every node counts them gone
 	checks                       []check
 }
@@ -228,6 +230,12 @@ func (o *options) run(out io.Writer) error {
 		}
 		exact = e.checkExact("after the kill") && exact
 	}
+	if _, err := e.expected(); err != nil { // the drop counts, last
+		return err
+	}
+	for _, l := range e.loads {
+		r.dropped += l.dropped
+	}
 	report(out, r)
 	if !exact {
 		return errors.New("presence is not exact (see the checks above)")
@@ -253,9 +261,10 @@ type node struct {
 
 type loadProc struct {
 	*benchproc.Proc
-	i      int
-	n      int
-	killed bool
+	i       int
+	n       int
+	killed  bool
+	dropped int // connections that failed without the load process closing them, last heard
 }
 
 func (e *env) stop() {
@@ -289,7 +298,7 @@ func (e *env) startNodes(bin string) error {
 		} else {
 			args = append(args, "-redis-url", "redis://"+e.rd.addr+"/0")
 		}
-		cmd := exec.Command(bin, args...)
+		cmd := child(bin, args...)
 		cmd.Stderr = logf
 		n.proc, err = benchproc.Start(cmd)
 		logf.Close()
@@ -339,11 +348,11 @@ func (e *env) ramp(bin string, base net.IP) error {
 		rot := slices.Concat(urls[i%len(urls):], urls[:i%len(urls)])
 		src := strings.Join([]string{addIP(base, 2*i), addIP(base, 2*i+1)}, ",")
 		args := []string{"-url", strings.Join(rot, ","), "-n", strconv.Itoa(n),
-			"-src", src, "-id", fmt.Sprintf("l%d-", i), "-latency", e.path("latency", i)}
+			"-src", src, "-id", fmt.Sprintf("l%d-", i), "-latency", e.path("latency", i), "-redial"}
 		if o.rate > 0 {
 			args = append(args, "-rate", strconv.FormatFloat(o.rate/float64(o.loads), 'f', -1, 64))
 		}
-		p, err := benchproc.Start(exec.Command(bin, args...))
+		p, err := benchproc.Start(child(bin, args...))
 		if err != nil {
 			return err
 		}
@@ -521,7 +530,12 @@ func (e *env) killPhase() error {
 	victim.killed = true
 	victim.Kill()
 	deadline := killed.Add(e.o.settle)
-	for {
+	for k := 1; ; k++ {
+		if k%40 == 0 { // every 2 s, in case connections dropped and came back
+			if want, err = e.expected(); err != nil {
+				return err
+			}
+		}
 		all := true
 		for _, n := range e.nodes {
 			c, err := count(n)
@@ -554,9 +568,15 @@ func (e *env) ids(l *loadProc) ([]string, error) {
 	if err := l.Send("ids " + path); err != nil {
 		return nil, err
 	}
-	if _, err := l.Expect("ids ", time.Minute); err != nil {
+	line, err := l.Expect("ids ", time.Minute)
+	if err != nil {
 		return nil, fmt.Errorf("load %d: %w", l.i, err)
 	}
+	var n, dropped int
+	if _, err := fmt.Sscanf(line, "ids %d dropped %d", &n, &dropped); err != nil {
+		return nil, fmt.Errorf("load %d: %q: %w", l.i, line, err)
+	}
+	l.dropped = dropped
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -601,14 +621,16 @@ func (e *env) checkExact(phase string) bool {
 			e.o.logf("NOT EXACT %s: %s", phase, c.detail)
 		}
 	}()
-	want, err := e.expectedSet()
-	if err != nil {
-		c.detail = err.Error()
-		return false
-	}
-	c.want = len(want)
 	deadline := start.Add(e.o.settle)
 	for {
+		// Asked again each time: a connection the server dropped is
+		// dialled again, a new session of the same client.
+		want, err := e.expectedSet()
+		if err != nil {
+			c.detail = err.Error()
+			return false
+		}
+		c.want = len(want)
 		// The nodes are asked at the same time: one node's List of
 		// 100,000 clients takes seconds.
 		details := make([]string, len(e.nodes))
@@ -765,6 +787,15 @@ func readLatencies(path string, into *[]time.Duration) error {
 	return sc.Err()
 }
 
+// child is the command of a process the tool starts: killed when the
+// tool dies, so that stopping the tool by a signal leaves no node, load
+// process or redis-server behind.
+func child(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
 // addIP returns base + n, as a dotted IPv4 address.
 func addIP(base net.IP, n int) string {
 	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
@@ -850,7 +881,7 @@ func (rd *redisEnv) startServer(dir string, args ...string) (string, error) {
 		return "", err
 	}
 	defer logf.Close()
-	cmd := exec.Command("redis-server", append([]string{"--port", portOf(addr), "--bind", "127.0.0.1",
+	cmd := child("redis-server", append([]string{"--port", portOf(addr), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -1029,6 +1060,7 @@ func report(w io.Writer, r *result) {
 	if r.churned > 0 {
 		fmt.Fprintf(w, "| churn: connections closed and dialled again | %d (%d failed) |\n", r.churned, r.churnFailed)
 	}
+	fmt.Fprintf(w, "| connections the server closed (then dialled again by their load process) | %d |\n", r.dropped)
 	if r.killed > 0 {
 		k := "not within -settle"
 		if r.killOffline >= 0 {
