@@ -40,7 +40,8 @@
 //     failed without this process closing them.
 //
 // A connection the server closes stops counting as open; with -redial it
-// is dialled again under its ID after 1-2 s.
+// is dialled again under its ID, with backoff (from 0.5-1.5 s, doubling to
+// 30 s).
 package main
 
 import (
@@ -99,7 +100,7 @@ func main() {
 	prefix := flag.String("id", "load-", "client ID prefix")
 	dialers := flag.Int("dialers", 32, "concurrent dials")
 	rate := flag.Float64("rate", 0, "start at most this many dials per second (0: as fast as -dialers allow)")
-	redial := flag.Bool("redial", false, "dial a dropped connection again, under the same ID, after 1-2 s")
+	redial := flag.Bool("redial", false, "dial a dropped connection again, under the same ID, with backoff (1 s doubling to 30 s, jittered)")
 	lastPongPath := flag.String("lastpong", "", "on SIGUSR1, write each connection's last pong time to this file")
 	latencyPath := flag.String("latency", "", "write each connection's connect latency (µs) to this file")
 	flag.Parse()
@@ -391,8 +392,12 @@ func (l *loader) read(c *conn) {
 // again dials dropped connection c again under its ID, as a client that
 // reconnects would, unless a churn or the end took its place meanwhile.
 func (l *loader) again(c *conn) {
+	// Backoff with full jitter, 1 s doubling to 30 s, as clients do: a
+	// fixed delay made the drops of an overloaded machine a storm.
+	backoff := time.Second
 	for !stopping.Load() {
-		time.Sleep(time.Second + time.Duration(mrand.Int64N(int64(time.Second))))
+		time.Sleep(backoff/2 + time.Duration(mrand.Int64N(int64(backoff))))
+		backoff = min(2*backoff, 30*time.Second)
 		n, err := l.dial(c.id, c.i)
 		if err != nil {
 			continue
