@@ -8,8 +8,8 @@
 // connections are open, with no ghost and none missing. From the
 // repository root:
 //
-//	go run ./bench/scale -nodes 5 -conns 99000 -loads 6           # one Redis of its own
-//	go run ./bench/scale -nodes 5 -conns 99000 -loads 6 -cluster  # a 3-master Cluster of its own
+//	go run ./bench/scale -nodes 5 -conns 99000 -loads 6 -rate 600           # one Redis of its own
+//	go run ./bench/scale -nodes 5 -conns 99000 -loads 6 -rate 600 -cluster  # a 3-master Cluster of its own
 //	go run ./bench/scale -redis 127.0.0.1:6379                    # an existing server
 //	go run ./bench/scale -redis-cluster 127.0.0.1:7000,127.0.0.1:7001
 //
@@ -25,7 +25,9 @@
 //     from two source addresses of its own (-src-base, then the next ones),
 //     each holding fewer than 19,000 connections (the process file limit
 //     is 20,000), together at -rate connections per second; each
-//     connection is a client of its own;
+//     connection is a client of its own. A connection a node closes (an
+//     overloaded machine misses pongs) is dialled again under its ID with
+//     backoff, as a client would, and counted in the report;
 //  3. hold for -hold: each node's CPU (utime+stime in /proc/PID/stat) and
 //     Redis's CPU (INFO used_cpu_sys+used_cpu_user) and commands
 //     (total_commands_processed) over the window, then each node's VmRSS
