@@ -29,12 +29,9 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,13 +40,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vigilhq/vigil/bench/internal/benchproc"
 )
-
-// httpc keeps no idle connections, so the tool leaves no goroutines behind.
-var httpc = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
-
-// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ).
-const clockTick = 10 * time.Millisecond
 
 func main() {
 	var o options
@@ -146,18 +139,11 @@ func build(dir string) (binaries, error) {
 		handwritten: filepath.Join(dir, "handwritten"),
 		load:        filepath.Join(dir, "load"),
 	}
-	for pkg, out := range map[string]string{
+	return b, benchproc.Build(map[string]string{
 		"github.com/vigilhq/vigil/examples/chat":     b.vigil,
 		"github.com/vigilhq/vigil/bench/handwritten": b.handwritten,
 		"github.com/vigilhq/vigil/bench/load":        b.load,
-	} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return b, fmt.Errorf("go build %s: %w", pkg, err)
-		}
-	}
-	return b, nil
+	})
 }
 
 type scenario struct {
@@ -205,13 +191,12 @@ type env struct {
 }
 
 type loadProc struct {
-	cmd      *exec.Cmd
-	lines    chan string
+	*benchproc.Proc
 	lastPong string
 }
 
 func (sc scenario) start(logLevel string) (*env, error) {
-	e := &env{sc: sc, addr: freeAddr(), dbg: freeAddr()}
+	e := &env{sc: sc, addr: benchproc.FreeAddr(), dbg: benchproc.FreeAddr()}
 	e.srvLog = filepath.Join(sc.dir, fmt.Sprintf("%s-%s.log", sc.name, sc.server))
 	logf, err := os.Create(e.srvLog)
 	if err != nil {
@@ -232,11 +217,11 @@ func (sc scenario) start(logLevel string) (*env, error) {
 	if err := e.srv.Start(); err != nil {
 		return nil, err
 	}
-	if err := waitHTTP("http://"+e.addr+"/metrics", 10*time.Second); err != nil {
+	if err := benchproc.WaitHTTP("http://"+e.addr+"/metrics", 10*time.Second); err != nil {
 		e.stop()
 		return nil, err
 	}
-	if err := waitHTTP("http://"+e.dbg+"/debug/pprof/", 10*time.Second); err != nil {
+	if err := benchproc.WaitHTTP("http://"+e.dbg+"/debug/pprof/", 10*time.Second); err != nil {
 		e.stop()
 		return nil, err
 	}
@@ -252,29 +237,18 @@ func (e *env) connect() error {
 		if i < sc.n%sc.procs {
 			n++
 		}
-		lp := &loadProc{lines: make(chan string, 16), lastPong: filepath.Join(sc.dir, fmt.Sprintf("lastpong-%d", i))}
+		lp := &loadProc{lastPong: filepath.Join(sc.dir, fmt.Sprintf("lastpong-%d", i))}
 		src := fmt.Sprintf("127.0.0.%d,127.0.0.%d", 2+2*i, 3+2*i)
-		lp.cmd = exec.Command(sc.bins.load, "-url", "ws://"+e.addr+"/ws", "-n", strconv.Itoa(n),
-			"-src", src, "-id", fmt.Sprintf("l%d-", i), "-lastpong", lp.lastPong)
-		lp.cmd.Stderr = os.Stderr
-		stdout, err := lp.cmd.StdoutPipe()
+		p, err := benchproc.Start(exec.Command(sc.bins.load, "-url", "ws://"+e.addr+"/ws", "-n", strconv.Itoa(n),
+			"-src", src, "-id", fmt.Sprintf("l%d-", i), "-lastpong", lp.lastPong))
 		if err != nil {
 			return err
 		}
-		if err := lp.cmd.Start(); err != nil {
-			return err
-		}
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lp.lines <- sc.Text()
-			}
-			close(lp.lines)
-		}()
+		lp.Proc = p
 		e.loads = append(e.loads, lp)
 	}
 	for i, lp := range e.loads {
-		line, err := lp.expect("connected ", 3*time.Minute)
+		line, err := lp.Expect("connected ", 3*time.Minute)
 		if err != nil {
 			return fmt.Errorf("load %d: %w", i, err)
 		}
@@ -284,50 +258,26 @@ func (e *env) connect() error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		m, err := scrape("http://" + e.addr + "/metrics")
+		m, err := benchproc.Scrape("http://" + e.addr + "/metrics")
 		if err != nil {
 			return err
 		}
-		if m[wsConns] == int64(sc.n) {
+		if m[benchproc.WSConns] == int64(sc.n) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("server holds %d connections, want %d", m[wsConns], sc.n)
+			return fmt.Errorf("server holds %d connections, want %d", m[benchproc.WSConns], sc.n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (lp *loadProc) expect(prefix string, timeout time.Duration) (string, error) {
-	t := time.After(timeout)
-	for {
-		select {
-		case line, ok := <-lp.lines:
-			if !ok {
-				return "", fmt.Errorf("exited before %q", prefix)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return line, nil
-			}
-		case <-t:
-			return "", fmt.Errorf("no %q within %v", prefix, timeout)
-		}
-	}
-}
-
 func (e *env) stop() {
 	for _, lp := range e.loads {
-		_ = lp.cmd.Process.Signal(syscall.SIGTERM)
+		_ = lp.Cmd.Process.Signal(syscall.SIGTERM)
 	}
 	for _, lp := range e.loads {
-		done := make(chan struct{})
-		go func() { _ = lp.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = lp.cmd.Process.Kill()
-			<-done
-		}
+		lp.Stop(10 * time.Second)
 	}
 	if e.srv != nil && e.srv.Process != nil {
 		_ = e.srv.Process.Kill()
@@ -345,7 +295,7 @@ func (sc scenario) measure() (*result, error) {
 	pid := e.srv.Process.Pid
 	r := &result{scenario: sc.name, server: sc.server, n: sc.n, ping: sc.ping, window: sc.window}
 	time.Sleep(time.Second)
-	if r.rss0, err = rssKiB(pid); err != nil {
+	if r.rss0, err = benchproc.RSSKiB(pid); err != nil {
 		return nil, err
 	}
 	if r.g0, err = goroutines(e.dbg); err != nil {
@@ -356,36 +306,36 @@ func (sc scenario) measure() (*result, error) {
 	}
 	// By default every connection has been pinged at least once.
 	time.Sleep(sc.settle)
-	if r.rss1, err = rssKiB(pid); err != nil {
+	if r.rss1, err = benchproc.RSSKiB(pid); err != nil {
 		return nil, err
 	}
 	if r.g1, err = goroutines(e.dbg); err != nil {
 		return nil, err
 	}
 	// For a closer look: the heap profile ends with runtime.MemStats.
-	_ = saveURL("http://"+e.dbg+"/debug/pprof/heap?debug=1", filepath.Join(sc.dir, sc.name+"-"+sc.server+"-heap.txt"))
+	_ = benchproc.SaveURL("http://"+e.dbg+"/debug/pprof/heap?debug=1", filepath.Join(sc.dir, sc.name+"-"+sc.server+"-heap.txt"))
 
-	m0, err := scrape("http://" + e.addr + "/metrics")
+	m0, err := benchproc.Scrape("http://" + e.addr + "/metrics")
 	if err != nil {
 		return nil, err
 	}
-	c0, err := cpuTime(pid)
+	c0, err := benchproc.CPUTime(pid)
 	if err != nil {
 		return nil, err
 	}
 	l0 := e.loadCPU()
 	time.Sleep(sc.window)
-	c1, err := cpuTime(pid)
+	c1, err := benchproc.CPUTime(pid)
 	if err != nil {
 		return nil, err
 	}
 	l1 := e.loadCPU()
-	m1, err := scrape("http://" + e.addr + "/metrics")
+	m1, err := benchproc.Scrape("http://" + e.addr + "/metrics")
 	if err != nil {
 		return nil, err
 	}
-	if m1[wsConns] != int64(sc.n) {
-		return nil, fmt.Errorf("server holds %d connections after the window, want %d", m1[wsConns], sc.n)
+	if m1[benchproc.WSConns] != int64(sc.n) {
+		return nil, fmt.Errorf("server holds %d connections after the window, want %d", m1[benchproc.WSConns], sc.n)
 	}
 	r.cpu, r.loadCPU = c1-c0, l1-l0
 	r.pings = m1["vigil_ws_pings_total"] - m0["vigil_ws_pings_total"]
@@ -395,7 +345,7 @@ func (sc scenario) measure() (*result, error) {
 func (e *env) loadCPU() time.Duration {
 	var total time.Duration
 	for _, lp := range e.loads {
-		c, _ := cpuTime(lp.cmd.Process.Pid)
+		c, _ := benchproc.CPUTime(lp.Cmd.Process.Pid)
 		total += c
 	}
 	return total
@@ -419,22 +369,22 @@ func (sc scenario) detect() (*detection, error) {
 	time.Sleep(sc.ping + sc.pong) // every connection is in its ping rhythm
 	stopped := time.Now()
 	for _, lp := range e.loads {
-		if err := lp.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		if err := lp.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 			return nil, err
 		}
 	}
 	for i, lp := range e.loads {
-		if _, err := lp.expect("frozen", 10*time.Second); err != nil {
+		if _, err := lp.Expect("frozen", 10*time.Second); err != nil {
 			return nil, fmt.Errorf("load %d: %w", i, err)
 		}
 	}
 	deadline := time.Now().Add(3 * (sc.ping + sc.pong))
 	for {
-		m, err := scrape("http://" + e.addr + "/metrics")
+		m, err := benchproc.Scrape("http://" + e.addr + "/metrics")
 		if err != nil {
 			return nil, err
 		}
-		if m[wsConns] == 0 || time.Now().After(deadline) {
+		if m[benchproc.WSConns] == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -522,72 +472,8 @@ func readDemoLog(path string) (offline, closed map[string]time.Time, err error) 
 	return offline, closed, sc.Err()
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func saveURL(url, path string) error {
-	resp, err := httpc.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, resp.Body)
-	return errors.Join(err, f.Close())
-}
-
-func waitHTTP(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := httpc.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not up within %v: %w", url, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// scrape reads the unlabelled samples of a Prometheus text page.
-// wsConns is the series of open WebSocket connections (docs/METRICS.md),
-// which both servers expose.
-const wsConns = `vigil_connections{transport="ws"}`
-
-func scrape(url string) (map[string]int64, error) {
-	resp, err := httpc.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	m := make(map[string]int64)
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") { // keyed by name and labels
-			continue
-		}
-		if n, err := strconv.ParseFloat(v, 64); err == nil {
-			m[name] = int64(n)
-		}
-	}
-	return m, sc.Err()
-}
-
 func goroutines(dbg string) (int, error) {
-	resp, err := httpc.Get("http://" + dbg + "/debug/pprof/goroutine?debug=1")
+	resp, err := benchproc.HTTP.Get("http://" + dbg + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return 0, err
 	}
@@ -601,42 +487,6 @@ func goroutines(dbg string) (int, error) {
 		return 0, fmt.Errorf("goroutine profile: %q: %w", line, err)
 	}
 	return n, nil
-}
-
-func rssKiB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
-// cpuTime is the user plus system CPU time of process pid.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("bad /proc stat")
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3, state
-	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(ut+st) * clockTick, nil
 }
 
 func report(w io.Writer, results []*result, detects []*detection) {
@@ -665,22 +515,12 @@ func report(w io.Writer, results []*result, detects []*detection) {
 	for _, d := range detects {
 		fmt.Fprintf(w, "\n| dead-peer detection (P=1s, PongTimeout=2s) | n | p50 | p99 | max |\n|---|---|---|---|---|\n")
 		if d.closed > 0 { // only with -log-level debug; the offline follows the close
-			fmt.Fprintf(w, "| last pong → connection closed (log) | %d/%d | %s | %s | %s |\n", d.closed, d.n, pct(d.close, 50), pct(d.close, 99), pct(d.close, 100))
+			fmt.Fprintf(w, "| last pong → connection closed (log) | %d/%d | %s | %s | %s |\n", d.closed, d.n, benchproc.Pct(d.close, 50), benchproc.Pct(d.close, 99), benchproc.Pct(d.close, 100))
 		}
-		fmt.Fprintf(w, "| last pong → offline fired (log) | %d/%d | %s | %s | %s |\n", d.detected, d.n, pct(d.offline, 50), pct(d.offline, 99), pct(d.offline, 100))
-		fmt.Fprintf(w, "| clients frozen → offline fired | %d/%d | %s | %s | %s |\n", d.detected, d.n, pct(d.fromStop, 50), pct(d.fromStop, 99), pct(d.fromStop, 100))
+		fmt.Fprintf(w, "| last pong → offline fired (log) | %d/%d | %s | %s | %s |\n", d.detected, d.n, benchproc.Pct(d.offline, 50), benchproc.Pct(d.offline, 99), benchproc.Pct(d.offline, 100))
+		fmt.Fprintf(w, "| clients frozen → offline fired | %d/%d | %s | %s | %s |\n", d.detected, d.n, benchproc.Pct(d.fromStop, 50), benchproc.Pct(d.fromStop, 99), benchproc.Pct(d.fromStop, 100))
 	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// pct is the p-th percentile of sorted ds (nearest rank).
-func pct(ds []time.Duration, p int) string {
-	if len(ds) == 0 {
-		return "–"
-	}
-	i := (len(ds)*p + 99) / 100
-	i = min(max(i, 1), len(ds)) - 1
-	return fmt.Sprintf("%.3f s", ds[i].Seconds())
-}

@@ -23,6 +23,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,10 +41,11 @@ import (
 var static embed.FS
 
 type options struct {
-	addr, store, redisURL, redisPrefix, nodeID, logFormat, logLevel, debugAddr string
-	pingInterval, pongTimeout, idleTimeout, grace, drainWindow, reclaimAfter   time.Duration
-	awayAfter                                                                  time.Duration
-	maxConnsPerClient                                                          int
+	addr, store, redisURL, redisCluster, redisPrefix, nodeID, logFormat      string
+	logLevel, debugAddr                                                      string
+	pingInterval, pongTimeout, idleTimeout, grace, drainWindow, reclaimAfter time.Duration
+	awayAfter                                                                time.Duration
+	maxConnsPerClient                                                        int
 }
 
 func main() {
@@ -51,6 +53,7 @@ func main() {
 	flag.StringVar(&o.addr, "addr", ":8080", "listen address (port 0 picks a free port; the log says which)")
 	flag.StringVar(&o.store, "store", "memory", "presence store: memory or redis (with -redis-url)")
 	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -store redis, e.g. redis://localhost:6379/0")
+	flag.StringVar(&o.redisCluster, "redis-cluster", "", "comma-separated addresses of Redis Cluster nodes for -store redis, instead of -redis-url")
 	flag.StringVar(&o.redisPrefix, "redis-prefix", redisstore.DefaultPrefix, "key namespace in Redis for -store redis; nodes that share presence use the same one")
 	flag.StringVar(&o.nodeID, "node-id", "", "node ID, stable across restarts (default: host name)")
 	flag.DurationVar(&o.reclaimAfter, "redis-reclaim-after", redisstore.DefaultReclaimAfter, "with -store redis: how long a transition may wait for its node's hooks before another node delivers it")
@@ -102,17 +105,22 @@ func openStore(o options, log *slog.Logger) (presence.Store, func(), error) {
 		s, err := memory.New(memory.Config{})
 		return s, func() {}, err
 	case "redis":
-		if o.redisURL == "" {
-			return nil, nil, errors.New("chat: -store redis needs -redis-url")
-		}
-		opts, err := goredis.ParseURL(o.redisURL)
-		if err != nil {
-			return nil, nil, fmt.Errorf("chat: -redis-url: %w", err)
+		if (o.redisURL == "") == (o.redisCluster == "") {
+			return nil, nil, errors.New("chat: -store redis needs one of -redis-url and -redis-cluster")
 		}
 		// go-redis logs failed dials through a logger of its own; keep
 		// them in ours, so -log-format json stays one object per line.
 		goredis.SetLogger(redisLogger{log})
-		rdb := goredis.NewClient(opts)
+		var rdb goredis.UniversalClient
+		if o.redisCluster != "" {
+			rdb = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(o.redisCluster, ",")})
+		} else {
+			opts, err := goredis.ParseURL(o.redisURL)
+			if err != nil {
+				return nil, nil, fmt.Errorf("chat: -redis-url: %w", err)
+			}
+			rdb = goredis.NewClient(opts)
+		}
 		s, err := redisstore.New(rdb, redisstore.Config{Prefix: o.redisPrefix, ReclaimAfter: o.reclaimAfter, Logger: log})
 		if err != nil {
 			rdb.Close()
