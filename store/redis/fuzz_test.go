@@ -161,20 +161,24 @@ func TestDecodeActivity(t *testing.T) {
 }
 
 func FuzzDecodeClient(f *testing.F) {
-	f.Add("3|1795640278516|1795640278516|2|")
-	f.Add("5|1795640278516|1795640278516|1|tab|1")
-	f.Add("2|0|1795640278516|0|")
-	f.Add("||||")
+	f.Add("3|lwq8a5xw|-lwq8a5xw")
+	f.Add("5|lwq8a5xw|2s\x01tab|1\x020\x02r0w\x02node-1")
+	f.Add("5|lwq8a5xw|0\x01a\x0212\x02r0w\x02n\x01b\x02-1\x020\x02")
+	f.Add("2|lwq8a5xw|0")
+	f.Add("3|1795640278516|1795640278516|1|tab") // layout 1: refused
+	f.Add("||")
 	f.Fuzz(func(t *testing.T, rec string) {
-		p, sid, err := decodeClient("id", rec)
+		p, sessions, err := decodeClient("id", rec)
 		if err != nil {
 			return
 		}
-		if p.Online != (p.Sessions > 0) || (!p.Online && !p.Since.IsZero()) {
+		if p.Online != (p.Sessions > 0) || (!p.Online && !p.Since.IsZero()) || p.Sessions != len(sessions) {
 			t.Fatalf("inconsistent %+v from %q", p, rec)
 		}
-		if sid != "" && (p.Sessions != 1 || presence.ValidateID(sid) != nil) {
-			t.Fatalf("session %q of %+v from %q", sid, p, rec)
+		for _, s := range sessions {
+			if presence.ValidateID(s.id) != nil {
+				t.Fatalf("session %q of %+v from %q", s.id, p, rec)
+			}
 		}
 	})
 }

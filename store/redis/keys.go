@@ -6,8 +6,8 @@ import "strconv"
 // (luanames.go); the Lua scripts name each key by its suffix (table K of
 // lua/common.lua).
 var keySuffixes = [keysPerBucket]string{
-	keyGen: ":g", keySessions: ":s", keyExpiry: ":x", keyIndex: ":k", keyNodes: ":n",
-	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyJournal: ":j",
+	keyGen: ":g2", keyExpiry: ":x",
+	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyOnlineCount: ":oc", keyJournal: ":j",
 	keyLeases: ":l", keyWindow: ":w", keyHeld: ":h", keySessionRooms: ":sr", keySessionMeta: ":sm",
 	keyMembers: ":rm", keyRoomIndex: ":rz", keyRoomCounts: ":rc", keyLeft: ":rl", keyHeldRooms: ":hr",
 	keySessionAway: ":a", keyClientActivity: ":ca",
