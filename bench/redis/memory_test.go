@@ -4,6 +4,7 @@ package redis_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"sort"
 	"strconv"
@@ -27,9 +28,18 @@ import (
 // MEMORY USAGE (every element counted) of each kind of key of the
 // buckets, summed over the buckets, per client.
 //
+// Then a second session for 20,000 of the clients, and then those clients
+// offline (no grace).
+//
+// Skipped unless -run names tests: it is a figure, not a check, and takes
+// a minute or more.
+//
 // timing: a TTL of ten minutes only so that no session expires while the
 // clients connect (the figure is of what is stored, not of its timing).
 func TestFigureClientMemory(t *testing.T) {
+	if flag.Lookup("test.run").Value.String() == "" {
+		t.Skip("100,000 clients, a minute or more: run it by name (-run 'Figure' or -run TestFigureClientMemory)")
+	}
 	const n = 100_000
 	ctx := context.Background()
 	srv := redistest.StartServer(t)
