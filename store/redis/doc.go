@@ -118,7 +118,13 @@
 // than the one written before rewrites the session's part of its client's
 // record. No index lists a node's sessions: the End of all of them (a
 // Tracker's Close) reads the records of every session of each bucket, once
-// per node's life.
+// per node's life. A client's sessions are part of its record, about 30
+// bytes each: an Add, End or full lease of one of them reads and rewrites
+// the whole record, so a client with thousands of sessions makes those
+// calls cost in proportion (a refresh, what a beat is, never reads the
+// record). Where clients are not trusted, cap their sessions
+// (presence.Config.MaxSessionsPerClient, and the middleware's
+// MaxConnsPerClient per node).
 //
 // On a single server (or Sentinel primary), one Touch of up to about 500
 // sessions and one Sweep of every bucket are one script call each; a bigger
