@@ -238,8 +238,9 @@
 // journal's entries are shorter). The generation marker's name (:g2) names
 // the layout. A bucket written by the layout before (layout 1: its marker
 // is :g) is refused, never misread: every script that writes a bucket
-// fails with an error naming the older key layout (VIGILLAYOUT), and
-// Lookup and List fail on a client record of layout 1. So nodes of the two
+// fails with an error naming the older key layout (VIGILLAYOUT), and so do
+// Count, List and RoomCount over such a bucket, and Lookup, Sessions and
+// Members on a client record of layout 1. So nodes of the two
 // versions cannot share a namespace: stop every node of the old version,
 // then start the new one with another Config.Prefix, or delete the old
 // namespace's keys first (they all match "{prefix:b*"; SCAN MATCH and DEL,

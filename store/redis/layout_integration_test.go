@@ -15,8 +15,8 @@ import (
 
 // TestOldLayoutRefused: a bucket written by key layout 1 (before issue 17
 // §4: generation marker ":g", client records "seq|since|seen|n|sid") is
-// refused, never misread: a write fails naming the layout, and a read of
-// such a client record fails instead of reporting something.
+// refused, never misread: a write fails naming the layout, and so do the
+// reads that would otherwise report it empty or count its old keys.
 func TestOldLayoutRefused(t *testing.T) {
 	for _, srv := range redistest.Servers {
 		t.Run(srv.Name, func(t *testing.T) {
@@ -39,6 +39,15 @@ func TestOldLayoutRefused(t *testing.T) {
 			}
 			if _, err := st.Sweep(ctx); err == nil {
 				t.Error("Sweep of a bucket of layout 1: no error")
+			}
+			if n, err := st.Count(ctx); err == nil {
+				t.Errorf("Count over a bucket of layout 1 = %d, want an error", n)
+			}
+			if page, err := st.List(ctx, "", 10); err == nil {
+				t.Errorf("List over a bucket of layout 1 = %+v, want an error", page)
+			}
+			if n, err := st.RoomCount(ctx, "lobby"); err == nil {
+				t.Errorf("RoomCount over a bucket of layout 1 = %d, want an error", n)
 			}
 		})
 	}

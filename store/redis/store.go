@@ -894,28 +894,34 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 }
 
 // Count implements presence.Store: one MGET of the bucket's count of
-// online clients per bucket, pipelined.
+// online clients (and the markers that tell its key layout) per bucket,
+// pipelined.
 func (s *Store) Count(ctx context.Context) (int, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(s.buckets))
 	for b, keys := range s.buckets {
-		cmds[b] = pipe.MGet(ctx, keys[keyOnlineCount])
+		cmds[b] = pipe.MGet(ctx, append([]string{keys[keyOnlineCount]}, layoutKeys(keys)...)...)
 	}
 	if err := s.exec(ctx, pipe); err != nil {
 		return 0, fmt.Errorf("redis: count: %w", err)
 	}
 	n := 0
 	for _, c := range cmds {
-		for _, v := range c.Val() {
-			if v == nil {
-				continue
-			}
-			k, err := strconv.Atoi(str(v))
-			if err != nil {
-				return 0, fmt.Errorf("redis: count: %w", errReply)
-			}
-			n += k
+		v := c.Val()
+		if len(v) != 3 {
+			return 0, fmt.Errorf("redis: count: %w", errReply)
 		}
+		if isLayout1(v[1:]) {
+			return 0, fmt.Errorf("redis: count: %w", errLayout1)
+		}
+		if v[0] == nil {
+			continue
+		}
+		k, err := strconv.Atoi(str(v[0]))
+		if err != nil {
+			return 0, fmt.Errorf("redis: count: %w", errReply)
+		}
+		n += k
 	}
 	return n, nil
 }

@@ -10,7 +10,11 @@ local from = '-'
 if ARGV[A.after] ~= '' then from = '(' .. ARGV[A.after] end
 -- The bucket's online clients by set (see onsub), then by ID; none
 -- without reading the sets if its count says so.
-if (tonumber(redis.call('GET', B.oc)) or 0) <= 0 then return {} end
+if (tonumber(redis.call('GET', B.oc)) or 0) <= 0 then
+  -- A bucket of layout 1 has no count: refused, not read as empty.
+  if redis.call('EXISTS', B.g2) == 0 and redis.call('EXISTS', string.sub(B.g2, 1, -2)) == 1 then error({ err = LAYOUT }) end
+  return {}
+end
 local sub = 0
 if ARGV[A.after] ~= '' then sub = onsub(ARGV[A.after]) end
 local limit = tonumber(ARGV[A.limit])
