@@ -14,11 +14,13 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel() // beside TestConformanceCluster: another server, and mostly waiting
 	rdb := redistest.Standalone(t)
 	storetest.Run(t, conformance(rdb))
 }
 
 func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
 	rdb := redistest.Cluster(t)
 	storetest.Run(t, conformance(rdb))
 }

@@ -160,16 +160,24 @@ func newEnv(t *testing.T, cfg Config) *env {
 // tracker starts a node on the shared store with hooks that record events.
 func (e *env) tracker(node string) *presence.Tracker {
 	e.Helper()
-	return e.trackerWith(node, 0)
+	return e.trackerWith(presence.Config{Node: node})
 }
 
-// trackerWith is tracker with Config.MaxSessionsPerClient maxSessions.
-func (e *env) trackerWith(node string, maxSessions int) *presence.Tracker {
+// trackerWith is tracker with cfg, whose TTL, Grace and SweepInterval
+// default to the suite's.
+func (e *env) trackerWith(cfg presence.Config) *presence.Tracker {
 	e.Helper()
-	tr, err := presence.New(e.ctx, e.store, presence.Config{
-		Node: node, TTL: e.ttl, Grace: e.grace, SweepInterval: e.sweep,
-		MaxSessionsPerClient: maxSessions,
-	})
+	node := cfg.Node
+	if cfg.TTL == 0 {
+		cfg.TTL = e.ttl
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = e.grace
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = e.sweep
+	}
+	tr, err := presence.New(e.ctx, e.store, cfg)
 	if err != nil {
 		e.Fatalf("presence.New(%q): %v", node, err)
 	}
@@ -381,7 +389,12 @@ func testSeveralSessions(e *env) {
 	}
 	e.end(s1, presence.ReasonClosed)
 	e.end(s2, presence.ReasonExpired)
-	e.sleep(e.grace + 2*e.sweep + e.u)
+	// s3 beats, as a live client does: the wait is as long as a TTL, and
+	// without beats s3 would expire in it on a slow machine.
+	for range 2 {
+		s3.Beat()
+		e.sleep((e.grace + 2*e.sweep + e.u) / 2)
+	}
 	e.expect("carol", on)
 	e.end(s3, presence.ReasonClosed)
 	e.waitFor(e.grace+3*e.sweep, "offline after the last session", func() bool { return len(e.rec.of("carol")) == 2 })
@@ -1085,7 +1098,9 @@ func testDeadlines(e *env) {
 }
 
 func testListPaging(e *env) {
-	tr := e.tracker("n1")
+	// Paging, not expiry: a TTL that 150 Connects on a slow machine (a
+	// Cluster, -race) cannot outlast, since these sessions never beat.
+	tr := e.trackerWith(presence.Config{Node: "n1", TTL: 100 * e.ttl})
 	want := map[string]bool{}
 	var sessions []*presence.Session
 	for i := range 150 {
@@ -1400,7 +1415,7 @@ func testMaxSessions(e *env) {
 	)
 	trs := make([]*presence.Tracker, nodes)
 	for i := range trs {
-		trs[i] = e.trackerWith(fmt.Sprintf("cap-node-%d", i), limit)
+		trs[i] = e.trackerWith(presence.Config{Node: fmt.Sprintf("cap-node-%d", i), MaxSessionsPerClient: limit})
 	}
 	var (
 		mu      sync.Mutex
