@@ -200,8 +200,9 @@
 // IDs of up to 6 bytes, the Tracker's session IDs of 11, a node ID of 5;
 // docs/BENCHMARKS.md, "Cheaper Redis"), as INFO memory's used_memory
 // grows: an online client with one session holds about 265 bytes, and its
-// Online's journal entry about 80 more (345 together, at 100,000 clients);
-// each further session about 150; an offline client about 200 (its
+// Online's journal entry about 80 more (342 to 345 together, at 100,000
+// clients); each further session about 150 to 170; an offline client
+// about 200 (its
 // Offline's journal entry apart). Where it goes: per client, one field of
 // :c, its record with its sessions' (an entry of a Redis hash table, about
 // 75 bytes plus its sessions' parts), and while online one member of an
