@@ -213,10 +213,10 @@
 // bytes of the stream. The journal keeps about JournalLen entries per
 // bucket, whatever the number of clients. So the Store holds at most about
 //
-//	MaxClients × 200 B + MaxSessions × 150 B + Buckets × JournalLen × 80 B
+//	MaxClients × 200 B + MaxSessions × 170 B + Buckets × JournalLen × 80 B
 //
 // with such IDs (an online client costs less than 200 itself, plus its
-// sessions; with rooms, add what "Rooms" below says): about 0.53 GB at the defaults (1M clients, 2M sessions, 32
+// sessions; with rooms, add what "Rooms" below says): about 0.57 GB at the defaults (1M clients, 2M sessions, 32
 // buckets of 10,000 entries), against 1.3 GB for the layout before issue
 // 17. Longer IDs cost about two bytes per byte of client ID for each
 // client (its record's field, and its member of :on or :o), two per byte
