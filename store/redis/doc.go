@@ -179,9 +179,9 @@
 // a Cluster alike (a bucket is one slot, and one script sees all of it); a
 // count is the stored data itself, so no counter can drift when sessions
 // are swept, ended, expired or lost with Redis's data; and it costs Add two
-// O(1) commands (HLEN, ZCARD), a few more when the bucket is full, and no round trip (Touch, a beat, is
-// unchanged). The price is precision: Add never takes a
-// total past its cap, but the first refusal comes when a new client's
+// O(1) commands (HLEN, ZCARD), a few more when the bucket is full, and
+// no round trip (Touch, a beat, is unchanged). The price is precision: Add
+// never takes a total past its cap, but the first refusal comes when a new client's
 // bucket is full, before the total reaches the cap: with random IDs (ten
 // trials each), at 98.5 to 99% of the cap at the defaults, 96% on average
 // at 100,000 clients over 32 buckets, 89% at 10,000 and 66% at 1,000. Keep
@@ -219,8 +219,8 @@
 // sessions; with rooms, add what "Rooms" below says): about 0.57 GB at
 // the defaults (1M clients, 2M sessions, 32 buckets of 10,000 entries),
 // against 1.3 GB for the layout before issue 17. Longer IDs cost about
-// two bytes per byte of client ID for each client (its record's field, and its member of :on or :o), two per byte
-// of session ID and one per byte of node ID for each session (its part of
+// two bytes per byte of client ID for each client (its record's field,
+// and its member of :on or :o), two per byte of session ID and one per byte of node ID for each session (its part of
 // the record, its member of :x), and one per byte of each for each journal
 // entry. An online set stays compact while it holds at most 128 clients,
 // each ID at most 64 bytes (Redis's zset-max-listpack-entries and -value):
