@@ -220,9 +220,9 @@
 // the defaults (1M clients, 2M sessions, 32 buckets of 10,000 entries),
 // against 1.3 GB for the layout before issue 17. Longer IDs cost about
 // two bytes per byte of client ID for each client (its record's field,
-// and its member of :on or :o), two per byte of session ID and one per byte of node ID for each session (its part of
-// the record, its member of :x), and one per byte of each for each journal
-// entry. An online set stays compact while it holds at most 128 clients,
+// and its member of :on or :o), two per byte of session ID and one per
+// byte of node ID for each session (its part of the record, its member of
+// :x), and one per byte of each for each journal entry. An online set stays compact while it holds at most 128 clients,
 // each ID at most 64 bytes (Redis's zset-max-listpack-entries and -value):
 // with 512 sets per bucket that is about 32,000 online clients per bucket
 // (a million over the default 32 buckets); past it, or for a client ID
