@@ -198,15 +198,14 @@
 //
 // Redis memory. Measured (redis-server 7.0, default configuration, client
 // IDs of up to 6 bytes, the Tracker's session IDs of 11, a node ID of 5;
-// docs/BENCHMARKS.md, "Cheaper Redis"), as INFO memory's used_memory
-// grows: an online client with one session holds about 265 bytes, and its
-// Online's journal entry about 80 more (342 to 345 together, at 100,000
-// clients); each further session about 150 to 170; an offline client
-// about 200 (its
+// docs/BENCHMARKS.md, "Cheaper Redis"), as INFO memory's used_memory grows:
+// an online client with one session holds about 265 bytes, and its Online's
+// journal entry about 80 more (342 to 345 together, at 100,000 clients);
+// each further session about 150 to 170; an offline client about 200 (its
 // Offline's journal entry apart). Where it goes: per client, one field of
 // :c, its record with its sessions' (an entry of a Redis hash table, about
-// 75 bytes plus its sessions' parts), and while online one member of an
-// :on set (about 20 bytes: the sets are compact), while offline one of :o
+// 75 bytes plus its sessions' parts), and while online one member of an :on
+// set (about 20 bytes: the sets are compact), while offline one of :o
 // (about 105: a skiplist); per session, one member of :x, the expiry index
 // (about 110 to 120 bytes: a skiplist), and its part of the record (about
 // 15 bytes plus its ID and its node's); per journal entry, about 75 to 80
@@ -216,21 +215,21 @@
 //	MaxClients × 200 B + MaxSessions × 170 B + Buckets × JournalLen × 80 B
 //
 // with such IDs (an online client costs less than 200 itself, plus its
-// sessions; with rooms, add what "Rooms" below says): about 0.57 GB at
-// the defaults (1M clients, 2M sessions, 32 buckets of 10,000 entries),
-// against 1.3 GB for the layout before issue 17. Longer IDs cost about
-// two bytes per byte of client ID for each client (its record's field,
-// and its member of :on or :o), two per byte of session ID and one per
-// byte of node ID for each session (its part of the record, its member of
-// :x), and one per byte of each for each journal entry. An online set stays compact while it holds at most 128 clients,
-// each ID at most 64 bytes (Redis's zset-max-listpack-entries and -value):
-// with 512 sets per bucket that is about 32,000 online clients per bucket
-// (a million over the default 32 buckets); past it, or for a client ID
-// longer than 64 bytes, the set it falls in turns into a skiplist for
-// good, about 100 bytes per member instead of 20. Size Redis's maxmemory
-// for the bound at the ID lengths the application accepts, or lower the
-// caps: at maxmemory, with the noeviction policy this package needs, every
-// write fails, honest clients' included.
+// sessions; with rooms, add what "Rooms" below says): about 0.57 GB at the
+// defaults (1M clients, 2M sessions, 32 buckets of 10,000 entries), against
+// 1.3 GB for the layout before issue 17. Longer IDs cost about two bytes
+// per byte of client ID for each client (its record's field, and its member
+// of :on or :o), two per byte of session ID and one per byte of node ID for
+// each session (its part of the record, its member of :x), and one per byte
+// of each for each journal entry. An online set stays compact while it
+// holds at most 128 clients, each ID at most 64 bytes (Redis's
+// zset-max-listpack-entries and -value): with 512 sets per bucket that is
+// about 32,000 online clients per bucket (a million over the default 32
+// buckets); past it, or for a client ID longer than 64 bytes, the set it
+// falls in turns into a skiplist for good, about 100 bytes per member
+// instead of 20. Size Redis's maxmemory for the bound at the ID lengths the
+// application accepts, or lower the caps: at maxmemory, with the noeviction
+// policy this package needs, every write fails, honest clients' included.
 //
 // # Upgrading
 //
