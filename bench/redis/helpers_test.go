@@ -25,7 +25,7 @@ import (
 // topLevel are the commands a Store sends as round trips. INFO counts the
 // commands scripts run inside Redis under their own names, so those
 // (HMGET, ZADD...) are left out.
-var topLevel = []string{"evalsha", "eval", "evalsha_ro", "xread", "xack", "zcard", "xrevrange", "script"}
+var topLevel = []string{"evalsha", "eval", "evalsha_ro", "xread", "xack", "zcard", "mget", "xrevrange", "script"}
 
 // stats are INFO commandstats figures summed over the servers behind rdb.
 type stats struct {

@@ -118,7 +118,7 @@ func TestHostileIDs(t *testing.T) {
 			}
 			// Only the bucket keys exist, whatever the IDs.
 			p := prefixOf(t, st)
-			shape := regexp.MustCompile(`^\{` + regexp.QuoteMeta(p) + `:b[0-7]\}:(g|s|x|k|n|r|c|o|on|j|l)$`)
+			shape := regexp.MustCompile(`^\{` + regexp.QuoteMeta(p) + `:b[0-7]\}:(g2|x|r|c|o|on:[0-9a-z]+|oc|j|l)$`)
 			check := func(ctx context.Context, c *goredis.Client) error {
 				iter := c.Scan(ctx, 0, "*", 1000).Iterator()
 				for iter.Next(ctx) {

@@ -36,8 +36,8 @@ func decodeEvent(v []any) (presence.Event, string, error) {
 	return ev, f[eventEntry], err
 }
 
-// decodeEntry reads a journal stream entry, given as field, value, field,
-// value... Unknown fields are ignored.
+// decodeEntry reads a journal stream entry (lua/common.lua, transition),
+// given as field, value, field, value... Unknown fields are ignored.
 func decodeEntry(fields []string) (presence.Event, error) {
 	if len(fields)%2 != 0 {
 		return presence.Event{}, fmt.Errorf("%w: odd field list", errReply)
@@ -46,10 +46,37 @@ func decodeEntry(fields []string) (presence.Event, error) {
 	for i := 0; i < len(fields); i += 2 {
 		m[fields[i]] = fields[i+1]
 	}
-	ev, err := makeEvent(m["t"], m["c"], m["s"], m["r"], m["q"], m["tm"], m["ls"], m["of"], m["rm"], m["m"])
+	bad := fmt.Errorf("%w: journal entry", errReply)
+	kind, err := strconv.ParseUint(m["t"], 10, 8)
+	if err != nil || kind < uint64(presence.Online) || kind > uint64(presence.Back) {
+		return presence.Event{}, bad
+	}
+	reason := m["r"]
+	if r, ok := strings.CutPrefix(reason, "~"); ok {
+		reason = r
+	} else if reason != "" {
+		code, err := strconv.Atoi(reason)
+		if err != nil || code <= 0 || code >= len(journalReasons) {
+			return presence.Event{}, bad
+		}
+		reason = string(journalReasons[code])
+	}
+	tm, err1 := strconv.ParseInt(m["tm"], 10, 64)
+	ago, err2 := strconv.ParseInt(m["ls"], 10, 64)
+	if err1 != nil || err2 != nil {
+		return presence.Event{}, bad
+	}
+	ev, err := makeEvent(presence.Transition(kind).String(), m["c"], m["s"], reason, m["q"], m["tm"],
+		strconv.FormatInt(tm-ago, 10), m["of"], m["rm"], m["m"])
 	ev.Node = m["n"]
 	return ev, err
 }
+
+// journalReasons are the reasons a journal entry gives by their code
+// (lua/common.lua, REASON), from 1.
+var journalReasons = [...]presence.Reason{1: presence.ReasonConnect, 2: presence.ReasonClosed, 3: presence.ReasonLeft,
+	4: presence.ReasonExpired, 5: presence.ReasonIdle, 6: presence.ReasonShutdown, 7: presence.ReasonRestart,
+	8: presence.ReasonNodeLost, 9: presence.ReasonKicked}
 
 // makeEvent builds an event from the fields of a reply or journal entry.
 // A room transition (join, leave, update) names a valid room, and may carry
@@ -97,30 +124,54 @@ func makeEvent(kind, client, session, reason, seq, tm, seen, onlineFor, room, me
 	return ev, nil
 }
 
-// decodeClient reads a client record, "seq|since|seen|sessions|sid". It
-// returns sid, the ID of the client's one session, only when it has
-// exactly one.
-func decodeClient(id, rec string) (p presence.Presence, sid string, err error) {
-	parts := strings.SplitN(rec, "|", 5)
-	if len(parts) != 5 {
-		return presence.Presence{}, "", fmt.Errorf("%w: client record of %q", errReply, id)
+// sessionRec is what a client record holds of one of its sessions: its
+// ID, the floor of its last beat and its span (ms; see "Last seen" in
+// lua/common.lua) and its node.
+type sessionRec struct {
+	id         string
+	seen, span int64
+	node       string
+}
+
+// decodeClient reads a client record (lua/common.lua, getc):
+// "seq|seen|since", then per session "\x01" ID "\x02" seen "\x02" span
+// "\x02" node, numbers in base 36, since as since - seen and a session's
+// seen as its seen - the client's. It returns the client's sessions as the
+// record has them.
+func decodeClient(id, rec string) (p presence.Presence, sessions []sessionRec, err error) {
+	bad := fmt.Errorf("%w: client record of %q", errReply, id)
+	head, rest, _ := strings.Cut(rec, "\x01")
+	parts := strings.Split(head, "|")
+	if len(parts) != 3 {
+		return presence.Presence{}, nil, bad
 	}
-	var n [4]int64
-	for i, part := range parts[:4] {
-		v, err := strconv.ParseInt(part, 10, 64)
+	var n [3]int64
+	for i, part := range parts {
+		v, err := strconv.ParseInt(part, 36, 64)
 		if err != nil {
-			return presence.Presence{}, "", fmt.Errorf("%w: client record of %q", errReply, id)
+			return presence.Presence{}, nil, bad
 		}
 		n[i] = v
 	}
-	p = presence.Presence{ClientID: id, Online: n[3] > 0, Sessions: int(n[3]), LastSeen: time.UnixMilli(n[2])}
+	if rest != "" {
+		for e := range strings.SplitSeq(rest, "\x01") {
+			f := strings.SplitN(e, "\x02", 4)
+			if len(f) != 4 || presence.ValidateID(f[0]) != nil {
+				return presence.Presence{}, nil, bad
+			}
+			seen, err1 := strconv.ParseInt(f[1], 36, 64)
+			span, err2 := strconv.ParseInt(f[2], 36, 64)
+			if err1 != nil || err2 != nil {
+				return presence.Presence{}, nil, bad
+			}
+			sessions = append(sessions, sessionRec{id: f[0], seen: n[1] + seen, span: span, node: f[3]})
+		}
+	}
+	p = presence.Presence{ClientID: id, Online: len(sessions) > 0, Sessions: len(sessions), LastSeen: time.UnixMilli(n[1])}
 	if p.Online {
-		p.Since = time.UnixMilli(n[1])
+		p.Since = time.UnixMilli(n[1] + n[2])
 	}
-	if n[3] == 1 && presence.ValidateID(parts[4]) == nil {
-		sid = parts[4]
-	}
-	return p, sid, nil
+	return p, sessions, nil
 }
 
 // splitActivity reads a client's activity record, "away|active": how many

@@ -34,15 +34,19 @@
 // every command; store/redis/luanames.go names each position, and Go and
 // the Lua scripts are checked to agree):
 //
-//	:g   string  the generation marker (a new value means Redis lost data)
-//	:s   hash    session key -> "seen|span|node"
+//	:g2  string  the generation marker (a new value means Redis lost data);
+//	             its name is the key layout's (see Upgrading)
 //	:x   zset    session key -> deadline (ms, Redis clock): what Sweep reaps
-//	:k   zset    session keys by client: a client's sessions
-//	:n   zset    session keys by node: a node's sessions
 //	:r   hash    session key -> end reason, while the session is ending
-//	:c   hash    client ID -> "seq|since|seen|sessions|sid"
+//	:c   hash    client ID -> its record, its sessions' included:
+//	             "seq|seen|since", then per session "\x01" ID "\x02" seen
+//	             "\x02" span "\x02" node (numbers in base 36, since and a
+//	             session's seen as differences from the client's seen)
 //	:o   zset    offline client -> when it went offline (Retention, MaxClients)
-//	:on  zset    online clients
+//	:on:N zset   online clients, spread over 512 sets (N in base 36) by a
+//	             hash of the ID, each small enough for Redis's compact
+//	             encoding; List walks them in order
+//	:oc  string  the number of online clients (Count)
 //	:j   stream  the journal of transitions (consumer group "hooks")
 //	:l   zset    node -> when its lease ends (ms, Redis clock)
 //	:w   string  set while the bucket's re-assertion window is open
@@ -107,11 +111,20 @@
 // for every lease a Tracker writes of a session), so refreshing a session
 // this Store wrote before moves its deadline and nothing else: one multi-member ZADD per bucket. Its last beat is read
 // back as deadline - span, so Lookup and List read an online client's
-// sessions too, not only its record: the record names the session of a
-// client that has one, and a client with several costs one more round
-// trip to list them (about 5µs of Redis time per online client looked up,
+// sessions' deadlines too, not only its record: the record lists its
+// sessions (with their spans), so that is one more round trip whatever
+// their number (about 5µs of Redis time per online client looked up,
 // against 1µs for the record alone). A lease with another node or span
-// than the one written before rewrites the session's record.
+// than the one written before rewrites the session's part of its client's
+// record. No index lists a node's sessions: the End of all of them (a
+// Tracker's Close) reads the records of every session of each bucket, once
+// per node's life. A client's sessions are part of its record, about 30
+// bytes each: an Add, End or full lease of one of them reads and rewrites
+// the whole record, so a client with thousands of sessions makes those
+// calls cost in proportion (a refresh, what a beat is, never reads the
+// record). Where clients are not trusted, cap their sessions
+// (presence.Config.MaxSessionsPerClient, and the middleware's
+// MaxConnsPerClient per node).
 //
 // On a single server (or Sentinel primary), one Touch of up to about 500
 // sessions and one Sweep of every bucket are one script call each; a bigger
@@ -161,14 +174,14 @@
 // The caps are enforced per bucket, in the script that adds the session:
 // each bucket holds at most MaxClients/Buckets clients (31,250 at the
 // defaults) and MaxSessions/Buckets sessions, counted with HLEN of the
-// bucket's own hashes. The decision is atomic for every node sharing the
-// namespace, on a single server and on a Cluster alike (a bucket is one
-// slot, and one script sees all of it); a count is the stored data itself,
-// so no counter can drift when sessions are swept, ended, expired or lost
-// with Redis's data; and it costs Add two O(1) commands (HLEN), a few more
-// when the bucket is full, and no round trip (Touch, a beat, is
-// unchanged). The price is precision: Add never takes a
-// total past its cap, but the first refusal comes when a new client's
+// bucket's client records and ZCARD of its expiry index. The decision is
+// atomic for every node sharing the namespace, on a single server and on
+// a Cluster alike (a bucket is one slot, and one script sees all of it); a
+// count is the stored data itself, so no counter can drift when sessions
+// are swept, ended, expired or lost with Redis's data; and it costs Add two
+// O(1) commands (HLEN, ZCARD), a few more when the bucket is full, and
+// no round trip (Touch, a beat, is unchanged). The price is precision: Add
+// never takes a total past its cap, but the first refusal comes when a new client's
 // bucket is full, before the total reaches the cap: with random IDs (ten
 // trials each), at 98.5 to 99% of the cap at the defaults, 96% on average
 // at 100,000 clients over 32 buckets, 89% at 10,000 and 66% at 1,000. Keep
@@ -183,22 +196,59 @@
 // clients of a bucket over the sweeping node's share (after a cap was
 // lowered, or when sessions re-asserted after a data loss went offline).
 //
-// Redis memory. Measured (redis-server 7.0, IDs of 10 to 20 bytes): an
-// online client with one session holds about 770 bytes, each further
-// session about 490, an offline client about 230, and a journal entry about
-// 95. So the Store holds at most about
+// Redis memory. Measured (redis-server 7.0, default configuration, client
+// IDs of up to 6 bytes, the Tracker's session IDs of 11, a node ID of 5;
+// docs/BENCHMARKS.md, "Cheaper Redis"), as INFO memory's used_memory grows:
+// an online client with one session holds about 265 bytes, and its Online's
+// journal entry about 80 more (342 to 345 together, at 100,000 clients);
+// each further session about 150 to 170; an offline client about 200 (its
+// Offline's journal entry apart). Where it goes: per client, one field of
+// :c, its record with its sessions' (an entry of a Redis hash table, about
+// 75 bytes plus its sessions' parts), and while online one member of an :on
+// set (about 20 bytes: the sets are compact), while offline one of :o
+// (about 105: a skiplist); per session, one member of :x, the expiry index
+// (about 110 to 120 bytes: a skiplist), and its part of the record (about
+// 15 bytes plus its ID and its node's); per journal entry, about 75 to 80
+// bytes of the stream. The journal keeps about JournalLen entries per
+// bucket, whatever the number of clients. So the Store holds at most about
 //
-//	MaxClients × 300 B + MaxSessions × 500 B + Buckets × JournalLen × 100 B
+//	MaxClients × 200 B + MaxSessions × 170 B + Buckets × JournalLen × 80 B
 //
-// with such IDs: about 1.3 GB at the defaults. Longer IDs cost about two
-// bytes per byte of client ID for each client, four per byte of client and
-// session ID for each session, and one per byte for each journal entry: at
-// presence.MaxIDLen (256 bytes) an offline client holds about 850 bytes and
-// an online one with one session about 3,600, several times the figures
-// above. Size Redis's maxmemory for the bound at the ID lengths the
-// application accepts, or lower the caps: at maxmemory, with the
-// noeviction policy this package needs, every write fails, honest clients'
-// included.
+// with such IDs (an online client costs less than 200 itself, plus its
+// sessions; with rooms, add what "Rooms" below says): about 0.57 GB at the
+// defaults (1M clients, 2M sessions, 32 buckets of 10,000 entries), against
+// 1.3 GB for the layout before issue 17. Longer IDs cost about two bytes
+// per byte of client ID for each client (its record's field, and its member
+// of :on or :o), two per byte of session ID and one per byte of node ID for
+// each session (its part of the record, its member of :x), and one per byte
+// of each for each journal entry. An online set stays compact while it
+// holds at most 128 clients, each ID at most 64 bytes (Redis's
+// zset-max-listpack-entries and -value): with 512 sets per bucket that is
+// about 32,000 online clients per bucket (a million over the default 32
+// buckets); past it, or for a client ID longer than 64 bytes, the set it
+// falls in turns into a skiplist for good, about 100 bytes per member
+// instead of 20. Size Redis's maxmemory for the bound at the ID lengths the
+// application accepts, or lower the caps: at maxmemory, with the noeviction
+// policy this package needs, every write fails, honest clients' included.
+//
+// # Upgrading
+//
+// The key layout changed with issue 17 (layout 2: a client's sessions are
+// part of its record, the online clients are spread over small sets, the
+// journal's entries are shorter). The generation marker's name (:g2) names
+// the layout. A bucket written by the layout before (layout 1: its marker
+// is :g) is refused, never misread: every script that writes a bucket
+// fails with an error naming the older key layout (VIGILLAYOUT), and so do
+// Count, List and RoomCount over such a bucket, and Lookup, Sessions and
+// Members on a client record of layout 1. So nodes of the two
+// versions cannot share a namespace: stop every node of the old version,
+// then start the new one with another Config.Prefix, or delete the old
+// namespace's keys first (they all match "{prefix:b*"; SCAN MATCH and DEL,
+// or UNLINK, on each Cluster master). Presence is transient: the clients
+// reconnect to the new nodes and come online there (an Online each, with a
+// Seq taken from Redis's clock, so Event IDs do not repeat); the old
+// namespace's sessions get no Offline, and its journal's undelivered
+// transitions are not delivered.
 //
 // # Rooms
 //

@@ -94,6 +94,17 @@ func FuzzMembersCursor(f *testing.F) {
 
 // FuzzDecodeEntry feeds journal stream entries, as "field=value" lines.
 func FuzzDecodeEntry(f *testing.F) {
+	// Layout 2 (lua/common.lua, transition): kinds and usual reasons coded,
+	// ls a difference from tm.
+	f.Add("c=alice\nt=1\ns=s1\nr=1\nq=201326593\ntm=1795640278516\nls=0\nof=0\nn=a")
+	f.Add("c={x}\nt=2\ns=*\nr=~timeout\nq=2\ntm=1\nls=0\nof=5\nn=")
+	f.Add("c=alice\nt=3\ns=s1\nr=1\nq=201326594\ntm=1795640278516\nls=0\nof=0\nn=a\nrm=general\nm={\"name\":\"Alice\"}")
+	f.Add("c=alice\nt=5\ns=s1\nr=\nq=201326595\ntm=1795640278517\nls=0\nof=0\nn=a\nrm=general\nm=[1,2]")
+	f.Add("c=alice\nt=4\ns=s1\nr=4\nq=201326596\ntm=1795640278518\nls=8\nof=0\nn=\nrm=game:42")
+	f.Add("c=alice\nt=6\ns=s1\nr=\nq=201326597\ntm=1795640278519\nls=9\nof=0\nn=a")
+	f.Add("c=alice\nt=7\ns=s1\nr=1\nq=201326598\ntm=1795640278520\nls=-3\nof=0\nn=b")
+	f.Add("c=alice\nt=9\ns=s1\nr=12\nq=4\ntm=1\nls=1\nof=0")
+	// Layout 1 entries: refused.
 	f.Add("c=alice\nt=online\ns=s1\nr=connect\nq=201326593\ntm=1795640278516\nls=1795640278516\nof=0\nn=a")
 	f.Add("c={x}\nt=offline\ns=*\nr=timeout\nq=2\ntm=1\nls=1\nof=5\nn=")
 	f.Add("t=sideways")
@@ -161,20 +172,57 @@ func TestDecodeActivity(t *testing.T) {
 }
 
 func FuzzDecodeClient(f *testing.F) {
-	f.Add("3|1795640278516|1795640278516|2|")
-	f.Add("5|1795640278516|1795640278516|1|tab|1")
-	f.Add("2|0|1795640278516|0|")
-	f.Add("||||")
+	f.Add("3|lwq8a5xw|-lwq8a5xw")
+	f.Add("5|lwq8a5xw|2s\x01tab|1\x020\x02r0w\x02node-1")
+	f.Add("5|lwq8a5xw|0\x01a\x0212\x02r0w\x02n\x01b\x02-1\x020\x02")
+	f.Add("2|lwq8a5xw|0")
+	f.Add("3|1795640278516|1795640278516|1|tab") // layout 1: refused
+	f.Add("||")
 	f.Fuzz(func(t *testing.T, rec string) {
-		p, sid, err := decodeClient("id", rec)
+		p, sessions, err := decodeClient("id", rec)
 		if err != nil {
 			return
 		}
-		if p.Online != (p.Sessions > 0) || (!p.Online && !p.Since.IsZero()) {
+		if p.Online != (p.Sessions > 0) || (!p.Online && !p.Since.IsZero()) || p.Sessions != len(sessions) {
 			t.Fatalf("inconsistent %+v from %q", p, rec)
 		}
-		if sid != "" && (p.Sessions != 1 || presence.ValidateID(sid) != nil) {
-			t.Fatalf("session %q of %+v from %q", sid, p, rec)
+		for _, s := range sessions {
+			if presence.ValidateID(s.id) != nil {
+				t.Fatalf("session %q of %+v from %q", s.id, p, rec)
+			}
 		}
 	})
+}
+
+// TestDecodeEntryCodes: a journal entry's coded kind and reason, and its
+// last seen as a difference from its time, read back as the transition
+// lua/common.lua's transition wrote.
+func TestDecodeEntryCodes(t *testing.T) {
+	for _, tc := range []struct {
+		fields []string
+		kind   presence.Transition
+		reason presence.Reason
+		seen   int64
+	}{
+		{[]string{"c", "a", "t", "1", "s", "s1", "r", "1", "q", "9", "tm", "1000", "ls", "0", "of", "0", "n", "x"}, presence.Online, presence.ReasonConnect, 1000},
+		{[]string{"c", "a", "t", "2", "s", "s1", "r", "8", "q", "9", "tm", "1000", "ls", "250", "of", "7", "n", "x"}, presence.Offline, presence.ReasonNodeLost, 750},
+		{[]string{"c", "a", "t", "2", "s", "s1", "r", "~gone fishing", "q", "9", "tm", "1000", "ls", "0", "of", "7"}, presence.Offline, "gone fishing", 1000},
+		{[]string{"c", "a", "t", "6", "s", "s1", "r", "", "q", "9", "tm", "1000", "ls", "-5", "of", "0"}, presence.Away, "", 1005},
+		{[]string{"c", "a", "t", "4", "s", "s1", "r", "9", "q", "9", "tm", "1000", "ls", "0", "of", "0", "rm", "lobby"}, presence.Leave, presence.ReasonKicked, 1000},
+	} {
+		ev, err := decodeEntry(tc.fields)
+		if err != nil || ev.Transition != tc.kind || ev.Reason != tc.reason || ev.LastSeen.UnixMilli() != tc.seen {
+			t.Errorf("decodeEntry(%q) = %v %q seen %d, %v; want %v %q seen %d", tc.fields, ev.Transition, ev.Reason,
+				ev.LastSeen.UnixMilli(), err, tc.kind, tc.reason, tc.seen)
+		}
+	}
+	for _, bad := range [][]string{
+		{"c", "a", "t", "online", "s", "s1", "r", "connect", "q", "9", "tm", "1000", "ls", "1000", "of", "0"}, // layout 1
+		{"c", "a", "t", "8", "s", "s1", "r", "1", "q", "9", "tm", "1000", "ls", "0", "of", "0"},
+		{"c", "a", "t", "1", "s", "s1", "r", "10", "q", "9", "tm", "1000", "ls", "0", "of", "0"},
+	} {
+		if ev, err := decodeEntry(bad); err == nil {
+			t.Errorf("decodeEntry(%q) = %+v, want an error", bad, ev)
+		}
+	}
 }

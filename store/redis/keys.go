@@ -1,13 +1,17 @@
 package redis
 
-import "strconv"
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
 
 // keySuffixes ends the name of each key of a bucket, by its position
 // (luanames.go); the Lua scripts name each key by its suffix (table K of
 // lua/common.lua).
 var keySuffixes = [keysPerBucket]string{
-	keyGen: ":g", keySessions: ":s", keyExpiry: ":x", keyIndex: ":k", keyNodes: ":n",
-	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyJournal: ":j",
+	keyGen: ":g2", keyExpiry: ":x",
+	keyReasons: ":r", keyClients: ":c", keyOffline: ":o", keyOnline: ":on", keyOnlineCount: ":oc", keyJournal: ":j",
 	keyLeases: ":l", keyWindow: ":w", keyHeld: ":h", keySessionRooms: ":sr", keySessionMeta: ":sm",
 	keyMembers: ":rm", keyRoomIndex: ":rz", keyRoomCounts: ":rc", keyLeft: ":rl", keyHeldRooms: ":hr",
 	keySessionAway: ":a", keyClientActivity: ":ca",
@@ -35,3 +39,20 @@ func bucketOf(clientID string, buckets int) int {
 	}
 	return int(h % uint32(buckets))
 }
+
+// layoutKeys are the keys that tell a bucket's key layout (see "Upgrading"
+// in the package documentation): its generation marker, and layout 1's
+// (the same name without the trailing '2').
+func layoutKeys(keys []string) []string {
+	return []string{keys[keyGen], strings.TrimSuffix(keys[keyGen], "2")}
+}
+
+// isLayout1 reports whether the values of a bucket's layoutKeys (MGET)
+// are those of a bucket written by layout 1: its marker, and none of this
+// layout's.
+func isLayout1(v []any) bool { return len(v) == 2 && v[0] == nil && v[1] != nil }
+
+// errLayout1 refuses a bucket written by layout 1: its data is never read
+// as this layout's (the scripts refuse it with the same words, see LAYOUT
+// in lua/common.lua).
+var errLayout1 = errors.New("redis: bucket written by an older key layout (layout 1); see \"Upgrading\" in the package documentation")

@@ -231,15 +231,13 @@ const (
 // Keys of a bucket, from index 0 (1 in the Lua table K of lua/common.lua,
 // which names each by its suffix in keySuffixes).
 const (
-	keyGen            = iota // string: generation marker
-	keySessions              // hash: session key -> "seen|span|node"
+	keyGen            = iota // string: generation marker, named for the key layout (":g2")
 	keyExpiry                // zset: session key -> deadline
-	keyIndex                 // zset: a client's sessions
-	keyNodes                 // zset: a node's sessions
 	keyReasons               // hash: session key -> reason, while ending
-	keyClients               // hash: client ID -> record
+	keyClients               // hash: client ID -> record, with its sessions
 	keyOffline               // zset: offline client -> when
-	keyOnline                // zset: online clients
+	keyOnline                // prefix of the zsets of online clients (":on:" sub)
+	keyOnlineCount           // string: number of online clients
 	keyJournal               // stream
 	keyLeases                // zset: node -> when its lease ends
 	keyWindow                // string: set while the re-assertion window is open

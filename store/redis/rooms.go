@@ -299,14 +299,21 @@ func (s *Store) RoomCount(ctx context.Context, room string) (int, error) {
 func (s *Store) roomCounts(ctx context.Context, room string, from int) ([]int, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*goredis.StringCmd, len(s.buckets)-from)
+	layouts := make([]*goredis.SliceCmd, len(cmds))
 	for i := range cmds {
 		cmds[i] = pipe.HGet(ctx, s.buckets[from+i][keyRoomCounts], room)
+		layouts[i] = pipe.MGet(ctx, layoutKeys(s.buckets[from+i])...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
 		s.out.observe(ctx, err)
 		return nil, err
 	}
 	s.out.observe(ctx, nil)
+	for _, l := range layouts {
+		if isLayout1(l.Val()) {
+			return nil, errLayout1
+		}
+	}
 	out := make([]int, len(cmds))
 	for i, c := range cmds {
 		n, err := c.Int()

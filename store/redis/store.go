@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -631,7 +632,7 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 	if len(clientIDs) == 0 {
 		return out, nil
 	}
-	sids := make([]string, len(clientIDs))
+	sess := make([][]sessionRec, len(clientIDs))
 	acts := make([]activity, len(clientIDs))
 	byBucket := make(map[int][]int)
 	for i, id := range clientIDs {
@@ -662,18 +663,18 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 			if !ok {
 				continue
 			}
-			p, sid, err := decodeClient(clientIDs[q.idx[j]], rec)
+			p, ss, err := decodeClient(clientIDs[q.idx[j]], rec)
 			if err != nil {
 				return nil, fmt.Errorf("redis: lookup: %w", err)
 			}
 			out[q.idx[j]] = p
-			sids[q.idx[j]] = sid
+			sess[q.idx[j]] = ss
 			if a, ok := q.act.Val()[j].(string); ok {
 				acts[q.idx[j]] = decodeActivity(a)
 			}
 		}
 	}
-	if err := s.lastSeen(ctx, out, sids, acts); err != nil {
+	if err := s.lastSeen(ctx, out, sess, acts); err != nil {
 		return nil, fmt.Errorf("redis: lookup %d clients: %w", len(clientIDs), err)
 	}
 	return out, nil
@@ -682,65 +683,46 @@ func (s *Store) Lookup(ctx context.Context, clientIDs []string) ([]presence.Pres
 // lastSeen moves the LastSeen of the online clients among ps to their
 // sessions' latest beat: a live session's last beat is its deadline in the
 // expiry index minus its span (see "Cost" in the package documentation),
-// which its client's record does not follow. sids[i] is the ID of ps[i]'s
-// one session, if the record named it. Plain commands, pipelined: the
-// session keys of clients with several sessions (one round trip, skipped
-// when every client has one), then the sessions' records, deadlines and
-// end reasons. A session that ends in between counts with what was read of
-// it: this is a read, not a decision. With acts (the clients' activity
-// records), it also sets their State and LastActive, reading the away
-// sessions' last active times in the same round trip.
-func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []string, acts []activity) error {
+// which its client's record does not follow. sess[i] are ps[i]'s sessions
+// as its record has them. Plain commands, pipelined, in one round trip:
+// the sessions' deadlines and end reasons. A session that ends in between
+// counts with what was read of it: this is a read, not a decision. With
+// acts (the clients' activity records), it also sets their State and
+// LastActive, reading the away sessions' last active times in the same
+// round trip.
+func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sess [][]sessionRec, acts []activity) error {
 	if acts != nil {
 		defer setStates(ps, acts)
 	}
-	owned := make(map[int][]string) // index in ps -> session keys
-	pipe := s.rdb.Pipeline()
-	lists := make(map[int]*goredis.StringSliceCmd)
-	for i, p := range ps {
-		switch id := p.ClientID; {
-		case !p.Online:
-		case sids[i] != "":
-			owned[i] = []string{id + "\x00" + sids[i]}
-		default:
-			lists[i] = pipe.ZRangeByLex(ctx, s.buckets[s.bucket(id)][keyIndex],
-				&goredis.ZRangeBy{Min: "[" + id + "\x00", Max: "(" + id + "\x01"})
-		}
-	}
-	if len(lists) > 0 {
-		if err := s.exec(ctx, pipe); err != nil {
-			return err
-		}
-		for i, cmd := range lists {
-			owned[i] = cmd.Val()
-		}
-	}
 	type batch struct {
-		sks     []string // session keys
-		owners  []int    // per session key, its client's index in ps
-		recs    *goredis.SliceCmd
+		sks     []string     // session keys
+		recs    []sessionRec // per session key, its record
+		owners  []int        // per session key, its client's index in ps
 		ends    *goredis.FloatSliceCmd
 		reasons *goredis.SliceCmd
 		aways   *goredis.SliceCmd // nil without acts
 	}
 	bs := make(map[int]*batch)
-	for i, keys := range owned {
-		for _, sk := range keys {
-			b := s.bucket(ps[i].ClientID)
+	for i, p := range ps {
+		if !p.Online {
+			continue
+		}
+		for _, r := range sess[i] {
+			b := s.bucket(p.ClientID)
 			if bs[b] == nil {
 				bs[b] = &batch{}
 			}
-			bs[b].sks = append(bs[b].sks, sk)
+			bs[b].sks = append(bs[b].sks, p.ClientID+"\x00"+r.id)
+			bs[b].recs = append(bs[b].recs, r)
 			bs[b].owners = append(bs[b].owners, i)
 		}
 	}
 	if len(bs) == 0 {
 		return nil
 	}
-	pipe = s.rdb.Pipeline()
+	pipe := s.rdb.Pipeline()
 	for b, bt := range bs {
 		keys := s.buckets[b]
-		bt.recs = pipe.HMGet(ctx, keys[keySessions], bt.sks...)
 		bt.ends = pipe.ZMScore(ctx, keys[keyExpiry], bt.sks...)
 		bt.reasons = pipe.HMGet(ctx, keys[keyReasons], bt.sks...)
 		if acts != nil {
@@ -751,21 +733,14 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sids []str
 		return err
 	}
 	for _, bt := range bs {
-		recs, ends, reasons := bt.recs.Val(), bt.ends.Val(), bt.reasons.Val()
-		if len(recs) != len(bt.owners) || len(ends) != len(bt.owners) || len(reasons) != len(bt.owners) {
+		ends, reasons := bt.ends.Val(), bt.reasons.Val()
+		if len(ends) != len(bt.owners) || len(reasons) != len(bt.owners) {
 			return errReply
 		}
 		for j, i := range bt.owners {
-			rec, ok := recs[j].(string)
-			if !ok {
-				continue // gone since
-			}
-			seen, spanMS, _, ok := splitSession(rec)
-			if !ok {
-				return fmt.Errorf("%w: session record of %q", errReply, ps[i].ClientID)
-			}
+			seen := bt.recs[j].seen
 			if reasons[j] == nil && ends[j] > 0 {
-				seen = max(seen, int64(ends[j])-spanMS)
+				seen = max(seen, int64(ends[j])-bt.recs[j].span)
 			}
 			if t := time.UnixMilli(seen); t.After(ps[i].LastSeen) {
 				ps[i].LastSeen = t
@@ -889,19 +864,19 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 		}
 		n := len(v) / 4
 		first := len(page.Clients)
-		var sids []string
+		var sess [][]sessionRec
 		for i := 0; i < n && i < need; i++ {
 			id, _ := v[4*i].(string)
 			rec, _ := v[4*i+1].(string)
-			p, sid, err := decodeClient(id, rec)
+			p, ss, err := decodeClient(id, rec)
 			if err != nil {
 				return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 			}
 			fillState(str(v[4*i+2]), num(v[4*i+3]), &p.State, &p.LastActive)
 			page.Clients = append(page.Clients, p)
-			sids = append(sids, sid)
+			sess = append(sess, ss)
 		}
-		if err := s.lastSeen(ctx, page.Clients[first:], sids, nil); err != nil {
+		if err := s.lastSeen(ctx, page.Clients[first:], sess, nil); err != nil {
 			return presence.Page{}, fmt.Errorf("redis: list: %w", err)
 		}
 		switch {
@@ -918,19 +893,35 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (presence.Pa
 	return page, nil
 }
 
-// Count implements presence.Store: one ZCARD per bucket, pipelined.
+// Count implements presence.Store: one MGET of the bucket's count of
+// online clients (and the markers that tell its key layout) per bucket,
+// pipelined.
 func (s *Store) Count(ctx context.Context) (int, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*goredis.IntCmd, len(s.buckets))
+	cmds := make([]*goredis.SliceCmd, len(s.buckets))
 	for b, keys := range s.buckets {
-		cmds[b] = pipe.ZCard(ctx, keys[keyOnline])
+		cmds[b] = pipe.MGet(ctx, append([]string{keys[keyOnlineCount]}, layoutKeys(keys)...)...)
 	}
 	if err := s.exec(ctx, pipe); err != nil {
 		return 0, fmt.Errorf("redis: count: %w", err)
 	}
 	n := 0
 	for _, c := range cmds {
-		n += int(c.Val())
+		v := c.Val()
+		if len(v) != 3 {
+			return 0, fmt.Errorf("redis: count: %w", errReply)
+		}
+		if isLayout1(v[1:]) {
+			return 0, fmt.Errorf("redis: count: %w", errLayout1)
+		}
+		if v[0] == nil {
+			continue
+		}
+		k, err := strconv.Atoi(str(v[0]))
+		if err != nil {
+			return 0, fmt.Errorf("redis: count: %w", errReply)
+		}
+		n += k
 	}
 	return n, nil
 }

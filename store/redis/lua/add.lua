@@ -74,7 +74,7 @@ end
 local cap = tonumber(ARGV[A.max_sessions])
 if cap > 0 then
   local live = 0
-  for _, k in ipairs(under(B.k, id)) do
+  for _, k in ipairs(sessionkeys(id)) do
     if redis.call('HEXISTS', B.r, k) == 0 then
       local d = redis.call('ZSCORE', B.x, k)
       if d and tonumber(d) > NOW then live = live + 1 end
@@ -88,7 +88,7 @@ end
 -- over its share (a lower cap, sessions re-created after data loss) takes
 -- none until it is back within it (trimclients, in Sweep).
 local smax, cmax = tonumber(ARGV[A.bucket_sessions]), tonumber(ARGV[A.bucket_clients])
-if smax > 0 and redis.call('HLEN', B.s) >= smax then return { NO.sessions } end
+if smax > 0 and redis.call('ZCARD', B.x) >= smax then return { NO.sessions } end
 if cmax > 0 then
   local n = redis.call('HLEN', B.c)
   if n >= cmax and redis.call('HEXISTS', B.c, id) == 0 and (n > cmax or forgetoffline(1) == 0) then

@@ -5,18 +5,19 @@
 -- that the two agree, and that the scripts read ARGV only through them.
 --
 -- Each bucket has KN keys, passed in this order (see keys.go):
---   g   string  generation marker: set when the bucket is first written, so a
---               node can tell that Redis lost the bucket's data since
---   s   hash    session key -> "seen|span|node"
+--   g2  string  generation marker: set when the bucket is first written, so a
+--               node can tell that Redis lost the bucket's data since. Its
+--               suffix (:g2) names the key layout: a bucket with the marker
+--               of layout 1 (:g) is refused (see gen)
 --   x   zset    session key -> deadline (ms, Redis clock): the expiry index
---   k   zset    session key, score 0: a client's sessions by lex range
---   n   zset    node .. "\0" .. session key, score 0: a node's sessions
 --   r   hash    session key -> reason, for ending sessions only
---   c   hash    client ID -> "seq|since|seen|sessions|sid", sid the ID of
---               the client's one session, '' unless it has exactly one
+--   c   hash    client ID -> its record, with its sessions' (see getc)
 --   o   zset    offline client ID -> when it went offline (ms): Retention,
 --               and MaxClients (forgetoffline)
---   on  zset    online client ID, score 0: List and Count
+--   on  zsets   online client ID, score 0: List. Not a key itself: the
+--               prefix of ONSUBS sorted sets (see onkey), each small
+--               enough for Redis's compact encoding
+--   oc  string  the number of online clients (Count)
 --   j   stream  the journal of transitions, with consumer group "hooks"
 --   l   zset    node -> when its lease ends (ms): renewed by the node's
 --               sweeps, read by Sweep to tell node_lost from expired
@@ -55,8 +56,8 @@
 
 -- K: position of each key in a bucket's KEYS, by its name above
 -- (luanames.go: key..., keySuffixes).
-local K = { g = 1, s = 2, x = 3, k = 4, n = 5, r = 6, c = 7, o = 8, on = 9, j = 10, l = 11, w = 12, h = 13, sr = 14,
-  sm = 15, rm = 16, rz = 17, rc = 18, rl = 19, hr = 20, a = 21, ca = 22 }
+local K = { g2 = 1, x = 2, r = 3, c = 4, o = 5, on = 6, oc = 7, j = 8, l = 9, w = 10, h = 11, sr = 12, sm = 13, rm = 14,
+  rz = 15, rc = 16, rl = 17, hr = 18, a = 19, ca = 20 }
 -- size returns the number of entries of table t.
 local function size(t)
   local n = 0
@@ -79,13 +80,24 @@ local STAMP = tonumber(T[1]) * 1000000 + tonumber(T[2])
 local SEQ_UNIT = 2097152
 local SEQ_EPOCH = 1700000000
 
+-- LAYOUT names this key layout in errors: a bucket written by an earlier
+-- one (its generation marker is g without the trailing '2') is refused,
+-- never misread (doc.go, "Upgrading").
+local LAYOUT = 'VIGILLAYOUT store/redis: bucket written by an older key layout (layout 1); see "Upgrading" in the package documentation'
+
 local B = {}
+-- CR caches the client records this call read or wrote in the current
+-- bucket, by client ID (false: none), so that every function sees the
+-- same, current record: a record holds its client's sessions (see getc),
+-- which many functions change.
+local CR = {}
 
 local function fmt(n) return string.format('%.0f', n) end
 
 local function bucket(i)
   local o = i * KN
   for name, p in pairs(K) do B[name] = KEYS[o + p] end
+  CR = {}
 end
 
 -- QUIET is set by a script that returns no transitions (touch.lua): it
@@ -113,10 +125,12 @@ end
 -- after the window, against the re-asserted state (see hold, decideheld).
 -- A bucket new to every caller opens no window.
 local function gen(known, window)
-  local g = redis.call('GET', B.g)
+  local g = redis.call('GET', B.g2)
   if not g then
+    -- The marker of layout 1 is this one's name without its '2'.
+    if redis.call('EXISTS', string.sub(B.g2, 1, -2)) == 1 then error({ err = LAYOUT }) end
     g = T[1] .. '.' .. T[2]
-    redis.call('SET', B.g, g)
+    redis.call('SET', B.g2, g)
     redis.pcall('XGROUP', 'CREATE', B.j, 'hooks', '$', 'MKSTREAM')
   end
   WIN = nil
@@ -135,17 +149,133 @@ local function newseq()
   return (tonumber(T[1]) - SEQ_EPOCH) * SEQ_UNIT
 end
 
+-- Numbers in records are written in base 36 (see b36): a time in ms takes
+-- 8 characters instead of 13.
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+
+-- b36 writes integer n in base 36, with a leading '-' if negative.
+local function b36(n)
+  n = math.floor(n)
+  if n < 0 then return '-' .. b36(-n) end
+  if n < 36 then return string.sub(DIGITS, n + 1, n + 1) end
+  local t = {}
+  while n > 0 do
+    local d = n % 36
+    t[#t + 1] = string.sub(DIGITS, d + 1, d + 1)
+    n = (n - d) / 36
+  end
+  return string.reverse(table.concat(t))
+end
+
+-- n36 reads a number b36 wrote.
+local function n36(s)
+  if string.sub(s, 1, 1) == '-' then return -tonumber(string.sub(s, 2), 36) end
+  return tonumber(s, 36)
+end
+
+-- getc returns client id's record, or nil: its seq, since, seen, its
+-- sessions S, sorted by session ID, each { sid, seen, span, node } (see
+-- "Last seen"), and, derived from S, n (their number) and sid (the ID of
+-- its one session, '' unless it has exactly one). The record is
+-- "seq|seen|since", then per session '\1' sid '\2' seen '\2' span '\2'
+-- node, numbers in base 36 (b36), since as since - seen and a session's
+-- seen as its seen - the client's (both mostly 0 or small): IDs have no
+-- control characters.
 local function getc(id)
+  local c = CR[id]
+  if c ~= nil then return c or nil end
   local v = redis.call('HGET', B.c, id)
-  if not v then return nil end
-  local seq, since, seen, n, sid = string.match(v, '^(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
-  return { seq = tonumber(seq), since = tonumber(since), seen = tonumber(seen), n = tonumber(n), sid = sid }
+  if not v then
+    CR[id] = false
+    return nil
+  end
+  local i = string.find(v, '\1', 1, true)
+  local seq, seen, since = string.match(i and string.sub(v, 1, i - 1) or v, '^(%w+)|(%-?%w+)|(%-?%w+)$')
+  if not seq then error({ err = LAYOUT }) end
+  c = { seq = n36(seq), seen = n36(seen), S = {} }
+  c.since = c.seen + n36(since)
+  if i then
+    for e in string.gmatch(string.sub(v, i + 1), '[^\1]+') do
+      local sid, sseen, span, node = string.match(e, '^([^\2]*)\2([^\2]*)\2([^\2]*)\2(.*)$')
+      if not sid then error({ err = LAYOUT }) end
+      c.S[#c.S + 1] = { sid = sid, seen = c.seen + n36(sseen), span = n36(span), node = node }
+    end
+  end
+  c.n = #c.S
+  c.sid = c.n == 1 and c.S[1].sid or ''
+  CR[id] = c
+  return c
 end
 
 local function putc(id, c)
-  local sid = ''
-  if c.n == 1 then sid = c.sid end
-  redis.call('HSET', B.c, id, fmt(c.seq) .. '|' .. fmt(c.since) .. '|' .. fmt(c.seen) .. '|' .. fmt(c.n) .. '|' .. sid)
+  CR[id] = c
+  local t = { b36(c.seq) .. '|' .. b36(c.seen) .. '|' .. b36(c.since - c.seen) }
+  for _, x in ipairs(c.S) do
+    t[#t + 1] = x.sid .. '\2' .. b36(x.seen - c.seen) .. '\2' .. b36(x.span) .. '\2' .. x.node
+  end
+  redis.call('HSET', B.c, id, table.concat(t, '\1'))
+end
+
+-- The online clients of a bucket, for List, are spread over ONSUBS sorted
+-- sets by a hash of the ID (onsub), so that up to about 64 × ONSUBS
+-- (32,768) online clients per bucket, each set stays within Redis's
+-- zset-max-listpack-entries (128) and is kept compact (listpack, about
+-- 10 bytes per member of 6 bytes, instead of about 100 in a skiplist).
+-- Their number is kept in oc, for Count. List walks a bucket's sets in
+-- order, each by ID.
+local ONSUBS = 512
+
+-- onsub returns the set (0 to ONSUBS - 1) that holds client id while
+-- it is online.
+local function onsub(id)
+  local h = 0
+  for i = 1, #id do h = (h * 31 + string.byte(id, i)) % 2147483647 end
+  return h % ONSUBS
+end
+
+local function onkey(sub) return B.on .. ':' .. b36(sub) end
+
+-- setonline adds client id to the online clients, or takes it out (on
+-- false).
+local function setonline(id, on)
+  if on then
+    if redis.call('ZADD', onkey(onsub(id)), 0, id) == 1 then redis.call('INCR', B.oc) end
+  elseif redis.call('ZREM', onkey(onsub(id)), id) == 1 then
+    redis.call('DECR', B.oc)
+  end
+end
+
+-- delc forgets client id's record.
+local function delc(id)
+  redis.call('HDEL', B.c, id)
+  CR[id] = false
+end
+
+-- setsessions sets c's sessions to S (sorted by session ID), and n and
+-- sid with them.
+local function setsessions(c, S)
+  table.sort(S, function(a, b) return a.sid < b.sid end)
+  c.S, c.n = S, #S
+  c.sid = c.n == 1 and S[1].sid or ''
+end
+
+-- addsess adds session x to record c (replacing one of the same ID).
+local function addsess(c, x)
+  local S = {}
+  for _, o in ipairs(c.S) do
+    if o.sid ~= x.sid then S[#S + 1] = o end
+  end
+  S[#S + 1] = x
+  setsessions(c, S)
+end
+
+-- delsess drops session sid from record c.
+local function delsess(c, sid)
+  local S = {}
+  for _, o in ipairs(c.S) do
+    if o.sid ~= sid then S[#S + 1] = o end
+  end
+  setsessions(c, S)
 end
 
 -- CHUNK bounds the fields or members of one command a script sends.
@@ -162,23 +292,32 @@ local function many(cmd, key, list)
   return out
 end
 
+-- gets returns session sk's record in its client's (see getc), or nil:
+-- the table in c.S, which puts writes back.
 local function gets(sk)
-  local v = redis.call('HGET', B.s, sk)
-  if not v then return nil end
-  local seen, span, node = string.match(v, '^(%d+)|(%d+)|(.*)$')
-  return { seen = tonumber(seen), span = tonumber(span), node = node }
+  local i = string.find(sk, '\0', 1, true)
+  local c = getc(string.sub(sk, 1, i - 1))
+  if not c then return nil end
+  local sid = string.sub(sk, i + 1)
+  for _, x in ipairs(c.S) do
+    if x.sid == sid then return x end
+  end
+  return nil
 end
 
+-- puts writes session sk's record x (from gets) back with its client's.
 local function puts(sk, x)
-  redis.call('HSET', B.s, sk, fmt(x.seen) .. '|' .. fmt(x.span) .. '|' .. x.node)
+  local i = string.find(sk, '\0', 1, true)
+  local id = string.sub(sk, 1, i - 1)
+  local c = getc(id)
+  x.sid = string.sub(sk, i + 1)
+  addsess(c, x)
+  putc(id, c)
 end
 
--- own moves session sk, whose record is x, to node in the node index and
--- in x (the caller writes x back).
+-- own moves session sk, whose record is x, to node (the caller writes x
+-- back).
 local function own(sk, x, node)
-  if x.node == node then return end
-  redis.call('ZREM', B.n, x.node .. '\0' .. sk)
-  redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
   x.node = node
 end
 
@@ -193,8 +332,8 @@ local function sseen(sk, x)
 end
 
 -- under returns the members of the zset key (scores 0, in byte order)
--- that start with p .. '\0': a client's session keys in k, a node's
--- entries in n. At most limit of them if given.
+-- that start with p .. '\0': a client's left rooms in rl. At most limit of
+-- them if given.
 local function under(key, p, limit)
   if limit then
     return redis.call('ZRANGEBYLEX', key, '[' .. p .. '\0', '(' .. p .. '\1', 'LIMIT', 0, limit)
@@ -207,18 +346,46 @@ local function clientof(sk)
   return string.sub(sk, 1, i - 1), string.sub(sk, i + 1)
 end
 
+-- sessionkeys returns the session keys of client id, in session ID
+-- order; at most limit of them if given.
+local function sessionkeys(id, limit)
+  local c = getc(id)
+  local t = {}
+  if not c then return t end
+  for _, x in ipairs(c.S) do
+    if limit and #t >= limit then break end
+    t[#t + 1] = id .. '\0' .. x.sid
+  end
+  return t
+end
+
 -- Journal settings, set by each script from its arguments.
 local J = { consumer = '', maxlen = 10000, node = '' }
 
 -- out collects transitions: the fields of EV each.
 local out = {}
 
+-- KIND and REASON code a transition's kind and the usual reasons in the
+-- journal, in a byte or two each (decode.go: journalReasons; a kind is
+-- its presence.Transition). A reason without a code is written with a
+-- leading '~'.
+local KIND = { online = 1, offline = 2, join = 3, leave = 4, update = 5, away = 6, back = 7 }
+local REASON = { connect = 1, closed = 2, left = 3, expired = 4, idle = 5, shutdown = 6, restart = 7, node_lost = 8,
+  kicked = 9 }
+
 -- transition records a transition in the journal, claims it for this
 -- caller (so it is pending until the caller acknowledges it) and appends it
 -- to out. room and meta are those of a room transition (nil otherwise).
+-- An entry is c client, t kind (KIND), s session, r reason (REASON, '~'
+-- and the reason, or ''), q seq, tm time (ms), ls how long before tm the
+-- client was last seen (ms), of online for (ms), n node, and rm room and m
+-- metadata for a room transition: numbers in decimal, which Redis keeps
+-- as integers.
 local function transition(kind, id, sid, reason, c, onlinefor, room, meta)
-  local f = { 'c', id, 't', kind, 's', sid, 'r', reason, 'q', fmt(c.seq), 'tm', fmt(NOW),
-    'ls', fmt(c.seen), 'of', fmt(onlinefor), 'n', J.node }
+  local r = REASON[reason]
+  if r then r = fmt(r) elseif reason ~= '' then r = '~' .. reason else r = '' end
+  local f = { 'c', id, 't', fmt(KIND[kind]), 's', sid, 'r', r, 'q', fmt(c.seq), 'tm', fmt(NOW),
+    'ls', fmt(NOW - c.seen), 'of', fmt(onlinefor), 'n', J.node }
   if room then f[#f + 1] = 'rm'; f[#f + 1] = room end
   if meta and meta ~= '' then f[#f + 1] = 'm'; f[#f + 1] = meta end
   local eid = redis.call('XADD', B.j, 'MAXLEN', '~', J.maxlen, '*', unpack(f))
@@ -458,7 +625,7 @@ end
 -- set last, and that metadata.
 local function roomsession(id, room)
   local sid, meta, at = '', '', -1
-  for _, sk in ipairs(under(B.k, id)) do
+  for _, sk in ipairs(sessionkeys(id)) do
     if hasroom(getrooms(sk), room) then
       local m, st = getmeta(sk)
       if st > at then
@@ -585,7 +752,7 @@ local function clientstate(id, c)
   local ca = getca(id)
   if c.n == 0 then return 'offline', ca.la or c.seen end
   local t = ca.la or 0
-  for _, sk in ipairs(under(B.k, id)) do
+  for _, sk in ipairs(sessionkeys(id)) do
     local x = gets(sk)
     if x then
       local a = redis.call('HGET', B.a, sk)
@@ -623,7 +790,7 @@ local function decide(id)
     -- when it has exactly one.
     local sid = c.sid
     if sid == '' then
-      local _, other = clientof(under(B.k, id, 1)[1])
+      local _, other = clientof(sessionkeys(id, 1)[1])
       sid = other
     end
     transition('online', id, sid, 'connect', c, 0)
@@ -641,7 +808,7 @@ local function decide(id)
       local sid = h.ssid
       if sid == '' then sid = c.sid end
       if sid == '' then
-        local _, other = clientof(under(B.k, id, 1)[1])
+        local _, other = clientof(sessionkeys(id, 1)[1])
         sid = other
       end
       q = q + 1
@@ -710,24 +877,22 @@ end
 -- at that Redis time. A client re-created so, from nothing, comes back
 -- without an Online event.
 local function addsession(id, sid, sk, node, deadline, seen, known, owed)
-  puts(sk, { seen = seen, span = deadline - seen, node = node })
   redis.call('ZADD', B.x, deadline, sk)
-  redis.call('ZADD', B.k, 0, sk)
-  redis.call('ZADD', B.n, 0, node .. '\0' .. sk)
   settle(id)
   local c = getc(id)
   local online = c ~= nil and c.n > 0
   if win() and (known or owed or not online) then hold(id, online, known, owed) end
   if known then holdstate(id, sid, false, true) end
+  local x = { sid = sid, seen = seen, span = deadline - seen, node = node }
   if online then
-    c.n = c.n + 1
+    addsess(c, x)
     c.seen = math.max(c.seen, seen)
     putc(id, c)
     return
   end
   local silent = (known or owed) and not c
   if not c then
-    c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '' }
+    c = { seq = newseq(), since = 0, seen = 0, n = 0, sid = '', S = {} }
   else
     redis.call('ZREM', B.o, id)
     -- Its last active time, which its record will no longer say.
@@ -737,9 +902,10 @@ local function addsession(id, sid, sk, node, deadline, seen, known, owed)
       putca(id, ca)
     end
   end
-  c.n, c.since, c.seen, c.sid = 1, NOW, math.max(c.seen, seen), sid
+  addsess(c, x)
+  c.since, c.seen = NOW, math.max(c.seen, seen)
   c.seq = c.seq + 1
-  redis.call('ZADD', B.on, 0, id)
+  setonline(id, true)
   putc(id, c)
   if not silent and not win() then
     transition('online', id, sid, 'connect', c, 0)
@@ -758,10 +924,7 @@ local function remove(sk, reason, retention)
   local seen = sseen(sk, x)
   local awayat = redis.call('HGET', B.a, sk)
   redis.call('HDEL', B.a, sk)
-  redis.call('HDEL', B.s, sk)
   redis.call('ZREM', B.x, sk)
-  redis.call('ZREM', B.k, sk)
-  redis.call('ZREM', B.n, x.node .. '\0' .. sk)
   redis.call('HDEL', B.r, sk)
   local c = getc(id)
   -- Its rooms first: each one no other session of the client is in gets
@@ -780,7 +943,7 @@ local function remove(sk, reason, retention)
     end
   end
   if not c then return end
-  c.n = c.n - 1
+  delsess(c, sid)
   c.seen = math.max(c.seen, seen)
   -- Its last active time stays with the client; an active session's
   -- removal that leaves only away ones owes an Away.
@@ -790,13 +953,6 @@ local function remove(sk, reason, retention)
   if c.n == 0 and ca.la == c.seen then ca.la = nil end
   putca(id, ca)
   if not awayat and c.n > 0 and ca.away >= c.n then AWAY[id] = { sid, reason } end
-  if c.n == 1 then
-    local rest = under(B.k, id, 1)
-    if rest[1] then
-      local _, other = clientof(rest[1])
-      c.sid = other
-    end
-  end
   if c.n > 0 then
     putc(id, c)
     return
@@ -806,9 +962,9 @@ local function remove(sk, reason, retention)
   -- Grace or TTL that passed since.
   local onlinefor = math.max(0, c.seen - c.since)
   c.since = 0
-  redis.call('ZREM', B.on, id)
+  setonline(id, false)
   if retention < 0 then
-    redis.call('HDEL', B.c, id)
+    delc(id)
     forgetleft(id)
   else
     putc(id, c)
@@ -946,7 +1102,7 @@ local function forgetoffline(k)
     local c = getc(id)
     if c and c.n == 0 then
       if c.seq >= newseq() then break end
-      redis.call('HDEL', B.c, id)
+      delc(id)
       forgetleft(id)
       n = n + 1
     end
@@ -972,7 +1128,7 @@ end
 -- (ties by session ID), preceded by their number.
 local function memberinfo(id, room, since)
   local seen, n, metas = 0, 0, {}
-  for _, sk in ipairs(under(B.k, id)) do
+  for _, sk in ipairs(sessionkeys(id)) do
     if hasroom(getrooms(sk), room) then
       n = n + 1
       local x = gets(sk)

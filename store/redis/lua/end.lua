@@ -63,7 +63,7 @@ elseif mode == 'c' or mode == 'r' then
   if sid ~= '' then
     local sk = who .. '\0' .. sid
     local list, meta, rg = ARGV[A.rooms], ARGV[A.meta], ARGV[A.rooms_gen]
-    if redis.call('HEXISTS', B.s, sk) == 1 then
+    if gets(sk) then
       if mode == 'c' then
         sel[1] = sk
         if rg ~= g and (list ~= '' or meta ~= '') then
@@ -90,12 +90,17 @@ elseif mode == 'c' or mode == 'r' then
       grace = math.max(grace, tonumber(ARGV[A.linger]))
     end
   else
-    sel = under(B.k, who)
+    sel = sessionkeys(who)
   end
 else
-  local m = under(B.n, who)
-  local p = #who + 2
-  for i = 1, #m do sel[i] = string.sub(m[i], p) end
+  -- A node's sessions: those of the bucket whose record names it (a
+  -- node ends them all once, when it stops).
+  local all = redis.call('ZRANGE', B.x, 0, -1)
+  for i = 1, #all do
+    local x = gets(all[i])
+    if x and x.node == who then sel[#sel + 1] = all[i] end
+  end
+  table.sort(sel)
 end
 local keep = ARGV[A.unseen] == '1'
 for _, sk in ipairs(sel) do

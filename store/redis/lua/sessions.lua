@@ -9,7 +9,7 @@ bucket(0)
 local id = ARGV[A.client]
 if redis.call('HEXISTS', B.c, id) == 0 then return false end
 local r = {}
-local sks = under(B.k, id)
+local sks = sessionkeys(id)
 for _, sk in ipairs(sks) do
   local x = gets(sk)
   if x then

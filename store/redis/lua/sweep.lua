@@ -85,7 +85,7 @@ for b = 0, nb - 1 do
     for _, id in ipairs(old) do
       local c = getc(id)
       if c and c.n == 0 then
-        redis.call('HDEL', B.c, id)
+        delc(id)
         forgetleft(id)
       end
       redis.call('ZREM', B.o, id)
