@@ -9,6 +9,11 @@
 //
 //	go run ./bench/load -url ws://127.0.0.1:8080/ws -n 3000 -src 127.0.0.2,127.0.0.3 -id l0-
 //
+// With -rate the dials are open-loop, started at that many per second whatever
+// the server's answers (a ramp or a reconnect storm), rather than by -dialers
+// goroutines one after the other; -latencies then gets each dial's time, from
+// the TCP connect to the handshake's answer, one line of nanoseconds each.
+//
 // Connection i of the process identifies itself as ?id=PREFIXi. The process
 // prints one line to stdout when every dial is done:
 //
@@ -59,6 +64,8 @@ func main() {
 	prefix := flag.String("id", "load-", "client ID prefix")
 	dialers := flag.Int("dialers", 32, "concurrent dials")
 	lastPongPath := flag.String("lastpong", "", "on SIGUSR1, write each connection's last pong time to this file")
+	rate := flag.Float64("rate", 0, "start this many dials per second, open-loop (default: -dialers at a time)")
+	latPath := flag.String("latencies", "", "write each successful dial's time in nanoseconds to this file, a line each")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("load: ")
@@ -79,29 +86,57 @@ func main() {
 	}
 
 	conns := make([]*conn, *n)
+	lats := make([]time.Duration, *n)
 	var failed atomic.Int64
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range *dialers {
-		wg.Go(func() {
-			for i := range next {
-				c, err := dial(u, fmt.Sprintf("%s%d", *prefix, i), srcs, i)
-				if err != nil {
-					if failed.Add(1) <= 5 {
-						log.Printf("dial %d: %v", i, err)
-					}
-					continue
-				}
-				conns[i] = c
-				go c.read()
+	dialOne := func(i int) {
+		start := time.Now()
+		c, err := dial(u, fmt.Sprintf("%s%d", *prefix, i), srcs, i)
+		if err != nil {
+			if failed.Add(1) <= 5 {
+				log.Printf("dial %d: %v", i, err)
 			}
-		})
+			return
+		}
+		lats[i] = time.Since(start)
+		conns[i] = c
+		go c.read()
 	}
-	for i := range *n {
-		next <- i
+	var wg sync.WaitGroup
+	if *rate > 0 {
+		// Open loop: dial i starts at i/rate seconds, on a 1 ms tick.
+		t0 := time.Now()
+		tick := time.NewTicker(time.Millisecond)
+		for i := 0; i < *n; {
+			due := min(*n, int(time.Since(t0).Seconds()**rate)+1)
+			for ; i < due; i++ {
+				j := i
+				wg.Go(func() { dialOne(j) })
+			}
+			if i < *n {
+				<-tick.C
+			}
+		}
+		tick.Stop()
+	} else {
+		next := make(chan int)
+		for range *dialers {
+			wg.Go(func() {
+				for i := range next {
+					dialOne(i)
+				}
+			})
+		}
+		for i := range *n {
+			next <- i
+		}
+		close(next)
 	}
-	close(next)
 	wg.Wait()
+	if *latPath != "" {
+		if err := writeLatencies(*latPath, lats); err != nil {
+			log.Fatal(err)
+		}
+	}
 	fmt.Printf("connected %d failed %d\n", int64(*n)-failed.Load(), failed.Load())
 
 	sig := make(chan os.Signal, 1)
@@ -199,6 +234,24 @@ func writeLastPongs(path string, conns []*conn) error {
 	for _, c := range conns {
 		if c != nil {
 			fmt.Fprintf(w, "%s %d\n", c.id, c.lastPong.Load())
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func writeLatencies(path string, lats []time.Duration) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, d := range lats {
+		if d > 0 {
+			fmt.Fprintf(w, "%d\n", d.Nanoseconds())
 		}
 	}
 	if err := w.Flush(); err != nil {
