@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -75,6 +76,9 @@ type Conn struct {
 
 	// Used only by the reading goroutine.
 	readBroken bool
+	// br is gorilla's read buffer (see hijacker); nil when gorilla made
+	// its own (attached connections, small ReadBufferSize).
+	br *bufio.Reader
 
 	// qmu guards queue.
 	qmu   sync.Mutex
@@ -174,6 +178,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 		if c.readBroken {
 			return Message{}, c.closeErr()
 		}
+		c.waitIdle()
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			c.readFailed(err)
@@ -186,6 +191,21 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 			return Message{}, c.closeErr()
 		}
 	}
+}
+
+// waitIdle returns once the socket has data to read, or its read fails (a
+// deadline, a close), when gorilla's read buffer is empty: the read that
+// follows would otherwise wait inside gorilla's read path, several frames
+// deep, and the goroutine's stack would stay grown (4 KiB where 2 KiB do)
+// for as long as the connection is idle. Parked here, the stack stays
+// shallow, and the runtime shrinks it at a GC after a message grew it.
+// Waiting consumes nothing, and a failed wait leaves the error to the read
+// that follows, so gorilla still sees every byte, deadline and close.
+func (c *Conn) waitIdle() {
+	if c.br == nil || c.raw == nil || c.br.Buffered() > 0 {
+		return
+	}
+	_ = c.raw.Read(readable)
 }
 
 // received handles one data message: it beats, rejects invalid UTF-8 with
