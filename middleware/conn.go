@@ -77,8 +77,11 @@ type Conn struct {
 	// Used only by the reading goroutine.
 	readBroken bool
 	// br is gorilla's read buffer (see hijacker); nil when gorilla made
-	// its own (attached connections, small ReadBufferSize).
-	br *bufio.Reader
+	// its own (attached connections, small ReadBufferSize). lent is the
+	// pooled reader whose buffer br holds, nil while waitIdle has given it
+	// back.
+	br   *bufio.Reader
+	lent *bufio.Reader
 
 	// qmu guards queue.
 	qmu   sync.Mutex
@@ -201,11 +204,33 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 // shallow, and the runtime shrinks it at a GC after a message grew it.
 // Waiting consumes nothing, and a failed wait leaves the error to the read
 // that follows, so gorilla still sees every byte, deadline and close.
+//
+// While it waits, the empty read buffer goes back to the Server's pool
+// (an idle connection holds none) and a buffer comes back before gorilla
+// reads again. bufio.Reader cannot swap buffers, so the reader gorilla
+// holds is swapped by value with a pooled one; only this goroutine reads
+// through it, and gorilla keeps no slice of the buffer between messages.
 func (c *Conn) waitIdle() {
 	if c.br == nil || c.raw == nil || c.br.Buffered() > 0 {
 		return
 	}
+	if c.lent == nil { // the buffer the hijacker made
+		c.lent = new(bufio.Reader)
+	}
+	*c.lent = *c.br
+	*c.br = bufio.Reader{}
+	c.s.readers.Put(c.lent)
+	c.lent = nil
+
 	_ = c.raw.Read(readable)
+
+	if r, ok := c.s.readers.Get().(*bufio.Reader); ok {
+		c.lent = r
+	} else {
+		c.lent = bufio.NewReaderSize(c.nc, c.s.ownReader)
+	}
+	*c.br = *c.lent
+	c.br.Reset(c.nc)
 }
 
 // received handles one data message: it beats, rejects invalid UTF-8 with

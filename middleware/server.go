@@ -37,6 +37,7 @@ type Server struct {
 	// ownReader is the size of the read buffer Upgrade makes for gorilla
 	// (see hijacker), or 0 when gorilla makes its own.
 	ownReader int
+	readers   sync.Pool // *bufio.Reader of ownReader bytes, lent to connections while they read
 	epoch     time.Time // monotonic origin of now()
 	pongMsg   []byte
 	cuts      cutDetector       // proxycut.go
