@@ -351,27 +351,38 @@ func (e *env) startLoads() error {
 // waitLoads waits until every load process has dialled and the server holds
 // every connection.
 func (e *env) waitLoads() error {
+	held, err := e.waitDialled()
+	if err != nil {
+		return err
+	}
+	if held != int64(e.sc.n) {
+		return fmt.Errorf("server holds %d connections, want %d", held, e.sc.n)
+	}
+	return nil
+}
+
+// waitDialled waits until every load process has dialled without a
+// failure, then for at most 30 s until the server holds every connection,
+// and returns how many it holds.
+func (e *env) waitDialled() (int64, error) {
 	sc := e.sc
 	for i, lp := range e.loads {
 		line, err := lp.expect("connected ", 3*time.Minute)
 		if err != nil {
-			return fmt.Errorf("load %d: %w", i, err)
+			return 0, fmt.Errorf("load %d: %w", i, err)
 		}
 		if !strings.HasSuffix(line, " failed 0") {
-			return fmt.Errorf("load %d: %s", i, line)
+			return 0, fmt.Errorf("load %d: %s", i, line)
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		m, err := scrape("http://" + e.addr + "/metrics")
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if m[wsConns] == int64(sc.n) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server holds %d connections, want %d", m[wsConns], sc.n)
+		if m[wsConns] == int64(sc.n) || time.Now().After(deadline) {
+			return m[wsConns], nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
