@@ -4,9 +4,12 @@ package middleware_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +134,78 @@ func clientFrame(text string) []byte {
 	}
 	f = append(f, 0, 0, 0, 0)
 	return append(f, text...)
+}
+
+// chatHub is a Handler shaped like the chat demo's: it registers the
+// connection in a map under a lock, reads in a loop and encodes each message
+// for everyone, which gives its frame a few hundred bytes on the stack.
+type chatHub struct {
+	mu    sync.Mutex
+	conns map[*middleware.Conn][]string
+}
+
+func (h *chatHub) serve(ctx context.Context, c *middleware.Conn) {
+	rooms := []string{"lobby"}
+	h.mu.Lock()
+	h.conns[c] = rooms
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
+	}()
+	for {
+		m, err := c.Receive(ctx)
+		if err != nil {
+			return
+		}
+		data, _ := json.Marshal(struct {
+			From, Text string
+			TS         int64
+			Rooms      []string
+		}{c.ClientID(), string(m.Data), time.Now().UnixMilli(), rooms})
+		h.mu.Lock()
+		for other := range h.conns {
+			_ = other.Send(middleware.Text, data)
+		}
+		h.mu.Unlock()
+	}
+}
+
+// TestIdleReaderStackStaysSmall checks the goroutine stack of idle
+// connections whose Handler is the demo's shape: 2 KiB each, the smallest
+// (issue 17). With more than about 1.1 KiB of frames in use where the
+// reader parks, the runtime grows the stack to 4 KiB, and does not shrink
+// it at a GC while more than 1 KiB is in use: what Receive and its wait add
+// there must stay small. Stack sizes differ under -race.
+func TestIdleReaderStackStaysSmall(t *testing.T) {
+	if raceEnabled {
+		t.Skip("frames are larger under -race")
+	}
+	const n = 200
+	e := newEnv(t, presence.Config{}, middleware.Config{})
+	hub := &chatHub{conns: make(map[*middleware.Conn][]string)}
+	ts := startHTTP(t, e.mux(hub.serve))
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	stacks := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.StackInuse
+	}
+	before := stacks()
+	for i := range n {
+		c, err := rawDial(addr, fmt.Sprintf("/ws?id=s%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	waitIdleReaders(t, n)
+	perConn := float64(stacks()-before) / n
+	if perConn > 3<<10 {
+		t.Errorf("%.0f bytes of stack per idle connection, want 2 KiB", perConn)
+	}
+	t.Logf("%.0f bytes of stack per idle connection", perConn)
 }
