@@ -69,6 +69,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs of the ramp scenario (medians are reported)")
 	flag.StringVar(&o.stormStore, "storm-store", "memory", "store of the storm scenario: memory or redis")
 	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -storm-store redis")
+	flag.StringVar(&o.base, "base", "", "also run the demo built from this checkout, as server \"base\" (a before/after in one run)")
 	flag.BoolVar(&o.profile, "profile", false, "ramp: save a 5 s CPU profile of each server during its ramp")
 	flag.Parse()
 	if err := o.run(os.Stdout); err != nil {
@@ -88,6 +89,7 @@ type options struct {
 	rampRate                   float64
 	stormStore, redisURL       string
 	profile                    bool
+	base                       string
 
 	// Filled by run, for tests.
 	results []*result
@@ -109,6 +111,16 @@ func (o *options) run(out io.Writer) error {
 	bins, err := build(dir)
 	if err != nil {
 		return err
+	}
+	if o.base != "" {
+		// The demo of another checkout, for a before/after in one run.
+		bins.base = filepath.Join(dir, "chat-base")
+		cmd := exec.Command("go", "build", "-o", bins.base, "./examples/chat")
+		cmd.Dir = o.base
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s/examples/chat: %w", o.base, err)
+		}
 	}
 	servers := strings.Split(o.servers, ",")
 	var results []*result
@@ -167,7 +179,7 @@ func (o *options) run(out io.Writer) error {
 }
 
 // binaries are the programs under test, built once.
-type binaries struct{ vigil, handwritten, gws, load string }
+type binaries struct{ vigil, base, handwritten, gws, load string }
 
 func build(dir string) (binaries, error) {
 	b := binaries{
@@ -271,8 +283,11 @@ func (sc scenario) start(logLevel string) (*env, error) {
 		"-ping-interval", sc.ping.String(), "-pong-timeout", sc.pong.String()}
 	var bin string
 	switch sc.server {
-	case "vigil":
+	case "vigil", "base":
 		bin = sc.bins.vigil
+		if sc.server == "base" {
+			bin = sc.bins.base
+		}
 		args = append(args, "-log-format", "json", "-log-level", logLevel)
 		args = append(args, sc.vigilArgs...)
 	case "handwritten":
