@@ -81,8 +81,9 @@ type Config struct {
 	ReadLimit int64
 
 	// ReadBufferSize is the size of each connection's read buffer. Small
-	// buffers keep idle connections cheap; large messages are read in
-	// several steps. Default: 512.
+	// buffers keep connections cheap; large messages are read in several
+	// steps. Above 256 bytes, an idle connection (on a plain TCP socket)
+	// gives its buffer back to a pool until data arrives. Default: 512.
 	ReadBufferSize int
 
 	// SendQueueSize is how many messages Conn.Send may hold for a

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -75,6 +76,12 @@ type Conn struct {
 
 	// Used only by the reading goroutine.
 	readBroken bool
+	// br is gorilla's read buffer (see hijacker); nil when gorilla made
+	// its own (attached connections, small ReadBufferSize). lent is the
+	// pooled reader whose buffer br holds, nil while waitIdle has given it
+	// back.
+	br   *bufio.Reader
+	lent *bufio.Reader
 
 	// qmu guards queue.
 	qmu   sync.Mutex
@@ -174,6 +181,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 		if c.readBroken {
 			return Message{}, c.closeErr()
 		}
+		c.waitIdle()
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			c.readFailed(err)
@@ -186,6 +194,56 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 			return Message{}, c.closeErr()
 		}
 	}
+}
+
+// waitIdle returns once the socket has data to read, or its read fails (a
+// deadline, a close), when gorilla's read buffer is empty: the read that
+// follows would otherwise wait inside gorilla's read path, several frames
+// deep, and the goroutine's stack would stay grown (4 KiB where 2 KiB do)
+// for as long as the connection is idle. Parked here, the stack stays
+// shallow, and the runtime shrinks it at a GC after a message grew it.
+// Waiting consumes nothing, and a failed wait leaves the error to the read
+// that follows, so gorilla still sees every byte, deadline and close.
+//
+// While it waits, the empty read buffer goes back to the Server's pool
+// (an idle connection holds none) and a buffer comes back before gorilla
+// reads again. bufio.Reader cannot swap buffers, so the reader gorilla
+// holds is swapped by value with a pooled one; only this goroutine reads
+// through it, and gorilla keeps no slice of the buffer between messages.
+func (c *Conn) waitIdle() {
+	if c.br == nil || c.raw == nil || c.br.Buffered() > 0 {
+		return
+	}
+	c.lendReader()
+	_ = c.raw.Read(readable)
+	c.borrowReader()
+}
+
+// lendReader gives gorilla's empty reader's buffer to the Server's pool.
+// It and borrowReader are functions of their own (too large to be inlined)
+// so that their bufio.Reader copies take no room in waitIdle's frame, which
+// stays on the stack while the connection is idle: with the Handler's
+// frames above it, more than about 1.1 KiB in use there grows the stack to
+// 4 KiB, and a GC does not shrink it back while 1 KiB is in use.
+func (c *Conn) lendReader() {
+	if c.lent == nil { // the buffer the hijacker made
+		c.lent = new(bufio.Reader)
+	}
+	*c.lent = *c.br
+	*c.br = bufio.Reader{}
+	c.s.readers.Put(c.lent)
+	c.lent = nil
+}
+
+// borrowReader gives gorilla's reader a buffer again.
+func (c *Conn) borrowReader() {
+	if r, ok := c.s.readers.Get().(*bufio.Reader); ok {
+		c.lent = r
+	} else {
+		c.lent = bufio.NewReaderSize(c.nc, c.s.ownReader)
+	}
+	*c.br = *c.lent
+	c.br.Reset(c.nc)
 }
 
 // received handles one data message: it beats, rejects invalid UTF-8 with

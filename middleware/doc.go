@@ -101,8 +101,11 @@
 // with Conn.Receive. Conn.Send queues a message and returns; a short-lived
 // goroutine writes queued messages and exits when the queue is empty. Pings,
 // dead-peer checks and idle checks for all connections come from one shared
-// scheduler goroutine, so an idle connection costs one goroutine, a 1 KiB
-// read buffer and no write buffer (writes borrow one from a pool). Apps
+// scheduler goroutine, so an idle connection costs one goroutine with a
+// small stack (it waits for data outside gorilla's read path), and neither a
+// read nor a write buffer: both are borrowed from pools while a frame is
+// read or written (read buffers of Config.ReadBufferSize above 256 bytes;
+// a smaller one, and TLS connections, keep theirs). Apps
 // that upgrade connections themselves keep their code and call
 // Server.Attach.
 //

@@ -18,3 +18,12 @@ func writeFD(fd uintptr, p []byte) (int, syscall.Errno) {
 	}
 	return max(n, 0), errno
 }
+
+// readable reports whether the non-blocking socket fd has data to read (or
+// an end or error to report), consuming nothing: RawConn.Read then waits
+// for readability while it reports false.
+func readable(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return !errors.Is(err, syscall.EAGAIN)
+}

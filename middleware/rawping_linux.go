@@ -12,3 +12,13 @@ func writeFD(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	return int(n), errno
 }
+
+// readable reports whether the non-blocking socket fd has data to read (or
+// an end or error to report), consuming nothing: RawConn.Read then waits
+// for readability while it reports false.
+func readable(fd uintptr) bool {
+	var b byte
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b)), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno != syscall.EAGAIN
+}

@@ -34,13 +34,17 @@ type Server struct {
 	log     *slog.Logger
 	origins originChecker
 	up      websocket.Upgrader
-	epoch   time.Time // monotonic origin of now()
-	pongMsg []byte
-	cuts    cutDetector       // proxycut.go
-	obs     presence.Observer // tr.Observer(): the Tracker's Recorder, then Config.Observer
-	sched   *wheel
-	rooms   bool // the Tracker's Store keeps rooms
-	states  bool // activity reports are recorded: the Store keeps them, Config allows them
+	// ownReader is the size of the read buffer Upgrade makes for gorilla
+	// (see hijacker), or 0 when gorilla makes its own.
+	ownReader int
+	readers   sync.Pool // *bufio.Reader of ownReader bytes, lent to connections while they read
+	epoch     time.Time // monotonic origin of now()
+	pongMsg   []byte
+	cuts      cutDetector       // proxycut.go
+	obs       presence.Observer // tr.Observer(): the Tracker's Recorder, then Config.Observer
+	sched     *wheel
+	rooms     bool // the Tracker's Store keeps rooms
+	states    bool // activity reports are recorded: the Store keeps them, Config allows them
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -78,8 +82,14 @@ func New(tr *presence.Tracker, cfg Config) (*Server, error) {
 		httpSess:     make(map[httpKey]*httpSession),
 		shutdownDone: make(chan struct{}),
 	}
+	if cfg.ReadBufferSize > minOwnReader {
+		// Upgrade gives gorilla a reader of this size through the
+		// hijacker (ownReader), which gorilla then uses as it is when its
+		// own ReadBufferSize is zero.
+		s.ownReader = cfg.ReadBufferSize
+	}
 	s.up = websocket.Upgrader{
-		ReadBufferSize:   cfg.ReadBufferSize,
+		ReadBufferSize:   cfg.ReadBufferSize - s.ownReader,
 		WriteBufferPool:  writePool,
 		HandshakeTimeout: cfg.WriteTimeout,
 		// The Origin was checked before Upgrade, by s.origins.
@@ -208,7 +218,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 			return
 		}
 	}
-	ws, err := s.up.Upgrade(hijackable{w}, r, nil)
+	hj := &hijacker{ResponseWriter: w, readSize: s.ownReader}
+	ws, err := s.up.Upgrade(hj, r, nil)
 	if err != nil {
 		if sess != nil {
 			_ = sess.End(context.WithoutCancel(r.Context()), presence.ReasonClosed)
@@ -217,6 +228,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	c := s.newConn(ws, id, false)
+	c.br = hj.br
 	if early != nil {
 		early.attach(c)
 	} else {
@@ -401,14 +413,36 @@ func (s *Server) retryAfter() string {
 	return strconv.Itoa(max(1, int(secs)))
 }
 
-// hijackable lets gorilla (which type-asserts http.Hijacker) upgrade through
+// minOwnReader is the size above which gorilla reads through the
+// bufio.Reader it finds in the hijacked ReadWriter, when the Upgrader's
+// ReadBufferSize is zero (gorilla's server.go).
+const minOwnReader = 256
+
+// hijacker lets gorilla (which type-asserts http.Hijacker) upgrade through
 // ResponseWriter wrappers that only expose Unwrap, such as loggers and
 // tracing middleware: it reaches the connection through
 // http.ResponseController.
-type hijackable struct{ http.ResponseWriter }
-
-func (h hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(h.ResponseWriter).Hijack()
+//
+// With readSize set, it also hands gorilla a fresh reader of that size in
+// place of net/http's (4 KiB, which then goes with the request), and keeps
+// it in br: the connection's reader waits for the socket to become readable
+// only when that buffer is empty (Conn.waitIdle). When the client sent data
+// before the handshake's answer, it hands on net/http's reader, which
+// gorilla refuses.
+type hijacker struct {
+	http.ResponseWriter
+	readSize int
+	br       *bufio.Reader
 }
 
-func (h hijackable) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil || h.readSize == 0 || brw.Reader.Buffered() > 0 {
+		return nc, brw, err
+	}
+	h.br = bufio.NewReaderSize(nc, h.readSize)
+	brw.Reader = h.br
+	return nc, brw, nil
+}
+
+func (h *hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -20,8 +20,9 @@ func TestSmoke(t *testing.T) {
 		t.Skip("starts servers and load processes")
 	}
 	o := &options{
-		scenarios: "pressure,detect", servers: "vigil,handwritten",
+		scenarios: "pressure,detect,ramp,storm", servers: "vigil,handwritten",
 		pressureN: 200, procs: 2, pressureWindow: 2 * time.Second, settle: time.Second,
+		rampServers: "vigil,gws,lean,handwritten", rampN: 200, rampRate: 400, runs: 1, stormStore: "memory",
 		dir: t.TempDir(),
 	}
 	var out bytes.Buffer
@@ -45,5 +46,16 @@ func TestSmoke(t *testing.T) {
 	}
 	if d := o.detects[0]; d.n != 200 || d.detected != 200 {
 		t.Errorf("detected %d of %d frozen clients, want 200 of 200", d.detected, d.n)
+	}
+	if len(o.ramps) != 4 {
+		t.Fatalf("%d ramps, want 4", len(o.ramps))
+	}
+	for _, r := range o.ramps {
+		if r.p50 <= 0 || r.rss1 <= 0 || r.rss2 <= 0 {
+			t.Errorf("ramp %s: p50 %v, RSS %d and %d KiB", r.server, r.p50, r.rss1, r.rss2)
+		}
+	}
+	if len(o.storms) != 1 || o.storms[0].online <= 0 {
+		t.Errorf("storms: %+v, want one that got every client online", o.storms)
 	}
 }

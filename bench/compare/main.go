@@ -28,6 +28,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -46,7 +47,7 @@ import (
 
 func main() {
 	var o options
-	flag.StringVar(&o.scenarios, "scenarios", "idle,pressure,detect", "comma-separated scenarios: idle, pressure, detect")
+	flag.StringVar(&o.scenarios, "scenarios", "idle,pressure,detect", "comma-separated scenarios: idle, pressure, detect, ramp, storm")
 	flag.StringVar(&o.servers, "servers", "vigil,handwritten", "comma-separated servers: vigil (the chat demo), handwritten")
 	flag.IntVar(&o.idleN, "idle-n", 15000, "connections of the idle scenario")
 	flag.IntVar(&o.pressureN, "pressure-n", 5000, "connections of the pressure and detect scenarios")
@@ -55,6 +56,14 @@ func main() {
 	flag.DurationVar(&o.pressureWindow, "pressure-window", 15*time.Second, "CPU window of the pressure scenario")
 	flag.DurationVar(&o.settle, "settle", 0, "wait after connecting, before measuring (default: ping interval + 5s)")
 	flag.StringVar(&o.dir, "dir", "", "where to build binaries and keep logs (default: a temporary directory, removed)")
+	flag.StringVar(&o.rampServers, "ramp-servers", "vigil,gws,lean,handwritten", "servers of the ramp scenario")
+	flag.IntVar(&o.rampN, "ramp-n", 15000, "connections of the ramp and storm scenarios")
+	flag.Float64Var(&o.rampRate, "ramp-rate", 3000, "dials per second of the ramp scenario, over all load processes")
+	flag.IntVar(&o.runs, "runs", 3, "runs of the ramp scenario (medians are reported)")
+	flag.StringVar(&o.stormStore, "storm-store", "memory", "store of the storm scenario: memory or redis")
+	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -storm-store redis")
+	flag.StringVar(&o.base, "base", "", "also run the demo built from this checkout, as server \"base\" (a before/after in one run)")
+	flag.BoolVar(&o.profile, "profile", false, "ramp: save a 5 s CPU profile of each server during its ramp")
 	flag.Parse()
 	if err := o.run(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
@@ -68,10 +77,18 @@ type options struct {
 	idleWindow, pressureWindow time.Duration
 	settle                     time.Duration
 	dir                        string
+	rampServers                string
+	rampN, runs                int
+	rampRate                   float64
+	stormStore, redisURL       string
+	profile                    bool
+	base                       string
 
 	// Filled by run, for tests.
 	results []*result
 	detects []*detection
+	ramps   []*rampResult
+	storms  []*stormResult
 }
 
 func (o *options) run(out io.Writer) error {
@@ -87,6 +104,16 @@ func (o *options) run(out io.Writer) error {
 	bins, err := build(dir)
 	if err != nil {
 		return err
+	}
+	if o.base != "" {
+		// The demo of another checkout, for a before/after in one run.
+		bins.base = filepath.Join(dir, "chat-base")
+		cmd := exec.Command("go", "build", "-o", bins.base, "./examples/chat")
+		cmd.Dir = o.base
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s/examples/chat: %w", o.base, err)
+		}
 	}
 	servers := strings.Split(o.servers, ",")
 	var results []*result
@@ -121,29 +148,58 @@ func (o *options) run(out io.Writer) error {
 				return fmt.Errorf("detect: %w", err)
 			}
 			detects = append(detects, d)
+		case "ramp":
+			rs, err := o.ramp(dir, bins)
+			if err != nil {
+				return fmt.Errorf("ramp: %w", err)
+			}
+			o.ramps = append(o.ramps, rs...)
+		case "storm":
+			st, err := o.storm(dir, bins)
+			if err != nil {
+				return fmt.Errorf("storm: %w", err)
+			}
+			o.storms = append(o.storms, st)
 		default:
 			return fmt.Errorf("unknown scenario %q", sc)
 		}
 	}
 	report(out, results, detects)
+	reportRamps(out, o.ramps)
+	reportStorms(out, o.storms)
 	o.results, o.detects = results, detects
 	return nil
 }
 
 // binaries are the programs under test, built once.
-type binaries struct{ vigil, handwritten, load string }
+type binaries struct{ vigil, base, handwritten, gws, load string }
 
 func build(dir string) (binaries, error) {
 	b := binaries{
 		vigil:       filepath.Join(dir, "chat"),
 		handwritten: filepath.Join(dir, "handwritten"),
+		gws:         filepath.Join(dir, "gws"),
 		load:        filepath.Join(dir, "load"),
 	}
-	return b, benchproc.Build(map[string]string{
+	if err := benchproc.Build(map[string]string{
 		"github.com/vigilhq/vigil/examples/chat":     b.vigil,
 		"github.com/vigilhq/vigil/bench/handwritten": b.handwritten,
 		"github.com/vigilhq/vigil/bench/load":        b.load,
-	})
+	}); err != nil {
+		return b, err
+	}
+	// bench/gws is a module of its own, so that vigil's does not require gws.
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return b, fmt.Errorf("go list -m: %w", err)
+	}
+	cmd := exec.Command("go", "build", "-o", b.gws, ".")
+	cmd.Dir = filepath.Join(strings.TrimSpace(string(root)), "bench", "gws")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return b, fmt.Errorf("go build bench/gws: %w", err)
+	}
+	return b, nil
 }
 
 type scenario struct {
@@ -154,6 +210,13 @@ type scenario struct {
 	settle       time.Duration
 	dir          string
 	bins         binaries
+
+	// For ramp and storm.
+	rate      float64  // dials per second over all load processes; 0: closed loop
+	addr      string   // listen here (a restart keeps the address); "": a free one
+	vigilArgs []string // more flags for the demo
+	idPrefix  string   // of the load processes' client IDs; "": l
+	run       int      // which run, for file names
 }
 
 type result struct {
@@ -193,11 +256,12 @@ type env struct {
 type loadProc struct {
 	*benchproc.Proc
 	lastPong string
+	latency  string
 }
 
 func (sc scenario) start(logLevel string) (*env, error) {
-	e := &env{sc: sc, addr: benchproc.FreeAddr(), dbg: benchproc.FreeAddr()}
-	e.srvLog = filepath.Join(sc.dir, fmt.Sprintf("%s-%s.log", sc.name, sc.server))
+	e := &env{sc: sc, addr: cmp.Or(sc.addr, benchproc.FreeAddr()), dbg: benchproc.FreeAddr()}
+	e.srvLog = filepath.Join(sc.dir, fmt.Sprintf("%s-%s-%d-%d.log", sc.name, sc.server, sc.run, time.Now().UnixNano()))
 	logf, err := os.Create(e.srvLog)
 	if err != nil {
 		return nil, err
@@ -205,11 +269,23 @@ func (sc scenario) start(logLevel string) (*env, error) {
 	defer logf.Close()
 	args := []string{"-addr", e.addr, "-debug-addr", e.dbg,
 		"-ping-interval", sc.ping.String(), "-pong-timeout", sc.pong.String()}
-	bin := sc.bins.handwritten
-	if sc.server == "vigil" {
+	var bin string
+	switch sc.server {
+	case "vigil", "base":
 		bin = sc.bins.vigil
+		if sc.server == "base" {
+			bin = sc.bins.base
+		}
 		args = append(args, "-log-format", "json", "-log-level", logLevel)
-	} else if sc.server != "handwritten" {
+		args = append(args, sc.vigilArgs...)
+	case "handwritten":
+		bin = sc.bins.handwritten
+	case "lean":
+		bin = sc.bins.handwritten
+		args = append(args, "-lean")
+	case "gws":
+		bin = sc.bins.gws
+	default:
 		return nil, fmt.Errorf("unknown server %q", sc.server)
 	}
 	e.srv = exec.Command(bin, args...)
@@ -231,42 +307,74 @@ func (sc scenario) start(logLevel string) (*env, error) {
 // connect starts the load processes and waits until the server holds every
 // connection.
 func (e *env) connect() error {
+	if err := e.startLoads(); err != nil {
+		return err
+	}
+	return e.waitLoads()
+}
+
+// startLoads starts the load processes, which dial at once.
+func (e *env) startLoads() error {
 	sc := e.sc
 	for i := range sc.procs {
 		n := sc.n / sc.procs
 		if i < sc.n%sc.procs {
 			n++
 		}
-		lp := &loadProc{lastPong: filepath.Join(sc.dir, fmt.Sprintf("lastpong-%d", i))}
+		lp := &loadProc{lastPong: filepath.Join(sc.dir, fmt.Sprintf("lastpong-%d", i)),
+			latency: filepath.Join(sc.dir, fmt.Sprintf("latency-%d", i))}
 		src := fmt.Sprintf("127.0.0.%d,127.0.0.%d", 2+2*i, 3+2*i)
-		p, err := benchproc.Start(exec.Command(sc.bins.load, "-url", "ws://"+e.addr+"/ws", "-n", strconv.Itoa(n),
-			"-src", src, "-id", fmt.Sprintf("l%d-", i), "-lastpong", lp.lastPong))
+		args := []string{"-url", "ws://" + e.addr + "/ws", "-n", strconv.Itoa(n),
+			"-src", src, "-id", fmt.Sprintf("%s%d-", cmp.Or(sc.idPrefix, "l"), i), "-lastpong", lp.lastPong,
+			"-latency", lp.latency}
+		if sc.rate > 0 {
+			args = append(args, "-rate", strconv.FormatFloat(sc.rate/float64(sc.procs), 'f', -1, 64))
+		}
+		p, err := benchproc.Start(exec.Command(sc.bins.load, args...))
 		if err != nil {
 			return err
 		}
 		lp.Proc = p
 		e.loads = append(e.loads, lp)
 	}
+	return nil
+}
+
+// waitLoads waits until every load process has dialled and the server holds
+// every connection.
+func (e *env) waitLoads() error {
+	held, err := e.waitDialled()
+	if err != nil {
+		return err
+	}
+	if held != int64(e.sc.n) {
+		return fmt.Errorf("server holds %d connections, want %d", held, e.sc.n)
+	}
+	return nil
+}
+
+// waitDialled waits until every load process has dialled without a
+// failure, then for at most 30 s until the server holds every connection,
+// and returns how many it holds.
+func (e *env) waitDialled() (int64, error) {
+	sc := e.sc
 	for i, lp := range e.loads {
 		line, err := lp.Expect("connected ", 3*time.Minute)
 		if err != nil {
-			return fmt.Errorf("load %d: %w", i, err)
+			return 0, fmt.Errorf("load %d: %w", i, err)
 		}
 		if !strings.HasSuffix(line, " failed 0") {
-			return fmt.Errorf("load %d: %s", i, line)
+			return 0, fmt.Errorf("load %d: %s", i, line)
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		m, err := benchproc.Scrape("http://" + e.addr + "/metrics")
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if m[benchproc.WSConns] == int64(sc.n) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server holds %d connections, want %d", m[benchproc.WSConns], sc.n)
+		if m[benchproc.WSConns] == int64(sc.n) || time.Now().After(deadline) {
+			return m[benchproc.WSConns], nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

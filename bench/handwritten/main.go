@@ -11,6 +11,12 @@
 // It serves /ws (any query), /metrics (vigil_connections{transport="ws"} and
 // vigil_ws_pings_total, under the names the demo uses, so that one load
 // tool reads both) and, on -debug-addr, net/http/pprof.
+//
+// With -lean it is instead the minimal one-goroutine gorilla server that
+// DESIGN.md describes: the handler returns after the upgrade and a fresh
+// goroutine reads, the read buffer is 512 bytes and write buffers come from a
+// pool (idle connections hold none), and one scheduler goroutine pings every
+// connection with WriteControl, spread over the interval.
 package main
 
 import (
@@ -20,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,11 +42,18 @@ func main() {
 	debugAddr := flag.String("debug-addr", "", "serve net/http/pprof on this address (default: off)")
 	pingInterval := flag.Duration("ping-interval", 25*time.Second, "protocol ping interval")
 	pongTimeout := flag.Duration("pong-timeout", 20*time.Second, "wait for a pong after a ping")
+	lean := flag.Bool("lean", false, "one goroutine per connection, small buffers, one ping scheduler")
 	flag.Parse()
 
 	pongWait := *pingInterval + *pongTimeout
 	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) { serveWS(w, r, *pingInterval, pongWait) })
+	if *lean {
+		l := &leanServer{wait: pongWait, conns: make(map[*websocket.Conn]uint64)}
+		go l.pingAll(*pingInterval)
+		mux.HandleFunc("/ws", l.serveWS)
+	} else {
+		mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) { serveWS(w, r, *pingInterval, pongWait) })
+	}
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "vigil_connections{transport=\"ws\"} %d\nvigil_ws_pings_total %d\n", open.Load(), pings.Load())
 	})
@@ -99,6 +113,76 @@ func writePump(ws *websocket.Conn, pingInterval time.Duration, done <-chan struc
 			pings.Add(1)
 		case <-done:
 			return
+		}
+	}
+}
+
+// leanServer is the -lean variant.
+type leanServer struct {
+	wait time.Duration
+
+	mu    sync.Mutex
+	conns map[*websocket.Conn]uint64 // the ping step of each
+	next  uint64
+}
+
+var leanUpgrader = websocket.Upgrader{
+	ReadBufferSize:  512,
+	WriteBufferPool: &sync.Pool{},
+	CheckOrigin:     func(*http.Request) bool { return true },
+}
+
+func (l *leanServer) serveWS(w http.ResponseWriter, r *http.Request) {
+	ws, err := leanUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.conns[ws] = l.next
+	l.next++
+	l.mu.Unlock()
+	open.Add(1)
+	go l.read(ws)
+}
+
+func (l *leanServer) read(ws *websocket.Conn) {
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, ws)
+		l.mu.Unlock()
+		open.Add(-1)
+		_ = ws.Close()
+	}()
+	ws.SetReadLimit(64 << 10)
+	_ = ws.SetReadDeadline(time.Now().Add(l.wait))
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(l.wait)) })
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+// pingAll pings every connection once per interval, in 100 steps.
+func (l *leanServer) pingAll(interval time.Duration) {
+	const steps = 100
+	t := time.NewTicker(interval / steps)
+	defer t.Stop()
+	var step uint64
+	for range t.C {
+		l.mu.Lock()
+		batch := make([]*websocket.Conn, 0, len(l.conns)/steps+1)
+		for ws, slot := range l.conns {
+			if slot%steps == step%steps {
+				batch = append(batch, ws)
+			}
+		}
+		l.mu.Unlock()
+		step++
+		for _, ws := range batch {
+			if ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)) == nil {
+				pings.Add(1)
+			}
 		}
 	}
 }

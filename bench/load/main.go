@@ -21,6 +21,10 @@
 // its first dial attempt to the end of the WebSocket handshake (retries
 // included).
 //
+// With -rate R the dials are open-loop: dial k starts k/R seconds in,
+// whatever the server answers (a ramp, a reconnect storm), rather than
+// -dialers at a time.
+//
 // On SIGUSR1 every connection freezes: it stops reading, so it answers no
 // more pings and leaves the server's frames in the socket buffers, like a
 // frozen client; then, if -lastpong is set, the process writes to that file
@@ -99,7 +103,7 @@ func main() {
 	src := flag.String("src", "", "comma-separated local addresses to dial from, round robin (default: any)")
 	prefix := flag.String("id", "load-", "client ID prefix")
 	dialers := flag.Int("dialers", 32, "concurrent dials")
-	rate := flag.Float64("rate", 0, "start at most this many dials per second (0: as fast as -dialers allow)")
+	rate := flag.Float64("rate", 0, "start this many dials per second, open-loop (0: -dialers at a time)")
 	redial := flag.Bool("redial", false, "dial a dropped connection again, under the same ID, with backoff (1 s doubling to 30 s, jittered)")
 	lastPongPath := flag.String("lastpong", "", "on SIGUSR1, write each connection's last pong time to this file")
 	latencyPath := flag.String("latency", "", "write each connection's connect latency (µs) to this file")
@@ -179,42 +183,55 @@ func (l *loader) dialAll(idx []int, id func(int) string) (lat []time.Duration, f
 	var nfailed atomic.Int64
 	var latMu sync.Mutex
 	var wg sync.WaitGroup
-	next := make(chan int)
-	for range l.dialers {
-		wg.Go(func() {
-			for i := range next {
-				start := time.Now()
-				c, err := l.dial(id(i), i)
-				if err != nil {
-					if nfailed.Add(1) <= 5 {
-						log.Printf("dial %d: %v", i, err)
-					}
-					continue
-				}
-				d := time.Since(start)
-				latMu.Lock()
-				lat = append(lat, d)
-				latMu.Unlock()
-				l.connsMu.Lock()
-				l.conns[i] = c
-				l.connsMu.Unlock()
-				go l.read(c)
+	dialOne := func(i int) {
+		start := time.Now()
+		c, err := l.dial(id(i), i)
+		if err != nil {
+			if nfailed.Add(1) <= 5 {
+				log.Printf("dial %d: %v", i, err)
 			}
-		})
-	}
-	var tick <-chan time.Time
-	if l.rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / l.rate))
-		defer t.Stop()
-		tick = t.C
-	}
-	for _, i := range idx {
-		if tick != nil {
-			<-tick
+			return
 		}
-		next <- i
+		d := time.Since(start)
+		latMu.Lock()
+		lat = append(lat, d)
+		latMu.Unlock()
+		l.connsMu.Lock()
+		l.conns[i] = c
+		l.connsMu.Unlock()
+		go l.read(c)
 	}
-	close(next)
+	if l.rate > 0 {
+		// Open loop: dial k starts k/rate seconds in, on a 1 ms tick,
+		// whatever the server answers (a ramp, a reconnect storm), so a
+		// slow server's latencies are not hidden by dials held back.
+		t0 := time.Now()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for k := 0; k < len(idx); {
+			due := min(len(idx), int(time.Since(t0).Seconds()*l.rate)+1)
+			for ; k < due; k++ {
+				i := idx[k]
+				wg.Go(func() { dialOne(i) })
+			}
+			if k < len(idx) {
+				<-tick.C
+			}
+		}
+	} else {
+		next := make(chan int)
+		for range l.dialers {
+			wg.Go(func() {
+				for i := range next {
+					dialOne(i)
+				}
+			})
+		}
+		for _, i := range idx {
+			next <- i
+		}
+		close(next)
+	}
 	wg.Wait()
 	return lat, int(nfailed.Load())
 }

@@ -55,7 +55,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -379,7 +378,7 @@ func (e *env) ramp(bin string, base net.IP) error {
 	}
 	r.rampRedisCPU, r.rampCmds = cpu1-cpu0, cmds1-cmds0
 	for _, l := range e.loads {
-		if err := readLatencies(e.path("latency", l.i), &r.latency); err != nil {
+		if err := benchproc.ReadLatencies(e.path("latency", l.i), &r.latency); err != nil {
 			return err
 		}
 	}
@@ -778,23 +777,6 @@ func getJSON(url string, v any) error {
 		return fmt.Errorf("GET %s: %s %s", url, resp.Status, b)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func readLatencies(path string, into *[]time.Duration) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		us, err := strconv.ParseInt(sc.Text(), 10, 64)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		*into = append(*into, time.Duration(us)*time.Microsecond)
-	}
-	return sc.Err()
 }
 
 // child is the command of a process the tool starts: killed when the

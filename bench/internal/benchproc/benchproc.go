@@ -98,6 +98,44 @@ func (p *Proc) Expect(prefix string, timeout time.Duration) (string, error) {
 	}
 }
 
+// Poll returns the next output line that starts with prefix if one has
+// come already, without waiting; lines before it without the prefix are
+// dropped, as Expect drops them.
+func (p *Proc) Poll(prefix string) (string, bool) {
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				return "", false
+			}
+			if strings.HasPrefix(line, prefix) {
+				return line, true
+			}
+		default:
+			return "", false
+		}
+	}
+}
+
+// ReadLatencies appends to into the connect latencies bench/load wrote to
+// path (its -latency file: microseconds, one a line).
+func ReadLatencies(path string, into *[]time.Duration) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		us, err := strconv.ParseInt(sc.Text(), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		*into = append(*into, time.Duration(us)*time.Microsecond)
+	}
+	return sc.Err()
+}
+
 // Stop sends SIGTERM and waits up to timeout, then kills the process.
 func (p *Proc) Stop(timeout time.Duration) {
 	if p.Cmd.ProcessState != nil {

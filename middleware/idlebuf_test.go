@@ -1,0 +1,110 @@
+//go:build unix
+
+package middleware
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/vigilhq/vigil/presence"
+	"github.com/vigilhq/vigil/store/memory"
+)
+
+// parkedIdle counts the readers parked in waitIdle's wait for readability.
+func parkedIdle() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "middleware.(*Conn).waitIdle") && strings.Contains(g, "(*rawConn).Read") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIdleConnHoldsNoReadBuffer checks that idle connections have given
+// their read buffers back to the Server's pool (issue 17: 512 bytes of each
+// idle connection), and that a connection reads as before once it has data
+// again.
+func TestIdleConnHoldsNoReadBuffer(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a GC empties sync.Pools
+	// One P: sync.Pool keeps an object Put on another P where no Get from
+	// this one finds it.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	st, _ := memory.New(memory.Config{})
+	tr, err := presence.New(context.Background(), st, presence.Config{Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(tr, Config{Identify: IdentifyQuery("id")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := func(ctx context.Context, c *Conn) {
+		for {
+			m, err := c.Receive(ctx)
+			if err != nil || c.Send(m.Type, m.Data) != nil {
+				return
+			}
+		}
+	}
+	ts := httptest.NewServer(s.WebSocket(echo))
+	defer func() {
+		ts.Close()
+		_ = s.Shutdown(context.Background())
+		_ = tr.Close(context.Background())
+	}()
+	const n = 4
+	var cs []*websocket.Conn
+	for i := range n {
+		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws%s?id=c%d", strings.TrimPrefix(ts.URL, "http"), i), http.Header{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		cs = append(cs, ws)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for parkedIdle() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readers parked idle, want %d", parkedIdle(), n)
+		}
+		runtime.Gosched()
+	}
+	pooled := 0
+	for {
+		r, ok := s.readers.Get().(*bufio.Reader)
+		if !ok {
+			break
+		}
+		if r.Size() != s.cfg.ReadBufferSize {
+			t.Errorf("pooled reader of %d bytes, want %d", r.Size(), s.cfg.ReadBufferSize)
+		}
+		pooled++
+	}
+	// Under -race, sync.Pool drops a quarter of what is Put, at random.
+	if pooled != n && !(raceOn && pooled < n) {
+		t.Errorf("%d read buffers in the pool, want one from each of the %d idle connections", pooled, n)
+	}
+	for i, ws := range cs {
+		msg := strings.Repeat("m", 700*i) // up to past the read buffer
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, got, err := ws.ReadMessage(); err != nil || string(got) != msg {
+			t.Fatalf("echo %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+}
