@@ -1,0 +1,100 @@
+//go:build integration && unix
+
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/internal/redistest"
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+)
+
+// TestFigureIdleCost (issue 17 §5): what idle nodes cost Redis. 1, 4 and
+// 16 nodes, each with its own client, Store and Tracker at the defaults
+// and a Watch hook (as the demo's feed registers), and no session at all,
+// share one redis-server of the test's own; after a settling second, the
+// figure is Redis's CPU (INFO cpu, user + sys) and the commands it ran
+// (INFO stats total_commands_processed, which counts the commands scripts
+// run too), per node and per second, over IDLE_SECONDS (10 by default).
+//
+// The count of commands is asserted: at most idleCommandsPerNode per node
+// and second at 4 and 16 nodes. CPU is only reported (it depends on the
+// machine and its load).
+func TestFigureIdleCost(t *testing.T) {
+	window := 10 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("IDLE_SECONDS")); err == nil && v > 0 {
+		window = time.Duration(v) * time.Second
+	}
+	for _, nodes := range []int{1, 4, 16} {
+		t.Run(fmt.Sprintf("%d-nodes", nodes), func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			for i := range nodes {
+				rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+				t.Cleanup(func() { _ = rdb.Close() })
+				st, err := redisstore.New(rdb, redisstore.Config{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr, err := presence.New(context.Background(), st, presence.Config{Node: "idle-" + strconv.Itoa(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = tr.Close(context.Background()) })
+				tr.Watch(func(context.Context, presence.Event) {})
+			}
+			probe := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+			t.Cleanup(func() { _ = probe.Close() })
+			time.Sleep(time.Second) // every node has started its loop
+			cpu0, cmds0 := serverLoad(t, probe)
+			start := time.Now()
+			time.Sleep(window)
+			cpu1, cmds1 := serverLoad(t, probe)
+			secs := time.Since(start).Seconds()
+			// The probe's own INFO calls: two, counted in cmds1.
+			cpuPerNode := (cpu1 - cpu0) / float64(nodes) / secs * 1000
+			cmdsPerNode := float64(cmds1-cmds0-1) / float64(nodes) / secs
+			t.Logf("%2d idle nodes: Redis CPU %.3f ms/s per node (%.2f ms/s in all), %.1f commands/s per node (%.0f in all)",
+				nodes, cpuPerNode, cpuPerNode*float64(nodes), cmdsPerNode, cmdsPerNode*float64(nodes))
+			if nodes > 1 && cmdsPerNode > idleCommandsPerNode {
+				t.Errorf("%d idle nodes: %.1f commands/s per node, want at most %d", nodes, cmdsPerNode, idleCommandsPerNode)
+			}
+		})
+	}
+}
+
+// idleCommandsPerNode bounds the commands an idle node costs Redis per
+// second, with 4 nodes or more sharing the background work.
+const idleCommandsPerNode = 1000
+
+// serverLoad reads Redis's CPU seconds (user + sys) and the commands it
+// processed so far.
+func serverLoad(t *testing.T, c *goredis.Client) (cpu float64, cmds int64) {
+	t.Helper()
+	info, err := c.Info(context.Background(), "cpu", "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "used_cpu_user", "used_cpu_sys":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		case "total_commands_processed":
+			cmds, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return cpu, cmds
+}
