@@ -28,9 +28,9 @@ import (
 // Redis's CPU per node leaves out what the server costs with no node at
 // all (its timers), measured for half as long before the nodes start.
 //
-// The count of commands is asserted: at most idleCommandsPerNode per node
-// and second at 4 and 16 nodes. CPU is only reported (it depends on the
-// machine and its load).
+// The count of commands is asserted (idleCommands: per node and second,
+// by the number of nodes). CPU is only reported (it depends on the machine
+// and its load).
 func TestFigureIdleCost(t *testing.T) {
 	window := 10 * time.Second
 	if v, err := strconv.Atoi(os.Getenv("IDLE_SECONDS")); err == nil && v > 0 {
@@ -73,16 +73,18 @@ func TestFigureIdleCost(t *testing.T) {
 			cmdsPerNode := float64(cmds1-cmds0-1) / float64(nodes) / secs
 			t.Logf("%2d idle nodes: Redis CPU %.3f ms/s per node over Redis's own %.2f ms/s (%.2f ms/s in all), %.1f commands/s per node (%.0f in all)",
 				nodes, cpuPerNode, base, all, cmdsPerNode, cmdsPerNode*float64(nodes))
-			if nodes > 1 && cmdsPerNode > idleCommandsPerNode {
-				t.Errorf("%d idle nodes: %.1f commands/s per node, want at most %d", nodes, cmdsPerNode, idleCommandsPerNode)
+			if limit := idleCommands[nodes]; cmdsPerNode > limit {
+				t.Errorf("%d idle nodes: %.1f commands/s per node, want at most %v", nodes, cmdsPerNode, limit)
 			}
 		})
 	}
 }
 
-// idleCommandsPerNode bounds the commands an idle node costs Redis per
-// second, with 4 nodes or more sharing the background work.
-const idleCommandsPerNode = 1000
+// idleCommands bounds the commands an idle node costs Redis per second, by
+// the number of nodes sharing the background work. Measured: about 170, 55
+// and 24 (every node swept, reclaimed and polled every bucket before: 520
+// per node, however many).
+var idleCommands = map[int]float64{1: 250, 4: 100, 16: 50}
 
 // serverLoad reads Redis's CPU seconds (user + sys) and the commands it
 // processed so far.
