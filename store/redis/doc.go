@@ -474,8 +474,10 @@
 // its next Sweep: the Offlines that fall due in the bucket meanwhile
 // (none of the stopped node's own sessions, whose TTL is far longer) land
 // up to about 3.5 SweepIntervals (1.75s at the defaults, at most 3s +
-// SweepInterval) later than the bound of the presence package. Sweep
-// (without a node) sweeps every bucket, as before.
+// SweepInterval) later than the bound of the presence package. A Store
+// that cannot read the registry (its shard is down) sweeps in full the
+// buckets it swept before, so the buckets of the shards that answer are
+// still swept. Sweep (without a node) sweeps every bucket, as before.
 //
 // The cost when nothing happens, per SweepInterval, on a single server:
 // one round trip per node (the registry's script, five commands with its

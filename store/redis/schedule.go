@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"hash/fnv"
 	"slices"
@@ -202,19 +203,25 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 			}
 		}
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil && goredis.HasErrorPrefix(reg.Err(), "NOSCRIPT") {
-		err = scriptNodes.Run(ctx, s.rdb, []string{registryKey(s.cfg.Prefix)},
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	regErr := reg.Err()
+	if goredis.HasErrorPrefix(regErr, "NOSCRIPT") {
+		regErr = scriptNodes.Run(ctx, s.rdb, []string{registryKey(s.cfg.Prefix)},
 			newArgv(nNodesArgs).set(nodesArgMember, s.consumer).set(nodesArgLease, regLease.Milliseconds())...).Err()
-		if err == nil {
+		if regErr == nil {
 			// The registry is written; read the rest next time, sweeping
-			// everything this once.
+			// all this Store's buckets this once.
 			return s.sweepSome(ctx, start, mineBefore, held, nil, node, leaseMS)
 		}
 	}
-	s.out.observe(ctx, err)
-	if err != nil && err != goredis.Nil {
-		return nil, err
+	s.out.observe(ctx, regErr)
+	if regErr != nil {
+		// No registry (its shard is down, say): sweep what this Store
+		// swept, in full, so that the buckets on the shards that answer
+		// are still swept; the others take its buckets over as its entry
+		// runs out, harmlessly.
+		evs, err := s.sweepSome(ctx, start, mineBefore, held, nil, node, leaseMS)
+		return evs, cmp.Or(err, regErr)
 	}
 	rv, _ := reg.Val().([]any)
 	if len(rv) < 2 {
