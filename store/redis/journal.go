@@ -275,6 +275,14 @@ func (t *tail) take(cursor string) (evs []presence.Event, next string, ok bool, 
 		err, t.err, t.valid = t.err, nil, false
 		return nil, "", true, fmt.Errorf("redis: read journal: %w", err)
 	}
+	if !t.running {
+		// Stopped (idle, full or closed): what it gathered is the last
+		// it has; after it, Read reads by itself.
+		t.valid = false
+		if len(t.buf) == 0 {
+			return nil, "", false, nil
+		}
+	}
 	evs, next = t.buf, t.to
 	t.buf, t.from = nil, t.to
 	t.lastRead = time.Now()
