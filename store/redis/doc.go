@@ -492,5 +492,5 @@
 // is a command of its own (pipelined per shard), and Watch polls one XREAD
 // per bucket every half SweepInterval per watching node. docs/BENCHMARKS.md
 // ("Idle cost per node") has the measured figures: with 16 idle nodes on
-// one redis-server, about 20 commands a second per node.
+// one redis-server, about 24 commands a second per node (520 before).
 package redis
