@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -129,4 +130,77 @@ func TestFlushRacingBeats(t *testing.T) {
 	if len(store.got) <= len(sessions) {
 		t.Errorf("%d leases written; want the Adds and many Touches", len(store.got))
 	}
+}
+
+// touchDown fails Touch while down is set, and counts sweeps.
+type touchDown struct {
+	presence.Store
+	down   atomic.Bool
+	sweeps atomic.Int64
+}
+
+func (s *touchDown) Touch(ctx context.Context, ls []presence.Lease) ([]presence.Gone, error) {
+	if s.down.Load() {
+		return nil, errDown
+	}
+	return s.Store.Touch(ctx, ls)
+}
+
+func (s *touchDown) Sweep(ctx context.Context) ([]presence.Event, error) {
+	s.sweeps.Add(1)
+	return s.Store.Sweep(ctx)
+}
+
+// While a node's beats cannot be written, it does not sweep: after a store
+// stall longer than a lease (a paused Redis), a sweep that reached the
+// store before the node's next Touch would expire its live sessions. It
+// sweeps again once a Touch gets through, and after one TTL whatever
+// happens, so that a Touch failing for good does not stop expiry.
+//
+// timing: the defaults, on fake time.
+func TestNoSweepWhileBeatsUnwritten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &touchDown{Store: newStore(t)}
+		tr := newTracker(t, store, presence.Config{})
+		cfg := tr.Config()
+		s, err := tr.Connect(ctx, "a", presence.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		beat := func(d time.Duration) {
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				time.Sleep(cfg.SweepInterval / 4)
+				s.Beat()
+			}
+		}
+		beat(2 * cfg.SweepInterval)
+		if store.sweeps.Load() == 0 {
+			t.Fatal("no sweep while the store worked")
+		}
+
+		store.down.Store(true)
+		beat(cfg.SweepInterval) // the failing flush that started before any sweep
+		before := store.sweeps.Load()
+		beat(cfg.TTL / 2)
+		if n := store.sweeps.Load() - before; n != 0 {
+			t.Errorf("%d sweeps while every Touch failed for TTL/2; want none", n)
+		}
+		store.down.Store(false)
+		beat(2 * cfg.SweepInterval)
+		if store.sweeps.Load() == before {
+			t.Error("no sweep after the Touch got through again")
+		}
+		if p, err := tr.Presence(ctx, "a"); err != nil || !p.Online {
+			t.Errorf("Presence(a) = %+v, %v; want online", p, err)
+		}
+
+		store.down.Store(true)
+		beat(cfg.SweepInterval)
+		before = store.sweeps.Load()
+		beat(cfg.TTL + 2*cfg.SweepInterval)
+		if store.sweeps.Load() == before {
+			t.Errorf("no sweep in TTL + 2 SweepIntervals of failing Touches; want sweeping back after one TTL")
+		}
+		store.down.Store(false)
+	})
 }

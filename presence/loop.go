@@ -15,6 +15,12 @@ func (t *Tracker) loop(ctx context.Context) {
 	// Store already removed them (and fired the Offline); this only tells
 	// their owners and frees them.
 	scanEvery := max(1, int(t.cfg.TTL/t.cfg.SweepInterval))
+	// A sweep waits while this node's beats are unwritten (its last
+	// flush failed): after a store stall longer than a lease (a paused or
+	// failing-over Redis), a sweep that reaches the store first would
+	// expire live sessions whose beats the next flush writes. For one TTL
+	// at most, so that a Touch failing for good does not stop expiry.
+	held := 0
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -22,9 +28,14 @@ func (t *Tracker) loop(ctx context.Context) {
 		case <-tick.C:
 		}
 		t.retry(ctx)
-		t.flush(ctx)
+		wrote := t.flush(ctx)
 		if n%2 == 1 {
-			t.sweep(ctx)
+			if wrote || held >= scanEvery {
+				t.sweep(ctx)
+				held = 0
+			} else {
+				held++
+			}
 		}
 		t.journalTick(ctx, n%2 == 1)
 		if n%scanEvery == scanEvery-1 {
@@ -65,15 +76,16 @@ func (t *Tracker) expireLocal(ctx context.Context) {
 }
 
 // flush writes the leases of the sessions beaten since their last write, in
-// one Touch, and closes the sessions the Store no longer holds.
-func (t *Tracker) flush(ctx context.Context) {
+// one Touch, and closes the sessions the Store no longer holds. It reports
+// false when the Touch failed (its leases are queued again).
+func (t *Tracker) flush(ctx context.Context) bool {
 	t.dirtyMu.Lock()
 	batch := t.dirty
 	t.dirty = t.spare[:0]
 	t.dirtyMu.Unlock()
 	if len(batch) == 0 {
 		t.spare = batch
-		return
+		return true
 	}
 	now := t.now()
 	leases, owners := t.leases[:0], t.owners[:0]
@@ -95,10 +107,12 @@ func (t *Tracker) flush(ctx context.Context) {
 	clear(batch)
 	t.spare = batch[:0]
 
+	ok := true
 	if len(leases) > 0 {
 		start := time.Now()
 		gone, err := t.store.Touch(ctx, leases)
 		t.observed("touch", start, err)
+		ok = err == nil
 		if err != nil {
 			if ctx.Err() == nil {
 				t.storeFailed(ctx, "touch", err, nil)
@@ -115,6 +129,7 @@ func (t *Tracker) flush(ctx context.Context) {
 	clear(leases)
 	clear(owners)
 	t.leases, t.owners = leases[:0], owners[:0]
+	return ok
 }
 
 // forgetGone ends a local session that the Store no longer holds as live.
