@@ -126,7 +126,9 @@ func openStore(o options, log *slog.Logger) (presence.Store, func(), error) {
 			rdb.Close()
 			return nil, nil, err
 		}
-		return s, func() { rdb.Close() }, nil
+		// Closing the Store hands the buckets it swept to the other nodes
+		// at once (see "Background work" in store/redis).
+		return s, func() { _ = s.Close(); rdb.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("chat: -store %q: want memory or redis", o.store)
 }

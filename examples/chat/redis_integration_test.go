@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -47,10 +48,15 @@ func sharedRedis(t *testing.T) (addr, prefix string) {
 }
 
 // transitions returns, per client, the online and offline log lines of the
-// given nodes, each as "event/reason", in the order each node logged them
-// (nodes in the order given).
+// given nodes, each as "event/reason", in the client's order (its Seq):
+// which node logs a transition depends on which node decided it (for an
+// expiry, the node that sweeps the client's bucket).
 func transitions(nodes ...*demo) map[string][]string {
-	out := map[string][]string{}
+	type line struct {
+		seq float64
+		s   string
+	}
+	byClient := map[string][]line{}
 	for _, d := range nodes {
 		d.mu.Lock()
 		for _, l := range d.lines {
@@ -60,9 +66,17 @@ func transitions(nodes ...*demo) map[string][]string {
 			}
 			c, _ := l["client"].(string)
 			r, _ := l["reason"].(string)
-			out[c] = append(out[c], ev+"/"+r)
+			seq, _ := l["seq"].(float64) // below 2^53: exact
+			byClient[c] = append(byClient[c], line{seq, ev + "/" + r})
 		}
 		d.mu.Unlock()
+	}
+	out := map[string][]string{}
+	for c, ls := range byClient {
+		slices.SortStableFunc(ls, func(a, b line) int { return cmp.Compare(a.seq, b.seq) })
+		for _, l := range ls {
+			out[c] = append(out[c], l.s)
+		}
 	}
 	return out
 }

@@ -116,9 +116,10 @@ func TestHostileIDs(t *testing.T) {
 			if !slices.Equal(listed, want) {
 				t.Errorf("List = %q\nwant %q", listed, want)
 			}
-			// Only the bucket keys exist, whatever the IDs.
+			// Only the bucket keys exist, and the registry of sweepers
+			// (in bucket 0's slot), whatever the IDs.
 			p := prefixOf(t, st)
-			shape := regexp.MustCompile(`^\{` + regexp.QuoteMeta(p) + `:b[0-7]\}:(g2|x|r|c|o|on:[0-9a-z]+|oc|j|l)$`)
+			shape := regexp.MustCompile(`^\{` + regexp.QuoteMeta(p) + `:b[0-7]\}:(g2|x|r|c|o|on:[0-9a-z]+|oc|j|l)$|^\{` + regexp.QuoteMeta(p) + `:b0\}:sw$`)
 			check := func(ctx context.Context, c *goredis.Client) error {
 				iter := c.Scan(ctx, 0, "*", 1000).Iterator()
 				for iter.Next(ctx) {

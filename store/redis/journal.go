@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -114,14 +115,40 @@ func (s *Store) Reclaim(ctx context.Context) ([]presence.Event, error) {
 }
 
 // Read implements presence.Journal: it returns the transitions recorded
-// in every bucket's journal after cursor. On a single server that is one
-// XREAD; on a Cluster one per bucket, pipelined. Each event's Node is the
-// node that decided it when the deciding call named one (Add, End of a
-// node), else empty.
+// in every bucket's journal after cursor. Each event's Node is the node
+// that decided it when the deciding call named one (Add, End of a node),
+// else empty.
+//
+// On a Cluster each Read is one XREAD per bucket, pipelined. On a single
+// server, a Read reads once (one XREAD of every bucket) and leaves a
+// goroutine blocked in XREAD on one connection of the client's pool, which
+// gathers what comes next; the next Read from where this one ended returns
+// it without a round trip. The goroutine ends when Read is not called for
+// a few seconds, when the client is closed, or at Close. So a node that
+// watches the journal costs Redis nothing while no transition happens,
+// where polling cost a round trip per Read.
 func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, string, error) {
 	if cursor == "" {
 		return s.readStart(ctx)
 	}
+	if s.single {
+		if evs, next, ok, err := s.tail.take(cursor); ok {
+			if err == nil {
+				s.startTail(next, false)
+			}
+			return evs, next, err
+		}
+	}
+	evs, next, err := s.poll(ctx, cursor)
+	if err == nil && s.single {
+		s.startTail(next, true)
+	}
+	return evs, next, err
+}
+
+// poll is Read without the tail: one XREAD on a single server, one per
+// bucket, pipelined, on a Cluster.
+func (s *Store) poll(ctx context.Context, cursor string) ([]presence.Event, string, error) {
 	ids, err := decodeJournalCursor(cursor, len(s.buckets))
 	if err != nil {
 		return nil, "", err
@@ -145,10 +172,6 @@ func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, stri
 		}
 	}
 	_ = s.exec(ctx, pipe) // errors are read per command below
-	byKey := make(map[string]int, len(s.buckets))
-	for b, keys := range s.buckets {
-		byKey[keys[keyJournal]] = b
-	}
 	var evs []presence.Event
 	for _, cmd := range cmds {
 		streams, err := cmd.Result()
@@ -158,28 +181,36 @@ func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, stri
 		if err != nil {
 			return nil, "", fmt.Errorf("redis: read journal: %w", err)
 		}
-		for _, st := range streams {
-			b, ok := byKey[st.Stream]
-			if !ok {
-				continue
-			}
-			for _, m := range st.Messages {
-				if id, ok := parseEntryID(m.ID); ok {
-					ids[b] = id
-				}
-				fields := make([]string, 0, 2*len(m.Values))
-				for k, v := range m.Values {
-					fields = append(fields, k, str(v))
-				}
-				ev, err := decodeEntry(fields)
-				if err != nil {
-					continue
-				}
-				evs = append(evs, ev)
-			}
-		}
+		evs = append(evs, s.journalEvents(streams, ids)...)
 	}
 	return evs, encodeJournalCursor(ids), nil
+}
+
+// journalEvents decodes the entries of an XREAD reply into events,
+// advancing ids (per bucket) past them.
+func (s *Store) journalEvents(streams []goredis.XStream, ids []entryID) []presence.Event {
+	var evs []presence.Event
+	for _, st := range streams {
+		b, ok := s.journalBucket[st.Stream]
+		if !ok {
+			continue
+		}
+		for _, m := range st.Messages {
+			if id, ok := parseEntryID(m.ID); ok {
+				ids[b] = id
+			}
+			fields := make([]string, 0, 2*len(m.Values))
+			for k, v := range m.Values {
+				fields = append(fields, k, str(v))
+			}
+			ev, err := decodeEntry(fields)
+			if err != nil {
+				continue
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
 }
 
 // readStart returns the cursor at the end of every bucket's journal.
@@ -199,4 +230,175 @@ func (s *Store) readStart(ctx context.Context) ([]presence.Event, string, error)
 		}
 	}
 	return nil, encodeJournalCursor(ids), nil
+}
+
+// The tail (single server only): see Read.
+const (
+	// tailBlock is how long one blocked XREAD of the tail waits: what an
+	// idle node costs Redis is one XREAD that times out per tailBlock, and
+	// Close waits for at most that.
+	tailBlock = 2 * time.Second
+	// tailIdle: the tail ends when Read was not called for this long.
+	tailIdle = 3 * time.Second
+	// tailMax bounds the events the tail holds for the next Read; past it
+	// the tail ends, and the next Read reads by itself.
+	tailMax = 10 * readCount
+)
+
+// tail is the goroutine that reads the journal ahead of Read on a single
+// server.
+type tail struct {
+	// mu guards the fields below.
+	mu sync.Mutex
+	// valid: buf holds the events recorded after cursor from, up to
+	// cursor to.
+	valid    bool
+	from, to string
+	buf      []presence.Event
+	err      error // why the goroutine ended, for the next Read
+	epoch    int   // bumped when from and to are set anew
+	running  bool
+	lastRead time.Time
+	closed   bool
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the goroutine ends
+}
+
+// take returns what the tail gathered after cursor, and ok if it has it.
+func (t *tail) take(cursor string) (evs []presence.Event, next string, ok bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.valid || cursor != t.from {
+		return nil, "", false, nil
+	}
+	if t.err != nil {
+		err, t.err, t.valid = t.err, nil, false
+		return nil, "", true, fmt.Errorf("redis: read journal: %w", err)
+	}
+	if !t.running {
+		// Stopped (idle, full or closed): what it gathered is the last
+		// it has; after it, Read reads by itself.
+		t.valid = false
+		if len(t.buf) == 0 {
+			return nil, "", false, nil
+		}
+	}
+	evs, next = t.buf, t.to
+	t.buf, t.from = nil, t.to
+	t.lastRead = time.Now()
+	return evs, next, true, nil
+}
+
+// startTail makes sure the tail runs, reading after cursor when reset (or
+// when it was not running), else from where it is.
+func (s *Store) startTail(cursor string, reset bool) {
+	t := &s.tail
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	t.lastRead = time.Now()
+	if reset || !t.running {
+		t.valid, t.from, t.to, t.buf, t.err = true, cursor, cursor, nil, nil
+		t.epoch++
+	}
+	if t.running {
+		return
+	}
+	var ctx context.Context
+	ctx, t.cancel = context.WithCancel(context.Background())
+	t.running, t.done = true, make(chan struct{})
+	go s.tailLoop(ctx, t.done)
+}
+
+// tailLoop is the tail's goroutine.
+func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := &s.tail
+	streams := make([]string, 2*len(s.buckets))
+	for {
+		t.mu.Lock()
+		if t.closed || time.Since(t.lastRead) > tailIdle || len(t.buf) >= tailMax {
+			t.running = false
+			t.mu.Unlock()
+			return
+		}
+		epoch := t.epoch
+		ids, err := decodeJournalCursor(t.to, len(s.buckets))
+		t.mu.Unlock()
+		if err != nil {
+			t.stop(epoch, err)
+			return
+		}
+		for b := range s.buckets {
+			streams[b] = s.buckets[b][keyJournal]
+			streams[len(s.buckets)+b] = ids[b].String()
+		}
+		res, err := s.rdb.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: readCount, Block: tailBlock}).Result()
+		if err == goredis.Nil {
+			continue
+		}
+		if err != nil {
+			t.stop(epoch, err)
+			return
+		}
+		evs := s.journalEvents(res, ids)
+		t.mu.Lock()
+		if t.epoch == epoch {
+			t.buf = append(t.buf, evs...)
+			t.to = encodeJournalCursor(ids)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// stop ends the tail after an error, which the next Read reports unless
+// the tail was reset meanwhile.
+func (t *tail) stop(epoch int, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.running = false
+	if t.epoch == epoch && !t.closed {
+		t.err = err
+	}
+}
+
+// Close withdraws the Store from the namespace's registry of sweepers, so
+// that the buckets it swept are taken over at the other nodes' next Sweep
+// rather than when its entry runs out (see "Background work" in the
+// package documentation), then stops the goroutine that Read starts on a
+// single server (see Read) and waits for it, at most about two seconds
+// (one blocked XREAD); later Reads read by themselves. Call it once the
+// Store's Tracker is closed. It leaves the client open: closing it is the
+// caller's business, and closing it also ends the goroutine, at once.
+// Close reports only a failure to reach Redis for the registry; a second
+// call does nothing more.
+func (s *Store) Close() error {
+	var err error
+	s.sched.mu.Lock()
+	registered := s.sched.ok
+	s.sched.ok = time.Time{}
+	s.sched.mu.Unlock()
+	if !registered.IsZero() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = s.rdb.ZRem(ctx, registryKey(s.cfg.Prefix), s.consumer).Err()
+		s.out.observe(ctx, err)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("redis: close: %w", err)
+		}
+	}
+	t := &s.tail
+	t.mu.Lock()
+	t.closed = true
+	done, cancel := t.done, t.cancel
+	t.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if done != nil {
+		<-done
+	}
+	return err
 }

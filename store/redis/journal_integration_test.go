@@ -76,3 +76,60 @@ func TestWatchSeesEveryNode(t *testing.T) {
 		t.Errorf("seqs %v", s)
 	}
 }
+
+// TestReadTail: on a single server Read leaves a blocked XREAD gathering
+// what comes next; every transition still comes once, in order, by the
+// next Reads; Close stops it, and later Reads read by themselves.
+func TestReadTail(t *testing.T) {
+	for _, srv := range redistest.Servers {
+		t.Run(srv.Name, func(t *testing.T) {
+			rdb := srv.Client(t)
+			st := redistest.Store(t, rdb, redisstore.Config{})
+			ctx := context.Background()
+			_, cursor, err := st.Read(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			read := func() {
+				t.Helper()
+				evs, next, err := st.Read(ctx, cursor)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cursor = next
+				for _, ev := range evs {
+					got = append(got, ev.ClientID+"/"+ev.Transition.String())
+				}
+			}
+			var want []string
+			for round := range 3 {
+				read()
+				id := "tail-" + itoa(round)
+				if _, err := st.Add(ctx, presence.Lease{ClientID: id, SessionID: "s", Node: "n", TTL: time.Minute}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.End(ctx, presence.Ending{ClientID: id, SessionID: "s"}); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, id+"/online", id+"/offline")
+				waitUntil(t, 2*time.Second, "read "+id, func() bool { read(); return len(got) >= len(want) })
+			}
+			start := time.Now()
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("Close took %v", d)
+			}
+			if _, err := st.Add(ctx, presence.Lease{ClientID: "after", SessionID: "s", Node: "n", TTL: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "after/online")
+			waitUntil(t, 2*time.Second, "read after Close", func() bool { read(); return len(got) >= len(want) })
+			if !slices.Equal(got, want) {
+				t.Errorf("read %v\nwant %v", got, want)
+			}
+		})
+	}
+}

@@ -84,6 +84,20 @@ const (
 	nSweepBucket
 )
 
+// ARGV of nodes.lua.
+const (
+	nodesArgMember = iota + 1 // the Store's name in the registry
+	nodesArgLease             // ms: how long its entry runs from now
+	nNodesArgs     = iota
+)
+
+// ARGV of lease.lua.
+const (
+	leaseArgNode  = iota + 1 // the node whose lease is renewed
+	leaseArgLease            // ms: how long it runs from now
+	nLeaseArgs    = iota
+)
+
 // ARGV of list.lua.
 const (
 	listArgAfter = iota + 1 // the client ID to list after; '' from the start

@@ -46,6 +46,8 @@ var luaTables = []luaTable{
 	{"members.lua", "A", "membersArg", 0},
 	{"among.lua", "A", "amongArg", 0},
 	{"among.lua", "AI", "amongItem", 0},
+	{"nodes.lua", "A", "nodesArg", 0},
+	{"lease.lua", "A", "leaseArg", 0},
 }
 
 // goNames evaluates the constants of luanames.go.

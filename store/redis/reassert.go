@@ -104,6 +104,7 @@ func (s *Store) decided(b int, ev presence.Event) {
 	}
 	s.offs[key] = offDecided{at: at, gen: gen}
 	s.offOrder = append(s.offOrder, offRef{key: key, at: at, local: time.Now()})
+	s.offAt[b] = time.Now()
 }
 
 // pruneOffs forgets the Offlines and Leaves learnt more than offMemory before a Sweep

@@ -26,7 +26,19 @@ var (
 	scriptRooms    = newScript("rooms.lua")
 	scriptMembers  = newScript("members.lua")
 	scriptAmong    = newScript("among.lua")
+	scriptNodes    = newBareScript("nodes.lua")
+	scriptLease    = newBareScript("lease.lua")
 )
+
+// newBareScript is a script without lua/common.lua: for the small calls of
+// the background work (schedule.go), which read no bucket's data.
+func newBareScript(name string) *goredis.Script {
+	body, err := luaFS.ReadFile("lua/" + name)
+	if err != nil {
+		panic(err)
+	}
+	return goredis.NewScript(string(body))
+}
 
 func newScript(name string) *goredis.Script {
 	common, err := luaFS.ReadFile("lua/common.lua")

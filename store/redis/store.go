@@ -26,9 +26,12 @@ import (
 // package documentation).
 //
 // Every decision is one Lua script over one bucket (one Cluster slot),
-// timed by Redis's own clock. The Store starts no goroutine and holds no
-// connection of its own: closing the client is the caller's business. A
-// Store is safe for concurrent use; use New to make one.
+// timed by Redis's own clock. The Store holds no connection of its own:
+// closing the client is the caller's business. It starts one goroutine,
+// on a single server only, when Read is called with a cursor (see Read);
+// the goroutine ends by itself a few seconds after the last Read, when the
+// client is closed, or at Close. A Store is safe for concurrent use; use
+// New to make one.
 //
 // The Store remembers, in process memory, which Redis generation each
 // session it wrote was last seen in, and the sessions it ended until their
@@ -58,6 +61,7 @@ type Store struct {
 	knownMu sync.Mutex
 	known   map[string]map[string]knownSession
 	endings []endingRef
+	knownIn []int // per bucket, the clients of known there
 
 	// genMu guards gens, per bucket the generation this Store last saw
 	// ('' before it saw any), and lost, the buckets seen with a new
@@ -71,6 +75,7 @@ type Store struct {
 	offMu    sync.Mutex
 	offs     map[string]offDecided
 	offOrder []offRef
+	offAt    []time.Time // per bucket, when this Store last decided one there
 	// reassertMu orders re-assertion after End: End holds it shared, so a
 	// session ended while its bucket is re-asserted is never written back.
 	reassertMu sync.RWMutex
@@ -79,6 +84,11 @@ type Store struct {
 	journalMu sync.Mutex
 	pending   map[string]pendingEntry // by Event.ID(): returned, not acknowledged
 	reclaimed []presence.Event        // claimed by Sweep, not yet handed out
+
+	sched sched // this Store's share of the background work (schedule.go)
+	tail  tail  // reads the journal ahead of Read, on a single server
+
+	journalBucket map[string]int // journal key -> its bucket
 }
 
 type pendingEntry struct {
@@ -114,12 +124,17 @@ func New(rdb goredis.UniversalClient, cfg Config) (*Store, error) {
 		gens:     make([]string, cfg.Buckets),
 		lost:     make(map[int]bool),
 		offs:     make(map[string]offDecided),
+		knownIn:  make([]int, cfg.Buckets),
+		offAt:    make([]time.Time, cfg.Buckets),
+		sched:    newSched(cfg.Buckets),
 	}
 	_, s.single = rdb.(*goredis.Client)
 	s.out = newOutage(cfg.Logger, rdb)
 	s.buckets = make([][]string, cfg.Buckets)
+	s.journalBucket = make(map[string]int, cfg.Buckets)
 	for b := range s.buckets {
 		s.buckets[b] = bucketKeys(cfg.Prefix, b)
+		s.journalBucket[s.buckets[b][keyJournal]] = b
 	}
 	return s, nil
 }
@@ -484,38 +499,62 @@ func (s *Store) ended(e presence.Ending, gens map[int]string, nows map[int]int64
 // and re-asserts the sessions of the buckets that Redis lost since the
 // last Sweep (see reassert).
 func (s *Store) Sweep(ctx context.Context) ([]presence.Event, error) {
-	evs, err := s.sweep(ctx, "", 0)
+	evs, err := s.sweep(ctx)
 	if err != nil {
 		return evs, fmt.Errorf("redis: sweep: %w", err)
 	}
 	return evs, nil
 }
 
-// SweepNode implements presence.NodeSweeper: Sweep, whose script calls
-// also renew the node's lease in every bucket they sweep (see "Nodes" in
-// the package documentation).
+// SweepNode implements presence.NodeSweeper: this Store's share of the
+// namespace's sweeping. The Stores that call SweepNode share the buckets,
+// each sweeping those it has the duty of, and any bucket it holds
+// something in whose data Redis lost; it renews l.Node's lease in the
+// buckets it sweeps and in those where it holds sessions (see "Nodes" and
+// "Background work" in the package documentation).
 func (s *Store) SweepNode(ctx context.Context, l presence.NodeLease) ([]presence.Event, error) {
 	if err := l.Validate(); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	evs, err := s.sweep(ctx, l.Node, ms(l.TTL))
+	evs, err := s.sweepShare(ctx, l.Node, ms(l.TTL))
 	if err != nil {
 		return evs, fmt.Errorf("redis: sweep as node %q: %w", l.Node, err)
 	}
 	return evs, nil
 }
 
-// sweep is Sweep and SweepNode: node renews its lease for leaseMS, unless
-// node is empty.
-func (s *Store) sweep(ctx context.Context, node string, leaseMS int64) ([]presence.Event, error) {
+// sweep is Sweep: every bucket, then re-assertion of what Redis lost.
+func (s *Store) sweep(ctx context.Context) ([]presence.Event, error) {
 	all := make([]int, len(s.buckets))
 	for b := range all {
 		all[b] = b
 	}
 	s.prunePending()
 	start := time.Now()
-	groups := s.groups(all)
-	var evs []presence.Event
+	evs, done, err := s.sweepBuckets(ctx, all, "", 0)
+	if err != nil {
+		return evs, err
+	}
+	more, err := s.reassert(ctx)
+	evs = append(evs, more...)
+	if err != nil {
+		return evs, err
+	}
+	if done {
+		s.pruneEndings(start)
+		s.pruneOffs(start)
+	}
+	return evs, nil
+}
+
+// sweepBuckets runs sweep.lua over buckets bs until none has more due (or
+// a hundred rounds), and reports whether they all ran out of work (done):
+// node renews its lease for leaseMS in each, unless node is empty.
+func (s *Store) sweepBuckets(ctx context.Context, bs []int, node string, leaseMS int64) (evs []presence.Event, done bool, err error) {
+	groups := s.groups(bs)
+	if len(bs) == 0 {
+		return nil, true, nil
+	}
 	var claimed []presence.Event
 	for round := 0; len(groups) > 0 && round < 100; round++ {
 		calls := make([]call, len(groups))
@@ -564,20 +603,11 @@ func (s *Store) sweep(ctx context.Context, node string, leaseMS int64) ([]presen
 			claimed = nil
 		}
 		if err != nil {
-			return evs, err
+			return evs, false, err
 		}
 		groups = next
 	}
-	more, err := s.reassert(ctx)
-	evs = append(evs, more...)
-	if err != nil {
-		return evs, err
-	}
-	if len(groups) == 0 {
-		s.pruneEndings(start)
-		s.pruneOffs(start)
-	}
-	return evs, nil
+	return evs, len(groups) == 0, nil
 }
 
 // sweepReply splits a sweep reply into transitions and reclaimed entries.

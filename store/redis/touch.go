@@ -56,6 +56,7 @@ func (s *Store) rememberLocked(clientID, sessionID string, k knownSession) {
 	if m == nil {
 		m = make(map[string]knownSession, 1)
 		s.known[clientID] = m
+		s.knownIn[s.bucket(clientID)]++
 	}
 	if old, ok := m[sessionID]; ok && !k.hasRooms() && k.rgen == "" {
 		k.rooms, k.meta, k.stamp, k.rgen = old.rooms, old.meta, old.stamp, old.rgen
@@ -68,6 +69,9 @@ func (s *Store) rememberLocked(clientID, sessionID string, k knownSession) {
 // session of a client when sessionID is empty. knownMu must be held.
 func (s *Store) forgetSession(clientID, sessionID string) {
 	if sessionID == "" {
+		if _, ok := s.known[clientID]; ok {
+			s.knownIn[s.bucket(clientID)]--
+		}
 		delete(s.known, clientID)
 		return
 	}
@@ -75,6 +79,7 @@ func (s *Store) forgetSession(clientID, sessionID string) {
 		delete(m, sessionID)
 		if len(m) == 0 {
 			delete(s.known, clientID)
+			s.knownIn[s.bucket(clientID)]--
 		}
 	}
 }

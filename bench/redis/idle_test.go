@@ -1,0 +1,111 @@
+//go:build integration && unix
+
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/internal/redistest"
+	"github.com/vigilhq/vigil/presence"
+	redisstore "github.com/vigilhq/vigil/store/redis"
+)
+
+// TestFigureIdleCost (issue 17 §5): what idle nodes cost Redis. 1, 4 and
+// 16 nodes, each with its own client, Store and Tracker at the defaults
+// and a Watch hook (as the demo's feed registers), and no session at all,
+// share one redis-server of the test's own; after a settling second, the
+// figure is Redis's CPU (INFO cpu, user + sys) and the commands it ran
+// (INFO stats total_commands_processed, which counts the commands scripts
+// run too), per node and per second, over IDLE_SECONDS (10 by default).
+// Redis's CPU per node leaves out what the server costs with no node at
+// all (its timers), measured for half as long before the nodes start.
+//
+// The count of commands is asserted (idleCommands: per node and second,
+// by the number of nodes). CPU is only reported (it depends on the machine
+// and its load).
+func TestFigureIdleCost(t *testing.T) {
+	window := 10 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("IDLE_SECONDS")); err == nil && v > 0 {
+		window = time.Duration(v) * time.Second
+	}
+	for _, nodes := range []int{1, 4, 16} {
+		t.Run(fmt.Sprintf("%d-nodes", nodes), func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			probe := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+			t.Cleanup(func() { _ = probe.Close() })
+			// Redis's own idle cost (its timers), with no node at all.
+			base0, _ := serverLoad(t, probe)
+			baseStart := time.Now()
+			time.Sleep(window / 2)
+			base1, _ := serverLoad(t, probe)
+			base := (base1 - base0) / time.Since(baseStart).Seconds() * 1000
+			for i := range nodes {
+				rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+				t.Cleanup(func() { _ = rdb.Close() })
+				st, err := redisstore.New(rdb, redisstore.Config{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr, err := presence.New(context.Background(), st, presence.Config{Node: "idle-" + strconv.Itoa(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = tr.Close(context.Background()) })
+				tr.Watch(func(context.Context, presence.Event) {})
+			}
+			time.Sleep(time.Second) // every node has started its loop
+			cpu0, cmds0 := serverLoad(t, probe)
+			start := time.Now()
+			time.Sleep(window)
+			cpu1, cmds1 := serverLoad(t, probe)
+			secs := time.Since(start).Seconds()
+			// The probe's own INFO calls: two, counted in cmds1.
+			all := (cpu1 - cpu0) / secs * 1000
+			cpuPerNode := (all - base) / float64(nodes)
+			cmdsPerNode := float64(cmds1-cmds0-1) / float64(nodes) / secs
+			t.Logf("%2d idle nodes: Redis CPU %.3f ms/s per node over Redis's own %.2f ms/s (%.2f ms/s in all), %.1f commands/s per node (%.0f in all)",
+				nodes, cpuPerNode, base, all, cmdsPerNode, cmdsPerNode*float64(nodes))
+			if limit := idleCommands[nodes]; cmdsPerNode > limit {
+				t.Errorf("%d idle nodes: %.1f commands/s per node, want at most %v", nodes, cmdsPerNode, limit)
+			}
+		})
+	}
+}
+
+// idleCommands bounds the commands an idle node costs Redis per second, by
+// the number of nodes sharing the background work. Measured: about 170, 55
+// and 24 (every node swept, reclaimed and polled every bucket before: 520
+// per node, however many).
+var idleCommands = map[int]float64{1: 250, 4: 100, 16: 50}
+
+// serverLoad reads Redis's CPU seconds (user + sys) and the commands it
+// processed so far.
+func serverLoad(t *testing.T, c *goredis.Client) (cpu float64, cmds int64) {
+	t.Helper()
+	info, err := c.Info(context.Background(), "cpu", "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "used_cpu_user", "used_cpu_sys":
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		case "total_commands_processed":
+			cmds, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return cpu, cmds
+}
