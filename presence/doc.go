@@ -139,8 +139,12 @@
 // When the Store fails (a Redis outage, say), sessions stay up and keep
 // beating; Connect and End succeed and the Tracker retries the Store calls
 // until they go through, then fires the transitions they decide. No false
-// Offline fires, since no node can sweep. Store errors are logged at Warn
-// level and counted in Stats.
+// Offline fires, since no node can sweep. When the Store answers again
+// after a stall longer than a lease (a paused Redis), a node that still
+// holds beats it could not write does not sweep until a Touch gets them
+// through (for one TTL at most), so its own sweep never expires its live
+// sessions first. Store errors are logged at Warn level and counted in
+// Stats.
 //
 // # Restarts
 //

@@ -5,7 +5,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -343,24 +342,7 @@ func sustainedBeats(t *testing.T, rooms []string, ttl time.Duration) {
 	// delivered and acknowledged by the Tracker's loop, the one that
 	// flushes: wait until the journals have none pending, beating all
 	// along (the sessions connected first would expire otherwise).
-	prefix := st.Config().Prefix
-	for deadline := time.Now().Add(3 * time.Minute); ; {
-		pending := int64(0)
-		for b := range st.Config().Buckets {
-			p, err := rdb.XPending(context.Background(), "{"+prefix+":b"+strconv.Itoa(b)+"}:j", "hooks").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pending += p.Count
-		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d transitions still pending", pending)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAcked(t, rdb, st.Config())
 	time.Sleep(2 * time.Second) // past the connects' first flushes
 	st.take()
 	before := readStats(t, rdb)
