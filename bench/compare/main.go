@@ -92,15 +92,11 @@ type options struct {
 }
 
 func (o *options) run(out io.Writer) error {
-	dir := o.dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "vigil-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := benchproc.WorkDir(o.dir, "vigil-bench-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	bins, err := build(dir)
 	if err != nil {
 		return err

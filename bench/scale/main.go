@@ -181,15 +181,11 @@ func (o *options) run(out io.Writer) error {
 	if base == nil {
 		return fmt.Errorf("-src-base %q: want an IPv4 address", o.srcBase)
 	}
-	dir := o.dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "vigil-scale-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := benchproc.WorkDir(o.dir, "vigil-scale-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	chat, load := filepath.Join(dir, "chat"), filepath.Join(dir, "load")
 	o.logf("building the demo and the load tool")
 	if err := benchproc.Build(map[string]string{

@@ -163,6 +163,19 @@ func (p *Proc) Kill() {
 	_ = p.stdin.Close()
 }
 
+// WorkDir returns dir, or when it is empty a new temporary directory named
+// after prefix, with the function that removes it (nothing for dir).
+func WorkDir(dir, prefix string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
 // FreeAddr returns a loopback address with a port free at the time.
 func FreeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
