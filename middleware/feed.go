@@ -355,12 +355,8 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !out.send("snapshot", data) {
 		return
 	}
-	var keepAlive <-chan time.Time
-	if f.cfg.KeepAlive > 0 {
-		t := time.NewTicker(f.cfg.KeepAlive)
-		defer t.Stop()
-		keepAlive = t.C
-	}
+	keepAlive, stopKeepAlive := f.keepAliveTicks()
+	defer stopKeepAlive()
 	for {
 		select {
 		case ev := <-sub.ch:
@@ -386,4 +382,14 @@ func (f *Feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// keepAliveTicks returns the ticks of a stream's keep-alives (nil, never,
+// without Config.KeepAlive) and the function that stops them.
+func (f *Feed) keepAliveTicks() (<-chan time.Time, func()) {
+	if f.cfg.KeepAlive <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTicker(f.cfg.KeepAlive)
+	return t.C, t.Stop
 }

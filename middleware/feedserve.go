@@ -386,30 +386,28 @@ func (f *Feed) serveCoalesced(w http.ResponseWriter, r *http.Request, fq feedQue
 		return
 	}
 	last := time.Now()
-	var keepAlive <-chan time.Time
-	if f.cfg.KeepAlive > 0 {
-		t := time.NewTicker(f.cfg.KeepAlive)
-		defer t.Stop()
-		keepAlive = t.C
-	}
+	keepAlive, stopKeepAlive := f.keepAliveTicks()
+	defer stopKeepAlive()
+	// One timer for the whole stream: each message that comes before its
+	// window ends waits on it (Go 1.23 timers may be Reset at any time).
+	window := time.NewTimer(time.Hour)
+	window.Stop()
+	defer window.Stop()
 	for {
 		select {
 		case <-sub.notify:
 			// At most one message per window: what arrives meanwhile
 			// merges into what waits.
 			if wait := time.Until(last.Add(sub.window)); wait > 0 {
-				t := time.NewTimer(wait)
+				window.Reset(wait)
 				select {
-				case <-t.C:
+				case <-window.C:
 				case <-r.Context().Done():
-					t.Stop()
 					return
 				case <-f.closed:
-					t.Stop()
 					code, reason = websocket.CloseGoingAway, "shutdown"
 					return
 				case <-out.gone():
-					t.Stop()
 					return
 				}
 			}
