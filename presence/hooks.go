@@ -2,7 +2,6 @@ package presence
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -42,17 +41,26 @@ const numTransitions = int(Back) + 1
 // rather than starting a goroutine for each client.
 const maxHookWorkers = 256
 
+// maxIdleHookWorkers workers wait up to hookWorkerLinger for more events
+// before they exit, so that a steady stream of transitions (clients
+// connecting by the thousand a second) reuses them rather than starting a
+// goroutine, and growing its stack, for each event.
+const (
+	maxIdleHookWorkers = 4
+	hookWorkerLinger   = 2 * time.Second
+)
+
 // hooks delivers events to the registered hooks. A client's events wait in
 // its own queue; a client with events waiting is on the ready list until
 // one of at most maxHookWorkers workers takes it and calls its hooks in
-// order, one at a time. So a slow hook delays only its own client (and,
-// until HookTimeout abandons it, one worker), and nothing ever waits on
-// user code while holding a lock.
+// order, one at a time, on the worker's own goroutine. A hook still running
+// after the timeout is abandoned: a new worker takes over its client, and
+// the old one exits when the hook returns. So a slow hook delays only its
+// own client (and, until HookTimeout abandons it, one worker), and nothing
+// ever waits on user code while holding a lock.
 type hooks struct {
 	log     *slog.Logger
 	timeout time.Duration
-	base    context.Context
-	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
 	panics   atomic.Uint64
@@ -62,13 +70,22 @@ type hooks struct {
 	// hooks of an event ran (see journal.go).
 	delivered func(Event)
 
+	// wake has a token for each idle worker that dispatch woke; quit is
+	// closed by wait, which ends idle waits.
+	wake     chan struct{}
+	quit     chan struct{}
+	quitOnce sync.Once
+
 	// mu guards the fields below.
 	mu      sync.Mutex
 	lists   [numTransitions][]*hookEntry // by Transition; replaced, never modified in place
 	nhooks  int
 	queues  map[string]*clientQueue // clients with events waiting or running
 	ready   []*clientQueue          // waiting for a worker, oldest first
-	workers int
+	workers int                     // not counting those that were abandoned
+	idle    int                     // workers waiting for a wake token
+	running map[*hookWorker]struct{}
+	closing bool
 }
 
 // clientQueue holds one client's events. It is on the ready list exactly
@@ -77,11 +94,28 @@ type clientQueue struct {
 	id      string
 	events  []Event
 	running bool
+	// cur is the event being delivered while has is set; its hooks
+	// list[next:] are still to run.
+	cur  Event
+	has  bool
+	list []*hookEntry
+	next int
+}
+
+// hookWorker is one goroutine that runs hooks.
+type hookWorker struct {
+	h      *hooks
+	timer  *time.Timer // its watchdog; nil when hooks are never abandoned
+	linger *time.Timer // its wait for work when idle
+	// Guarded by h.mu:
+	q         *clientQueue // the client it runs, nil between clients
+	cur       *hookCtx     // the hook call running, nil between calls
+	abandoned bool
 }
 
 func newHooks(log *slog.Logger, timeout time.Duration) *hooks {
-	base, cancel := context.WithCancel(context.Background())
-	return &hooks{log: log, timeout: timeout, base: base, cancel: cancel, queues: make(map[string]*clientQueue)}
+	return &hooks{log: log, timeout: timeout, queues: make(map[string]*clientQueue),
+		wake: make(chan struct{}, maxIdleHookWorkers), quit: make(chan struct{}), running: make(map[*hookWorker]struct{})}
 }
 
 // register adds fn for events of tr whose room matches the pattern room
@@ -128,81 +162,186 @@ func (h *hooks) dispatch(ev Event) {
 	}
 	q.events = append(q.events, ev)
 	// A client already running or ready has its worker coming. A worker
-	// leaves only when nothing is ready, so at the cap one of them will
-	// take this client.
-	spawn := false
+	// leaves only when nothing is ready, so with every worker busy one of
+	// them will take this client.
+	var spawn *hookWorker
+	wake := false
 	if !q.running && len(q.events) == 1 {
 		h.ready = append(h.ready, q)
-		if spawn = h.workers < maxHookWorkers; spawn {
+		switch {
+		case h.idle > 0:
+			wake = true
+		case h.workers < maxHookWorkers:
 			h.workers++
-			h.wg.Add(1)
+			spawn = h.newWorker(nil)
 		}
 	}
 	h.mu.Unlock()
-	if spawn {
-		go h.work()
+	if wake {
+		select {
+		case h.wake <- struct{}{}:
+		default: // as many tokens wait as workers idle: one will come
+		}
+	}
+	if spawn != nil {
+		go spawn.run()
 	}
 }
 
-// work runs ready clients' hooks until none is ready.
-func (h *hooks) work() {
+// newWorker returns a worker that starts with client q (nil: the ready
+// list). h.mu must be held; the caller counts it in h.workers, or not.
+func (h *hooks) newWorker(q *clientQueue) *hookWorker {
+	w := &hookWorker{h: h, q: q}
+	h.running[w] = struct{}{}
+	h.wg.Add(1)
+	return w
+}
+
+// run runs ready clients' hooks until none is ready for hookWorkerLinger,
+// or until the worker is abandoned.
+func (w *hookWorker) run() {
+	h := w.h
 	defer h.wg.Done()
 	h.mu.Lock()
-	for len(h.ready) > 0 {
-		q := h.ready[0]
-		h.ready[0] = nil
-		h.ready = h.ready[1:]
-		q.running = true
-		for len(q.events) > 0 {
-			ev := q.events[0]
+	for {
+		q := w.q
+		if q == nil {
+			if len(h.ready) == 0 {
+				if w.waitIdle() {
+					continue
+				}
+				break
+			}
+			q = h.ready[0]
+			h.ready[0] = nil
+			h.ready = h.ready[1:]
+			q.running = true
+			w.q = q
+		}
+		if !q.has {
+			if len(q.events) == 0 {
+				q.running = false
+				delete(h.queues, q.id)
+				w.q = nil
+				continue
+			}
+			q.cur, q.has, q.next, q.list = q.events[0], true, 0, nil
 			q.events[0] = Event{}
 			q.events = q.events[1:]
-			var list []*hookEntry
-			if int(ev.Transition) < numTransitions {
-				list = h.lists[ev.Transition]
+			if int(q.cur.Transition) < numTransitions {
+				q.list = h.lists[q.cur.Transition]
 			}
-			h.mu.Unlock()
-			for _, e := range list {
-				if e.matches(ev.Room) {
-					h.call(e.fn, ev)
-				}
-			}
-			if h.delivered != nil {
-				h.delivered(ev)
-			}
-			h.mu.Lock()
 		}
-		q.running = false
-		delete(h.queues, q.id)
+		for q.next < len(q.list) && !q.list[q.next].matches(q.cur.Room) {
+			q.next++
+		}
+		if q.next == len(q.list) {
+			ev := q.cur
+			q.cur, q.has, q.list = Event{}, false, nil
+			if h.delivered != nil {
+				h.mu.Unlock()
+				h.delivered(ev)
+				h.mu.Lock()
+			}
+			continue
+		}
+		fn := q.list[q.next].fn
+		q.next++
+		if !w.call(fn, q.cur) {
+			h.mu.Unlock()
+			return
+		}
 	}
 	h.workers--
+	delete(h.running, w)
 	h.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
-// call runs one hook, abandoning it after the timeout.
-func (h *hooks) call(fn Hook, ev Event) {
-	if h.timeout < 0 {
-		h.invoke(h.base, fn, ev)
-		return
+// waitIdle waits, as one of at most maxIdleHookWorkers idle workers, for
+// dispatch to wake it, for hookWorkerLinger, or for wait. h.mu is held on
+// entry and on return. It reports whether the worker is to go on.
+func (w *hookWorker) waitIdle() bool {
+	h := w.h
+	if h.closing || h.idle >= maxIdleHookWorkers {
+		return false
 	}
-	ctx, cancel := context.WithTimeout(h.base, h.timeout)
-	defer cancel()
-	done := make(chan struct{})
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer close(done)
-		h.invoke(ctx, fn, ev)
-	}()
+	h.idle++
+	h.mu.Unlock()
+	if w.linger == nil {
+		w.linger = time.NewTimer(hookWorkerLinger)
+	} else {
+		w.linger.Reset(hookWorkerLinger)
+	}
+	woken := false
 	select {
-	case <-done:
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			h.timeouts.Add(1)
-			h.log.LogAttrs(h.base, slog.LevelWarn, "presence: hook still running after timeout, abandoned",
-				append(eventAttrs(ev), slog.Duration("timeout", h.timeout))...)
+	case <-h.wake:
+		woken = true
+	case <-w.linger.C:
+	case <-h.quit:
+	}
+	w.linger.Stop()
+	h.mu.Lock()
+	h.idle--
+	return woken || len(h.ready) > 0
+}
+
+// call runs one hook on the worker's goroutine. h.mu is held on entry and
+// on return. It reports false when the hook was abandoned (see expire): a
+// new worker has the client, and this one is to exit.
+func (w *hookWorker) call(fn Hook, ev Event) bool {
+	h := w.h
+	ctx := &hookCtx{}
+	if h.timeout >= 0 {
+		ctx.deadline, ctx.timed = time.Now().Add(h.timeout), true
+	}
+	w.cur = ctx
+	h.mu.Unlock()
+	if ctx.timed {
+		if w.timer == nil {
+			w.timer = time.AfterFunc(h.timeout, w.expire)
+		} else {
+			w.timer.Reset(h.timeout)
 		}
 	}
+	h.invoke(ctx, fn, ev)
+	if ctx.timed {
+		w.timer.Stop()
+	}
+	ctx.cancel(context.Canceled) // as a context.WithTimeout's cancel would
+	h.mu.Lock()
+	w.cur = nil
+	if w.abandoned {
+		delete(h.running, w)
+		return false
+	}
+	return true
+}
+
+// expire runs when the watchdog of a worker fires: a hook that still runs
+// past its deadline is abandoned. Its context is cancelled and a new worker
+// takes over its client from the next hook on, so the client's later
+// events and the other clients do not wait for it.
+func (w *hookWorker) expire() {
+	h := w.h
+	h.mu.Lock()
+	ctx := w.cur
+	if ctx == nil || w.abandoned || time.Now().Before(ctx.deadline) {
+		h.mu.Unlock()
+		return // fired for a call that has returned since
+	}
+	w.abandoned = true
+	ev := w.q.cur          // the worker's client's event is the one whose hook runs
+	nw := h.newWorker(w.q) // counted in h.workers in w's place
+	w.q = nil
+	h.mu.Unlock()
+	go nw.run()
+	ctx.cancel(context.DeadlineExceeded)
+	h.timeouts.Add(1)
+	h.log.LogAttrs(context.Background(), slog.LevelWarn, "presence: hook still running after timeout, abandoned",
+		append(eventAttrs(ev), slog.Duration("timeout", h.timeout))...)
 }
 
 func (h *hooks) invoke(ctx context.Context, fn Hook, ev Event) {
@@ -219,8 +358,69 @@ func (h *hooks) invoke(ctx context.Context, fn Hook, ev Event) {
 // wait waits for every queued event to be delivered, or for ctx; then it
 // cancels the context of any hook still running.
 func (h *hooks) wait(ctx context.Context) error {
-	defer h.cancel()
-	return waitctx.Wait(ctx, &h.wg)
+	h.mu.Lock()
+	h.closing = true
+	h.mu.Unlock()
+	h.quitOnce.Do(func() { close(h.quit) })
+	err := waitctx.Wait(ctx, &h.wg)
+	h.mu.Lock()
+	for w := range h.running {
+		if w.cur != nil {
+			w.cur.cancel(context.Canceled)
+		}
+	}
+	h.mu.Unlock()
+	return err
+}
+
+// hookCtx is the context of one hook call. It is done when the call
+// returns, when the hook is abandoned at its deadline, or when the Tracker
+// closes. It is one allocation, where context.WithTimeout costs a timer and
+// a registration with its parent per call; its channel is made only for a
+// hook that asks for it.
+type hookCtx struct {
+	deadline time.Time
+	timed    bool
+
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+}
+
+// closedChan is the Done of a hookCtx cancelled before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (c *hookCtx) Deadline() (time.Time, bool) { return c.deadline, c.timed }
+func (c *hookCtx) Value(any) any               { return nil }
+
+func (c *hookCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.err != nil {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+func (c *hookCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *hookCtx) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
 }
 
 func eventAttrs(ev Event) []slog.Attr {

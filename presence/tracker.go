@@ -510,7 +510,9 @@ func (t *Tracker) emit(ctx context.Context, evs []Event) {
 	for _, ev := range evs {
 		ev.Node = t.cfg.Node
 		t.obs.Transition(ev.Transition, ev.Reason)
-		t.log.LogAttrs(ctx, slog.LevelDebug, "presence: transition", eventAttrs(ev)...)
+		if t.log.Enabled(ctx, slog.LevelDebug) {
+			t.log.LogAttrs(ctx, slog.LevelDebug, "presence: transition", eventAttrs(ev)...)
+		}
 		t.hooks.dispatch(ev)
 		if t.jn.j == nil { // else Watch hooks read the Journal
 			t.jn.watch.dispatch(ev)

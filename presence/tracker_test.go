@@ -107,6 +107,56 @@ func TestConfigDefaults(t *testing.T) {
 	})
 }
 
+// A steady stream of transitions (clients connecting one after another, as
+// in a ramp) runs its hooks on a few reused goroutines, not on a new one per
+// hook call: a new goroutine costs a start and a stack that grows again in
+// every hook. Each hook gets a context with the HookTimeout deadline, done
+// once the call returns.
+func TestHooksReuseGoroutines(t *testing.T) {
+	tr := newTracker(t, newStore(t), presence.Config{HookTimeout: time.Minute})
+	var mu sync.Mutex
+	goroutines := map[string]bool{}
+	var ctxs []context.Context
+	called := make(chan struct{}, 1)
+	tr.OnOnline(func(ctx context.Context, ev presence.Event) {
+		buf := make([]byte, 64)
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine "), " ")
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) < 50*time.Second || ctx.Err() != nil {
+			t.Errorf("hook context: deadline %v, %v, err %v; want HookTimeout away, live", d, ok, ctx.Err())
+		}
+		mu.Lock()
+		goroutines[id] = true
+		ctxs = append(ctxs, ctx)
+		mu.Unlock()
+		called <- struct{}{}
+	})
+	const n = 200
+	for i := range n {
+		if _, err := tr.Connect(ctx, fmt.Sprintf("c%d", i), presence.SessionOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		<-called
+	}
+	if err := tr.Close(ctx); err != nil { // waits for every hook call to return
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(goroutines) > 4 {
+		t.Errorf("%d hook calls ran on %d goroutines; want the few idle workers reused", n, len(goroutines))
+	}
+	for _, c := range ctxs {
+		select {
+		case <-c.Done():
+		default:
+			t.Fatal("a hook's context is not done after its call returned")
+		}
+		if !errors.Is(c.Err(), context.Canceled) {
+			t.Fatalf("a returned hook's context: %v; want context.Canceled", c.Err())
+		}
+	}
+}
+
 // A hook that panics or blocks stops neither beats nor other clients' hooks,
 // and the other hooks of the same event still run.
 //
