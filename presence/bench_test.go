@@ -1,8 +1,11 @@
 package presence_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vigilhq/vigil/presence"
@@ -63,6 +66,29 @@ func BenchmarkConnectClose(b *testing.B) {
 		}
 		s.End(ctx, presence.ReasonClosed)
 		i++
+	}
+}
+
+// BenchmarkConnectHooked is a ramp: new clients connect one after another,
+// with an Online hook registered, as every app has. Its allocations include
+// the hooks' (on the Tracker's goroutines); the hooks' own work is nothing.
+func BenchmarkConnectHooked(b *testing.B) {
+	tr := benchTracker(b, memory.Config{MaxClients: 1 << 22, MaxSessions: 1 << 22})
+	var calls atomic.Int64
+	tr.OnOnline(func(context.Context, presence.Event) { calls.Add(1) })
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := tr.Connect(ctx, "client-"+strconv.Itoa(i), presence.SessionOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	if err := tr.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if int(calls.Load()) != i {
+		b.Fatalf("%d Online hook calls for %d clients", calls.Load(), i)
 	}
 }
 

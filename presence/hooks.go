@@ -46,6 +46,7 @@ const maxHookWorkers = 256
 // connecting by the thousand a second) reuses them rather than starting a
 // goroutine, and growing its stack, for each event.
 const (
+	maxFreeQueues      = 64
 	maxIdleHookWorkers = 4
 	hookWorkerLinger   = 2 * time.Second
 )
@@ -81,9 +82,11 @@ type hooks struct {
 	lists   [numTransitions][]*hookEntry // by Transition; replaced, never modified in place
 	nhooks  int
 	queues  map[string]*clientQueue // clients with events waiting or running
-	ready   []*clientQueue          // waiting for a worker, oldest first
-	workers int                     // not counting those that were abandoned
-	idle    int                     // workers waiting for a wake token
+	ready   []*clientQueue          // ready[head:] wait for a worker, oldest first
+	head    int
+	free    []*clientQueue // to reuse, with their events' arrays
+	workers int            // not counting those that were abandoned
+	idle    int            // workers waiting for a wake token
 	running map[*hookWorker]struct{}
 	closing bool
 }
@@ -157,7 +160,12 @@ func (h *hooks) dispatch(ev Event) {
 	}
 	q := h.queues[ev.ClientID]
 	if q == nil {
-		q = &clientQueue{id: ev.ClientID}
+		if n := len(h.free); n > 0 {
+			q, h.free = h.free[n-1], h.free[:n-1]
+			q.id = ev.ClientID
+		} else {
+			q = &clientQueue{id: ev.ClientID}
+		}
 		h.queues[ev.ClientID] = q
 	}
 	q.events = append(q.events, ev)
@@ -167,6 +175,11 @@ func (h *hooks) dispatch(ev Event) {
 	var spawn *hookWorker
 	wake := false
 	if !q.running && len(q.events) == 1 {
+		if h.head >= 64 && h.head*2 >= len(h.ready) { // a backlog that never drains
+			n := copy(h.ready, h.ready[h.head:])
+			clear(h.ready[n:])
+			h.ready, h.head = h.ready[:n], 0
+		}
 		h.ready = append(h.ready, q)
 		switch {
 		case h.idle > 0:
@@ -206,15 +219,17 @@ func (w *hookWorker) run() {
 	for {
 		q := w.q
 		if q == nil {
-			if len(h.ready) == 0 {
+			if h.head == len(h.ready) {
 				if w.waitIdle() {
 					continue
 				}
 				break
 			}
-			q = h.ready[0]
-			h.ready[0] = nil
-			h.ready = h.ready[1:]
+			q = h.ready[h.head]
+			h.ready[h.head] = nil
+			if h.head++; h.head == len(h.ready) {
+				h.ready, h.head = h.ready[:0], 0 // fill the array from its start again
+			}
 			q.running = true
 			w.q = q
 		}
@@ -222,6 +237,10 @@ func (w *hookWorker) run() {
 			if len(q.events) == 0 {
 				q.running = false
 				delete(h.queues, q.id)
+				if len(h.free) < maxFreeQueues {
+					q.id, q.events = "", q.events[:0]
+					h.free = append(h.free, q)
+				}
 				w.q = nil
 				continue
 			}
@@ -285,7 +304,7 @@ func (w *hookWorker) waitIdle() bool {
 	w.linger.Stop()
 	h.mu.Lock()
 	h.idle--
-	return woken || len(h.ready) > 0
+	return woken || h.head < len(h.ready)
 }
 
 // call runs one hook on the worker's goroutine. h.mu is held on entry and
