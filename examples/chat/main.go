@@ -156,6 +156,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	logEvent := func(ctx context.Context, ev presence.Event) {
+		if !log.Enabled(ctx, slog.LevelInfo) {
+			return // -log-level warn: no line to build
+		}
 		attrs := []slog.Attr{
 			slog.String("event", ev.Transition.String()),
 			slog.String("client", ev.ClientID),

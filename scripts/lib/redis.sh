@@ -49,11 +49,16 @@ redis_port_free() {
 }
 
 # redis_free_port: prints a free port whose cluster bus port (+10000) is
-# free too.
+# free too. Both lie below the kernel's ephemeral range (ports it hands to
+# listeners on port 0, as the Go tests' servers are, and to outgoing
+# connections), so that nothing else is given the port between this check
+# and the server's bind.
 redis_free_port() {
-	local p i
+	local p i lo=32768
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	if [ "$lo" -le 12000 ]; then lo=32768; fi
 	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 25000))
+		p=$((10000 + RANDOM % (lo - 10000 - 10000)))
 		if redis_port_free "$p" && redis_port_free $((p + 10000)); then
 			echo "$p"
 			return 0
@@ -81,25 +86,37 @@ redis_wait() {
 	return 1
 }
 
-# redis_server PORT DIR [ARGS...]: starts one daemonized server.
+# redis_server DIR [ARGS...]: starts one daemonized server on a free port,
+# which it puts in REDIS_PORT. A server that does not come up (its port
+# taken after all, or a start too slow for a loaded machine) is stopped,
+# its log shown, and another port tried, three times in all.
 redis_server() {
-	local port=$1 dir=$2
-	shift 2
+	local dir=$1 try port
+	shift
 	mkdir -p "$dir"
-	redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-		--dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-		--daemonize yes "$@"
-	REDIS_PIDFILES+=("$dir/redis.pid")
-	redis_wait "$port"
+	for try in 1 2 3; do
+		port=$(redis_free_port) || return 1
+		redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+			--dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+			--daemonize yes "$@"
+		if redis_wait "$port"; then
+			REDIS_PIDFILES+=("$dir/redis.pid")
+			REDIS_PORT=$port
+			return 0
+		fi
+		if [ -f "$dir/redis.pid" ]; then kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; fi
+		echo "redis.sh: attempt $try on port $port failed; its log:" >&2
+		tail -n 5 "$dir/redis.log" >&2 2>/dev/null || true
+		rm -f "$dir/redis.pid" "$dir/nodes.conf"
+	done
+	return 1
 }
 
 # redis_start_standalone: starts one server; exports REDIS_ADDR.
 redis_start_standalone() {
 	redis_tmp
-	local port
-	port=$(redis_free_port) || return 1
-	redis_server "$port" "$REDIS_TMP/standalone" || return 1
-	export REDIS_ADDR="127.0.0.1:$port"
+	redis_server "$REDIS_TMP/standalone" || return 1
+	export REDIS_ADDR="127.0.0.1:$REDIS_PORT"
 }
 
 # redis_start_cluster: starts three masters and joins them in a Cluster;
@@ -108,9 +125,9 @@ redis_start_cluster() {
 	redis_tmp
 	local ports=() addrs=() p i
 	for i in 1 2 3; do
-		p=$(redis_free_port) || return 1
-		redis_server "$p" "$REDIS_TMP/cluster-$i" --cluster-enabled yes \
+		redis_server "$REDIS_TMP/cluster-$i" --cluster-enabled yes \
 			--cluster-config-file nodes.conf --cluster-node-timeout 2000 || return 1
+		p=$REDIS_PORT
 		ports+=("$p")
 		addrs+=("127.0.0.1:$p")
 	done
