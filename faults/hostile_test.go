@@ -266,11 +266,11 @@ func TestIDFloodRedis(t *testing.T) {
 		c, err := n.tr.Count(ctx)
 		return err == nil && c == honestN
 	})
-	// What store/redis documents (doc.go, "Limits"): at most about 300 B a
-	// client, 500 B a session and 100 B a journal entry, with IDs as short
-	// as these.
+	// What store/redis documents (doc.go, "Limits"): at most about
+	// MaxClients × 200 B + MaxSessions × 170 B + Buckets × JournalLen × 80 B,
+	// with IDs as short as these.
 	buckets := st.Config().Buckets
-	bound := int64(limit*300 + limit*500 + buckets*journalLen*100)
+	bound := int64(limit*200 + limit*170 + buckets*journalLen*80)
 
 	p := startProc(t, helperBin(t, "faultflood"), "-redis", r.Addr(), "-prefix", pfx, "-cap", fmt.Sprint(limit),
 		"-n", fmt.Sprint(ids), "-n2", fmt.Sprint(ids2), "-others", fmt.Sprint(honestN), "-journal-len", fmt.Sprint(journalLen))
