@@ -27,6 +27,7 @@ type rampResult struct {
 	rss0, rss1, rss2 int64         // KiB: before, 3 s after the ramp, after GC
 	cpu              time.Duration // server CPU over the ramp
 	held             int64         // connections the server held after the ramp
+	overflows        int64         // dials the accept queue had no room for (ListenOverflows)
 }
 
 func (r *rampResult) rss3s() float64      { return float64(r.rss1-r.rss0) / float64(r.n) }
@@ -73,6 +74,10 @@ func (sc scenario) rampOnce(profile bool) (*rampResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	ov0, err := benchproc.ListenOverflows()
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	if err := e.startLoads(); err != nil {
 		return nil, err
@@ -90,6 +95,11 @@ func (sc scenario) rampOnce(profile bool) (*rampResult, error) {
 		return nil, err
 	}
 	r.rampTime = time.Since(t0)
+	ov1, err := benchproc.ListenOverflows()
+	if err != nil {
+		return nil, err
+	}
+	r.overflows = ov1 - ov0
 	c1, err := benchproc.CPUTime(pid)
 	if err != nil {
 		return nil, err
@@ -138,14 +148,14 @@ func reportRamps(w io.Writer, rs []*rampResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\n| run | server | conns (held) | rate | load avg | connect p50 | p99 | max | ramp | RSS / conn 3 s after | after GC | CPU / connect |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "\n| run | server | conns (held) | rate | load avg | connect p50 | p99 | max | ramp | accept queue overflows | RSS / conn 3 s after | after GC | CPU / connect |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var order []string
 	by := map[string][]*rampResult{}
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %d | %s | %d (%d) | %.0f/s | %s | %.2f ms | %.2f ms | %.1f ms | %.2f s | %.2f KiB | %.2f KiB | %.1f µs |\n",
+		fmt.Fprintf(w, "| %d | %s | %d (%d) | %.0f/s | %s | %.2f ms | %.2f ms | %.1f ms | %.2f s | %d | %.2f KiB | %.2f KiB | %.1f µs |\n",
 			r.run, r.server, r.n, r.held, r.rate, r.load, ms(r.p50), ms(r.p99), ms(r.max), r.rampTime.Seconds(),
-			r.rss3s(), r.rssAfterGC(), us(r.cpuPerConnect()))
+			r.overflows, r.rss3s(), r.rssAfterGC(), us(r.cpuPerConnect()))
 		if by[r.server] == nil {
 			order = append(order, r.server)
 		}

@@ -284,6 +284,31 @@ func CPUTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * clockTick, nil
 }
 
+// ListenOverflows is the machine's count of connections its listeners'
+// accept queues had no room for (TcpExt ListenOverflows in
+// /proc/net/netstat). Each such dial waits for a SYN retransmission, a
+// second or more: a step in connect latencies that is the server's accept
+// loop falling behind, not its handshake.
+func ListenOverflows() (int64, error) {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return 0, err
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for j, n := range names {
+			if n == "ListenOverflows" {
+				return strconv.ParseInt(values[j], 10, 64)
+			}
+		}
+	}
+	return 0, errors.New("benchproc: no TcpExt ListenOverflows in /proc/net/netstat")
+}
+
 // LoadAvg is the first three fields of /proc/loadavg.
 func LoadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
