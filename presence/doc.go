@@ -120,8 +120,10 @@
 //     events take. Nothing else waits for it.
 //  2. a stripe (64, by client ID): one Store call for that client (Add,
 //     End of its sessions) until its events are queued, so a client's calls
-//     never overlap; also taken briefly by a wide call to queue that
-//     client's events in order (order.go).
+//     never overlap; its holder also queues the events set aside for the
+//     stripe's clients. A wide call takes a stripe only when it is free
+//     (TryLock), to queue what was set aside, so it never waits for
+//     per-client calls; Close waits for them (order.go).
 //  3. order.mu: whether a wide call is in flight, and the events set aside
 //     meanwhile. Held for a few instructions.
 //  4. localMu: the registry of this node's sessions and their states. No

@@ -209,7 +209,7 @@ func (s *Session) Join(ctx context.Context, room string) error {
 			return fmt.Errorf("%w: session in %d rooms already", ErrLimit, len(d.rooms))
 		}
 		if live {
-			if _, err := s.t.roomOp(ctx, "join", func() ([]Event, error) {
+			if _, err := s.t.roomOp(ctx, s.clientID, "join", func() ([]Event, error) {
 				return rs.Join(ctx, Membership{ClientID: s.clientID, SessionID: s.id, Room: room})
 			}); err != nil {
 				return err
@@ -238,7 +238,7 @@ func (s *Session) Leave(ctx context.Context, room string) error {
 			return fmt.Errorf("%w: session not in room %q", ErrNotFound, room)
 		}
 		if live {
-			_, err := s.t.roomOp(ctx, "leave", func() ([]Event, error) {
+			_, err := s.t.roomOp(ctx, s.clientID, "leave", func() ([]Event, error) {
 				return rs.Leave(ctx, Membership{ClientID: s.clientID, SessionID: s.id, Room: room, Reason: ReasonLeft})
 			})
 			if err != nil && !errors.Is(err, ErrNotFound) {
@@ -266,7 +266,7 @@ func (s *Session) SetMeta(ctx context.Context, meta json.RawMessage) error {
 	}
 	return s.sessionCall(ctx, "set metadata", func(d *sessionRooms, live bool) error {
 		if live {
-			if _, err := s.t.roomOp(ctx, "set_meta", func() ([]Event, error) {
+			if _, err := s.t.roomOp(ctx, s.clientID, "set_meta", func() ([]Event, error) {
 				return rs.SetMeta(ctx, SessionMeta{ClientID: s.clientID, SessionID: s.id, Meta: meta})
 			}); err != nil {
 				return err
@@ -284,7 +284,7 @@ func (s *Session) SetMeta(ctx context.Context, meta json.RawMessage) error {
 // not held while op calls the Store; the stripe keeps d to this call.
 func (s *Session) sessionCall(ctx context.Context, what string, op func(d *sessionRooms, live bool) error) error {
 	t := s.t
-	mu := t.stripe(s.clientID)
+	mu := &t.stripes[t.stripe(s.clientID)]
 	mu.Lock()
 	defer mu.Unlock()
 	t.localMu.Lock()
@@ -318,15 +318,13 @@ func (s *Session) sessionCall(ctx context.Context, what string, op func(d *sessi
 	return nil
 }
 
-// roomOp runs one room call of the Store; the caller holds the client's
-// stripe, so its events queue as clientCall's do.
-func (t *Tracker) roomOp(ctx context.Context, op string, fn func() ([]Event, error)) ([]Event, error) {
+// roomOp runs one room call of the Store for clientID; the caller holds the
+// client's stripe, so its events queue as clientCall's do.
+func (t *Tracker) roomOp(ctx context.Context, clientID, op string, fn func() ([]Event, error)) ([]Event, error) {
 	start := time.Now()
 	evs, err := fn()
 	t.observed(op, start, err)
-	if len(evs) > 0 {
-		t.queueClient(ctx, evs)
-	}
+	t.queueClient(ctx, t.stripe(clientID), evs)
 	return evs, err
 }
 

@@ -70,7 +70,7 @@ func (s *Session) SetActivity(ctx context.Context, a Activity, idleFor time.Dura
 	}
 	return s.sessionCall(ctx, "set activity", func(d *sessionRooms, live bool) error {
 		if live {
-			if _, err := s.t.roomOp(ctx, "set_activity", func() ([]Event, error) {
+			if _, err := s.t.roomOp(ctx, s.clientID, "set_activity", func() ([]Event, error) {
 				return ss.SetActivity(ctx, sa)
 			}); err != nil {
 				return err

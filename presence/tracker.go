@@ -36,7 +36,7 @@ type Tracker struct {
 
 	// ord and stripes order this node's events per client: see order.go.
 	ord     order
-	stripes [64]sync.Mutex
+	stripes [numStripes]sync.Mutex
 
 	// localMu guards the fields below and every Session's state.
 	localMu sync.Mutex
@@ -563,9 +563,8 @@ func (t *Tracker) markEnded(s *Session, reason Reason) {
 // chain.
 func (t *Tracker) key(clientID string) uint64 { return maphash.String(t.seed, clientID) }
 
-func (t *Tracker) stripe(clientID string) *sync.Mutex {
-	return &t.stripes[t.key(clientID)%uint64(len(t.stripes))]
-}
+// stripe returns the index of clientID's stripe (see order.go).
+func (t *Tracker) stripe(clientID string) int { return int(t.key(clientID) % numStripes) }
 
 // now is the time since the Tracker started, on the monotonic clock.
 func (t *Tracker) now() int64 { return int64(time.Since(t.epoch)) }
@@ -614,6 +613,9 @@ func (t *Tracker) Close(ctx context.Context) error {
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			errs = append(errs, fmt.Errorf("presence: end sessions of node %q: %w", t.cfg.Node, err))
 		}
+		// Events set aside under a stripe that was busy, which no later
+		// wide call will queue now: before the hooks are waited for.
+		t.queueHeld(ctx, true)
 		for _, s := range all {
 			s.notifyGone(ReasonShutdown)
 		}
