@@ -61,9 +61,10 @@ func main() {
 	flag.Float64Var(&o.rampRate, "ramp-rate", 3000, "dials per second of the ramp scenario, over all load processes")
 	flag.IntVar(&o.runs, "runs", 3, "runs of the ramp scenario (medians are reported)")
 	flag.StringVar(&o.stormStore, "storm-store", "memory", "store of the storm scenario: memory or redis")
+	flag.BoolVar(&o.stormNewIDs, "storm-new-ids", false, "storm: the clients that dial after the restart are new ones, not those that were connected")
 	flag.StringVar(&o.redisURL, "redis-url", "", "Redis URL for -storm-store redis")
 	flag.StringVar(&o.base, "base", "", "also run the demo built from this checkout, as server \"base\" (a before/after in one run)")
-	flag.BoolVar(&o.profile, "profile", false, "ramp: save a 5 s CPU profile of each server during its ramp")
+	flag.BoolVar(&o.profile, "profile", false, "ramp, storm: save a 5 s CPU profile of each server during its ramp, of the node after its restart")
 	flag.Parse()
 	if err := o.run(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
@@ -81,6 +82,7 @@ type options struct {
 	rampN, runs                int
 	rampRate                   float64
 	stormStore, redisURL       string
+	stormNewIDs                bool
 	profile                    bool
 	base                       string
 

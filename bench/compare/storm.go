@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 // killed and started again, and n clients dial it within one second.
 type stormResult struct {
 	store         string
+	newIDs        bool
 	n             int
 	load          string
 	online        time.Duration // first dial to every client online in presence
@@ -25,15 +28,21 @@ type stormResult struct {
 	p50, p99, max time.Duration // the dials' times
 	cpu           time.Duration // the node's CPU from its restart to all online
 	failed        int64         // dials that failed five times
+	// offlines the node reported from its restart to Grace + 1 s after
+	// fully online: with the same clients dialling again, none is due.
+	offlines int64
 	// When not fully online within 60 s: the counts then.
 	lastSessions, lastOnline int64
 }
 
 // storm kills a node that holds o.rampN connections, starts it again with
-// the same node ID (on Redis it then clears what it held before), and opens
-// o.rampN connections at o.rampN per second. Fully online is when the node
-// holds every session (vigil_presence_sessions) and the Store counts every
-// client online (vigil_presence_online_clients).
+// the same node ID (on Redis it then clears what it held before, through
+// Grace), and the same clients dial again, o.rampN per second: a reconnect
+// storm (with -storm-new-ids, as many new clients instead, whose count on
+// Redis includes the old clients until their Grace is over). Fully online
+// is when the node holds every session (vigil_presence_sessions) and the
+// Store counts exactly those clients online
+// (vigil_presence_online_clients).
 func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 	sc := scenario{name: "storm", server: "vigil", n: o.rampN, ping: 25 * time.Second, pong: 20 * time.Second,
 		procs: o.procs, dir: dir, bins: bins, addr: benchproc.FreeAddr()}
@@ -63,8 +72,10 @@ func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 	e.stop() // the load processes
 
 	sc.rate = float64(sc.n) // all within one second
-	sc.idPrefix = "s"       // Redis still has the old sessions' clients until the restart clears them
-	r := &stormResult{store: o.stormStore, n: sc.n, load: benchproc.LoadAvg()}
+	if o.stormNewIDs {
+		sc.idPrefix = "s"
+	}
+	r := &stormResult{store: o.stormStore, newIDs: o.stormNewIDs, n: sc.n, load: benchproc.LoadAvg()}
 	fmt.Fprintf(os.Stderr, "compare: storm (%s), restart, %d clients dial within 1 s (load %s)\n", o.stormStore, sc.n, r.load)
 	e, err = sc.start("warn")
 	if err != nil {
@@ -79,6 +90,12 @@ func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 	t0 := time.Now()
 	if err := e.startLoads(); err != nil {
 		return nil, err
+	}
+	if o.profile {
+		go func() {
+			_ = benchproc.SaveURL("http://"+e.dbg+"/debug/pprof/profile?seconds=5",
+				filepath.Join(sc.dir, "storm-"+o.stormStore+".pprof"))
+		}()
 	}
 	// Fully online: every client that got its connection (the load
 	// processes say how many, once they are done) has its session on the
@@ -120,7 +137,19 @@ func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.cpu = c1 - c0              // to fully online, or to the 60 s deadline
+	r.cpu = c1 - c0 // to fully online, or to the 60 s deadline
+	// A client whose old session outlived its Grace before it came back
+	// went offline: count what the node reported.
+	time.Sleep(6 * time.Second) // the demo's Grace (5 s) and a beat
+	m, err := benchproc.Scrape("http://" + e.addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range m {
+		if strings.HasPrefix(k, `vigil_presence_transitions_total{to="offline"`) {
+			r.offlines += v
+		}
+	}
 	for i, lp := range e.loads { // wait for the dials' ends, for their times
 		if !done[i] {
 			if _, err := lp.Expect("connected ", 3*time.Minute); err != nil {
@@ -145,15 +174,19 @@ func reportStorms(w io.Writer, ss []*stormResult) {
 	if len(ss) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\n| reconnect storm | clients | failed dials | load avg | node holds every session after | Store counts exactly them online after | dial p50 | p99 | max | node CPU / connect |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "\n| reconnect storm | clients | failed dials | load avg | node holds every session after | Store counts exactly them online after | offlines | dial p50 | p99 | max | node CPU / connect |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range ss {
 		online := fmt.Sprintf("%.2f s", s.online.Seconds())
 		if s.online == 0 {
 			online = fmt.Sprintf("not within 60 s (%d sessions, %d online)", s.lastSessions, s.lastOnline)
 		}
 		cpu := s.cpu / time.Duration(s.n)
-		fmt.Fprintf(w, "| %s store | %d in 1 s | %d | %s | %.2f s | %s | %.2f ms | %.2f ms | %.1f ms | %.1f µs |\n",
-			s.store, s.n, s.failed, s.load, s.sessions.Seconds(), online, ms(s.p50), ms(s.p99), ms(s.max), us(cpu))
+		who := "the same clients"
+		if s.newIDs {
+			who = "new clients"
+		}
+		fmt.Fprintf(w, "| %s store | %d %s in 1 s | %d | %s | %.2f s | %s | %d | %.2f ms | %.2f ms | %.1f ms | %.1f µs |\n",
+			s.store, s.n, who, s.failed, s.load, s.sessions.Seconds(), online, s.offlines, ms(s.p50), ms(s.p99), ms(s.max), us(cpu))
 	}
 }
