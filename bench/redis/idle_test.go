@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,10 +63,12 @@ func TestFigureIdleCost(t *testing.T) {
 				tr.Watch(func(context.Context, presence.Event) {})
 			}
 			time.Sleep(time.Second) // every node has started its loop
+			stats0 := commandStats(t, probe)
 			cpu0, cmds0 := serverLoad(t, probe)
 			start := time.Now()
 			time.Sleep(window)
 			cpu1, cmds1 := serverLoad(t, probe)
+			stats1 := commandStats(t, probe)
 			secs := time.Since(start).Seconds()
 			// The probe's own INFO calls: two, counted in cmds1.
 			all := (cpu1 - cpu0) / secs * 1000
@@ -73,6 +76,7 @@ func TestFigureIdleCost(t *testing.T) {
 			cmdsPerNode := float64(cmds1-cmds0-1) / float64(nodes) / secs
 			t.Logf("%2d idle nodes: Redis CPU %.3f ms/s per node over Redis's own %.2f ms/s (%.2f ms/s in all), %.1f commands/s per node (%.0f in all)",
 				nodes, cpuPerNode, base, all, cmdsPerNode, cmdsPerNode*float64(nodes))
+			logCommandStats(t, stats0, stats1, float64(nodes)*secs)
 			if limit := idleCommands[nodes]; cmdsPerNode > limit {
 				t.Errorf("%d idle nodes: %.1f commands/s per node, want at most %v", nodes, cmdsPerNode, limit)
 			}
@@ -108,4 +112,65 @@ func serverLoad(t *testing.T, c *goredis.Client) (cpu float64, cmds int64) {
 		}
 	}
 	return cpu, cmds
+}
+
+// cmdStat is one line of INFO commandstats (and the few counters of INFO
+// stats that tell where an idle server's time goes).
+type cmdStat struct{ calls, usec int64 }
+
+// commandStats reads INFO commandstats, and INFO stats's connections
+// received and keys expired, as pseudo-commands of no time.
+func commandStats(t *testing.T, c *goredis.Client) map[string]cmdStat {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats", "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := make(map[string]cmdStat)
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(k, "cmdstat_"):
+			var st cmdStat
+			for _, f := range strings.Split(v, ",") {
+				fk, fv, _ := strings.Cut(f, "=")
+				n, _ := strconv.ParseInt(fv, 10, 64)
+				switch fk {
+				case "calls":
+					st.calls = n
+				case "usec":
+					st.usec = n
+				}
+			}
+			stats[strings.TrimPrefix(k, "cmdstat_")] = st
+		case k == "total_connections_received", k == "expired_keys":
+			n, _ := strconv.ParseInt(v, 10, 64)
+			stats["("+k+")"] = cmdStat{calls: n}
+		}
+	}
+	return stats
+}
+
+// logCommandStats logs, per command Redis ran between a and b, its calls
+// per node and second (per is nodes × seconds) and its time per call, as
+// Redis measured them (INFO commandstats: a script's commands count both
+// as themselves and in the script's EVALSHA).
+func logCommandStats(t *testing.T, a, b map[string]cmdStat, per float64) {
+	t.Helper()
+	names := make([]string, 0, len(b))
+	for k := range b {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		calls, usec := b[k].calls-a[k].calls, b[k].usec-a[k].usec
+		if calls == 0 || k == "info" {
+			continue
+		}
+		t.Logf("  %-34s %7.2f calls/s per node, %6.1f µs per call, %7.1f µs/s per node",
+			k, float64(calls)/per, float64(usec)/float64(calls), float64(usec)/per)
+	}
 }
