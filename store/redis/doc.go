@@ -82,10 +82,16 @@
 // for which buckets a node sweeps), renewed from its SweepNode calls: the
 // sweep script renews the lease of the node that runs it in each bucket
 // it sweeps, and in the buckets it holds sessions in but does not sweep,
-// or sweeps with nothing due, a small script (lease.lua) renews it every
-// third of the lease's TTL (presence.NodeLease.TTL: 8.75s at the Tracker's
-// defaults, so about every 3s), one call for all of them on a single
-// server, one per bucket, pipelined, on a Cluster. The lease is per
+// or sweeps with nothing due, it is renewed every third of the lease's TTL
+// (presence.NodeLease.TTL: 8.75s at the Tracker's defaults, so about every
+// 3s): on a single server by a ZADD GT per bucket in the SweepNode's
+// first round trip (see "Background work"), written at the Redis time the
+// Store infers from its last reading of Redis's clock and checked against
+// TIME in the same round trip, while this Store renewed the lease less
+// than two thirds of its TTL before (so it cannot have run out: see
+// below); otherwise by a small script (lease.lua) after the sweep, one
+// call for all of them on a single server, one per bucket, pipelined, on
+// a Cluster. The lease is per
 // bucket because a script reads one Cluster slot: the script that judges
 // a bucket's expired sessions finds their nodes' leases in that bucket.
 // (A Touch would not do: it writes only the buckets of the sessions that
@@ -496,8 +502,15 @@
 //   - renews the Store's entry in a registry of the Stores that sweep the
 //     namespace (one sorted set, "{prefix:b0}:sw", entries on Redis's
 //     clock, lasting three SweepIntervals, at least 300ms and at most 3s)
-//     and reads the live entries back: one script call (nodes.lua, a few
-//     commands, without the common prelude of the other scripts). A
+//     and reads the live entries back: on a single server, once the
+//     Store has read Redis's clock (its first call), plain commands: TIME,
+//     a ZADD of its entry at the Redis time it infers from its last
+//     reading (written again if TIME, read just before it, says that was
+//     more than 50ms off), and a ZRANGE of the registry, filtered on that
+//     TIME; on a Cluster (and at the first call), one script call
+//     (nodes.lua, a few commands, without the common prelude of the other
+//     scripts), as a script call costs Redis several times the commands it
+//     runs while keys of two slots cannot share one. A
 //     bucket is the duty of the live Store that ranks first for it by
 //     rendezvous hashing (FNV-1a of the Store's name and the bucket), so a
 //     Store that joins or leaves moves only the buckets it takes or
@@ -530,14 +543,14 @@
 // still swept. Sweep (without a node) sweeps every bucket, as before.
 //
 // The cost when nothing happens, per SweepInterval, on a single server:
-// one round trip per node (the registry's script, five commands with its
-// own call; the MGET; one ZRANGE per bucket the node sweeps), so about
+// one round trip per node (the registry's three commands; the MGET; one
+// ZRANGE per bucket the node sweeps; a ZADD per bucket whose lease is
+// due, about every 3s), so about
 //
-//	6 × nodes + Buckets commands per SweepInterval
+//	4 × nodes + Buckets commands per SweepInterval
 //
-// plus a sweep script over each bucket every 10s and a lease renewal of
-// each bucket about every 3s (when ReclaimAfter is shorter than 30s the
-// full sweeps come every ReclaimAfter/3). A node watching the journal adds
+// plus a sweep script over each bucket every 10s (when ReclaimAfter is
+// shorter than 30s the full sweeps come every ReclaimAfter/3). A node watching the journal adds
 // one blocked XREAD that times out every 2s. On a Cluster each bucket read
 // is a command of its own (pipelined per shard), and Watch polls one XREAD
 // per bucket every half SweepInterval per watching node. docs/BENCHMARKS.md

@@ -40,6 +40,22 @@ const (
 	// deadline is near counts as due: the registry's shard tells the time,
 	// and the bucket's shard may run a little ahead of it.
 	clusterSkew = 100 * time.Millisecond
+	// clockFresh: on a single server, a Store that read Redis's clock
+	// less than this long ago writes its registry entry, and renews its
+	// node's leases, with plain commands from that reading (see
+	// registryPlain), not through nodes.lua and lease.lua: a script call
+	// costs Redis several times what the commands it runs cost.
+	clockFresh = 10 * time.Second
+	// clockSlack is how far the Redis time a Store infers from its last
+	// reading may be off the time Redis tells in the same round trip
+	// before the Store writes its entry, and the leases, again.
+	clockSlack = 50 * time.Millisecond
+	// registryForget: entries that ran out this long ago are of Stores
+	// gone for good, and dropped (nodes.lua drops them too).
+	registryForget = time.Minute
+	// leaseForget: a node new to a bucket drops the leases there that ran
+	// out this long ago (lease.lua and sweep.lua: a day).
+	leaseForget = 24 * time.Hour
 )
 
 // sched is what a Store knows of its share of the background work.
@@ -49,9 +65,13 @@ type sched struct {
 	last time.Time // when SweepNode last began
 	ok   time.Time // when the last SweepNode that succeeded began
 	now  int64     // Redis's time (ms) at the last registry call
-	view []string  // the live Stores of the registry, sorted, as last read
-	mine []bool    // per bucket: this Store sweeps it, under view
-	full []time.Time
+	at   time.Time // when, locally, Redis's clock read now (mid round trip)
+	// prune: the registry held entries run out registryForget ago at
+	// the last call; the next drops them.
+	prune bool
+	view  []string // the live Stores of the registry, sorted, as last read
+	mine  []bool   // per bucket: this Store sweeps it, under view
+	full  []time.Time
 	// lease: per node that swept through this Store, per bucket, when
 	// this Store last renewed the node's lease there (by a sweep or
 	// lease.lua).
@@ -164,16 +184,41 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	if mineBefore == nil {
 		mineBefore = owners(nil, s.consumer, len(s.buckets))
 	}
+	// On a single server, with Redis's clock read lately, the registry
+	// entry and the leases due are written with plain commands (see
+	// registryPlain).
+	var reg registryCall
+	if s.single && rnow != 0 && start.Sub(sc.at) < clockFresh {
+		reg.est = rnow + start.Sub(sc.at).Milliseconds()
+		reg.prune = sc.prune
+		if leases := sc.lease[node]; node != "" && leases != nil {
+			ttl := time.Duration(leaseMS) * time.Millisecond
+			for b, at := range leases {
+				// Renewed by this Store less than two thirds of the TTL
+				// ago: the lease has not run out, so renewing it before
+				// the sweep vouches for nothing the sweep could miss
+				// (see "Nodes"). Older, it is left to the sweep, or to
+				// lease.lua after it.
+				if age := start.Sub(at); !at.IsZero() && age >= ttl/3 && age < 2*ttl/3 {
+					reg.leases = append(reg.leases, b)
+				}
+			}
+		}
+	}
 	sc.mu.Unlock()
 	held := s.holding()
+	if len(reg.leases) > 0 {
+		reg.leases = slices.DeleteFunc(reg.leases, func(b int) bool { return !mineBefore[b] && !held[b] })
+	}
 
 	// One round trip: the registry (which tells Redis's time), the
 	// generation of every bucket this Store sweeps or holds something in,
 	// and the earliest deadline of each bucket it sweeps.
 	regLease := min(max(3*interval, 300*time.Millisecond), 3*time.Second)
+	reg.key, reg.member, reg.lease = registryKey(s.cfg.Prefix), s.consumer, regLease.Milliseconds()
+	reg.node, reg.nodeLease = node, leaseMS
 	pipe := s.rdb.Pipeline()
-	reg := scriptNodes.EvalSha(ctx, pipe, []string{registryKey(s.cfg.Prefix)},
-		newArgv(nNodesArgs).set(nodesArgMember, s.consumer).set(nodesArgLease, regLease.Milliseconds())...)
+	s.registryQueue(ctx, pipe, &reg)
 	var watched []int
 	for b := range s.buckets {
 		if mineBefore[b] || held[b] {
@@ -203,11 +248,13 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 			}
 		}
 	}
+	sent := time.Now()
 	_, _ = pipe.Exec(ctx) // errors are read per command below
-	regErr := reg.Err()
+	at := sent.Add(time.Since(sent) / 2)
+	now, view, regErr := s.registryResult(ctx, &reg)
 	if goredis.HasErrorPrefix(regErr, "NOSCRIPT") {
-		regErr = scriptNodes.Run(ctx, s.rdb, []string{registryKey(s.cfg.Prefix)},
-			newArgv(nNodesArgs).set(nodesArgMember, s.consumer).set(nodesArgLease, regLease.Milliseconds())...).Err()
+		regErr = scriptNodes.Run(ctx, s.rdb, []string{reg.key},
+			newArgv(nNodesArgs).set(nodesArgMember, reg.member).set(nodesArgLease, reg.lease)...).Err()
 		if regErr == nil {
 			// The registry is written; read the rest next time, sweeping
 			// all this Store's buckets this once.
@@ -223,17 +270,6 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 		evs, err := s.sweepSome(ctx, start, mineBefore, held, nil, node, leaseMS)
 		return evs, cmp.Or(err, regErr)
 	}
-	rv, _ := reg.Val().([]any)
-	if len(rv) < 2 {
-		return nil, errReply
-	}
-	now, _ := rv[0].(int64)
-	members, _ := rv[1].([]any)
-	view := make([]string, 0, len(members))
-	for _, m := range members {
-		view = append(view, str(m))
-	}
-	slices.Sort(view)
 
 	margin := int64(0)
 	if !s.single {
@@ -261,7 +297,12 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	due := make([]bool, len(s.buckets))
 	var taken []int
 	sc.mu.Lock()
-	sc.now = now
+	sc.now, sc.at, sc.prune = now, at, reg.pruneNext
+	if leases := sc.lease[node]; leases != nil {
+		for _, b := range reg.leases {
+			leases[b] = start
+		}
+	}
 	if !slices.Equal(view, sc.view) || sc.mine == nil {
 		sc.view = view
 		sc.mine = owners(view, s.consumer, len(s.buckets))
@@ -385,4 +426,132 @@ func (s *Store) renewLeases(ctx context.Context, bs []int, node string, leaseMS 
 	}
 	_, err := s.runAll(ctx, scriptLease, calls)
 	return err
+}
+
+// registryCall is the registry's part of the first round trip of a
+// SweepNode (see "Background work" in the package documentation): through
+// nodes.lua, or on a single server, once the Store has read Redis's clock,
+// through plain commands (registryPlain), which renew the node's leases
+// due in the same round trip.
+type registryCall struct {
+	key, member string
+	lease       int64 // how long the entry runs (ms)
+	node        string
+	nodeLease   int64 // how long node's leases run (ms)
+	// est is Redis's time (ms) as the Store infers it from its last
+	// reading (its clock, a monotonic one, advances at Redis's rate over
+	// clockFresh); 0: the call goes through nodes.lua.
+	est    int64
+	prune  bool  // drop the entries run out registryForget ago
+	leases []int // buckets where the call renews node's lease
+
+	script *goredis.Cmd
+	time   *goredis.TimeCmd
+	add    *goredis.IntCmd
+	list   *goredis.ZSliceCmd
+	renew  []*goredis.IntCmd
+	// pruneNext: the registry holds entries to drop at the next call.
+	pruneNext bool
+}
+
+// registryQueue queues r's commands on pipe.
+//
+// registryPlain: nodes.lua is TIME, ZADD, ZREMRANGEBYSCORE and
+// ZRANGEBYSCORE, and lease.lua TIME and a ZADD GT per bucket; queued as
+// plain commands, the entry and the leases are written at the Redis time
+// the Store infers (est), and TIME, read just before them in the same
+// round trip, checks it (registryResult writes them again if it was off by
+// more than clockSlack: a clock stepped, or a failover to another host).
+// The registry is read whole and filtered on that TIME, as nodes.lua
+// filters it. The entries gone for good are dropped only when the last
+// call saw some.
+func (s *Store) registryQueue(ctx context.Context, pipe goredis.Pipeliner, r *registryCall) {
+	if r.est == 0 {
+		r.script = scriptNodes.EvalSha(ctx, pipe, []string{r.key},
+			newArgv(nNodesArgs).set(nodesArgMember, r.member).set(nodesArgLease, r.lease)...)
+		return
+	}
+	r.time = pipe.Time(ctx)
+	r.add = pipe.ZAdd(ctx, r.key, goredis.Z{Score: float64(r.est + r.lease), Member: r.member})
+	if r.prune {
+		pipe.ZRemRangeByScore(ctx, r.key, "-inf", strconv.FormatInt(r.est-registryForget.Milliseconds(), 10))
+	}
+	r.list = pipe.ZRangeWithScores(ctx, r.key, 0, -1)
+	for _, b := range r.leases {
+		r.renew = append(r.renew, pipe.ZAddGT(ctx, s.buckets[b][keyLeases],
+			goredis.Z{Score: float64(r.est + r.nodeLease), Member: r.node}))
+	}
+}
+
+// registryResult reads r's replies: Redis's time (ms) and the live Stores
+// of the registry, sorted. It leaves in r.leases only the buckets where
+// the lease was renewed.
+func (s *Store) registryResult(ctx context.Context, r *registryCall) (now int64, view []string, err error) {
+	if r.script != nil {
+		if err := r.script.Err(); err != nil {
+			return 0, nil, err
+		}
+		rv, _ := r.script.Val().([]any)
+		if len(rv) < 2 {
+			return 0, nil, errReply
+		}
+		now, _ = rv[0].(int64)
+		members, _ := rv[1].([]any)
+		for _, m := range members {
+			view = append(view, str(m))
+		}
+		slices.Sort(view)
+		return now, view, nil
+	}
+	if err := cmp.Or(r.time.Err(), r.add.Err(), r.list.Err()); err != nil {
+		r.leases = nil
+		return 0, nil, err
+	}
+	now = r.time.Val().UnixMilli()
+	self := false
+	for _, z := range r.list.Val() {
+		m, _ := z.Member.(string)
+		switch {
+		case int64(z.Score) > now:
+			view = append(view, m)
+			self = self || m == r.member
+		case int64(z.Score) <= now-registryForget.Milliseconds():
+			r.pruneNext = true
+		}
+	}
+	var renewed, fresh []int
+	for i, c := range r.renew {
+		if c.Err() == nil {
+			renewed = append(renewed, r.leases[i])
+			if c.Val() == 1 { // new to the bucket: as lease.lua does
+				fresh = append(fresh, r.leases[i])
+			}
+		}
+	}
+	r.leases = renewed
+	off := time.Duration(r.est-now) * time.Millisecond
+	skewed := off > clockSlack || off < -clockSlack
+	if !skewed && len(fresh) == 0 {
+		slices.Sort(view)
+		return now, view, nil
+	}
+	pipe := s.rdb.Pipeline()
+	if skewed {
+		pipe.ZAdd(ctx, r.key, goredis.Z{Score: float64(now + r.lease), Member: r.member})
+		for _, b := range r.leases {
+			pipe.ZAdd(ctx, s.buckets[b][keyLeases], goredis.Z{Score: float64(now + r.nodeLease), Member: r.node})
+		}
+		if !self {
+			view = append(view, r.member)
+		}
+	}
+	for _, b := range fresh {
+		pipe.ZRemRangeByScore(ctx, s.buckets[b][keyLeases], "-inf", strconv.FormatInt(now-leaseForget.Milliseconds(), 10))
+	}
+	if err := s.exec(ctx, pipe); err != nil {
+		r.leases = nil
+		return 0, nil, err
+	}
+	slices.Sort(view)
+	return now, view, nil
 }
