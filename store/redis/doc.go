@@ -486,8 +486,8 @@
 // negative one claims nothing in the buckets it sweeps. Tracker.Watch reads
 // every bucket's stream to see all nodes' transitions: on a single server
 // through one XREAD blocked on a connection of the client's pool (see
-// Store.Read), so a watching node costs Redis nothing while nothing
-// happens, and on a Cluster through one XREAD per bucket, pipelined, at
+// Store.Read), so a watching node costs Redis one XREAD every 10s while
+// nothing happens, and on a Cluster through one XREAD per bucket, pipelined, at
 // each of the Tracker's reads (every half SweepInterval). The journal
 // lives in Redis: what Redis loses, it loses too.
 //
@@ -551,7 +551,7 @@
 //
 // plus a sweep script over each bucket every 10s (when ReclaimAfter is
 // shorter than 30s the full sweeps come every ReclaimAfter/3). A node watching the journal adds
-// one blocked XREAD that times out every 2s. On a Cluster each bucket read
+// one blocked XREAD that times out every 10s. On a Cluster each bucket read
 // is a command of its own (pipelined per shard), and Watch polls one XREAD
 // per bucket every half SweepInterval per watching node. docs/BENCHMARKS.md
 // ("Idle cost per node") has the measured figures: with 16 idle nodes on

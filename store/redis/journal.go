@@ -121,12 +121,14 @@ func (s *Store) Reclaim(ctx context.Context) ([]presence.Event, error) {
 //
 // On a Cluster each Read is one XREAD per bucket, pipelined. On a single
 // server, a Read reads once (one XREAD of every bucket) and leaves a
-// goroutine blocked in XREAD on one connection of the client's pool, which
-// gathers what comes next; the next Read from where this one ended returns
-// it without a round trip. The goroutine ends when Read is not called for
-// a few seconds, when the client is closed, or at Close. So a node that
-// watches the journal costs Redis nothing while no transition happens,
-// where polling cost a round trip per Read.
+// goroutine blocked in XREAD on one connection it keeps from the client's
+// pool, which gathers what comes next; the next Read from where this one
+// ended returns it without a round trip. The XREAD times out every 10s (2s
+// where the ACL denies the client CLIENT UNBLOCK, by which Close ends it
+// at once). The goroutine ends when Read was not called for a few seconds
+// (at its XREAD's next turn), when the client is closed, or at Close. So a
+// node that watches the journal costs Redis one XREAD every 10s while no
+// transition happens, where polling cost a round trip per Read.
 func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, string, error) {
 	if cursor == "" {
 		return s.readStart(ctx)
@@ -134,14 +136,14 @@ func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, stri
 	if s.single {
 		if evs, next, ok, err := s.tail.take(cursor); ok {
 			if err == nil {
-				s.startTail(next, false)
+				s.startTail(ctx, next, false)
 			}
 			return evs, next, err
 		}
 	}
 	evs, next, err := s.poll(ctx, cursor)
 	if err == nil && s.single {
-		s.startTail(next, true)
+		s.startTail(ctx, next, true)
 	}
 	return evs, next, err
 }
@@ -235,9 +237,16 @@ func (s *Store) readStart(ctx context.Context) ([]presence.Event, string, error)
 // The tail (single server only): see Read.
 const (
 	// tailBlock is how long one blocked XREAD of the tail waits: what an
-	// idle node costs Redis is one XREAD that times out per tailBlock, and
-	// Close waits for at most that.
-	tailBlock = 2 * time.Second
+	// idle node costs Redis is one XREAD that times out per tailBlock (a
+	// round trip, and the XREAD's registering on every bucket's stream).
+	// Close does not wait for it: it unblocks the XREAD (CLIENT UNBLOCK),
+	// and so does a Read that resets the tail.
+	tailBlock = 10 * time.Second
+	// tailBlockDenied is tailBlock where the ACL denies CLIENT UNBLOCK.
+	tailBlockDenied = 2 * time.Second
+	// unblockTries bounds the CLIENT UNBLOCKs that Close sends (one every
+	// 20ms until the tail ends: the XREAD may not be blocked yet).
+	unblockTries = 50
 	// tailIdle: the tail ends when Read was not called for this long.
 	tailIdle = 3 * time.Second
 	// tailMax bounds the events the tail holds for the next Read; past it
@@ -258,6 +267,7 @@ type tail struct {
 	err      error // why the goroutine ended, for the next Read
 	epoch    int   // bumped when from and to are set anew
 	running  bool
+	id       int64 // CLIENT ID of the tail's connection, 0 if none yet
 	lastRead time.Time
 	closed   bool
 	cancel   context.CancelFunc
@@ -290,12 +300,14 @@ func (t *tail) take(cursor string) (evs []presence.Event, next string, ok bool, 
 }
 
 // startTail makes sure the tail runs, reading after cursor when reset (or
-// when it was not running), else from where it is.
-func (s *Store) startTail(cursor string, reset bool) {
+// when it was not running), else from where it is. A reset of a running
+// tail unblocks its XREAD, which waits on the entries after the former
+// cursor.
+func (s *Store) startTail(ctx context.Context, cursor string, reset bool) {
 	t := &s.tail
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
 		return
 	}
 	t.lastRead = time.Now()
@@ -304,18 +316,58 @@ func (s *Store) startTail(cursor string, reset bool) {
 		t.epoch++
 	}
 	if t.running {
+		id := t.id
+		t.mu.Unlock()
+		if reset && id != 0 {
+			// Best effort: an XREAD not yet blocked reads the new cursor
+			// at its next turn, at most tailBlock later.
+			_ = s.rdb.ClientUnblock(ctx, id).Err()
+		}
 		return
 	}
-	var ctx context.Context
-	ctx, t.cancel = context.WithCancel(context.Background())
+	var tctx context.Context
+	tctx, t.cancel = context.WithCancel(context.Background())
 	t.running, t.done = true, make(chan struct{})
-	go s.tailLoop(ctx, t.done)
+	go s.tailLoop(tctx, t.done)
+	t.mu.Unlock()
 }
 
-// tailLoop is the tail's goroutine.
+// tailLoop is the tail's goroutine. It blocks on a connection it keeps
+// from the client's pool for as long as it runs, so that Close and a reset
+// can unblock it by that connection's CLIENT ID.
 func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	t := &s.tail
+	t.mu.Lock()
+	epoch := t.epoch
+	t.mu.Unlock()
+	c, _ := s.rdb.(*goredis.Client) // s.single
+	conn := c.Conn()
+	defer func() {
+		t.mu.Lock()
+		t.id = 0
+		t.mu.Unlock()
+		_ = conn.Close()
+	}()
+	// CLIENT UNBLOCK needs the @admin category: where the ACL denies it,
+	// the tail blocks for tailBlockDenied at a time, as Close then waits
+	// for its XREAD to time out. (No client has the ID 0.)
+	pipe := conn.Pipeline()
+	idCmd := pipe.ClientID(ctx)
+	probe := pipe.ClientUnblock(ctx, 0)
+	_, _ = pipe.Exec(ctx)
+	id, err := idCmd.Result()
+	if err != nil {
+		t.stop(epoch, err)
+		return
+	}
+	block := tailBlock
+	if probe.Err() != nil {
+		block, id = tailBlockDenied, 0
+	}
+	t.mu.Lock()
+	t.id = id
+	t.mu.Unlock()
 	streams := make([]string, 2*len(s.buckets))
 	for {
 		t.mu.Lock()
@@ -324,7 +376,7 @@ func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 			t.mu.Unlock()
 			return
 		}
-		epoch := t.epoch
+		epoch = t.epoch
 		ids, err := decodeJournalCursor(t.to, len(s.buckets))
 		t.mu.Unlock()
 		if err != nil {
@@ -335,7 +387,7 @@ func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 			streams[b] = s.buckets[b][keyJournal]
 			streams[len(s.buckets)+b] = ids[b].String()
 		}
-		res, err := s.rdb.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: readCount, Block: tailBlock}).Result()
+		res, err := conn.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: readCount, Block: block}).Result()
 		if err == goredis.Nil {
 			continue
 		}
@@ -368,8 +420,10 @@ func (t *tail) stop(epoch int, err error) {
 // that the buckets it swept are taken over at the other nodes' next Sweep
 // rather than when its entry runs out (see "Background work" in the
 // package documentation), then stops the goroutine that Read starts on a
-// single server (see Read) and waits for it, at most about two seconds
-// (one blocked XREAD); later Reads read by themselves. Call it once the
+// single server (see Read) and waits for it: it unblocks the goroutine's
+// XREAD (CLIENT UNBLOCK), or where the ACL denies that, waits for the
+// XREAD to time out, at most about two seconds; later Reads read by
+// themselves. Call it once the
 // Store's Tracker is closed. It leaves the client open: closing it is the
 // caller's business, and closing it also ends the goroutine, at once.
 // Close reports only a failure to reach Redis for the registry; a second
@@ -397,8 +451,26 @@ func (s *Store) Close() error {
 	if cancel != nil {
 		cancel()
 	}
-	if done != nil {
-		<-done
+	if done == nil {
+		return err
 	}
+	// The tail may be about to block rather than blocked: unblock it until
+	// it ends, a few times, then wait for its XREAD to time out.
+	for range unblockTries {
+		t.mu.Lock()
+		id := t.id
+		t.mu.Unlock()
+		if id != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.rdb.ClientUnblock(ctx, id).Err()
+			cancel()
+		}
+		select {
+		case <-done:
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	<-done
 	return err
 }
