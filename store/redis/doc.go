@@ -518,14 +518,20 @@
 //   - in the same round trip, reads the generation marker of each bucket
 //     it sweeps or holds anything in (one MGET on a single server, one GET
 //     per bucket on a Cluster) and the earliest deadline of each bucket it
-//     sweeps (ZRANGE 0 0 WITHSCORES), and, for a bucket whose generation is
-//     younger than Config.Reassert + 5s, whether it holds transitions;
+//     sweeps (ZRANGE 0 0 WITHSCORES), for a bucket whose re-assertion
+//     window closes about now (up to 5s after it), whether it holds
+//     transitions, and every min(10s, ReclaimAfter/3) per bucket it
+//     sweeps, what tells whether Retention, MaxClients or reclaiming the
+//     journal has work there: the client offline the longest (ZRANGE 0 0
+//     WITHSCORES of :o), the number of clients (HLEN, with MaxClients) and
+//     the oldest unacknowledged transition (XPENDING);
 //   - runs the sweep script only on the buckets with something to do: a
 //     deadline passed (on a Cluster, within 100ms, as shards' clocks may
 //     differ), a generation that is gone or new to this Store, transitions
-//     held by a closed window, a bucket it just took over, or a bucket not
-//     swept in full for min(10s, ReclaimAfter/3) (Retention, MaxClients,
-//     reclaiming the journal);
+//     held by a closed window, a bucket it just took over, or such work
+//     (a client offline for longer than Retention, more clients than the
+//     bucket's share of MaxClients, a transition unacknowledged for
+//     ReclaimAfter);
 //   - renews its node's lease where it must (see "Nodes").
 //
 // Scripts are atomic, so two Stores that both think a bucket theirs (one
@@ -549,8 +555,9 @@
 //
 //	4 × nodes + Buckets commands per SweepInterval
 //
-// plus a sweep script over each bucket every 10s (when ReclaimAfter is
-// shorter than 30s the full sweeps come every ReclaimAfter/3). A node watching the journal adds
+// plus, every 10s (every ReclaimAfter/3 when ReclaimAfter is shorter than
+// 30s), three commands per bucket to look for the work of a full sweep. A
+// node watching the journal adds
 // one blocked XREAD that times out every 10s. On a Cluster each bucket read
 // is a command of its own (pipelined per shard), and Watch polls one XREAD
 // per bucket every half SweepInterval per watching node. docs/BENCHMARKS.md

@@ -23,8 +23,9 @@ import (
 // times the buckets.
 const (
 	// maintEvery bounds how long a bucket a Store sweeps goes without a
-	// full sweep (retention, MaxClients, reclaim, the sweeper's lease)
-	// while nothing falls due in it; lower with a short ReclaimAfter.
+	// look at its chores (Retention, MaxClients, reclaiming the journal:
+	// see chores), swept in full when it has any, while nothing falls due
+	// in it; lower with a short ReclaimAfter.
 	maintEvery = 10 * time.Second
 	// youngGen is how long past its re-assertion window a bucket whose
 	// generation is new is checked at every Sweep for transitions the
@@ -184,6 +185,7 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	if mineBefore == nil {
 		mineBefore = owners(nil, s.consumer, len(s.buckets))
 	}
+	fullBefore := slices.Clone(sc.full)
 	// On a single server, with Redis's clock read lately, the registry
 	// entry and the leases due are written with plain commands (see
 	// registryPlain).
@@ -238,13 +240,21 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 			gens[b] = pipe.Get(ctx, s.buckets[b][keyGen])
 		}
 	}
+	maint := maintEvery
+	if s.cfg.ReclaimAfter > 0 {
+		maint = max(min(maint, s.cfg.ReclaimAfter/3), interval)
+	}
 	firsts := make(map[int]*goredis.ZSliceCmd)
 	holds := make(map[int]*goredis.IntCmd)
+	chores := make(map[int]*chores)
 	for _, b := range watched {
 		if mineBefore[b] {
 			firsts[b] = pipe.ZRangeWithScores(ctx, s.buckets[b][keyExpiry], 0, 0)
-			if s.young(s.knownGen(b), rnow) {
+			if g := s.knownGen(b); s.young(g, rnow) && s.windowEnding(g, rnow, interval) {
 				holds[b] = pipe.Exists(ctx, s.buckets[b][keyHeld])
+			}
+			if start.Sub(fullBefore[b]) >= maint {
+				chores[b] = s.queueChores(ctx, pipe, b)
 			}
 		}
 	}
@@ -274,10 +284,6 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	margin := int64(0)
 	if !s.single {
 		margin = clusterSkew.Milliseconds()
-	}
-	maint := maintEvery
-	if s.cfg.ReclaimAfter > 0 {
-		maint = max(min(maint, s.cfg.ReclaimAfter/3), interval)
 	}
 	seen := make(map[int]string, len(watched))
 	present := make(map[int]bool, len(watched))
@@ -322,8 +328,11 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 		case !mine[b]:
 			continue
 		case start.Sub(sc.full[b]) >= maint:
-			due[b] = true
-			continue
+			if c := chores[b]; c == nil || c.due(s, now) {
+				due[b] = true
+				continue
+			}
+			sc.full[b] = start // nothing for a full sweep to do
 		}
 		if h := holds[b]; h != nil && h.Val() > 0 {
 			// Transitions held by a re-assertion window: decided by the
@@ -554,4 +563,72 @@ func (s *Store) registryResult(ctx context.Context, r *registryCall) (now int64,
 	}
 	slices.Sort(view)
 	return now, view, nil
+}
+
+// windowEnding reports whether a bucket of generation g may have its
+// re-assertion window closed by the next SweepNode (now: Redis's time,
+// ms, 0 if unknown): only then may what the window held be due.
+func (s *Store) windowEnding(g string, now int64, interval time.Duration) bool {
+	gt, ok := genTime(g)
+	return !ok || now == 0 || gt+s.reassertMS() <= now+2*interval.Milliseconds()
+}
+
+// chores are what a SweepNode reads of a bucket it sweeps once per
+// maintEvery (or ReclaimAfter/3) to tell whether the bucket needs the full
+// sweep that Retention, MaxClients and reclaiming the journal need: a
+// quiet bucket needs none, and these reads cost Redis far less than the
+// sweep script.
+type chores struct {
+	offline *goredis.ZSliceCmd   // the client offline the longest (Retention)
+	clients *goredis.IntCmd      // the clients (MaxClients)
+	pending *goredis.XPendingCmd // the oldest unacknowledged transition
+}
+
+func (s *Store) queueChores(ctx context.Context, pipe goredis.Pipeliner, b int) *chores {
+	var c chores
+	keys := s.buckets[b]
+	if s.retentionMS() >= 0 {
+		c.offline = pipe.ZRangeWithScores(ctx, keys[keyOffline], 0, 0)
+	}
+	if s.share(s.cfg.MaxClients) > 0 {
+		c.clients = pipe.HLen(ctx, keys[keyClients])
+	}
+	if s.cfg.ReclaimAfter >= 0 {
+		c.pending = pipe.XPending(ctx, keys[keyJournal], "hooks")
+	}
+	return &c
+}
+
+// due reports whether the bucket needs a full sweep (now: Redis's time,
+// ms): as sweep.lua decides, a client offline for longer than Retention,
+// more clients than the bucket's share of MaxClients, or a transition
+// unacknowledged for ReclaimAfter (a journal entry's ID is its creation
+// time, never later than its delivery). A read that failed says yes.
+func (c *chores) due(s *Store, now int64) bool {
+	if c.offline != nil {
+		zs, err := c.offline.Result()
+		if err != nil || len(zs) > 0 && int64(zs[0].Score) <= now-s.retentionMS() {
+			return true
+		}
+	}
+	if c.clients != nil {
+		n, err := c.clients.Result()
+		if err != nil || n > int64(s.share(s.cfg.MaxClients)) {
+			return true
+		}
+	}
+	if c.pending != nil {
+		p, err := c.pending.Result()
+		switch {
+		case goredis.HasErrorPrefix(err, "NOGROUP"): // no journal yet
+		case err != nil:
+			return true
+		case p.Count > 0:
+			id, ok := parseEntryID(p.Lower)
+			if !ok || int64(id.ms) <= now-s.cfg.ReclaimAfter.Milliseconds() {
+				return true
+			}
+		}
+	}
+	return false
 }

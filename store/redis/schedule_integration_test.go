@@ -136,16 +136,17 @@ func TestSweepShared(t *testing.T) {
 // SweepNode, once it has read Redis's clock, runs no script: its registry
 // entry and its node's leases are written with plain commands in its one
 // round trip (a script call costs Redis several times the commands it
-// runs). The leases are still renewed (one ZADD per bucket, about every
-// third of their TTL), and the first SweepNode still goes through
-// nodes.lua.
+// runs), and its periodic look at Retention, MaxClients and the journal's
+// reclaiming (every ReclaimAfter/3 here) finds nothing to sweep. The
+// leases are still renewed (one ZADD per bucket, about every third of
+// their TTL), and the first SweepNode still goes through nodes.lua.
 func TestSweepNodeIdle(t *testing.T) {
 	srv := redistest.StartServer(t)
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
 	const buckets = 4
-	st := redistest.Store(t, rdb, redisstore.Config{Prefix: "t", Buckets: buckets})
+	st := redistest.Store(t, rdb, redisstore.Config{Prefix: "t", Buckets: buckets, ReclaimAfter: 600 * time.Millisecond})
 	// The lease's TTL sets the cadence of its renewals (every TTL/3);
 	// the sweeps come every 100ms, as a Tracker's would with a 1.2s TTL.
 	lease := presence.NodeLease{Node: "n", TTL: 1200 * time.Millisecond}
@@ -170,6 +171,10 @@ func TestSweepNodeIdle(t *testing.T) {
 	diff := func(cmd string) int64 { return after[cmd] - before[cmd] }
 	if n := diff("evalsha") + diff("eval"); n != 0 {
 		t.Errorf("%d idle SweepNodes ran %d scripts, want none", calls, n)
+	}
+	// Every 200ms (ReclaimAfter/3), each bucket's chores are read.
+	if n := diff("xpending"); n < 5*buckets {
+		t.Errorf("%d idle SweepNodes read the journal's pending entries %d times in %d buckets, want about %d", calls, n, buckets, 10*buckets)
 	}
 	if n := diff("time"); n != calls {
 		t.Errorf("%d idle SweepNodes read Redis's clock %d times, want once each", calls, n)
@@ -213,4 +218,67 @@ func commandCalls(t *testing.T, rdb *goredis.Client) map[string]int64 {
 		calls[strings.TrimPrefix(k, "cmdstat_")], _ = strconv.ParseInt(v, 10, 64)
 	}
 	return calls
+}
+
+// TestSweepNodeChores: the Store that sweeps a bucket through SweepNode
+// still forgets the clients offline for longer than Retention, and the
+// clients over the bucket's share of MaxClients (a cap lowered), though it
+// sweeps a quiet bucket in full only when its periodic look finds such
+// work.
+func TestSweepNodeChores(t *testing.T) {
+	for _, srv := range redistest.Servers {
+		for _, tc := range []struct {
+			name   string
+			cfg    redisstore.Config // of the sweeper; the writer's has no caps
+			offIDs int               // clients made offline
+			keep   int               // clients the bucket keeps
+		}{
+			{"retention", redisstore.Config{Retention: 300 * time.Millisecond}, 3, 0},
+			{"max-clients", redisstore.Config{MaxClients: 1}, 3, 1},
+		} {
+			t.Run(srv.Name+"/"+tc.name, func(t *testing.T) {
+				rdb := srv.Client(t)
+				ctx := context.Background()
+				p := redistest.Prefix(t, rdb)
+				cfg := tc.cfg
+				cfg.Prefix, cfg.Buckets, cfg.ReclaimAfter = p, 1, 600*time.Millisecond
+				sweeper := redistest.Store(t, rdb, cfg)
+				writer := redistest.Store(t, rdb, redisstore.Config{Prefix: p, Buckets: 1})
+				stop := make(chan struct{})
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for {
+						if _, err := sweeper.SweepNode(ctx, presence.NodeLease{Node: "n", TTL: 2 * time.Second}); err != nil {
+							t.Error(err)
+						}
+						select {
+						case <-stop:
+							return
+						case <-time.After(100 * time.Millisecond):
+						}
+					}
+				}()
+				t.Cleanup(func() { close(stop); <-done })
+				time.Sleep(300 * time.Millisecond) // the sweeper took the bucket over
+				for i := range tc.offIDs {
+					id := "c" + itoa(i)
+					if _, err := writer.Add(ctx, presence.Lease{ClientID: id, SessionID: "s", Node: "w", TTL: time.Minute}); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := writer.End(ctx, presence.Ending{ClientID: id, SessionID: "s"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				clients := "{" + p + ":b0}:c"
+				if n, err := rdb.HLen(ctx, clients).Result(); err != nil || n != int64(tc.offIDs) {
+					t.Fatalf("clients held: %d (%v), want %d", n, err, tc.offIDs)
+				}
+				waitUntil(t, 3*time.Second, "clients forgotten", func() bool {
+					n, err := rdb.HLen(ctx, clients).Result()
+					return err == nil && n == int64(tc.keep)
+				})
+			})
+		}
+	}
 }
