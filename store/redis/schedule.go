@@ -70,9 +70,11 @@ type sched struct {
 	// prune: the registry held entries run out registryForget ago at
 	// the last call; the next drops them.
 	prune bool
-	view  []string // the live Stores of the registry, sorted, as last read
-	mine  []bool   // per bucket: this Store sweeps it, under view
-	full  []time.Time
+	// unfinished: the last sweep failed or left sessions due.
+	unfinished bool
+	view       []string // the live Stores of the registry, sorted, as last read
+	mine       []bool   // per bucket: this Store sweeps it, under view
+	full       []time.Time
 	// lease: per node that swept through this Store, per bucket, when
 	// this Store last renewed the node's lease there (by a sweep or
 	// lease.lua).
@@ -193,7 +195,7 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	if s.single && rnow != 0 && start.Sub(sc.at) < clockFresh {
 		reg.est = rnow + start.Sub(sc.at).Milliseconds()
 		reg.prune = sc.prune
-		if leases := sc.lease[node]; node != "" && leases != nil {
+		if leases := sc.lease[node]; node != "" && leases != nil && !sc.unfinished {
 			ttl := time.Duration(leaseMS) * time.Millisecond
 			for b, at := range leases {
 				// Renewed by this Store less than two thirds of the TTL
@@ -380,6 +382,10 @@ func (s *Store) sweepSome(ctx context.Context, start time.Time, mine, held, due 
 		leases = make([]time.Time, len(s.buckets))
 		sc.lease[node] = leases
 	}
+	// A sweep that left sessions due (a hundred rounds were not enough)
+	// may not have renewed the lease where it had run out: until a Sweep
+	// finishes, no lease is renewed before a sweep (see registryCall).
+	sc.unfinished = err != nil || !done
 	if err == nil {
 		for _, b := range bs {
 			sc.full[b] = start
