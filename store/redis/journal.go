@@ -125,7 +125,8 @@ func (s *Store) Reclaim(ctx context.Context) ([]presence.Event, error) {
 // pool, which gathers what comes next; the next Read from where this one
 // ended returns it without a round trip. The XREAD times out every 10s (2s
 // where the ACL denies the client CLIENT UNBLOCK, by which Close ends it
-// at once). The goroutine ends when Read was not called for a few seconds
+// at once, or where the client's pool has fewer than 4 connections: then
+// it blocks on one of the pool's at a time, as before). The goroutine ends when Read was not called for a few seconds
 // (at its XREAD's next turn), when the client is closed, or at Close. So a
 // node that watches the journal costs Redis one XREAD every 10s while no
 // transition happens, where polling cost a round trip per Read.
@@ -242,8 +243,12 @@ const (
 	// Close does not wait for it: it unblocks the XREAD (CLIENT UNBLOCK),
 	// and so does a Read that resets the tail.
 	tailBlock = 10 * time.Second
-	// tailBlockDenied is tailBlock where the ACL denies CLIENT UNBLOCK.
+	// tailBlockDenied is tailBlock where the tail cannot be unblocked
+	// (see tailConn).
 	tailBlockDenied = 2 * time.Second
+	// tailMinPool is the smallest pool the tail takes a connection of
+	// its own from.
+	tailMinPool = 4
 	// unblockTries bounds the CLIENT UNBLOCKs that Close sends (one every
 	// 20ms until the tail ends: the XREAD may not be blocked yet).
 	unblockTries = 50
@@ -334,40 +339,26 @@ func (s *Store) startTail(ctx context.Context, cursor string, reset bool) {
 
 // tailLoop is the tail's goroutine. It blocks on a connection it keeps
 // from the client's pool for as long as it runs, so that Close and a reset
-// can unblock it by that connection's CLIENT ID.
+// can unblock it by that connection's CLIENT ID (see tailConn).
 func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	t := &s.tail
 	t.mu.Lock()
 	epoch := t.epoch
 	t.mu.Unlock()
-	c, _ := s.rdb.(*goredis.Client) // s.single
-	conn := c.Conn()
-	defer func() {
-		t.mu.Lock()
-		t.id = 0
-		t.mu.Unlock()
-		_ = conn.Close()
-	}()
-	// CLIENT UNBLOCK needs the @admin category: where the ACL denies it,
-	// the tail blocks for tailBlockDenied at a time, as Close then waits
-	// for its XREAD to time out. (No client has the ID 0.)
-	pipe := conn.Pipeline()
-	idCmd := pipe.ClientID(ctx)
-	probe := pipe.ClientUnblock(ctx, 0)
-	_, _ = pipe.Exec(ctx)
-	id, err := idCmd.Result()
+	rd, block, err := s.tailConn(ctx)
 	if err != nil {
 		t.stop(epoch, err)
 		return
 	}
-	block := tailBlock
-	if probe.Err() != nil {
-		block, id = tailBlockDenied, 0
+	if conn, ok := rd.(*goredis.Conn); ok {
+		defer func() {
+			t.mu.Lock()
+			t.id = 0
+			t.mu.Unlock()
+			_ = conn.Close()
+		}()
 	}
-	t.mu.Lock()
-	t.id = id
-	t.mu.Unlock()
 	streams := make([]string, 2*len(s.buckets))
 	for {
 		t.mu.Lock()
@@ -387,7 +378,7 @@ func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 			streams[b] = s.buckets[b][keyJournal]
 			streams[len(s.buckets)+b] = ids[b].String()
 		}
-		res, err := conn.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: readCount, Block: block}).Result()
+		res, err := rd.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: readCount, Block: block}).Result()
 		if err == goredis.Nil {
 			continue
 		}
@@ -403,6 +394,46 @@ func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 		}
 		t.mu.Unlock()
 	}
+}
+
+// xreader is what the tail reads the journal through: a connection it
+// keeps, or the client's pool.
+type xreader interface {
+	XRead(ctx context.Context, a *goredis.XReadArgs) *goredis.XStreamSliceCmd
+}
+
+// tailConn returns what the tail reads through and how long its XREAD
+// blocks: a connection of its own, whose CLIENT ID it records for Close to
+// unblock it, and tailBlock; or, where that cannot be, the client's pool
+// and tailBlockDenied, as Close then waits for the XREAD to time out: when
+// the pool is too small to spare a connection for as long as the tail
+// runs (a blocked XREAD held one most of the time before, but gave it
+// back between two), or when the ACL denies CLIENT UNBLOCK (it needs the
+// @admin category).
+func (s *Store) tailConn(ctx context.Context) (xreader, time.Duration, error) {
+	c, _ := s.rdb.(*goredis.Client) // s.single
+	if c.Options().PoolSize < tailMinPool {
+		return s.rdb, tailBlockDenied, nil
+	}
+	conn := c.Conn()
+	pipe := conn.Pipeline()
+	idCmd := pipe.ClientID(ctx)
+	probe := pipe.ClientUnblock(ctx, 0) // no client has the ID 0
+	_, _ = pipe.Exec(ctx)
+	id, err := idCmd.Result()
+	if err != nil {
+		_ = conn.Close()
+		return nil, 0, err
+	}
+	if probe.Err() != nil {
+		_ = conn.Close()
+		return s.rdb, tailBlockDenied, nil
+	}
+	t := &s.tail
+	t.mu.Lock()
+	t.id = id
+	t.mu.Unlock()
+	return conn, tailBlock, nil
 }
 
 // stop ends the tail after an error, which the next Read reports unless
@@ -421,7 +452,7 @@ func (t *tail) stop(epoch int, err error) {
 // rather than when its entry runs out (see "Background work" in the
 // package documentation), then stops the goroutine that Read starts on a
 // single server (see Read) and waits for it: it unblocks the goroutine's
-// XREAD (CLIENT UNBLOCK), or where the ACL denies that, waits for the
+// XREAD (CLIENT UNBLOCK), or where it cannot (see Read), waits for the
 // XREAD to time out, at most about two seconds; later Reads read by
 // themselves. Call it once the
 // Store's Tracker is closed. It leaves the client open: closing it is the

@@ -140,24 +140,27 @@ func TestReadTail(t *testing.T) {
 
 // TestReadTailIdle (issue 17 §5): on a single server an idle tail costs
 // Redis one XREAD per 10s, and Close unblocks it at once; where the ACL
-// denies the client CLIENT UNBLOCK, the tail's XREAD times out every 2s,
-// which Close then waits for.
+// denies the client CLIENT UNBLOCK, or its pool is too small to spare a
+// connection, the tail's XREAD times out every 2s, which Close then waits
+// for.
 func TestReadTailIdle(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		user  []any // ACL SETUSER rules of the Store's user; nil: default
+		pool  int   // the client's PoolSize; 0: go-redis's default
 		reads int64 // most XREADs in 3s: one Read's, then the tail's
 		close time.Duration
 	}{
-		{"unblock", nil, 2, time.Second},
-		{"acl-denied", []any{"on", ">pw", "~*", "&*", "+@all", "-client|unblock"}, 3, 3 * time.Second},
+		{"unblock", nil, 0, 2, time.Second},
+		{"acl-denied", []any{"on", ">pw", "~*", "&*", "+@all", "-client|unblock"}, 0, 3, 3 * time.Second},
+		{"small-pool", nil, 2, 3, 3 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := redistest.StartServer(t)
 			admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 			t.Cleanup(func() { _ = admin.Close() })
 			ctx := context.Background()
-			opts := &goredis.Options{Addr: srv.Addr()}
+			opts := &goredis.Options{Addr: srv.Addr(), PoolSize: tc.pool}
 			if tc.user != nil {
 				if err := admin.Do(ctx, append([]any{"ACL", "SETUSER", "vt"}, tc.user...)...).Err(); err != nil {
 					t.Fatal(err)
