@@ -44,7 +44,7 @@ const (
 	// clockFresh: on a single server, a Store that read Redis's clock
 	// less than this long ago writes its registry entry, and renews its
 	// node's leases, with plain commands from that reading (see
-	// registryPlain), not through nodes.lua and lease.lua: a script call
+	// registryQueue), not through nodes.lua and lease.lua: a script call
 	// costs Redis several times what the commands it runs cost.
 	clockFresh = 10 * time.Second
 	// clockSlack is how far the Redis time a Store infers from its last
@@ -190,7 +190,7 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	fullBefore := slices.Clone(sc.full)
 	// On a single server, with Redis's clock read lately, the registry
 	// entry and the leases due are written with plain commands (see
-	// registryPlain).
+	// registryQueue).
 	var reg registryCall
 	if s.single && rnow != 0 && start.Sub(sc.at) < clockFresh {
 		reg.est = rnow + start.Sub(sc.at).Milliseconds()
@@ -446,7 +446,7 @@ func (s *Store) renewLeases(ctx context.Context, bs []int, node string, leaseMS 
 // registryCall is the registry's part of the first round trip of a
 // SweepNode (see "Background work" in the package documentation): through
 // nodes.lua, or on a single server, once the Store has read Redis's clock,
-// through plain commands (registryPlain), which renew the node's leases
+// through plain commands (see registryQueue), which renew the node's leases
 // due in the same round trip.
 type registryCall struct {
 	key, member string
@@ -471,7 +471,7 @@ type registryCall struct {
 
 // registryQueue queues r's commands on pipe.
 //
-// registryPlain: nodes.lua is TIME, ZADD, ZREMRANGEBYSCORE and
+// Plain commands: nodes.lua is TIME, ZADD, ZREMRANGEBYSCORE and
 // ZRANGEBYSCORE, and lease.lua TIME and a ZADD GT per bucket; queued as
 // plain commands, the entry and the leases are written at the Redis time
 // the Store infers (est), and TIME, read just before them in the same
