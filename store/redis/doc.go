@@ -506,12 +506,13 @@
 //     Store has read Redis's clock (its first call), plain commands: TIME,
 //     a ZADD of its entry at the Redis time it infers from its last
 //     reading (written again if TIME, read just before it, says that was
-//     more than 50ms off), and a ZRANGE of the registry, filtered on that
-//     TIME; on a Cluster (and at the first call), one script call
-//     (nodes.lua, a few commands, without the common prelude of the other
-//     scripts), as a script call costs Redis several times the commands it
-//     runs while keys of two slots cannot share one. A
-//     bucket is the duty of the live Store that ranks first for it by
+//     more than 50ms off), and a ZRANGEBYSCORE of the entries live at that
+//     time (read again if it was off); on a Cluster (and at the first
+//     call), one script call (nodes.lua, a few commands, without the
+//     common prelude of the other scripts), as a script call costs Redis
+//     several times the commands it runs, while TIME in a Cluster
+//     pipeline may go to another shard than the registry's. A bucket is
+//     the duty of the live Store that ranks first for it by
 //     rendezvous hashing (FNV-1a of the Store's name and the bucket), so a
 //     Store that joins or leaves moves only the buckets it takes or
 //     leaves;

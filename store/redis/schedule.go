@@ -52,8 +52,10 @@ const (
 	// before the Store writes its entry, and the leases, again.
 	clockSlack = 50 * time.Millisecond
 	// registryForget: entries that ran out this long ago are of Stores
-	// gone for good, and dropped (nodes.lua drops them too).
+	// gone for good, and dropped (nodes.lua drops them too), by the plain
+	// calls every registryPrune of them.
 	registryForget = time.Minute
+	registryPrune  = 20
 	// leaseForget: a node new to a bucket drops the leases there that ran
 	// out this long ago (lease.lua and sweep.lua: a day).
 	leaseForget = 24 * time.Hour
@@ -67,9 +69,9 @@ type sched struct {
 	ok   time.Time // when the last SweepNode that succeeded began
 	now  int64     // Redis's time (ms) at the last registry call
 	at   time.Time // when, locally, Redis's clock read now (mid round trip)
-	// prune: the registry held entries run out registryForget ago at
-	// the last call; the next drops them.
-	prune bool
+	// calls counts the registry's plain calls, to drop the entries gone
+	// for good every registryPrune of them.
+	calls int
 	// unfinished: the last sweep failed or left sessions due.
 	unfinished bool
 	view       []string // the live Stores of the registry, sorted, as last read
@@ -194,7 +196,8 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	var reg registryCall
 	if s.single && rnow != 0 && start.Sub(sc.at) < clockFresh {
 		reg.est = rnow + start.Sub(sc.at).Milliseconds()
-		reg.prune = sc.prune
+		sc.calls++
+		reg.prune = sc.calls%registryPrune == 0
 		if leases := sc.lease[node]; node != "" && leases != nil && !sc.unfinished {
 			ttl := time.Duration(leaseMS) * time.Millisecond
 			for b, at := range leases {
@@ -305,7 +308,7 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	due := make([]bool, len(s.buckets))
 	var taken []int
 	sc.mu.Lock()
-	sc.now, sc.at, sc.prune = now, at, reg.pruneNext
+	sc.now, sc.at = now, at
 	if leases := sc.lease[node]; leases != nil {
 		for _, b := range reg.leases {
 			leases[b] = start
@@ -457,16 +460,14 @@ type registryCall struct {
 	// reading (its clock, a monotonic one, advances at Redis's rate over
 	// clockFresh); 0: the call goes through nodes.lua.
 	est    int64
-	prune  bool  // drop the entries run out registryForget ago
+	prune  bool  // drop the entries that ran out registryForget ago
 	leases []int // buckets where the call renews node's lease
 
 	script *goredis.Cmd
 	time   *goredis.TimeCmd
 	add    *goredis.IntCmd
-	list   *goredis.ZSliceCmd
+	live   *goredis.StringSliceCmd
 	renew  []*goredis.IntCmd
-	// pruneNext: the registry holds entries to drop at the next call.
-	pruneNext bool
 }
 
 // registryQueue queues r's commands on pipe.
@@ -477,9 +478,10 @@ type registryCall struct {
 // the Store infers (est), and TIME, read just before them in the same
 // round trip, checks it (registryResult writes them again if it was off by
 // more than clockSlack: a clock stepped, or a failover to another host).
-// The registry is read whole and filtered on that TIME, as nodes.lua
-// filters it. The entries gone for good are dropped only when the last
-// call saw some.
+// The live entries are read as ZRANGEBYSCORE from est (without scores:
+// formatting them cost Redis more than the rest of the read), read again
+// from TIME when est was off. The entries gone for good are dropped
+// every registryPrune calls.
 func (s *Store) registryQueue(ctx context.Context, pipe goredis.Pipeliner, r *registryCall) {
 	if r.est == 0 {
 		r.script = scriptNodes.EvalSha(ctx, pipe, []string{r.key},
@@ -491,7 +493,7 @@ func (s *Store) registryQueue(ctx context.Context, pipe goredis.Pipeliner, r *re
 	if r.prune {
 		pipe.ZRemRangeByScore(ctx, r.key, "-inf", strconv.FormatInt(r.est-registryForget.Milliseconds(), 10))
 	}
-	r.list = pipe.ZRangeWithScores(ctx, r.key, 0, -1)
+	r.live = pipe.ZRangeByScore(ctx, r.key, &goredis.ZRangeBy{Min: "(" + strconv.FormatInt(r.est, 10), Max: "+inf"})
 	for _, b := range r.leases {
 		r.renew = append(r.renew, pipe.ZAddGT(ctx, s.buckets[b][keyLeases],
 			goredis.Z{Score: float64(r.est + r.nodeLease), Member: r.node}))
@@ -518,22 +520,12 @@ func (s *Store) registryResult(ctx context.Context, r *registryCall) (now int64,
 		slices.Sort(view)
 		return now, view, nil
 	}
-	if err := cmp.Or(r.time.Err(), r.add.Err(), r.list.Err()); err != nil {
+	if err := cmp.Or(r.time.Err(), r.add.Err(), r.live.Err()); err != nil {
 		r.leases = nil
 		return 0, nil, err
 	}
 	now = r.time.Val().UnixMilli()
-	self := false
-	for _, z := range r.list.Val() {
-		m, _ := z.Member.(string)
-		switch {
-		case int64(z.Score) > now:
-			view = append(view, m)
-			self = self || m == r.member
-		case int64(z.Score) <= now-registryForget.Milliseconds():
-			r.pruneNext = true
-		}
-	}
+	view = r.live.Val()
 	var renewed, fresh []int
 	for i, c := range r.renew {
 		if c.Err() == nil {
@@ -551,14 +543,13 @@ func (s *Store) registryResult(ctx context.Context, r *registryCall) (now int64,
 		return now, view, nil
 	}
 	pipe := s.rdb.Pipeline()
+	var live *goredis.StringSliceCmd
 	if skewed {
 		pipe.ZAdd(ctx, r.key, goredis.Z{Score: float64(now + r.lease), Member: r.member})
 		for _, b := range r.leases {
 			pipe.ZAdd(ctx, s.buckets[b][keyLeases], goredis.Z{Score: float64(now + r.nodeLease), Member: r.node})
 		}
-		if !self {
-			view = append(view, r.member)
-		}
+		live = pipe.ZRangeByScore(ctx, r.key, &goredis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"})
 	}
 	for _, b := range fresh {
 		pipe.ZRemRangeByScore(ctx, s.buckets[b][keyLeases], "-inf", strconv.FormatInt(now-leaseForget.Milliseconds(), 10))
@@ -566,6 +557,9 @@ func (s *Store) registryResult(ctx context.Context, r *registryCall) (now int64,
 	if err := s.exec(ctx, pipe); err != nil {
 		r.leases = nil
 		return 0, nil, err
+	}
+	if live != nil {
+		view = live.Val()
 	}
 	slices.Sort(view)
 	return now, view, nil

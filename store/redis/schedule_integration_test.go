@@ -162,6 +162,14 @@ func TestSweepNodeIdle(t *testing.T) {
 		t.Errorf("first SweepNode: no script call, want nodes.lua's and sweep.lua's")
 	}
 	sweep() // renews the leases with lease.lua: none renewed lately by this Store
+	// The entry of a Store gone two minutes ago: dropped within 20 calls.
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ZAdd(ctx, "{t:b0}:sw", goredis.Z{Score: float64(now.UnixMilli() - 120_000), Member: "gone"}).Err(); err != nil {
+		t.Fatal(err)
+	}
 	before := commandCalls(t, rdb)
 	const calls = 20 // 2s: leases renewed about five times, no full sweep (10s)
 	for range calls {
@@ -192,7 +200,10 @@ func TestSweepNodeIdle(t *testing.T) {
 		}
 		till = max(till, d)
 	}
-	now, err := rdb.Time(ctx).Result()
+	if err := rdb.ZScore(ctx, "{t:b0}:sw", "gone").Err(); err != goredis.Nil {
+		t.Errorf("registry entry gone for two minutes: %v, want it dropped", err)
+	}
+	now, err = rdb.Time(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
