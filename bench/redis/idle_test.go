@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,10 +63,12 @@ func TestFigureIdleCost(t *testing.T) {
 				tr.Watch(func(context.Context, presence.Event) {})
 			}
 			time.Sleep(time.Second) // every node has started its loop
+			stats0 := commandStats(t, probe)
 			cpu0, cmds0 := serverLoad(t, probe)
 			start := time.Now()
 			time.Sleep(window)
 			cpu1, cmds1 := serverLoad(t, probe)
+			stats1 := commandStats(t, probe)
 			secs := time.Since(start).Seconds()
 			// The probe's own INFO calls: two, counted in cmds1.
 			all := (cpu1 - cpu0) / secs * 1000
@@ -73,18 +76,49 @@ func TestFigureIdleCost(t *testing.T) {
 			cmdsPerNode := float64(cmds1-cmds0-1) / float64(nodes) / secs
 			t.Logf("%2d idle nodes: Redis CPU %.3f ms/s per node over Redis's own %.2f ms/s (%.2f ms/s in all), %.1f commands/s per node (%.0f in all)",
 				nodes, cpuPerNode, base, all, cmdsPerNode, cmdsPerNode*float64(nodes))
+			logCommandStats(t, stats0, stats1, float64(nodes)*secs)
 			if limit := idleCommands[nodes]; cmdsPerNode > limit {
 				t.Errorf("%d idle nodes: %.1f commands/s per node, want at most %v", nodes, cmdsPerNode, limit)
+			}
+			// The calls that cost Redis the most per call: a script, and
+			// the journal's blocked XREAD (it registers on every bucket's
+			// stream).
+			for _, c := range []struct {
+				what  string
+				cmds  []string
+				limit float64
+			}{
+				{"script calls", []string{"eval", "evalsha"}, idleScripts},
+				{"XREADs", []string{"xread"}, idleXReads},
+			} {
+				var n int64
+				for _, cmd := range c.cmds {
+					n += stats1[cmd].calls - stats0[cmd].calls
+				}
+				if per := float64(n) / float64(nodes) / secs; per > c.limit {
+					t.Errorf("%d idle nodes: %.2f %s/s per node, want at most %v", nodes, per, c.what, c.limit)
+				}
 			}
 		})
 	}
 }
 
 // idleCommands bounds the commands an idle node costs Redis per second, by
-// the number of nodes sharing the background work. Measured: about 170, 55
-// and 24 (every node swept, reclaimed and polled every bucket before: 520
-// per node, however many).
-var idleCommands = map[int]float64{1: 250, 4: 100, 16: 50}
+// the number of nodes sharing the background work. Measured: about 130, 40
+// and 16 (170, 55 and 24 with a script for the registry every Sweep and a
+// sweep script over every bucket every 10s; every node swept, reclaimed
+// and polled every bucket before that: 520 per node, however many). The
+// first 10s of a namespace count a few more (EXISTS per bucket as its
+// first re-assertion window ends).
+var idleCommands = map[int]float64{1: 180, 4: 60, 16: 25}
+
+// idleScripts and idleXReads bound an idle node's script calls and XREADs
+// per second. Measured: at most 0.1 script calls (2.4 with the registry's
+// script every Sweep) and 0.1 XREADs (0.5 with a 2s block).
+const (
+	idleScripts = 0.25
+	idleXReads  = 0.25
+)
 
 // serverLoad reads Redis's CPU seconds (user + sys) and the commands it
 // processed so far.
@@ -108,4 +142,65 @@ func serverLoad(t *testing.T, c *goredis.Client) (cpu float64, cmds int64) {
 		}
 	}
 	return cpu, cmds
+}
+
+// cmdStat is one line of INFO commandstats (and the few counters of INFO
+// stats that tell where an idle server's time goes).
+type cmdStat struct{ calls, usec int64 }
+
+// commandStats reads INFO commandstats, and INFO stats's connections
+// received and keys expired, as pseudo-commands of no time.
+func commandStats(t *testing.T, c *goredis.Client) map[string]cmdStat {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats", "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := make(map[string]cmdStat)
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(k, "cmdstat_"):
+			var st cmdStat
+			for _, f := range strings.Split(v, ",") {
+				fk, fv, _ := strings.Cut(f, "=")
+				n, _ := strconv.ParseInt(fv, 10, 64)
+				switch fk {
+				case "calls":
+					st.calls = n
+				case "usec":
+					st.usec = n
+				}
+			}
+			stats[strings.TrimPrefix(k, "cmdstat_")] = st
+		case k == "total_connections_received", k == "expired_keys":
+			n, _ := strconv.ParseInt(v, 10, 64)
+			stats["("+k+")"] = cmdStat{calls: n}
+		}
+	}
+	return stats
+}
+
+// logCommandStats logs, per command Redis ran between a and b, its calls
+// per node and second (per is nodes × seconds) and its time per call, as
+// Redis measured them (INFO commandstats: a script's commands count both
+// as themselves and in the script's EVALSHA).
+func logCommandStats(t *testing.T, a, b map[string]cmdStat, per float64) {
+	t.Helper()
+	names := make([]string, 0, len(b))
+	for k := range b {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		calls, usec := b[k].calls-a[k].calls, b[k].usec-a[k].usec
+		if calls == 0 || k == "info" {
+			continue
+		}
+		t.Logf("  %-34s %7.2f calls/s per node, %6.1f µs per call, %7.1f µs/s per node",
+			k, float64(calls)/per, float64(usec)/float64(calls), float64(usec)/per)
+	}
 }

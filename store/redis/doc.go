@@ -82,10 +82,16 @@
 // for which buckets a node sweeps), renewed from its SweepNode calls: the
 // sweep script renews the lease of the node that runs it in each bucket
 // it sweeps, and in the buckets it holds sessions in but does not sweep,
-// or sweeps with nothing due, a small script (lease.lua) renews it every
-// third of the lease's TTL (presence.NodeLease.TTL: 8.75s at the Tracker's
-// defaults, so about every 3s), one call for all of them on a single
-// server, one per bucket, pipelined, on a Cluster. The lease is per
+// or sweeps with nothing due, it is renewed every third of the lease's TTL
+// (presence.NodeLease.TTL: 8.75s at the Tracker's defaults, so about every
+// 3s): on a single server by a ZADD GT per bucket in the SweepNode's
+// first round trip (see "Background work"), written at the Redis time the
+// Store infers from its last reading of Redis's clock and checked against
+// TIME in the same round trip, while this Store renewed the lease less
+// than two thirds of its TTL before (so it cannot have run out: see
+// below); otherwise by a small script (lease.lua) after the sweep, one
+// call for all of them on a single server, one per bucket, pipelined, on
+// a Cluster. The lease is per
 // bucket because a script reads one Cluster slot: the script that judges
 // a bucket's expired sessions finds their nodes' leases in that bucket.
 // (A Touch would not do: it writes only the buckets of the sessions that
@@ -480,8 +486,8 @@
 // negative one claims nothing in the buckets it sweeps. Tracker.Watch reads
 // every bucket's stream to see all nodes' transitions: on a single server
 // through one XREAD blocked on a connection of the client's pool (see
-// Store.Read), so a watching node costs Redis nothing while nothing
-// happens, and on a Cluster through one XREAD per bucket, pipelined, at
+// Store.Read), so a watching node costs Redis one XREAD every 10s while
+// nothing happens, and on a Cluster through one XREAD per bucket, pipelined, at
 // each of the Tracker's reads (every half SweepInterval). The journal
 // lives in Redis: what Redis loses, it loses too.
 //
@@ -496,23 +502,37 @@
 //   - renews the Store's entry in a registry of the Stores that sweep the
 //     namespace (one sorted set, "{prefix:b0}:sw", entries on Redis's
 //     clock, lasting three SweepIntervals, at least 300ms and at most 3s)
-//     and reads the live entries back: one script call (nodes.lua, a few
-//     commands, without the common prelude of the other scripts). A
-//     bucket is the duty of the live Store that ranks first for it by
+//     and reads the live entries back: on a single server, once the
+//     Store has read Redis's clock (its first call), plain commands: TIME,
+//     a ZADD of its entry at the Redis time it infers from its last
+//     reading (written again if TIME, read just before it, says that was
+//     more than 50ms off), and a ZRANGEBYSCORE of the entries live at that
+//     time (read again if it was off); on a Cluster (and at the first
+//     call), one script call (nodes.lua, a few commands, without the
+//     common prelude of the other scripts), as a script call costs Redis
+//     several times the commands it runs, while TIME in a Cluster
+//     pipeline may go to another shard than the registry's. A bucket is
+//     the duty of the live Store that ranks first for it by
 //     rendezvous hashing (FNV-1a of the Store's name and the bucket), so a
 //     Store that joins or leaves moves only the buckets it takes or
 //     leaves;
 //   - in the same round trip, reads the generation marker of each bucket
 //     it sweeps or holds anything in (one MGET on a single server, one GET
 //     per bucket on a Cluster) and the earliest deadline of each bucket it
-//     sweeps (ZRANGE 0 0 WITHSCORES), and, for a bucket whose generation is
-//     younger than Config.Reassert + 5s, whether it holds transitions;
+//     sweeps (ZRANGE 0 0 WITHSCORES), for a bucket whose re-assertion
+//     window closes about now (up to 5s after it), whether it holds
+//     transitions, and every min(10s, ReclaimAfter/3) per bucket it
+//     sweeps, what tells whether Retention, MaxClients or reclaiming the
+//     journal has work there: the client offline the longest (ZRANGE 0 0
+//     WITHSCORES of :o), the number of clients (HLEN, with MaxClients) and
+//     the oldest unacknowledged transition (XPENDING);
 //   - runs the sweep script only on the buckets with something to do: a
 //     deadline passed (on a Cluster, within 100ms, as shards' clocks may
 //     differ), a generation that is gone or new to this Store, transitions
-//     held by a closed window, a bucket it just took over, or a bucket not
-//     swept in full for min(10s, ReclaimAfter/3) (Retention, MaxClients,
-//     reclaiming the journal);
+//     held by a closed window, a bucket it just took over, or such work
+//     (a client offline for longer than Retention, more clients than the
+//     bucket's share of MaxClients, a transition unacknowledged for
+//     ReclaimAfter);
 //   - renews its node's lease where it must (see "Nodes").
 //
 // Scripts are atomic, so two Stores that both think a bucket theirs (one
@@ -530,17 +550,19 @@
 // still swept. Sweep (without a node) sweeps every bucket, as before.
 //
 // The cost when nothing happens, per SweepInterval, on a single server:
-// one round trip per node (the registry's script, five commands with its
-// own call; the MGET; one ZRANGE per bucket the node sweeps), so about
+// one round trip per node (the registry's three commands; the MGET; one
+// ZRANGE per bucket the node sweeps; a ZADD per bucket whose lease is
+// due, about every 3s), so about
 //
-//	6 × nodes + Buckets commands per SweepInterval
+//	4 × nodes + Buckets commands per SweepInterval
 //
-// plus a sweep script over each bucket every 10s and a lease renewal of
-// each bucket about every 3s (when ReclaimAfter is shorter than 30s the
-// full sweeps come every ReclaimAfter/3). A node watching the journal adds
-// one blocked XREAD that times out every 2s. On a Cluster each bucket read
+// plus, every 10s (every ReclaimAfter/3 when ReclaimAfter is shorter than
+// 30s), three commands per bucket to look for the work of a full sweep. A
+// node watching the journal adds
+// one blocked XREAD that times out every 10s. On a Cluster each bucket read
 // is a command of its own (pipelined per shard), and Watch polls one XREAD
 // per bucket every half SweepInterval per watching node. docs/BENCHMARKS.md
 // ("Idle cost per node") has the measured figures: with 16 idle nodes on
-// one redis-server, about 24 commands a second per node (520 before).
+// one redis-server, about 15 commands a second per node (520 before the
+// work was shared, 24 with a script call in every Sweep).
 package redis

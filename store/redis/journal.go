@@ -121,12 +121,15 @@ func (s *Store) Reclaim(ctx context.Context) ([]presence.Event, error) {
 //
 // On a Cluster each Read is one XREAD per bucket, pipelined. On a single
 // server, a Read reads once (one XREAD of every bucket) and leaves a
-// goroutine blocked in XREAD on one connection of the client's pool, which
-// gathers what comes next; the next Read from where this one ended returns
-// it without a round trip. The goroutine ends when Read is not called for
-// a few seconds, when the client is closed, or at Close. So a node that
-// watches the journal costs Redis nothing while no transition happens,
-// where polling cost a round trip per Read.
+// goroutine blocked in XREAD on one connection it keeps from the client's
+// pool, which gathers what comes next; the next Read from where this one
+// ended returns it without a round trip. The XREAD times out every 10s (2s
+// where the ACL denies the client CLIENT UNBLOCK, by which Close ends it
+// at once, or where the client's pool has fewer than 4 connections: then
+// it blocks on one of the pool's at a time, as before). The goroutine ends when Read was not called for a few seconds
+// (at its XREAD's next turn), when the client is closed, or at Close. So a
+// node that watches the journal costs Redis one XREAD every 10s while no
+// transition happens, where polling cost a round trip per Read.
 func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, string, error) {
 	if cursor == "" {
 		return s.readStart(ctx)
@@ -134,14 +137,14 @@ func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, stri
 	if s.single {
 		if evs, next, ok, err := s.tail.take(cursor); ok {
 			if err == nil {
-				s.startTail(next, false)
+				s.startTail(ctx, next, false)
 			}
 			return evs, next, err
 		}
 	}
 	evs, next, err := s.poll(ctx, cursor)
 	if err == nil && s.single {
-		s.startTail(next, true)
+		s.startTail(ctx, next, true)
 	}
 	return evs, next, err
 }
@@ -235,9 +238,20 @@ func (s *Store) readStart(ctx context.Context) ([]presence.Event, string, error)
 // The tail (single server only): see Read.
 const (
 	// tailBlock is how long one blocked XREAD of the tail waits: what an
-	// idle node costs Redis is one XREAD that times out per tailBlock, and
-	// Close waits for at most that.
-	tailBlock = 2 * time.Second
+	// idle node costs Redis is one XREAD that times out per tailBlock (a
+	// round trip, and the XREAD's registering on every bucket's stream).
+	// Close does not wait for it: it unblocks the XREAD (CLIENT UNBLOCK),
+	// and so does a Read that resets the tail.
+	tailBlock = 10 * time.Second
+	// tailBlockDenied is tailBlock where the tail cannot be unblocked
+	// (see tailConn).
+	tailBlockDenied = 2 * time.Second
+	// tailMinPool is the smallest pool the tail takes a connection of
+	// its own from.
+	tailMinPool = 4
+	// unblockTries bounds the CLIENT UNBLOCKs that Close sends (one every
+	// 20ms until the tail ends: the XREAD may not be blocked yet).
+	unblockTries = 50
 	// tailIdle: the tail ends when Read was not called for this long.
 	tailIdle = 3 * time.Second
 	// tailMax bounds the events the tail holds for the next Read; past it
@@ -258,6 +272,7 @@ type tail struct {
 	err      error // why the goroutine ended, for the next Read
 	epoch    int   // bumped when from and to are set anew
 	running  bool
+	id       int64 // CLIENT ID of the tail's connection, 0 if none yet
 	lastRead time.Time
 	closed   bool
 	cancel   context.CancelFunc
@@ -290,12 +305,14 @@ func (t *tail) take(cursor string) (evs []presence.Event, next string, ok bool, 
 }
 
 // startTail makes sure the tail runs, reading after cursor when reset (or
-// when it was not running), else from where it is.
-func (s *Store) startTail(cursor string, reset bool) {
+// when it was not running), else from where it is. A reset of a running
+// tail unblocks its XREAD, which waits on the entries after the former
+// cursor.
+func (s *Store) startTail(ctx context.Context, cursor string, reset bool) {
 	t := &s.tail
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
 		return
 	}
 	t.lastRead = time.Now()
@@ -304,18 +321,44 @@ func (s *Store) startTail(cursor string, reset bool) {
 		t.epoch++
 	}
 	if t.running {
+		id := t.id
+		t.mu.Unlock()
+		if reset && id != 0 {
+			// Best effort: an XREAD not yet blocked reads the new cursor
+			// at its next turn, at most tailBlock later.
+			_ = s.rdb.ClientUnblock(ctx, id).Err()
+		}
 		return
 	}
-	var ctx context.Context
-	ctx, t.cancel = context.WithCancel(context.Background())
+	var tctx context.Context
+	tctx, t.cancel = context.WithCancel(context.Background())
 	t.running, t.done = true, make(chan struct{})
-	go s.tailLoop(ctx, t.done)
+	go s.tailLoop(tctx, t.done)
+	t.mu.Unlock()
 }
 
-// tailLoop is the tail's goroutine.
+// tailLoop is the tail's goroutine. It blocks on a connection it keeps
+// from the client's pool for as long as it runs, so that Close and a reset
+// can unblock it by that connection's CLIENT ID (see tailConn).
 func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	t := &s.tail
+	t.mu.Lock()
+	epoch := t.epoch
+	t.mu.Unlock()
+	rd, block, err := s.tailConn(ctx)
+	if err != nil {
+		t.stop(epoch, err)
+		return
+	}
+	if conn, ok := rd.(*goredis.Conn); ok {
+		defer func() {
+			t.mu.Lock()
+			t.id = 0
+			t.mu.Unlock()
+			_ = conn.Close()
+		}()
+	}
 	streams := make([]string, 2*len(s.buckets))
 	for {
 		t.mu.Lock()
@@ -324,7 +367,7 @@ func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 			t.mu.Unlock()
 			return
 		}
-		epoch := t.epoch
+		epoch = t.epoch
 		ids, err := decodeJournalCursor(t.to, len(s.buckets))
 		t.mu.Unlock()
 		if err != nil {
@@ -335,7 +378,7 @@ func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 			streams[b] = s.buckets[b][keyJournal]
 			streams[len(s.buckets)+b] = ids[b].String()
 		}
-		res, err := s.rdb.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: readCount, Block: tailBlock}).Result()
+		res, err := rd.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: readCount, Block: block}).Result()
 		if err == goredis.Nil {
 			continue
 		}
@@ -353,6 +396,46 @@ func (s *Store) tailLoop(ctx context.Context, done chan struct{}) {
 	}
 }
 
+// xreader is what the tail reads the journal through: a connection it
+// keeps, or the client's pool.
+type xreader interface {
+	XRead(ctx context.Context, a *goredis.XReadArgs) *goredis.XStreamSliceCmd
+}
+
+// tailConn returns what the tail reads through and how long its XREAD
+// blocks: a connection of its own, whose CLIENT ID it records for Close to
+// unblock it, and tailBlock; or, where that cannot be, the client's pool
+// and tailBlockDenied, as Close then waits for the XREAD to time out: when
+// the pool is too small to spare a connection for as long as the tail
+// runs (a blocked XREAD held one most of the time before, but gave it
+// back between two), or when the ACL denies CLIENT UNBLOCK (it needs the
+// @admin category).
+func (s *Store) tailConn(ctx context.Context) (xreader, time.Duration, error) {
+	c, _ := s.rdb.(*goredis.Client) // s.single
+	if c.Options().PoolSize < tailMinPool {
+		return s.rdb, tailBlockDenied, nil
+	}
+	conn := c.Conn()
+	pipe := conn.Pipeline()
+	idCmd := pipe.ClientID(ctx)
+	probe := pipe.ClientUnblock(ctx, 0) // no client has the ID 0
+	_, _ = pipe.Exec(ctx)
+	id, err := idCmd.Result()
+	if err != nil {
+		_ = conn.Close()
+		return nil, 0, err
+	}
+	if probe.Err() != nil {
+		_ = conn.Close()
+		return s.rdb, tailBlockDenied, nil
+	}
+	t := &s.tail
+	t.mu.Lock()
+	t.id = id
+	t.mu.Unlock()
+	return conn, tailBlock, nil
+}
+
 // stop ends the tail after an error, which the next Read reports unless
 // the tail was reset meanwhile.
 func (t *tail) stop(epoch int, err error) {
@@ -368,8 +451,10 @@ func (t *tail) stop(epoch int, err error) {
 // that the buckets it swept are taken over at the other nodes' next Sweep
 // rather than when its entry runs out (see "Background work" in the
 // package documentation), then stops the goroutine that Read starts on a
-// single server (see Read) and waits for it, at most about two seconds
-// (one blocked XREAD); later Reads read by themselves. Call it once the
+// single server (see Read) and waits for it: it unblocks the goroutine's
+// XREAD (CLIENT UNBLOCK), or where it cannot (see Read), waits for the
+// XREAD to time out, at most about two seconds; later Reads read by
+// themselves. Call it once the
 // Store's Tracker is closed. It leaves the client open: closing it is the
 // caller's business, and closing it also ends the goroutine, at once.
 // Close reports only a failure to reach Redis for the registry; a second
@@ -397,8 +482,26 @@ func (s *Store) Close() error {
 	if cancel != nil {
 		cancel()
 	}
-	if done != nil {
-		<-done
+	if done == nil {
+		return err
 	}
+	// The tail may be about to block rather than blocked: unblock it until
+	// it ends, a few times, then wait for its XREAD to time out.
+	for range unblockTries {
+		t.mu.Lock()
+		id := t.id
+		t.mu.Unlock()
+		if id != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.rdb.ClientUnblock(ctx, id).Err()
+			cancel()
+		}
+		select {
+		case <-done:
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	<-done
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
@@ -119,6 +121,8 @@ func TestReadTail(t *testing.T) {
 			if err := st.Close(); err != nil {
 				t.Fatal(err)
 			}
+			// On a single server Close unblocks the tail's XREAD (it would
+			// wait 10s).
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("Close took %v", d)
 			}
@@ -130,6 +134,69 @@ func TestReadTail(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("read %v\nwant %v", got, want)
 			}
+		})
+	}
+}
+
+// TestReadTailIdle (issue 17 §5): on a single server an idle tail costs
+// Redis one XREAD per 10s, and Close unblocks it at once; where the ACL
+// denies the client CLIENT UNBLOCK, or its pool is too small to spare a
+// connection, the tail's XREAD times out every 2s, which Close then waits
+// for.
+func TestReadTailIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		user  []any // ACL SETUSER rules of the Store's user; nil: default
+		pool  int   // the client's PoolSize; 0: go-redis's default
+		reads int64 // most XREADs in 3s: one Read's, then the tail's
+		close time.Duration
+	}{
+		{"unblock", nil, 0, 2, time.Second},
+		{"acl-denied", []any{"on", ">pw", "~*", "&*", "+@all", "-client|unblock"}, 0, 3, 3 * time.Second},
+		{"small-pool", nil, 2, 3, 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+			t.Cleanup(func() { _ = admin.Close() })
+			ctx := context.Background()
+			opts := &goredis.Options{Addr: srv.Addr(), PoolSize: tc.pool}
+			if tc.user != nil {
+				if err := admin.Do(ctx, append([]any{"ACL", "SETUSER", "vt"}, tc.user...)...).Err(); err != nil {
+					t.Fatal(err)
+				}
+				opts.Username, opts.Password = "vt", "pw"
+			}
+			rdb := goredis.NewClient(opts)
+			t.Cleanup(func() { _ = rdb.Close() })
+			st, err := redisstore.New(rdb, redisstore.Config{Prefix: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, cursor, err := st.Read(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := commandCalls(t, admin)["xread"]
+			for range 12 { // a Tracker's Reads: every 250ms
+				if _, cursor, err = st.Read(ctx, cursor); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			n := commandCalls(t, admin)["xread"] - before
+			if n > tc.reads {
+				t.Errorf("%d XREADs in 3s of idle Reads, want at most %d", n, tc.reads)
+			}
+			start := time.Now()
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			d := time.Since(start)
+			if d > tc.close {
+				t.Errorf("Close took %v, want at most %v", d, tc.close)
+			}
+			t.Logf("%d XREADs in 3s, Close took %v", n, d)
 		})
 	}
 }

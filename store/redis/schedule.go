@@ -23,8 +23,9 @@ import (
 // times the buckets.
 const (
 	// maintEvery bounds how long a bucket a Store sweeps goes without a
-	// full sweep (retention, MaxClients, reclaim, the sweeper's lease)
-	// while nothing falls due in it; lower with a short ReclaimAfter.
+	// look at its chores (Retention, MaxClients, reclaiming the journal:
+	// see chores), swept in full when it has any, while nothing falls due
+	// in it; lower with a short ReclaimAfter.
 	maintEvery = 10 * time.Second
 	// youngGen is how long past its re-assertion window a bucket whose
 	// generation is new is checked at every Sweep for transitions the
@@ -40,6 +41,24 @@ const (
 	// deadline is near counts as due: the registry's shard tells the time,
 	// and the bucket's shard may run a little ahead of it.
 	clusterSkew = 100 * time.Millisecond
+	// clockFresh: on a single server, a Store that read Redis's clock
+	// less than this long ago writes its registry entry, and renews its
+	// node's leases, with plain commands from that reading (see
+	// registryQueue), not through nodes.lua and lease.lua: a script call
+	// costs Redis several times what the commands it runs cost.
+	clockFresh = 10 * time.Second
+	// clockSlack is how far the Redis time a Store infers from its last
+	// reading may be off the time Redis tells in the same round trip
+	// before the Store writes its entry, and the leases, again.
+	clockSlack = 50 * time.Millisecond
+	// registryForget: entries that ran out this long ago are of Stores
+	// gone for good, and dropped (nodes.lua drops them too), by the plain
+	// calls every registryPrune of them.
+	registryForget = time.Minute
+	registryPrune  = 20
+	// leaseForget: a node new to a bucket drops the leases there that ran
+	// out this long ago (lease.lua and sweep.lua: a day).
+	leaseForget = 24 * time.Hour
 )
 
 // sched is what a Store knows of its share of the background work.
@@ -49,9 +68,15 @@ type sched struct {
 	last time.Time // when SweepNode last began
 	ok   time.Time // when the last SweepNode that succeeded began
 	now  int64     // Redis's time (ms) at the last registry call
-	view []string  // the live Stores of the registry, sorted, as last read
-	mine []bool    // per bucket: this Store sweeps it, under view
-	full []time.Time
+	at   time.Time // when, locally, Redis's clock read now (mid round trip)
+	// calls counts the registry's plain calls, to drop the entries gone
+	// for good every registryPrune of them.
+	calls int
+	// unfinished: the last sweep failed or left sessions due.
+	unfinished bool
+	view       []string // the live Stores of the registry, sorted, as last read
+	mine       []bool   // per bucket: this Store sweeps it, under view
+	full       []time.Time
 	// lease: per node that swept through this Store, per bucket, when
 	// this Store last renewed the node's lease there (by a sweep or
 	// lease.lua).
@@ -164,16 +189,43 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	if mineBefore == nil {
 		mineBefore = owners(nil, s.consumer, len(s.buckets))
 	}
+	fullBefore := slices.Clone(sc.full)
+	// On a single server, with Redis's clock read lately, the registry
+	// entry and the leases due are written with plain commands (see
+	// registryQueue).
+	var reg registryCall
+	if s.single && rnow != 0 && start.Sub(sc.at) < clockFresh {
+		reg.est = rnow + start.Sub(sc.at).Milliseconds()
+		sc.calls++
+		reg.prune = sc.calls%registryPrune == 0
+		if leases := sc.lease[node]; node != "" && leases != nil && !sc.unfinished {
+			ttl := time.Duration(leaseMS) * time.Millisecond
+			for b, at := range leases {
+				// Renewed by this Store less than two thirds of the TTL
+				// ago: the lease has not run out, so renewing it before
+				// the sweep vouches for nothing the sweep could miss
+				// (see "Nodes"). Older, it is left to the sweep, or to
+				// lease.lua after it.
+				if age := start.Sub(at); !at.IsZero() && age >= ttl/3 && age < 2*ttl/3 {
+					reg.leases = append(reg.leases, b)
+				}
+			}
+		}
+	}
 	sc.mu.Unlock()
 	held := s.holding()
+	if len(reg.leases) > 0 {
+		reg.leases = slices.DeleteFunc(reg.leases, func(b int) bool { return !mineBefore[b] && !held[b] })
+	}
 
 	// One round trip: the registry (which tells Redis's time), the
 	// generation of every bucket this Store sweeps or holds something in,
 	// and the earliest deadline of each bucket it sweeps.
 	regLease := min(max(3*interval, 300*time.Millisecond), 3*time.Second)
+	reg.key, reg.member, reg.lease = registryKey(s.cfg.Prefix), s.consumer, regLease.Milliseconds()
+	reg.node, reg.nodeLease = node, leaseMS
 	pipe := s.rdb.Pipeline()
-	reg := scriptNodes.EvalSha(ctx, pipe, []string{registryKey(s.cfg.Prefix)},
-		newArgv(nNodesArgs).set(nodesArgMember, s.consumer).set(nodesArgLease, regLease.Milliseconds())...)
+	s.registryQueue(ctx, pipe, &reg)
 	var watched []int
 	for b := range s.buckets {
 		if mineBefore[b] || held[b] {
@@ -193,21 +245,31 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 			gens[b] = pipe.Get(ctx, s.buckets[b][keyGen])
 		}
 	}
+	maint := maintEvery
+	if s.cfg.ReclaimAfter > 0 {
+		maint = max(min(maint, s.cfg.ReclaimAfter/3), interval)
+	}
 	firsts := make(map[int]*goredis.ZSliceCmd)
 	holds := make(map[int]*goredis.IntCmd)
+	chores := make(map[int]*chores)
 	for _, b := range watched {
 		if mineBefore[b] {
 			firsts[b] = pipe.ZRangeWithScores(ctx, s.buckets[b][keyExpiry], 0, 0)
-			if s.young(s.knownGen(b), rnow) {
+			if g := s.knownGen(b); s.young(g, rnow) && s.windowEnding(g, rnow, interval) {
 				holds[b] = pipe.Exists(ctx, s.buckets[b][keyHeld])
+			}
+			if start.Sub(fullBefore[b]) >= maint {
+				chores[b] = s.queueChores(ctx, pipe, b)
 			}
 		}
 	}
+	sent := time.Now()
 	_, _ = pipe.Exec(ctx) // errors are read per command below
-	regErr := reg.Err()
+	at := sent.Add(time.Since(sent) / 2)
+	now, view, regErr := s.registryResult(ctx, &reg)
 	if goredis.HasErrorPrefix(regErr, "NOSCRIPT") {
-		regErr = scriptNodes.Run(ctx, s.rdb, []string{registryKey(s.cfg.Prefix)},
-			newArgv(nNodesArgs).set(nodesArgMember, s.consumer).set(nodesArgLease, regLease.Milliseconds())...).Err()
+		regErr = scriptNodes.Run(ctx, s.rdb, []string{reg.key},
+			newArgv(nNodesArgs).set(nodesArgMember, reg.member).set(nodesArgLease, reg.lease)...).Err()
 		if regErr == nil {
 			// The registry is written; read the rest next time, sweeping
 			// all this Store's buckets this once.
@@ -223,25 +285,10 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 		evs, err := s.sweepSome(ctx, start, mineBefore, held, nil, node, leaseMS)
 		return evs, cmp.Or(err, regErr)
 	}
-	rv, _ := reg.Val().([]any)
-	if len(rv) < 2 {
-		return nil, errReply
-	}
-	now, _ := rv[0].(int64)
-	members, _ := rv[1].([]any)
-	view := make([]string, 0, len(members))
-	for _, m := range members {
-		view = append(view, str(m))
-	}
-	slices.Sort(view)
 
 	margin := int64(0)
 	if !s.single {
 		margin = clusterSkew.Milliseconds()
-	}
-	maint := maintEvery
-	if s.cfg.ReclaimAfter > 0 {
-		maint = max(min(maint, s.cfg.ReclaimAfter/3), interval)
 	}
 	seen := make(map[int]string, len(watched))
 	present := make(map[int]bool, len(watched))
@@ -261,7 +308,12 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 	due := make([]bool, len(s.buckets))
 	var taken []int
 	sc.mu.Lock()
-	sc.now = now
+	sc.now, sc.at = now, at
+	if leases := sc.lease[node]; leases != nil {
+		for _, b := range reg.leases {
+			leases[b] = start
+		}
+	}
 	if !slices.Equal(view, sc.view) || sc.mine == nil {
 		sc.view = view
 		sc.mine = owners(view, s.consumer, len(s.buckets))
@@ -281,8 +333,11 @@ func (s *Store) sweepShare(ctx context.Context, node string, leaseMS int64) ([]p
 		case !mine[b]:
 			continue
 		case start.Sub(sc.full[b]) >= maint:
-			due[b] = true
-			continue
+			if c := chores[b]; c == nil || c.due(s, now) {
+				due[b] = true
+				continue
+			}
+			sc.full[b] = start // nothing for a full sweep to do
 		}
 		if h := holds[b]; h != nil && h.Val() > 0 {
 			// Transitions held by a re-assertion window: decided by the
@@ -330,6 +385,10 @@ func (s *Store) sweepSome(ctx context.Context, start time.Time, mine, held, due 
 		leases = make([]time.Time, len(s.buckets))
 		sc.lease[node] = leases
 	}
+	// A sweep that left sessions due (a hundred rounds were not enough)
+	// may not have renewed the lease where it had run out: until a Sweep
+	// finishes, no lease is renewed before a sweep (see registryCall).
+	sc.unfinished = err != nil || !done
 	if err == nil {
 		for _, b := range bs {
 			sc.full[b] = start
@@ -385,4 +444,191 @@ func (s *Store) renewLeases(ctx context.Context, bs []int, node string, leaseMS 
 	}
 	_, err := s.runAll(ctx, scriptLease, calls)
 	return err
+}
+
+// registryCall is the registry's part of the first round trip of a
+// SweepNode (see "Background work" in the package documentation): through
+// nodes.lua, or on a single server, once the Store has read Redis's clock,
+// through plain commands (see registryQueue), which renew the node's leases
+// due in the same round trip.
+type registryCall struct {
+	key, member string
+	lease       int64 // how long the entry runs (ms)
+	node        string
+	nodeLease   int64 // how long node's leases run (ms)
+	// est is Redis's time (ms) as the Store infers it from its last
+	// reading (its clock, a monotonic one, advances at Redis's rate over
+	// clockFresh); 0: the call goes through nodes.lua.
+	est    int64
+	prune  bool  // drop the entries that ran out registryForget ago
+	leases []int // buckets where the call renews node's lease
+
+	script *goredis.Cmd
+	time   *goredis.TimeCmd
+	add    *goredis.IntCmd
+	live   *goredis.StringSliceCmd
+	renew  []*goredis.IntCmd
+}
+
+// registryQueue queues r's commands on pipe.
+//
+// Plain commands: nodes.lua is TIME, ZADD, ZREMRANGEBYSCORE and
+// ZRANGEBYSCORE, and lease.lua TIME and a ZADD GT per bucket; queued as
+// plain commands, the entry and the leases are written at the Redis time
+// the Store infers (est), and TIME, read just before them in the same
+// round trip, checks it (registryResult writes them again if it was off by
+// more than clockSlack: a clock stepped, or a failover to another host).
+// The live entries are read as ZRANGEBYSCORE from est (without scores:
+// formatting them cost Redis more than the rest of the read), read again
+// from TIME when est was off. The entries gone for good are dropped
+// every registryPrune calls.
+func (s *Store) registryQueue(ctx context.Context, pipe goredis.Pipeliner, r *registryCall) {
+	if r.est == 0 {
+		r.script = scriptNodes.EvalSha(ctx, pipe, []string{r.key},
+			newArgv(nNodesArgs).set(nodesArgMember, r.member).set(nodesArgLease, r.lease)...)
+		return
+	}
+	r.time = pipe.Time(ctx)
+	r.add = pipe.ZAdd(ctx, r.key, goredis.Z{Score: float64(r.est + r.lease), Member: r.member})
+	if r.prune {
+		pipe.ZRemRangeByScore(ctx, r.key, "-inf", strconv.FormatInt(r.est-registryForget.Milliseconds(), 10))
+	}
+	r.live = pipe.ZRangeByScore(ctx, r.key, &goredis.ZRangeBy{Min: "(" + strconv.FormatInt(r.est, 10), Max: "+inf"})
+	for _, b := range r.leases {
+		r.renew = append(r.renew, pipe.ZAddGT(ctx, s.buckets[b][keyLeases],
+			goredis.Z{Score: float64(r.est + r.nodeLease), Member: r.node}))
+	}
+}
+
+// registryResult reads r's replies: Redis's time (ms) and the live Stores
+// of the registry, sorted. It leaves in r.leases only the buckets where
+// the lease was renewed.
+func (s *Store) registryResult(ctx context.Context, r *registryCall) (now int64, view []string, err error) {
+	if r.script != nil {
+		if err := r.script.Err(); err != nil {
+			return 0, nil, err
+		}
+		rv, _ := r.script.Val().([]any)
+		if len(rv) < 2 {
+			return 0, nil, errReply
+		}
+		now, _ = rv[0].(int64)
+		members, _ := rv[1].([]any)
+		for _, m := range members {
+			view = append(view, str(m))
+		}
+		slices.Sort(view)
+		return now, view, nil
+	}
+	if err := cmp.Or(r.time.Err(), r.add.Err(), r.live.Err()); err != nil {
+		r.leases = nil
+		return 0, nil, err
+	}
+	now = r.time.Val().UnixMilli()
+	view = r.live.Val()
+	var renewed, fresh []int
+	for i, c := range r.renew {
+		if c.Err() == nil {
+			renewed = append(renewed, r.leases[i])
+			if c.Val() == 1 { // new to the bucket: as lease.lua does
+				fresh = append(fresh, r.leases[i])
+			}
+		}
+	}
+	r.leases = renewed
+	off := time.Duration(r.est-now) * time.Millisecond
+	skewed := off > clockSlack || off < -clockSlack
+	if !skewed && len(fresh) == 0 {
+		slices.Sort(view)
+		return now, view, nil
+	}
+	pipe := s.rdb.Pipeline()
+	var live *goredis.StringSliceCmd
+	if skewed {
+		pipe.ZAdd(ctx, r.key, goredis.Z{Score: float64(now + r.lease), Member: r.member})
+		for _, b := range r.leases {
+			pipe.ZAdd(ctx, s.buckets[b][keyLeases], goredis.Z{Score: float64(now + r.nodeLease), Member: r.node})
+		}
+		live = pipe.ZRangeByScore(ctx, r.key, &goredis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"})
+	}
+	for _, b := range fresh {
+		pipe.ZRemRangeByScore(ctx, s.buckets[b][keyLeases], "-inf", strconv.FormatInt(now-leaseForget.Milliseconds(), 10))
+	}
+	if err := s.exec(ctx, pipe); err != nil {
+		r.leases = nil
+		return 0, nil, err
+	}
+	if live != nil {
+		view = live.Val()
+	}
+	slices.Sort(view)
+	return now, view, nil
+}
+
+// windowEnding reports whether a bucket of generation g may have its
+// re-assertion window closed by the next SweepNode (now: Redis's time,
+// ms, 0 if unknown): only then may what the window held be due.
+func (s *Store) windowEnding(g string, now int64, interval time.Duration) bool {
+	gt, ok := genTime(g)
+	return !ok || now == 0 || gt+s.reassertMS() <= now+2*interval.Milliseconds()
+}
+
+// chores are what a SweepNode reads of a bucket it sweeps once per
+// maintEvery (or ReclaimAfter/3) to tell whether the bucket needs the full
+// sweep that Retention, MaxClients and reclaiming the journal need: a
+// quiet bucket needs none, and these reads cost Redis far less than the
+// sweep script.
+type chores struct {
+	offline *goredis.ZSliceCmd   // the client offline the longest (Retention)
+	clients *goredis.IntCmd      // the clients (MaxClients)
+	pending *goredis.XPendingCmd // the oldest unacknowledged transition
+}
+
+func (s *Store) queueChores(ctx context.Context, pipe goredis.Pipeliner, b int) *chores {
+	var c chores
+	keys := s.buckets[b]
+	if s.retentionMS() >= 0 {
+		c.offline = pipe.ZRangeWithScores(ctx, keys[keyOffline], 0, 0)
+	}
+	if s.share(s.cfg.MaxClients) > 0 {
+		c.clients = pipe.HLen(ctx, keys[keyClients])
+	}
+	if s.cfg.ReclaimAfter >= 0 {
+		c.pending = pipe.XPending(ctx, keys[keyJournal], "hooks")
+	}
+	return &c
+}
+
+// due reports whether the bucket needs a full sweep (now: Redis's time,
+// ms): as sweep.lua decides, a client offline for longer than Retention,
+// more clients than the bucket's share of MaxClients, or a transition
+// unacknowledged for ReclaimAfter (a journal entry's ID is its creation
+// time, never later than its delivery). A read that failed says yes.
+func (c *chores) due(s *Store, now int64) bool {
+	if c.offline != nil {
+		zs, err := c.offline.Result()
+		if err != nil || len(zs) > 0 && int64(zs[0].Score) <= now-s.retentionMS() {
+			return true
+		}
+	}
+	if c.clients != nil {
+		n, err := c.clients.Result()
+		if err != nil || n > int64(s.share(s.cfg.MaxClients)) {
+			return true
+		}
+	}
+	if c.pending != nil {
+		p, err := c.pending.Result()
+		switch {
+		case goredis.HasErrorPrefix(err, "NOGROUP"): // no journal yet
+		case err != nil:
+			return true
+		case p.Count > 0:
+			id, ok := parseEntryID(p.Lower)
+			if !ok || int64(id.ms) <= now-s.cfg.ReclaimAfter.Milliseconds() {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -1,6 +1,8 @@
 -- lease.lua: renews a node's lease (see "Nodes" in doc.go) in buckets it
 -- does not sweep but holds sessions in, and in buckets it sweeps with
--- nothing due (schedule.go). Bare: common.lua is not prepended.
+-- nothing due (schedule.go). Bare: common.lua is not prepended. On a
+-- single server a Store renews a lease it renewed lately with plain ZADD GT
+-- commands instead (schedule.go, registryQueue).
 -- KEYS: the lease zset (l) of each bucket. ARGV: A below (luanames.go:
 -- leaseArg...): the node, and how long its lease runs from now (ms).
 -- A lease is never shortened (GT). A node new to a bucket drops the leases

@@ -1,6 +1,8 @@
 -- nodes.lua: the registry of the Stores that share the background work
 -- of a namespace (schedule.go). Bare: common.lua is not prepended, so the
--- call that every Store makes every Sweep stays cheap.
+-- call stays cheap. On a single server a Store runs it only until it has
+-- read Redis's clock, then runs its commands as plain ones
+-- (schedule.go, registryQueue).
 -- KEYS[1]: the registry, a zset: Store -> when its entry ends (ms, Redis
 -- clock). ARGV: A below (luanames.go: nodesArg...): the caller's name and
 -- how long its entry runs from now (ms).
