@@ -107,16 +107,7 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Co
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(c.onControl)
-	ws.SetPingHandler(func(data string) error {
-		c.onControl(data)
-		c.beginWrite()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.cfg.controlTimeout()))
-		c.endWrite()
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			return err
-		}
-		return nil
-	})
+	ws.SetPingHandler(c.onPing)
 	return c
 }
 
@@ -134,6 +125,32 @@ func (c *Conn) endWrite() { c.wmu.RUnlock() }
 func (c *Conn) onControl(string) error {
 	c.heard(c.s.now())
 	return nil
+}
+
+// onPing answers a ping from the client, which counts as a beat.
+func (c *Conn) onPing(data string) error {
+	c.heard(c.s.now())
+	return c.writePong(data)
+}
+
+// writePong answers a ping with data.
+func (c *Conn) writePong(data string) error {
+	c.beginWrite()
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.s.cfg.controlTimeout()))
+	c.endWrite()
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		return err
+	}
+	return nil
+}
+
+// pong answers, on a goroutine of its own, a ping that takeControl read:
+// a pong that cannot be written drops the connection, as a failed read
+// does.
+func (c *Conn) pong(data string) {
+	if err := c.writePong(data); err != nil {
+		c.closeWith(&CloseError{Code: closeAbnormal, Remote: true, Reason: presence.ReasonClosed}, true)
+	}
 }
 
 // heard records a frame from the client at now (a beat): the dead-peer deadline, the
@@ -181,7 +198,10 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 		if c.readBroken {
 			return Message{}, c.closeErr()
 		}
-		c.waitIdle()
+		if err := c.waitIdle(); err != nil {
+			c.readFailed(err)
+			return Message{}, c.closeErr()
+		}
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			c.readFailed(err)
@@ -201,22 +221,34 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 // follows would otherwise wait inside gorilla's read path, several frames
 // deep, and the goroutine's stack would stay grown (4 KiB where 2 KiB do)
 // for as long as the connection is idle. Parked here, the stack stays
-// shallow, and the runtime shrinks it at a GC after a message grew it.
-// Waiting consumes nothing, and a failed wait leaves the error to the read
-// that follows, so gorilla still sees every byte, deadline and close.
+// shallow. (Once grown, it stays so: runtime.shrinkstack halves a stack
+// only while less than a quarter of it, its 800-byte guard included, is in
+// use, never with the Handler's frames on it. Messages through gorilla
+// grow it; the pings and pongs of an idle connection must not.)
+// Waiting consumes nothing but the pings and pongs it handles itself
+// (takeControl), and a failed wait leaves the error to the read that
+// follows, so gorilla still sees every other frame, deadline and close. It
+// fails only when answering a ping fails.
 //
 // While it waits, the empty read buffer goes back to the Server's pool
 // (an idle connection holds none) and a buffer comes back before gorilla
 // reads again. bufio.Reader cannot swap buffers, so the reader gorilla
 // holds is swapped by value with a pooled one; only this goroutine reads
 // through it, and gorilla keeps no slice of the buffer between messages.
-func (c *Conn) waitIdle() {
+func (c *Conn) waitIdle() error {
 	if c.br == nil || c.raw == nil || c.br.Buffered() > 0 {
-		return
+		return nil
 	}
 	c.lendReader()
-	_ = c.raw.Read(readable)
+	var err error
+	for c.raw.Read(readable) == nil {
+		var took bool
+		if took, err = c.takeControl(); !took || err != nil {
+			break
+		}
+	}
 	c.borrowReader()
+	return err
 }
 
 // lendReader gives gorilla's empty reader's buffer to the Server's pool.
