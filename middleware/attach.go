@@ -61,7 +61,6 @@ func (s *Server) Attach(r *http.Request, clientID string, ws *websocket.Conn) (*
 		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)
 	}
 	c.sess = sess
-	c.act = newReporter(s, sess, "")
 	s.register(c)
 	return c, nil
 }

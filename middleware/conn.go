@@ -45,12 +45,13 @@ type outMsg struct {
 // one goroutine at a time (the Handler's).
 type Conn struct {
 	s        *Server
-	ws       *websocket.Conn
-	nc       net.Conn
+	ws       *websocket.Conn // its NetConn is the socket
 	sess     *presence.Session
-	act      *reporter // the session's activity reports; set with sess
 	clientID string
-	attached bool // Attach: the application reads
+	// act takes the session's activity reports. The reading goroutine
+	// makes it at the first report (most connections never send one) and
+	// stops it in finish.
+	act *reporter
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -58,9 +59,13 @@ type Conn struct {
 	opened    int64        // Server.now() when it opened
 	lastRead  atomic.Int64 // Server.now() of the last frame received
 	lastApp   atomic.Int64 // of the last application message
-	flushing  atomic.Bool  // a goroutine is writing queued messages
 	state     atomic.Int32 // open, closing or ended: see close.go
+	flushing  atomic.Bool  // a goroutine is writing queued messages
 	finishing atomic.Bool  // Finish was called (Attach)
+	attached  bool         // Attach: the application reads
+
+	// Used only by the reading goroutine; here, it fills the padding.
+	readBroken bool
 
 	// raw writes the scheduler's pings straight to the socket (see
 	// wheel.ping); nil for attached connections, for sockets that are not
@@ -75,7 +80,7 @@ type Conn struct {
 	due      int64
 
 	// Used only by the reading goroutine.
-	readBroken bool
+	//
 	// br is gorilla's read buffer (see hijacker); nil when gorilla made
 	// its own (attached connections, small ReadBufferSize). lent is the
 	// pooled reader whose buffer br holds, nil while waitIdle has given it
@@ -95,7 +100,7 @@ type Conn struct {
 // newConn wraps ws; attached is for Attach, where the application reads and
 // writes through ws itself (without beginWrite), so it is never pinged raw.
 func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Conn {
-	c := &Conn{s: s, ws: ws, nc: ws.NetConn(), clientID: clientID, attached: attached}
+	c := &Conn{s: s, ws: ws, clientID: clientID, attached: attached}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	now := s.now()
 	c.opened = now
@@ -103,7 +108,7 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Co
 	c.lastApp.Store(now)
 	c.nextPing = now + int64(s.cfg.PingInterval)
 	if !attached {
-		c.raw = rawConn(c.nc)
+		c.raw = rawConn(c.ws.NetConn())
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(c.onControl)
@@ -170,7 +175,7 @@ func (c *Conn) ClientID() string { return c.clientID }
 func (c *Conn) SessionID() string { return c.sess.ID() }
 
 // RemoteAddr returns the network address of the peer.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.ws.NetConn().RemoteAddr() }
 
 // Context returns the connection's context, cancelled when it starts
 // closing, with the CloseError as its cause.
@@ -258,7 +263,7 @@ func (c *Conn) waitIdle() error {
 // frames above it, more than about 1.1 KiB in use there grows the stack to
 // 4 KiB, and a GC does not shrink it back while 1 KiB is in use.
 func (c *Conn) lendReader() {
-	if c.lent == nil { // the buffer the hijacker made
+	if c.lent == nil { // br's buffer came with the hijacker's reader
 		c.lent = new(bufio.Reader)
 	}
 	*c.lent = *c.br
@@ -272,10 +277,10 @@ func (c *Conn) borrowReader() {
 	if r, ok := c.s.readers.Get().(*bufio.Reader); ok {
 		c.lent = r
 	} else {
-		c.lent = bufio.NewReaderSize(c.nc, c.s.ownReader)
+		c.lent = bufio.NewReaderSize(c.ws.NetConn(), c.s.ownReader)
 	}
 	*c.br = *c.lent
-	c.br.Reset(c.nc)
+	c.br.Reset(c.ws.NetConn())
 }
 
 // received handles one data message: it beats, rejects invalid UTF-8 with

@@ -252,7 +252,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	c.sess = sess
-	c.act = newReporter(s, sess, "")
 	if s.cfg.ConnContext != nil {
 		c.ctx = s.cfg.ConnContext(c.ctx, r)
 	}
