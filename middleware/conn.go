@@ -50,7 +50,7 @@ type Conn struct {
 	clientID string
 	// act takes the session's activity reports. The reading goroutine
 	// makes it at the first report (most connections never send one) and
-	// stops it in finish.
+	// stops it in finish; Attach makes it at once.
 	act *reporter
 
 	ctx    context.Context
