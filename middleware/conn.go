@@ -203,8 +203,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 		if c.readBroken {
 			return Message{}, c.closeErr()
 		}
-		if err := c.waitIdle(); err != nil {
-			c.readFailed(err)
+		if c.waitIdle(); c.readBroken {
 			return Message{}, c.closeErr()
 		}
 		typ, data, err := c.ws.ReadMessage()
@@ -232,29 +231,37 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 // grow it; the pings and pongs of an idle connection must not.)
 // Waiting consumes nothing but the pings and pongs it handles itself
 // (takeControl), and a failed wait leaves the error to the read that
-// follows, so gorilla still sees every other frame, deadline and close. It
-// fails only when answering a ping fails.
+// follows, so gorilla still sees every other frame, deadline and close.
+// When answering a ping fails, the read fails (readFailed).
 //
 // While it waits, the empty read buffer goes back to the Server's pool
 // (an idle connection holds none) and a buffer comes back before gorilla
 // reads again. bufio.Reader cannot swap buffers, so the reader gorilla
 // holds is swapped by value with a pooled one; only this goroutine reads
 // through it, and gorilla keeps no slice of the buffer between messages.
-func (c *Conn) waitIdle() error {
+func (c *Conn) waitIdle() {
 	if c.br == nil || c.raw == nil || c.br.Buffered() > 0 {
-		return nil
+		return
 	}
 	c.lendReader()
-	var err error
 	for c.raw.Read(readable) == nil {
-		var took bool
-		if took, err = c.takeControl(); !took || err != nil {
+		op := c.takeControl()
+		if op == 0 {
 			break
+		}
+		if op == websocket.PongMessage {
+			c.pongBeat()
 		}
 	}
 	c.borrowReader()
-	return err
 }
+
+// pongBeat records a pong that takeControl read, one frame shallower than
+// there (the Observer's Beat is deep). It is not inlined, so that what
+// heard needs takes no room in waitIdle's frame.
+//
+//go:noinline
+func (c *Conn) pongBeat() { c.heard(c.s.now()) }
 
 // lendReader gives gorilla's empty reader's buffer to the Server's pool.
 // It and borrowReader are functions of their own (too large to be inlined)

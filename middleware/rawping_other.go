@@ -16,7 +16,7 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 func readable(uintptr) bool { return true }
 
 // takeControl is never called: rawConn returns nil.
-func (c *Conn) takeControl() (bool, error) { return false, nil }
+func (c *Conn) takeControl() byte { return 0 }
 
 type rawWriter struct{}
 

@@ -10,10 +10,12 @@ import (
 )
 
 // takeControl reads the ping or pong at the front of the socket, if a whole
-// one is there, handles it as gorilla would have (onControl, onPing), and
-// reports whether it did. It runs between messages, with gorilla's read
-// buffer empty, so that gorilla's next read starts at the following frame;
-// it fails only when a pong cannot be written.
+// one is there, and returns its opcode, or 0. It answers a ping as onPing
+// does; for a pong, the caller records the beat (pongBeat), one frame
+// shallower than here. It runs between messages, with gorilla's read buffer
+// empty, so that gorilla's next read starts at the following frame. When
+// the frame cannot be read whole or the pong written, the read fails
+// (readFailed) and it returns 0.
 //
 // An idle connection's control frames (a pong to each of the scheduler's
 // pings) then never enter gorilla's read path, which would grow the
@@ -25,26 +27,29 @@ import (
 // one RawConn.Control call each (shallower than Read and Write; the socket
 // is readable, and a write that cannot be made at once is left to a
 // goroutine), and it allocates nothing in the steady state
-// (controlReaders).
+// (controlReaders). The beat of a pong, the deepest of it (the Observer's
+// Beat), is left to the caller.
 //
 //go:noinline
-func (c *Conn) takeControl() (bool, error) {
+func (c *Conn) takeControl() byte {
 	r := getControlReader()
 	if c.raw.Control(r.read) != nil || r.size == 0 {
 		putControlReader(r)
-		return false, nil // the read that follows reports any error
+		return 0 // the read that follows reports any error
 	}
+	op := r.buf[0] & 0xf
+	err := error(nil)
 	if r.errno != 0 {
-		putControlReader(r)
-		return false, r.errno
+		err = r.errno
+	} else if op == websocket.PingMessage {
+		err = c.answerPing(r)
 	}
-	if r.buf[0]&0xf == websocket.PongMessage {
-		putControlReader(r)
-		return true, c.onControl("")
-	}
-	err := c.answerPing(r)
 	putControlReader(r)
-	return true, err
+	if err != nil {
+		c.readFailed(err)
+		return 0
+	}
+	return op
 }
 
 // answerPing answers the ping in r, as onPing does. It writes the pong
@@ -107,6 +112,10 @@ type controlReader struct {
 // taken at once; beyond len(controlReaders), one is made and dropped.
 var controlReaders [16]atomic.Pointer[controlReader]
 
+// getControlReader and putControlReader are not inlined, so that their
+// loops take no room in takeControl's frame.
+//
+//go:noinline
 func getControlReader() *controlReader {
 	for i := range controlReaders {
 		if controlReaders[i].Load() != nil {
@@ -146,6 +155,7 @@ func getControlReader() *controlReader {
 	return r
 }
 
+//go:noinline
 func putControlReader(r *controlReader) {
 	for i := range controlReaders {
 		if controlReaders[i].CompareAndSwap(nil, r) {
