@@ -202,11 +202,12 @@ func (c *Conn) activityMessage(data []byte) {
 	a, idle, err := parseActivity(string(data))
 	if err != nil {
 		c.s.log.LogAttrs(c.ctx, slog.LevelWarn, "middleware: bad activity message",
-			slog.String("client_id", c.clientID), slog.String("remote_addr", c.nc.RemoteAddr().String()), slog.Any("err", err))
+			slog.String("client_id", c.clientID), slog.String("remote_addr", c.ws.NetConn().RemoteAddr().String()), slog.Any("err", err))
 		c.closeWith(&CloseError{Code: ClosePolicy, Text: "bad state", Reason: presence.ReasonClosed}, false)
 		return
 	}
-	if c.act != nil {
-		c.act.report(a, idle)
+	if c.act == nil {
+		c.act = newReporter(c.s, c.sess, "")
 	}
+	c.act.report(a, idle)
 }

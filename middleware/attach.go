@@ -61,6 +61,8 @@ func (s *Server) Attach(r *http.Request, clientID string, ws *websocket.Conn) (*
 		return nil, fmt.Errorf("middleware: attach %q: %w", clientID, err)
 	}
 	c.sess = sess
+	// Made now: the application may call Finish from a goroutine other
+	// than the one that calls Received.
 	c.act = newReporter(s, sess, "")
 	s.register(c)
 	return c, nil

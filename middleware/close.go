@@ -165,14 +165,14 @@ func (c *Conn) closeWith(ce *CloseError, drop bool) {
 		if ce.Code != closeAbnormal && !c.flushing.Load() {
 			_ = c.writeClose(ce)
 		}
-		_ = c.nc.Close()
+		_ = c.ws.NetConn().Close()
 		return
 	}
 	if err := c.writeClose(ce); err != nil {
-		_ = c.nc.Close()
+		_ = c.ws.NetConn().Close()
 		return
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.closeWait()))
+	_ = c.ws.NetConn().SetReadDeadline(time.Now().Add(c.s.cfg.closeWait()))
 }
 
 // writeClose writes the close frame of ce. c is closing, so the scheduler
@@ -209,7 +209,7 @@ func (c *Conn) finish() {
 			}
 		}
 	}
-	_ = c.nc.Close()
+	_ = c.ws.NetConn().Close()
 	c.state.Store(stateEnded)
 	ce := c.closeErr().(*CloseError)
 	if c.act != nil {
@@ -235,7 +235,7 @@ func (c *Conn) finish() {
 // client's answer.
 func (c *Conn) closeAsyncDrop(ce *CloseError) {
 	if c.isClosing() {
-		_ = c.nc.Close()
+		_ = c.ws.NetConn().Close()
 		return
 	}
 	go c.closeWith(ce, true)

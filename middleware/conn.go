@@ -45,12 +45,13 @@ type outMsg struct {
 // one goroutine at a time (the Handler's).
 type Conn struct {
 	s        *Server
-	ws       *websocket.Conn
-	nc       net.Conn
+	ws       *websocket.Conn // its NetConn is the socket
 	sess     *presence.Session
-	act      *reporter // the session's activity reports; set with sess
 	clientID string
-	attached bool // Attach: the application reads
+	// act takes the session's activity reports. The reading goroutine
+	// makes it at the first report (most connections never send one) and
+	// stops it in finish; Attach makes it at once.
+	act *reporter
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -58,9 +59,13 @@ type Conn struct {
 	opened    int64        // Server.now() when it opened
 	lastRead  atomic.Int64 // Server.now() of the last frame received
 	lastApp   atomic.Int64 // of the last application message
-	flushing  atomic.Bool  // a goroutine is writing queued messages
 	state     atomic.Int32 // open, closing or ended: see close.go
+	flushing  atomic.Bool  // a goroutine is writing queued messages
 	finishing atomic.Bool  // Finish was called (Attach)
+	attached  bool         // Attach: the application reads
+
+	// Used only by the reading goroutine; here, it fills the padding.
+	readBroken bool
 
 	// raw writes the scheduler's pings straight to the socket (see
 	// wheel.ping); nil for attached connections, for sockets that are not
@@ -75,7 +80,7 @@ type Conn struct {
 	due      int64
 
 	// Used only by the reading goroutine.
-	readBroken bool
+	//
 	// br is gorilla's read buffer (see hijacker); nil when gorilla made
 	// its own (attached connections, small ReadBufferSize). lent is the
 	// pooled reader whose buffer br holds, nil while waitIdle has given it
@@ -95,7 +100,7 @@ type Conn struct {
 // newConn wraps ws; attached is for Attach, where the application reads and
 // writes through ws itself (without beginWrite), so it is never pinged raw.
 func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Conn {
-	c := &Conn{s: s, ws: ws, nc: ws.NetConn(), clientID: clientID, attached: attached}
+	c := &Conn{s: s, ws: ws, clientID: clientID, attached: attached}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	now := s.now()
 	c.opened = now
@@ -103,20 +108,11 @@ func (s *Server) newConn(ws *websocket.Conn, clientID string, attached bool) *Co
 	c.lastApp.Store(now)
 	c.nextPing = now + int64(s.cfg.PingInterval)
 	if !attached {
-		c.raw = rawConn(c.nc)
+		c.raw = rawConn(c.ws.NetConn())
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(c.onControl)
-	ws.SetPingHandler(func(data string) error {
-		c.onControl(data)
-		c.beginWrite()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.cfg.controlTimeout()))
-		c.endWrite()
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			return err
-		}
-		return nil
-	})
+	ws.SetPingHandler(c.onPing)
 	return c
 }
 
@@ -136,6 +132,32 @@ func (c *Conn) onControl(string) error {
 	return nil
 }
 
+// onPing answers a ping from the client, which counts as a beat.
+func (c *Conn) onPing(data string) error {
+	c.heard(c.s.now())
+	return c.writePong(data)
+}
+
+// writePong answers a ping with data.
+func (c *Conn) writePong(data string) error {
+	c.beginWrite()
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.s.cfg.controlTimeout()))
+	c.endWrite()
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		return err
+	}
+	return nil
+}
+
+// pong answers, on a goroutine of its own, a ping that takeControl read:
+// a pong that cannot be written drops the connection, as a failed read
+// does.
+func (c *Conn) pong(data string) {
+	if err := c.writePong(data); err != nil {
+		c.closeWith(&CloseError{Code: closeAbnormal, Remote: true, Reason: presence.ReasonClosed}, true)
+	}
+}
+
 // heard records a frame from the client at now (a beat): the dead-peer deadline, the
 // counters and the presence session.
 func (c *Conn) heard(now int64) {
@@ -153,7 +175,7 @@ func (c *Conn) ClientID() string { return c.clientID }
 func (c *Conn) SessionID() string { return c.sess.ID() }
 
 // RemoteAddr returns the network address of the peer.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.ws.NetConn().RemoteAddr() }
 
 // Context returns the connection's context, cancelled when it starts
 // closing, with the CloseError as its cause.
@@ -181,7 +203,9 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 		if c.readBroken {
 			return Message{}, c.closeErr()
 		}
-		c.waitIdle()
+		if c.waitIdle(); c.readBroken {
+			return Message{}, c.closeErr()
+		}
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			c.readFailed(err)
@@ -201,9 +225,14 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 // follows would otherwise wait inside gorilla's read path, several frames
 // deep, and the goroutine's stack would stay grown (4 KiB where 2 KiB do)
 // for as long as the connection is idle. Parked here, the stack stays
-// shallow, and the runtime shrinks it at a GC after a message grew it.
-// Waiting consumes nothing, and a failed wait leaves the error to the read
-// that follows, so gorilla still sees every byte, deadline and close.
+// shallow. (Once grown, it stays so: runtime.shrinkstack halves a stack
+// only while less than a quarter of it, its 800-byte guard included, is in
+// use, never with the Handler's frames on it. Messages through gorilla
+// grow it; the pings and pongs of an idle connection must not.)
+// Waiting consumes nothing but the pings and pongs it handles itself
+// (takeControl), and a failed wait leaves the error to the read that
+// follows, so gorilla still sees every other frame, deadline and close.
+// When answering a ping fails, the read fails (readFailed).
 //
 // While it waits, the empty read buffer goes back to the Server's pool
 // (an idle connection holds none) and a buffer comes back before gorilla
@@ -215,9 +244,24 @@ func (c *Conn) waitIdle() {
 		return
 	}
 	c.lendReader()
-	_ = c.raw.Read(readable)
+	for c.raw.Read(readable) == nil {
+		op := c.takeControl()
+		if op == 0 {
+			break
+		}
+		if op == websocket.PongMessage {
+			c.pongBeat()
+		}
+	}
 	c.borrowReader()
 }
+
+// pongBeat records a pong that takeControl read, one frame shallower than
+// there (the Observer's Beat is deep). It is not inlined, so that what
+// heard needs takes no room in waitIdle's frame.
+//
+//go:noinline
+func (c *Conn) pongBeat() { c.heard(c.s.now()) }
 
 // lendReader gives gorilla's empty reader's buffer to the Server's pool.
 // It and borrowReader are functions of their own (too large to be inlined)
@@ -226,7 +270,7 @@ func (c *Conn) waitIdle() {
 // frames above it, more than about 1.1 KiB in use there grows the stack to
 // 4 KiB, and a GC does not shrink it back while 1 KiB is in use.
 func (c *Conn) lendReader() {
-	if c.lent == nil { // the buffer the hijacker made
+	if c.lent == nil { // br's buffer came with the hijacker's reader
 		c.lent = new(bufio.Reader)
 	}
 	*c.lent = *c.br
@@ -240,10 +284,10 @@ func (c *Conn) borrowReader() {
 	if r, ok := c.s.readers.Get().(*bufio.Reader); ok {
 		c.lent = r
 	} else {
-		c.lent = bufio.NewReaderSize(c.nc, c.s.ownReader)
+		c.lent = bufio.NewReaderSize(c.ws.NetConn(), c.s.ownReader)
 	}
 	*c.br = *c.lent
-	c.br.Reset(c.nc)
+	c.br.Reset(c.ws.NetConn())
 }
 
 // received handles one data message: it beats, rejects invalid UTF-8 with

@@ -102,7 +102,8 @@
 // goroutine writes queued messages and exits when the queue is empty. Pings,
 // dead-peer checks and idle checks for all connections come from one shared
 // scheduler goroutine, so an idle connection costs one goroutine with a
-// small stack (it waits for data outside gorilla's read path), and neither a
+// small stack (it waits for data outside gorilla's read path, and reads
+// the pongs and pings that come while it waits itself), and neither a
 // read nor a write buffer: both are borrowed from pools while a frame is
 // read or written (read buffers of Config.ReadBufferSize above 256 bytes;
 // a smaller one, and TLS connections, keep theirs). Apps

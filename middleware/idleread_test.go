@@ -7,9 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,7 +141,8 @@ func clientFrame(text string) []byte {
 
 // chatHub is a Handler shaped like the chat demo's: it registers the
 // connection in a map under a lock, reads in a loop and encodes each message
-// for everyone, which gives its frame a few hundred bytes on the stack.
+// for everyone, which gives its frame a few hundred bytes on the stack, as
+// many as the demo's (examples/chat: 384 bytes with Go 1.26).
 type chatHub struct {
 	mu    sync.Mutex
 	conns map[*middleware.Conn][]string
@@ -160,10 +164,10 @@ func (h *chatHub) serve(ctx context.Context, c *middleware.Conn) {
 			return
 		}
 		data, _ := json.Marshal(struct {
-			From, Text string
-			TS         int64
-			Rooms      []string
-		}{c.ClientID(), string(m.Data), time.Now().UnixMilli(), rooms})
+			From, Text, Session, Addr string
+			TS                        int64
+			Rooms                     []string
+		}{c.ClientID(), string(m.Data), c.SessionID(), c.RemoteAddr().String(), time.Now().UnixMilli(), rooms})
 		h.mu.Lock()
 		for other := range h.conns {
 			_ = other.Send(middleware.Text, data)
@@ -208,4 +212,115 @@ func TestIdleReaderStackStaysSmall(t *testing.T) {
 		t.Errorf("%.0f bytes of stack per idle connection, want 2 KiB", perConn)
 	}
 	t.Logf("%.0f bytes of stack per idle connection", perConn)
+}
+
+// TestIdleReaderControlFrames checks that the control frames an idle
+// connection receives (pongs to the server's pings every PingInterval, and
+// pings) leave its reader parked outside gorilla's read path with a 2 KiB
+// stack, while each still counts as a beat and a ping is still answered:
+// read through gorilla, a pong left the reader waiting for the next data
+// frame deep inside NextReader, on a stack grown to 4 KiB, which the
+// runtime does not shrink while more than 224 bytes of it are in use
+// (runtime.shrinkstack), that is never (issue 17). The clients send their
+// frames one after the other, as pongs come in the steady state (each
+// connection's every PingInterval, spread out): readers beating at the same
+// instant contend for the Tracker's lock, deeper (see takeControl).
+func TestIdleReaderControlFrames(t *testing.T) {
+	if raceEnabled {
+		t.Skip("frames are larger under -race")
+	}
+	const n = 300
+	var beats beatCounter
+	e := newEnv(t, presence.Config{Observer: &beats}, middleware.Config{})
+	hub := &chatHub{conns: make(map[*middleware.Conn][]string)}
+	ts := startHTTP(t, e.mux(hub.serve))
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	stacks := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.StackInuse
+	}
+	var cs []net.Conn
+	for i := range n {
+		c, err := rawDial(addr, fmt.Sprintf("/ws?id=p%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cs = append(cs, c)
+	}
+	waitIdleReaders(t, n)
+	var before uint64
+	waitBeats := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for beats.n.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d beats counted, want %d", beats.n.Load(), want)
+			}
+			runtime.Gosched()
+		}
+	}
+	for round := range 4 {
+		for i, c := range cs {
+			// An unsolicited pong (a unidirectional heartbeat), then a ping
+			// the server must answer with its payload; on odd connections
+			// both in one TCP write, which gives both to one wait.
+			b := beats.n.Load()
+			payload := fmt.Sprintf("r%d-c%d", round, i)
+			pong, ping := controlFrame(websocket.PongMessage, ""), controlFrame(websocket.PingMessage, payload)
+			if i%2 == 1 {
+				pong, ping = append(pong, ping...), nil
+			}
+			if _, err := c.Write(pong); err != nil {
+				t.Fatal(err)
+			}
+			if ping != nil {
+				waitBeats(b + 1)
+				if _, err := c.Write(ping); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := append([]byte{0x80 | websocket.PongMessage, byte(len(payload))}, payload...)
+			got := make([]byte, len(want))
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("round %d, conn %d: pong %q, %v; want %q", round, i, got, err, want)
+			}
+			waitBeats(b + 2)
+		}
+		waitIdleReaders(t, n)
+		if round == 0 {
+			// The first beats grow the Tracker's queue of beaten sessions
+			// (Session.Beat), and allocating, deeper, grows the stacks of
+			// a few readers; the steady state comes after.
+			before = stacks()
+		}
+	}
+	// A reader's stack that grew adds 2 KiB; the test's goroutine may
+	// add some of its own.
+	perConn := (float64(stacks()) - float64(before)) / n
+	if perConn > 1<<10 {
+		t.Errorf("stacks grew by %.0f bytes per idle connection after pongs and pings, want about 0 (2 KiB each)", perConn)
+	}
+	t.Logf("stacks grew by %.0f bytes per idle connection after pongs and pings", perConn)
+}
+
+// controlFrame is a masked control frame (mask key zero) from a client.
+func controlFrame(op byte, payload string) []byte {
+	return append([]byte{0x80 | op, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+}
+
+// beatCounter counts the beats of WebSocket connections.
+type beatCounter struct {
+	presence.NopObserver
+	n atomic.Int64
+}
+
+func (b *beatCounter) Beat(transport string) {
+	if transport == presence.TransportWS {
+		b.n.Add(1)
+	}
 }

@@ -27,3 +27,17 @@ func readable(fd uintptr) bool {
 	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return !errors.Is(err, syscall.EAGAIN)
 }
+
+// recvFD reads into p what the non-blocking socket fd has, with flags
+// (MSG_DONTWAIT, and MSG_PEEK to consume nothing).
+func recvFD(fd uintptr, p []byte, flags uintptr) (uintptr, syscall.Errno) {
+	n, _, err := syscall.Recvfrom(int(fd), p, int(flags))
+	if err != nil {
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			errno = syscall.EIO
+		}
+		return 0, errno
+	}
+	return uintptr(n), 0
+}

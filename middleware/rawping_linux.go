@@ -22,3 +22,11 @@ func readable(fd uintptr) bool {
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return errno != syscall.EAGAIN
 }
+
+// recvFD reads into p what the non-blocking socket fd has, with flags
+// (MSG_DONTWAIT, and MSG_PEEK to consume nothing). It is small enough to
+// be inlined (see takeControl).
+func recvFD(fd uintptr, p []byte, flags uintptr) (uintptr, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), flags, 0, 0)
+	return n, errno
+}

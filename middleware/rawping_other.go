@@ -15,6 +15,9 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 // readable is never called: rawConn returns nil.
 func readable(uintptr) bool { return true }
 
+// takeControl is never called: rawConn returns nil.
+func (c *Conn) takeControl() byte { return 0 }
+
 type rawWriter struct{}
 
 func (*rawWriter) init() {}

@@ -218,7 +218,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 			return
 		}
 	}
-	hj := &hijacker{ResponseWriter: w, readSize: s.ownReader}
+	hj := &hijacker{ResponseWriter: w, readSize: s.ownReader, readers: &s.readers}
 	ws, err := s.up.Upgrade(hj, r, nil)
 	if err != nil {
 		if sess != nil {
@@ -252,7 +252,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, h Handler) {
 		return
 	}
 	c.sess = sess
-	c.act = newReporter(s, sess, "")
 	if s.cfg.ConnContext != nil {
 		c.ctx = s.cfg.ConnContext(c.ctx, r)
 	}
@@ -423,15 +422,20 @@ const minOwnReader = 256
 // tracing middleware: it reaches the connection through
 // http.ResponseController.
 //
-// With readSize set, it also hands gorilla a fresh reader of that size in
-// place of net/http's (4 KiB, which then goes with the request), and keeps
-// it in br: the connection's reader waits for the socket to become readable
-// only when that buffer is empty (Conn.waitIdle). When the client sent data
-// before the handshake's answer, it hands on net/http's reader, which
-// gorilla refuses.
+// With readSize set, it also hands gorilla a reader of that size in place
+// of net/http's (4 KiB, which then goes with the request), and keeps it in
+// br: the connection's reader waits for the socket to become readable only
+// when that buffer is empty (Conn.waitIdle). The reader comes from readers,
+// the Server's pool, where idle connections lend theirs: the buffer an
+// upgraded connection holds until its first wait is one that an idle
+// connection gave back, and a ramp of new connections makes no buffer per
+// connection, neither garbage nor a pool that grows with them until the
+// next GC. When the client sent data before the handshake's answer, it
+// hands on net/http's reader, which gorilla refuses.
 type hijacker struct {
 	http.ResponseWriter
 	readSize int
+	readers  *sync.Pool // *bufio.Reader of readSize bytes
 	br       *bufio.Reader
 }
 
@@ -440,7 +444,12 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil || h.readSize == 0 || brw.Reader.Buffered() > 0 {
 		return nc, brw, err
 	}
-	h.br = bufio.NewReaderSize(nc, h.readSize)
+	if r, ok := h.readers.Get().(*bufio.Reader); ok {
+		r.Reset(nc)
+		h.br = r
+	} else {
+		h.br = bufio.NewReaderSize(nc, h.readSize)
+	}
 	brw.Reader = h.br
 	return nc, brw, nil
 }

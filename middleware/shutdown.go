@@ -92,7 +92,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	} else {
 		s.mu.Lock()
 		for c := range s.conns {
-			_ = c.nc.Close()
+			_ = c.ws.NetConn().Close()
 		}
 		s.mu.Unlock()
 		go func() { // the handlers return on their own

@@ -252,7 +252,7 @@ func (w *wheel) ping(c *Conn) (bool, error) {
 	if c.isClosing() {
 		return false, nil
 	}
-	return w.writeRaw(c.nc, c.raw, pingFrame)
+	return w.writeRaw(c.ws.NetConn(), c.raw, pingFrame)
 }
 
 // dropSilent closes c, whose client sent no frame within
@@ -269,8 +269,8 @@ func (w *wheel) dropSilent(c *Conn) {
 		return
 	}
 	if c.wmu.TryLock() {
-		_, _ = w.writeRaw(c.nc, c.raw, timeoutFrame)
+		_, _ = w.writeRaw(c.ws.NetConn(), c.raw, timeoutFrame)
 		c.wmu.Unlock()
 	}
-	_ = c.nc.Close()
+	_ = c.ws.NetConn().Close()
 }
