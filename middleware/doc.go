@@ -110,6 +110,17 @@
 // that upgrade connections themselves keep their code and call
 // Server.Attach.
 //
+// Go starts a new goroutine with a stack sized by the average stack in use
+// at the last GC. Idle connections use little, so each new request's
+// goroutine starts at 2 KiB and grows its stack by copying on its way
+// through net/http and the upgrade (about 8% of the CPU of a server taking
+// thousands of connections a second, docs/BENCHMARKS.md). While many
+// requests wait half way through their set-up the average rises instead,
+// and readers born then start, and stay, at 4 KiB;
+// GODEBUG=adaptivestackstart=0 (or a //go:debug line in the app's main
+// package) starts every goroutine at 2 KiB, which measured about 1 KiB
+// less per connection after a fast ramp.
+//
 // # Timeouts
 //
 // The server sends a protocol ping every PingInterval (25s by default, well
