@@ -28,6 +28,7 @@ type stormResult struct {
 	p50, p99, max time.Duration // the dials' times
 	cpu           time.Duration // the node's CPU from its restart to all online
 	failed        int64         // dials that failed five times
+	overflows     int64         // dials the accept queue had no room for (machine-wide ListenOverflows)
 	// offlines the node reported from its restart to Grace + 1 s after
 	// fully online: with the same clients dialling again, none is due.
 	offlines int64
@@ -87,6 +88,10 @@ func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	ov0, err := benchproc.ListenOverflows()
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	if err := e.startLoads(); err != nil {
 		return nil, err
@@ -138,6 +143,11 @@ func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 		return nil, err
 	}
 	r.cpu = c1 - c0 // to fully online, or to the 60 s deadline
+	ov1, err := benchproc.ListenOverflows()
+	if err != nil {
+		return nil, err
+	}
+	r.overflows = ov1 - ov0
 	// A client whose old session outlived its Grace before it came back
 	// went offline: count what the node reported.
 	time.Sleep(6 * time.Second) // the demo's Grace (5 s) and a beat
@@ -174,8 +184,8 @@ func reportStorms(w io.Writer, ss []*stormResult) {
 	if len(ss) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\n| reconnect storm | clients | failed dials | load avg | node holds every session after | Store counts exactly them online after | offlines | dial p50 | p99 | max | node CPU / connect |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "\n| reconnect storm | clients | failed dials | load avg | node holds every session after | Store counts exactly them online after | offlines | accept-queue overflows | dial p50 | p99 | max | node CPU / connect |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range ss {
 		online := fmt.Sprintf("%.2f s", s.online.Seconds())
 		if s.online == 0 {
@@ -186,7 +196,7 @@ func reportStorms(w io.Writer, ss []*stormResult) {
 		if s.newIDs {
 			who = "new clients"
 		}
-		fmt.Fprintf(w, "| %s store | %d %s in 1 s | %d | %s | %.2f s | %s | %d | %.2f ms | %.2f ms | %.1f ms | %.1f µs |\n",
-			s.store, s.n, who, s.failed, s.load, s.sessions.Seconds(), online, s.offlines, ms(s.p50), ms(s.p99), ms(s.max), us(cpu))
+		fmt.Fprintf(w, "| %s store | %d %s in 1 s | %d | %s | %.2f s | %s | %d | %d | %.2f ms | %.2f ms | %.1f ms | %.1f µs |\n",
+			s.store, s.n, who, s.failed, s.load, s.sessions.Seconds(), online, s.offlines, s.overflows, ms(s.p50), ms(s.p99), ms(s.max), us(cpu))
 	}
 }
