@@ -340,6 +340,50 @@ func (e *env) startLoads() error {
 
 // waitLoads waits until every load process has dialled and the server holds
 // every connection.
+// measure is a window over which a server is measured, from the start of
+// its load processes: its CPU and the machine's accept-queue overflows.
+type measure struct {
+	pid  int
+	t0   time.Time
+	cpu0 time.Duration
+	ov0  int64
+}
+
+// startLoadsMeasured starts the load processes and a measure; with
+// profile set, it also saves a 5 s CPU profile of the server there.
+func (e *env) startLoadsMeasured(profile string) (*measure, error) {
+	m := &measure{pid: e.srv.Process.Pid}
+	var err error
+	if m.cpu0, err = benchproc.CPUTime(m.pid); err != nil {
+		return nil, err
+	}
+	if m.ov0, err = benchproc.ListenOverflows(); err != nil {
+		return nil, err
+	}
+	m.t0 = time.Now()
+	if err := e.startLoads(); err != nil {
+		return nil, err
+	}
+	if profile != "" {
+		go func() { _ = benchproc.SaveURL("http://"+e.dbg+"/debug/pprof/profile?seconds=5", profile) }()
+	}
+	return m, nil
+}
+
+// end returns the server's CPU and the machine's accept-queue overflows
+// since the measure started.
+func (m *measure) end() (cpu time.Duration, overflows int64, err error) {
+	c1, err := benchproc.CPUTime(m.pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	ov1, err := benchproc.ListenOverflows()
+	if err != nil {
+		return 0, 0, err
+	}
+	return c1 - m.cpu0, ov1 - m.ov0, nil
+}
+
 func (e *env) waitLoads() error {
 	held, err := e.waitDialled()
 	if err != nil {

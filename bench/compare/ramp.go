@@ -70,23 +70,13 @@ func (sc scenario) rampOnce(profile bool) (*rampResult, error) {
 		return nil, err
 	}
 	r.load = benchproc.LoadAvg()
-	c0, err := benchproc.CPUTime(pid)
-	if err != nil {
-		return nil, err
-	}
-	ov0, err := benchproc.ListenOverflows()
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	if err := e.startLoads(); err != nil {
-		return nil, err
-	}
+	var prof string
 	if profile {
-		go func() {
-			_ = benchproc.SaveURL("http://"+e.dbg+"/debug/pprof/profile?seconds=5",
-				filepath.Join(sc.dir, fmt.Sprintf("ramp-%s-%d.pprof", sc.server, sc.run)))
-		}()
+		prof = filepath.Join(sc.dir, fmt.Sprintf("ramp-%s-%d.pprof", sc.server, sc.run))
+	}
+	m, err := e.startLoadsMeasured(prof)
+	if err != nil {
+		return nil, err
 	}
 	// A server that lost connections on the way is reported, not dropped:
 	// under heavy load a few runs lose some (the load processes saw them
@@ -94,17 +84,10 @@ func (sc scenario) rampOnce(profile bool) (*rampResult, error) {
 	if r.held, err = e.waitDialled(); err != nil {
 		return nil, err
 	}
-	r.rampTime = time.Since(t0)
-	ov1, err := benchproc.ListenOverflows()
-	if err != nil {
+	r.rampTime = time.Since(m.t0)
+	if r.cpu, r.overflows, err = m.end(); err != nil {
 		return nil, err
 	}
-	r.overflows = ov1 - ov0
-	c1, err := benchproc.CPUTime(pid)
-	if err != nil {
-		return nil, err
-	}
-	r.cpu = c1 - c0
 	time.Sleep(3 * time.Second)
 	if r.rss1, err = benchproc.RSSKiB(pid); err != nil {
 		return nil, err

@@ -83,25 +83,15 @@ func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 		return nil, err
 	}
 	defer e.stop()
-	pid := e.srv.Process.Pid
-	c0, err := benchproc.CPUTime(pid)
-	if err != nil {
-		return nil, err
-	}
-	ov0, err := benchproc.ListenOverflows()
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	if err := e.startLoads(); err != nil {
-		return nil, err
-	}
+	var prof string
 	if o.profile {
-		go func() {
-			_ = benchproc.SaveURL("http://"+e.dbg+"/debug/pprof/profile?seconds=5",
-				filepath.Join(sc.dir, "storm-"+o.stormStore+".pprof"))
-		}()
+		prof = filepath.Join(sc.dir, "storm-"+o.stormStore+".pprof")
 	}
+	meas, err := e.startLoadsMeasured(prof)
+	if err != nil {
+		return nil, err
+	}
+	t0 := meas.t0
 	// Fully online: every client that got its connection (the load
 	// processes say how many, once they are done) has its session on the
 	// node and counts online in the Store.
@@ -138,24 +128,18 @@ func (o *options) storm(dir string, bins binaries) (*stormResult, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c1, err := benchproc.CPUTime(pid)
-	if err != nil {
+	// CPU to fully online, or to the 60 s deadline.
+	if r.cpu, r.overflows, err = meas.end(); err != nil {
 		return nil, err
 	}
-	r.cpu = c1 - c0 // to fully online, or to the 60 s deadline
-	ov1, err := benchproc.ListenOverflows()
-	if err != nil {
-		return nil, err
-	}
-	r.overflows = ov1 - ov0
 	// A client whose old session outlived its Grace before it came back
 	// went offline: count what the node reported.
 	time.Sleep(6 * time.Second) // the demo's Grace (5 s) and a beat
-	m, err := benchproc.Scrape("http://" + e.addr + "/metrics")
+	after, err := benchproc.Scrape("http://" + e.addr + "/metrics")
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range m {
+	for k, v := range after {
 		if strings.HasPrefix(k, `vigil_presence_transitions_total{to="offline"`) {
 			r.offlines += v
 		}
