@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -374,21 +373,11 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 // usedMemory reads INFO memory used_memory.
 func usedMemory(t testing.TB, rdb *goredis.Client) int64 {
 	t.Helper()
-	info, err := rdb.Info(context.Background(), "memory").Result()
+	n, err := redistest.UsedMemory(context.Background(), rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no used_memory in INFO memory")
-	return 0
+	return n
 }
 
 // B16 over WebSocket: a new client over the store's cap is upgraded and

@@ -124,24 +124,14 @@ const (
 // processed so far.
 func serverLoad(t *testing.T, c *goredis.Client) (cpu float64, cmds int64) {
 	t.Helper()
-	info, err := c.Info(context.Background(), "cpu", "stats").Result()
+	f, err := redistest.Info(context.Background(), c, "cpu", "stats")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "used_cpu_user", "used_cpu_sys":
-			f, _ := strconv.ParseFloat(v, 64)
-			cpu += f
-		case "total_commands_processed":
-			cmds, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return cpu, cmds
+	user, _ := strconv.ParseFloat(f["used_cpu_user"], 64)
+	sys, _ := strconv.ParseFloat(f["used_cpu_sys"], 64)
+	cmds, _ = strconv.ParseInt(f["total_commands_processed"], 10, 64)
+	return user + sys, cmds
 }
 
 // cmdStat is one line of INFO commandstats (and the few counters of INFO

@@ -223,19 +223,9 @@ func waitAcked(t testing.TB, rdb goredis.UniversalClient, cfg redisstore.Config)
 // usedMemory reads used_memory from INFO memory.
 func usedMemory(t testing.TB, rdb *goredis.Client) int64 {
 	t.Helper()
-	info, err := rdb.Info(context.Background(), "memory").Result()
+	n, err := redistest.UsedMemory(context.Background(), rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no used_memory in INFO memory")
-	return 0
+	return n
 }

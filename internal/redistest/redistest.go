@@ -7,6 +7,7 @@ package redistest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -192,4 +193,33 @@ func (s *Server) Kill() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Info returns the fields of the INFO sections the server c talks to
+// reports (used_memory, used_cpu_user, …), by name.
+func Info(ctx context.Context, c *goredis.Client, sections ...string) (map[string]string, error) {
+	info, err := c.Info(ctx, sections...).Result()
+	if err != nil {
+		return nil, err
+	}
+	fields := make(map[string]string)
+	for line := range strings.Lines(info) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "#") {
+			fields[k] = v
+		}
+	}
+	return fields, nil
+}
+
+// UsedMemory returns used_memory from INFO memory.
+func UsedMemory(ctx context.Context, c *goredis.Client) (int64, error) {
+	f, err := Info(ctx, c, "memory")
+	if err != nil {
+		return 0, err
+	}
+	v, ok := f["used_memory"]
+	if !ok {
+		return 0, errors.New("redistest: no used_memory in INFO memory")
+	}
+	return strconv.ParseInt(v, 10, 64)
 }

@@ -9,12 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/internal/redistest"
 	"github.com/vigilhq/vigil/middleware"
 	"github.com/vigilhq/vigil/presence"
 	redisstore "github.com/vigilhq/vigil/store/redis"
@@ -137,7 +137,7 @@ func (f *redisFlood) round(ctx context.Context, phase string, n int, before []st
 		if s.Online, err = tr.Count(ctx); err != nil {
 			return err
 		}
-		if s.Used, err = usedMemory(ctx, f.rdb); err != nil {
+		if s.Used, err = redistest.UsedMemory(ctx, f.rdb); err != nil {
 			return err
 		}
 		res.Samples = append(res.Samples, s)
@@ -180,23 +180,9 @@ func (f *redisFlood) round(ctx context.Context, phase string, n int, before []st
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	used, err := usedMemory(ctx, f.rdb)
+	used, err := redistest.UsedMemory(ctx, f.rdb)
 	if err != nil {
 		return err
 	}
 	return emit(offline{Phase: phase + "-offline", Used: used})
-}
-
-// usedMemory reads used_memory from INFO memory.
-func usedMemory(ctx context.Context, rdb *goredis.Client) (int64, error) {
-	info, err := rdb.Info(ctx, "memory").Result()
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(info) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no used_memory in INFO memory")
 }
