@@ -4,6 +4,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -55,22 +56,10 @@ func TestFigureClientMemory(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	first := make([]*presence.Session, n)
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Go(func() {
-			for i := w; i < n; i += 16 {
-				var err error
-				if first[i], err = tr.Connect(ctx, "u"+strconv.Itoa(i), presence.SessionOptions{}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	inParallel(t, n, func(i int) (err error) {
+		first[i], err = tr.Connect(ctx, "u"+strconv.Itoa(i), presence.SessionOptions{})
+		return err
+	})
 	cfg := st.Config()
 	waitAcked(t, rdb, cfg)
 	used := usedMemory(t, rdb) - used0
@@ -88,21 +77,10 @@ func TestFigureClientMemory(t *testing.T) {
 	// journal entry.
 	const m = 20_000
 	second := make([]*presence.Session, m)
-	for w := range 16 {
-		wg.Go(func() {
-			for i := w; i < m; i += 16 {
-				var err error
-				if second[i], err = tr.Connect(ctx, "u"+strconv.Itoa(i), presence.SessionOptions{}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	inParallel(t, m, func(i int) (err error) {
+		second[i], err = tr.Connect(ctx, "u"+strconv.Itoa(i), presence.SessionOptions{})
+		return err
+	})
 	used1 := usedMemory(t, rdb) - used0
 	mu1 := memoryUsage(t, rdb, cfg)
 	t.Logf("a second session for %d clients: used_memory %.0f bytes per session; MEMORY USAGE %s",
@@ -111,22 +89,9 @@ func TestFigureClientMemory(t *testing.T) {
 	// Then both sessions of those clients end, without grace: m clients
 	// go offline (an Offline each, in the journal), and their records stay
 	// (Config.Retention).
-	for w := range 16 {
-		wg.Go(func() {
-			for i := w; i < m; i += 16 {
-				for _, s := range []*presence.Session{second[i], first[i]} {
-					if err := s.End(ctx, presence.ReasonClosed); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	inParallel(t, m, func(i int) error {
+		return errors.Join(second[i].End(ctx, presence.ReasonClosed), first[i].End(ctx, presence.ReasonClosed))
+	})
 	waitAcked(t, rdb, cfg)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		c, err := st.Count(ctx)
@@ -221,6 +186,27 @@ func waitAcked(t testing.TB, rdb goredis.UniversalClient, cfg redisstore.Config)
 }
 
 // usedMemory reads used_memory from INFO memory.
+// inParallel runs fn(i) for every i below n, on 16 goroutines, and fails
+// the test at the first error.
+func inParallel(t *testing.T, n int, fn func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				if err := fn(i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
 func usedMemory(t testing.TB, rdb *goredis.Client) int64 {
 	t.Helper()
 	n, err := redistest.UsedMemory(context.Background(), rdb)
