@@ -126,10 +126,11 @@ func (s *Store) Reclaim(ctx context.Context) ([]presence.Event, error) {
 // ended returns it without a round trip. The XREAD times out every 10s (2s
 // where the ACL denies the client CLIENT UNBLOCK, by which Close ends it
 // at once, or where the client's pool has fewer than 4 connections: then
-// it blocks on one of the pool's at a time, as before). The goroutine ends when Read was not called for a few seconds
-// (at its XREAD's next turn), when the client is closed, or at Close. So a
-// node that watches the journal costs Redis one XREAD every 10s while no
-// transition happens, where polling cost a round trip per Read.
+// it blocks on one of the pool's at a time, as before). The goroutine
+// ends when Read was not called for a few seconds (at its XREAD's next
+// turn), when the client is closed, or at Close. So a node that watches
+// the journal costs Redis one XREAD every 10s while no transition
+// happens, where polling cost a round trip per Read.
 func (s *Store) Read(ctx context.Context, cursor string) ([]presence.Event, string, error) {
 	if cursor == "" {
 		return s.readStart(ctx)
@@ -454,11 +455,10 @@ func (t *tail) stop(epoch int, err error) {
 // single server (see Read) and waits for it: it unblocks the goroutine's
 // XREAD (CLIENT UNBLOCK), or where it cannot (see Read), waits for the
 // XREAD to time out, at most about two seconds; later Reads read by
-// themselves. Call it once the
-// Store's Tracker is closed. It leaves the client open: closing it is the
-// caller's business, and closing it also ends the goroutine, at once.
-// Close reports only a failure to reach Redis for the registry; a second
-// call does nothing more.
+// themselves. Call it once the Store's Tracker is closed. It leaves the
+// client open: closing it is the caller's business, and closing it also
+// ends the goroutine, at once. Close reports only a failure to reach
+// Redis for the registry; a second call does nothing more.
 func (s *Store) Close() error {
 	var err error
 	s.sched.mu.Lock()

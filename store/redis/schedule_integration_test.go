@@ -89,7 +89,7 @@ func TestSweepShared(t *testing.T) {
 				}
 				return ids
 			}
-			check := func(ids []string, within time.Duration, sweepers ...string) {
+			check := func(ids []string, within time.Duration, sweepers ...string) map[string]int {
 				t.Helper()
 				waitUntil(t, within, "every Offline", func() bool {
 					mu.Lock()
@@ -122,8 +122,29 @@ func TestSweepShared(t *testing.T) {
 						t.Errorf("Offlines %q, want node_lost from %v", k, sweepers)
 					}
 				}
+				return by
 			}
-			check(add("both", 64), 3*time.Second, "a", "b")
+			// 64 clients over 32 buckets, about 16 buckets each: both
+			// sweepers decide some (one alone deciding all 64 means the
+			// buckets were not shared).
+			both := add("both", 64)
+			if by := check(both, 3*time.Second, "a", "b"); len(by) != 2 {
+				t.Errorf("Offlines by sweeper %v, want some from each of a and b", by)
+			}
+			// A bucket is swept by the one sweeper that ranks first for it.
+			mu.Lock()
+			sweptBy := make(map[int]string)
+			for _, id := range both {
+				if len(got[id]) == 0 {
+					continue
+				}
+				b := bucketOfTest(id, redisstore.DefaultBuckets)
+				if w, ok := sweptBy[b]; ok && w != got[id][0] {
+					t.Errorf("bucket %d: Offlines from %s and %s, want one sweeper", b, w, got[id][0])
+				}
+				sweptBy[b] = got[id][0]
+			}
+			mu.Unlock()
 
 			halt(b)
 			// b's entry runs out (at most 3s), then a takes its buckets over.

@@ -33,23 +33,21 @@ var (
 // newBareScript is a script without lua/common.lua: for the small calls of
 // the background work (schedule.go), which read no bucket's data.
 func newBareScript(name string) *goredis.Script {
-	body, err := luaFS.ReadFile("lua/" + name)
-	if err != nil {
-		panic(err)
-	}
-	return goredis.NewScript(string(body))
+	return goredis.NewScript(luaFile(name))
 }
 
+// newScript is a script with lua/common.lua before it.
 func newScript(name string) *goredis.Script {
-	common, err := luaFS.ReadFile("lua/common.lua")
-	if err != nil {
-		panic(err)
-	}
+	return goredis.NewScript(luaFile("common.lua") + "\n" + luaFile(name))
+}
+
+// luaFile returns the embedded lua/name; it panics if there is none.
+func luaFile(name string) string {
 	body, err := luaFS.ReadFile("lua/" + name)
 	if err != nil {
 		panic(err)
 	}
-	return goredis.NewScript(string(common) + "\n" + string(body))
+	return string(body)
 }
 
 // argv is the ARGV of one script call, set by the positions luanames.go

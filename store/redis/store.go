@@ -551,10 +551,10 @@ func (s *Store) sweep(ctx context.Context) ([]presence.Event, error) {
 // a hundred rounds), and reports whether they all ran out of work (done):
 // node renews its lease for leaseMS in each, unless node is empty.
 func (s *Store) sweepBuckets(ctx context.Context, bs []int, node string, leaseMS int64) (evs []presence.Event, done bool, err error) {
-	groups := s.groups(bs)
 	if len(bs) == 0 {
 		return nil, true, nil
 	}
+	groups := s.groups(bs)
 	var claimed []presence.Event
 	for round := 0; len(groups) > 0 && round < 100; round++ {
 		calls := make([]call, len(groups))
@@ -737,14 +737,19 @@ func (s *Store) lastSeen(ctx context.Context, ps []presence.Presence, sess [][]s
 		if !p.Online {
 			continue
 		}
+		if len(sess[i]) == 0 {
+			continue
+		}
+		b := s.bucket(p.ClientID)
+		bt := bs[b]
+		if bt == nil {
+			bt = &batch{}
+			bs[b] = bt
+		}
 		for _, r := range sess[i] {
-			b := s.bucket(p.ClientID)
-			if bs[b] == nil {
-				bs[b] = &batch{}
-			}
-			bs[b].sks = append(bs[b].sks, p.ClientID+"\x00"+r.id)
-			bs[b].recs = append(bs[b].recs, r)
-			bs[b].owners = append(bs[b].owners, i)
+			bt.sks = append(bt.sks, p.ClientID+"\x00"+r.id)
+			bt.recs = append(bt.recs, r)
+			bt.owners = append(bt.owners, i)
 		}
 	}
 	if len(bs) == 0 {

@@ -259,24 +259,24 @@ local function setsessions(c, S)
   c.sid = c.n == 1 and S[1].sid or ''
 end
 
--- addsess adds session x to record c (replacing one of the same ID).
-local function addsess(c, x)
+-- othersess returns the sessions of record c but sid.
+local function othersess(c, sid)
   local S = {}
   for _, o in ipairs(c.S) do
-    if o.sid ~= x.sid then S[#S + 1] = o end
+    if o.sid ~= sid then S[#S + 1] = o end
   end
+  return S
+end
+
+-- addsess adds session x to record c (replacing one of the same ID).
+local function addsess(c, x)
+  local S = othersess(c, x.sid)
   S[#S + 1] = x
   setsessions(c, S)
 end
 
 -- delsess drops session sid from record c.
-local function delsess(c, sid)
-  local S = {}
-  for _, o in ipairs(c.S) do
-    if o.sid ~= sid then S[#S + 1] = o end
-  end
-  setsessions(c, S)
-end
+local function delsess(c, sid) setsessions(c, othersess(c, sid)) end
 
 -- CHUNK bounds the fields or members of one command a script sends.
 local CHUNK = 1000
