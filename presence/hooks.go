@@ -71,7 +71,8 @@ type hooks struct {
 	// hooks of an event ran (see journal.go).
 	delivered func(Event)
 
-	// wake has a token for each idle worker that dispatch woke; quit is
+	// wake has a token for each idle worker that dispatch woke (one per
+	// client made ready, so that two clients never wait for one worker); quit is
 	// closed by wait, which ends idle waits.
 	wake     chan struct{}
 	quit     chan struct{}
@@ -87,6 +88,7 @@ type hooks struct {
 	free    []*clientQueue // to reuse, with their events' arrays
 	workers int            // not counting those that were abandoned
 	idle    int            // workers waiting for a wake token
+	woken   int            // wake tokens sent and not yet taken
 	running map[*hookWorker]struct{}
 	closing bool
 }
@@ -182,7 +184,8 @@ func (h *hooks) dispatch(ev Event) {
 		}
 		h.ready = append(h.ready, q)
 		switch {
-		case h.idle > 0:
+		case h.idle > h.woken: // an idle worker not woken yet: one a client
+			h.woken++
 			wake = true
 		case h.workers < maxHookWorkers:
 			h.workers++
@@ -193,7 +196,7 @@ func (h *hooks) dispatch(ev Event) {
 	if wake {
 		select {
 		case h.wake <- struct{}{}:
-		default: // as many tokens wait as workers idle: one will come
+		default: // never full: at most h.woken tokens wait
 		}
 	}
 	if spawn != nil {
@@ -304,6 +307,12 @@ func (w *hookWorker) waitIdle() bool {
 	w.linger.Stop()
 	h.mu.Lock()
 	h.idle--
+	// A worker whose linger ended as a token came for it leaves the token
+	// (and h.woken) to the next worker to go idle, which takes it at once;
+	// until then dispatch starts workers rather than count on it.
+	if woken {
+		h.woken--
+	}
 	return woken || h.head < len(h.ready)
 }
 
