@@ -410,9 +410,10 @@ type hookCtx struct {
 	deadline time.Time
 	timed    bool
 
-	mu   sync.Mutex
-	done chan struct{}
-	err  error
+	mu     sync.Mutex
+	done   chan struct{}
+	err    error
+	afters []*func() // see AfterFunc
 }
 
 // closedChan is the Done of a hookCtx cancelled before anyone asked.
@@ -439,6 +440,31 @@ func (c *hookCtx) Err() error {
 	return c.err
 }
 
+// AfterFunc arranges for f to run, in its own goroutine, once c is done;
+// stop undoes it. The context package calls it for a context derived from
+// c (a hook's context.WithTimeout around its own I/O), which would
+// otherwise start a goroutine to watch Done for each.
+func (c *hookCtx) AfterFunc(f func()) (stop func() bool) {
+	p := &f
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	c.afters = append(c.afters, p)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		i := slices.Index(c.afters, p)
+		if i < 0 {
+			return false
+		}
+		c.afters = slices.Delete(c.afters, i, i+1)
+		return true
+	}
+}
+
 func (c *hookCtx) cancel(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -449,6 +475,10 @@ func (c *hookCtx) cancel(err error) {
 	if c.done != nil {
 		close(c.done)
 	}
+	for _, f := range c.afters {
+		go (*f)()
+	}
+	c.afters = nil
 }
 
 func eventAttrs(ev Event) []slog.Attr {

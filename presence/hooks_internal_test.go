@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -54,4 +55,33 @@ func TestIdleWorkerWokenOncePerClient(t *testing.T) {
 			t.Fatal("b's hook did not run while a's blocked: both woke the one idle worker")
 		}
 	}
+}
+
+// A context a hook derives from its own registers with it, as with the
+// context package's contexts, rather than start a goroutine to watch its
+// Done; it is cancelled with it, and forgets it when cancelled first.
+func TestHookCtxDerived(t *testing.T) {
+	c := &hookCtx{}
+	child, cancel := context.WithCancel(c)
+	if len(c.afters) != 1 {
+		t.Fatalf("%d registrations after context.WithCancel; want 1", len(c.afters))
+	}
+	cancel()
+	if len(c.afters) != 0 {
+		t.Fatalf("%d registrations after the child's cancel; want 0", len(c.afters))
+	}
+	child, cancel = context.WithTimeout(c, time.Minute)
+	defer cancel()
+	c.cancel(context.DeadlineExceeded)
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a derived context is not done after the hook's")
+	}
+	if !errors.Is(child.Err(), context.DeadlineExceeded) {
+		t.Fatalf("derived context: %v; want the hook's context.DeadlineExceeded", child.Err())
+	}
+	late, cancelLate := context.WithCancel(c) // derived after it was done
+	defer cancelLate()
+	<-late.Done()
 }
