@@ -249,7 +249,11 @@ func (w *hookWorker) run() {
 			}
 			q.cur, q.has, q.next, q.list = q.events[0], true, 0, nil
 			q.events[0] = Event{}
-			q.events = q.events[1:]
+			if len(q.events) == 1 {
+				q.events = q.events[:0] // keeps the array, for the queue's reuse
+			} else {
+				q.events = q.events[1:]
+			}
 			if int(q.cur.Transition) < numTransitions {
 				q.list = h.lists[q.cur.Transition]
 			}
