@@ -71,7 +71,8 @@ type hooks struct {
 	// hooks of an event ran (see journal.go).
 	delivered func(Event)
 
-	// wake has a token for each idle worker that dispatch woke; quit is
+	// wake has a token for each idle worker that dispatch woke (one per
+	// client made ready, so that two clients never wait for one worker); quit is
 	// closed by wait, which ends idle waits.
 	wake     chan struct{}
 	quit     chan struct{}
@@ -87,6 +88,7 @@ type hooks struct {
 	free    []*clientQueue // to reuse, with their events' arrays
 	workers int            // not counting those that were abandoned
 	idle    int            // workers waiting for a wake token
+	woken   int            // wake tokens sent and not yet taken
 	running map[*hookWorker]struct{}
 	closing bool
 }
@@ -182,7 +184,8 @@ func (h *hooks) dispatch(ev Event) {
 		}
 		h.ready = append(h.ready, q)
 		switch {
-		case h.idle > 0:
+		case h.idle > h.woken: // an idle worker not woken yet: one a client
+			h.woken++
 			wake = true
 		case h.workers < maxHookWorkers:
 			h.workers++
@@ -193,7 +196,7 @@ func (h *hooks) dispatch(ev Event) {
 	if wake {
 		select {
 		case h.wake <- struct{}{}:
-		default: // as many tokens wait as workers idle: one will come
+		default: // never full: at most h.woken tokens wait
 		}
 	}
 	if spawn != nil {
@@ -246,7 +249,11 @@ func (w *hookWorker) run() {
 			}
 			q.cur, q.has, q.next, q.list = q.events[0], true, 0, nil
 			q.events[0] = Event{}
-			q.events = q.events[1:]
+			if len(q.events) == 1 {
+				q.events = q.events[:0] // keeps the array, for the queue's reuse
+			} else {
+				q.events = q.events[1:]
+			}
 			if int(q.cur.Transition) < numTransitions {
 				q.list = h.lists[q.cur.Transition]
 			}
@@ -304,6 +311,12 @@ func (w *hookWorker) waitIdle() bool {
 	w.linger.Stop()
 	h.mu.Lock()
 	h.idle--
+	// A worker whose linger ended as a token came for it leaves the token
+	// (and h.woken) to the next worker to go idle, which takes it at once;
+	// until then dispatch starts workers rather than count on it.
+	if woken {
+		h.woken--
+	}
 	return woken || h.head < len(h.ready)
 }
 
@@ -401,9 +414,10 @@ type hookCtx struct {
 	deadline time.Time
 	timed    bool
 
-	mu   sync.Mutex
-	done chan struct{}
-	err  error
+	mu     sync.Mutex
+	done   chan struct{}
+	err    error
+	afters []*func() // see AfterFunc
 }
 
 // closedChan is the Done of a hookCtx cancelled before anyone asked.
@@ -430,6 +444,31 @@ func (c *hookCtx) Err() error {
 	return c.err
 }
 
+// AfterFunc arranges for f to run, in its own goroutine, once c is done;
+// stop undoes it. The context package calls it for a context derived from
+// c (a hook's context.WithTimeout around its own I/O), which would
+// otherwise start a goroutine to watch Done for each.
+func (c *hookCtx) AfterFunc(f func()) (stop func() bool) {
+	p := &f
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	c.afters = append(c.afters, p)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		i := slices.Index(c.afters, p)
+		if i < 0 {
+			return false
+		}
+		c.afters = slices.Delete(c.afters, i, i+1)
+		return true
+	}
+}
+
 func (c *hookCtx) cancel(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -440,6 +479,10 @@ func (c *hookCtx) cancel(err error) {
 	if c.done != nil {
 		close(c.done)
 	}
+	for _, f := range c.afters {
+		go (*f)()
+	}
+	c.afters = nil
 }
 
 func eventAttrs(ev Event) []slog.Attr {
