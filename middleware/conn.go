@@ -134,7 +134,7 @@ func (c *Conn) onControl(string) error {
 
 // onPing answers a ping from the client, which counts as a beat.
 func (c *Conn) onPing(data string) error {
-	c.heard(c.s.now())
+	c.onControl(data)
 	return c.writePong(data)
 }
 

@@ -1,19 +1,9 @@
 package middleware
 
 import (
-	"context"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
-
-	"github.com/gorilla/websocket"
-
-	"github.com/vigilhq/vigil/presence"
-	"github.com/vigilhq/vigil/store/memory"
 )
 
 // TestConnSize keeps a Conn in the 240-byte size class of the allocator
@@ -32,26 +22,8 @@ func TestConnSize(t *testing.T) {
 // reporter only at its first report: most never send one, and a reporter
 // is 112 bytes of each connection's life (issue 17).
 func TestIdleConnHasNoReporter(t *testing.T) {
-	st, _ := memory.New(memory.Config{})
-	tr, err := presence.New(context.Background(), st, presence.Config{Node: "n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(tr, Config{Identify: IdentifyQuery("id")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.WebSocket(nil))
-	t.Cleanup(func() {
-		ts.Close()
-		_ = s.Shutdown(context.Background())
-		_ = tr.Close(context.Background())
-	})
-	ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws%s?id=c", strings.TrimPrefix(ts.URL, "http")), http.Header{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.Close() })
+	s, ts := newTestServer(t, nil)
+	dialTestServer(t, ts, "c")
 	var c *Conn
 	deadline := time.Now().Add(10 * time.Second)
 	for c == nil {

@@ -6,8 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -15,9 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/vigilhq/vigil/presence"
-	"github.com/vigilhq/vigil/store/memory"
 )
 
 // parkedIdle counts the readers parked in waitIdle's wait for readability.
@@ -44,15 +39,6 @@ func TestIdleConnHoldsNoReadBuffer(t *testing.T) {
 	// One P: sync.Pool keeps an object Put on another P where no Get from
 	// this one finds it.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	st, _ := memory.New(memory.Config{})
-	tr, err := presence.New(context.Background(), st, presence.Config{Node: "n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(tr, Config{Identify: IdentifyQuery("id")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	echo := func(ctx context.Context, c *Conn) {
 		for {
 			m, err := c.Receive(ctx)
@@ -61,20 +47,11 @@ func TestIdleConnHoldsNoReadBuffer(t *testing.T) {
 			}
 		}
 	}
-	ts := httptest.NewServer(s.WebSocket(echo))
-	defer func() {
-		ts.Close()
-		_ = s.Shutdown(context.Background())
-		_ = tr.Close(context.Background())
-	}()
+	s, ts := newTestServer(t, echo)
 	const n = 4
 	var cs []*websocket.Conn
 	for i := range n {
-		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("ws%s?id=c%d", strings.TrimPrefix(ts.URL, "http"), i), http.Header{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ws.Close()
+		ws := dialTestServer(t, ts, fmt.Sprintf("c%d", i))
 		cs = append(cs, ws)
 		// One after the other, each upgrade takes the buffer the
 		// connection before it lent.

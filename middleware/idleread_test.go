@@ -176,6 +176,16 @@ func (h *chatHub) serve(ctx context.Context, c *middleware.Conn) {
 	}
 }
 
+// stackInuse returns the bytes of goroutine stacks in use after two GCs,
+// which shrink the stacks that can be.
+func stackInuse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.StackInuse
+}
+
 // TestIdleReaderStackStaysSmall checks the goroutine stack of idle
 // connections whose Handler is the demo's shape: 2 KiB each, the smallest
 // (issue 17). With more than about 1.1 KiB of frames in use where the
@@ -191,14 +201,7 @@ func TestIdleReaderStackStaysSmall(t *testing.T) {
 	hub := &chatHub{conns: make(map[*middleware.Conn][]string)}
 	ts := startHTTP(t, e.mux(hub.serve))
 	addr := strings.TrimPrefix(ts.URL, "http://")
-	stacks := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.StackInuse
-	}
-	before := stacks()
+	before := stackInuse()
 	for i := range n {
 		c, err := rawDial(addr, fmt.Sprintf("/ws?id=s%d", i))
 		if err != nil {
@@ -207,7 +210,7 @@ func TestIdleReaderStackStaysSmall(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 	}
 	waitIdleReaders(t, n)
-	perConn := float64(stacks()-before) / n
+	perConn := float64(stackInuse()-before) / n
 	if perConn > 3<<10 {
 		t.Errorf("%.0f bytes of stack per idle connection, want 2 KiB", perConn)
 	}
@@ -235,13 +238,6 @@ func TestIdleReaderControlFrames(t *testing.T) {
 	hub := &chatHub{conns: make(map[*middleware.Conn][]string)}
 	ts := startHTTP(t, e.mux(hub.serve))
 	addr := strings.TrimPrefix(ts.URL, "http://")
-	stacks := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.StackInuse
-	}
 	var cs []net.Conn
 	for i := range n {
 		c, err := rawDial(addr, fmt.Sprintf("/ws?id=p%d", i))
@@ -296,12 +292,12 @@ func TestIdleReaderControlFrames(t *testing.T) {
 			// The first beats grow the Tracker's queue of beaten sessions
 			// (Session.Beat), and allocating, deeper, grows the stacks of
 			// a few readers; the steady state comes after.
-			before = stacks()
+			before = stackInuse()
 		}
 	}
 	// A reader's stack that grew adds 2 KiB; the test's goroutine may
 	// add some of its own.
-	perConn := (float64(stacks()) - float64(before)) / n
+	perConn := (float64(stackInuse()) - float64(before)) / n
 	if perConn > 1<<10 {
 		t.Errorf("stacks grew by %.0f bytes per idle connection after pongs and pings, want about 0 (2 KiB each)", perConn)
 	}

@@ -12,11 +12,17 @@ import (
 // and a raw system call is the one optimisation kept to Linux.
 func writeFD(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, err := syscall.Write(int(fd), p)
+	return max(n, 0), errnoOf(err)
+}
+
+// errnoOf returns the syscall.Errno of err: 0 for nil, EIO for an error
+// that is none.
+func errnoOf(err error) syscall.Errno {
 	var errno syscall.Errno
 	if err != nil && !errors.As(err, &errno) {
 		errno = syscall.EIO
 	}
-	return max(n, 0), errno
+	return errno
 }
 
 // readable reports whether the non-blocking socket fd has data to read (or
@@ -33,11 +39,7 @@ func readable(fd uintptr) bool {
 func recvFD(fd uintptr, p []byte, flags uintptr) (uintptr, syscall.Errno) {
 	n, _, err := syscall.Recvfrom(int(fd), p, int(flags))
 	if err != nil {
-		var errno syscall.Errno
-		if !errors.As(err, &errno) {
-			errno = syscall.EIO
-		}
-		return 0, errno
+		return 0, errnoOf(err)
 	}
 	return uintptr(n), 0
 }
