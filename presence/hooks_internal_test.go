@@ -62,15 +62,15 @@ func TestIdleWorkerWokenOncePerClient(t *testing.T) {
 // Done; it is cancelled with it, and forgets it when cancelled first.
 func TestHookCtxDerived(t *testing.T) {
 	c := &hookCtx{}
-	child, cancel := context.WithCancel(c)
+	first, cancelFirst := context.WithCancel(c)
 	if len(c.afters) != 1 {
 		t.Fatalf("%d registrations after context.WithCancel; want 1", len(c.afters))
 	}
-	cancel()
-	if len(c.afters) != 0 {
-		t.Fatalf("%d registrations after the child's cancel; want 0", len(c.afters))
+	cancelFirst()
+	if len(c.afters) != 0 || !errors.Is(first.Err(), context.Canceled) {
+		t.Fatalf("after the child's cancel: %d registrations, child %v; want 0, context.Canceled", len(c.afters), first.Err())
 	}
-	child, cancel = context.WithTimeout(c, time.Minute)
+	child, cancel := context.WithTimeout(c, time.Minute)
 	defer cancel()
 	c.cancel(context.DeadlineExceeded)
 	select {
